@@ -1,0 +1,349 @@
+//! Authentication and the principal model (DOMAIN.md §1).
+//!
+//! Every call carries `authorization: Bearer <jwt>`. Tokens are HS256 JWTs
+//! signed with a key every service is configured with, so any service can
+//! verify a token without asking another one. A token names a principal
+//! (`sub`), its roles and, for unit-scoped roles, its unit.
+
+use std::{fmt, path::Path, str::FromStr, sync::Arc};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+const ISSUER: &str = "jixiao";
+
+/// The roles of DOMAIN.md §1, plus `service` for calls between services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The efficiency office (市效能办): everything administrative.
+    Office,
+    /// An evaluation group member (评估小组).
+    Evaluator,
+    /// An inspector or efficiency supervisor (效能监督员).
+    Inspector,
+    /// An assessed unit (被评估单位); scoped to its unit.
+    Unit,
+    /// A data-provider unit (指标数据采集责任单位); scoped to its unit.
+    Provider,
+    /// A survey platform (调查平台).
+    SurveyPlatform,
+    /// A dashboard (看板).
+    Viewer,
+    /// Another Jixiao service calling on its own behalf (read-only lookups).
+    Service,
+}
+
+impl Role {
+    pub const ALL: [Role; 8] = [
+        Role::Office,
+        Role::Evaluator,
+        Role::Inspector,
+        Role::Unit,
+        Role::Provider,
+        Role::SurveyPlatform,
+        Role::Viewer,
+        Role::Service,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Office => "office",
+            Role::Evaluator => "evaluator",
+            Role::Inspector => "inspector",
+            Role::Unit => "unit",
+            Role::Provider => "provider",
+            Role::SurveyPlatform => "survey_platform",
+            Role::Viewer => "viewer",
+            Role::Service => "service",
+        }
+    }
+
+    /// Roles that act for one unit and need a `unit` claim.
+    pub fn is_unit_scoped(self) -> bool {
+        matches!(self, Role::Unit | Role::Provider)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role {s:?}"))
+    }
+}
+
+/// Who is calling: the verified content of a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Token subject, e.g. "office", "siming", "platform-12345".
+    pub subject: String,
+    pub roles: Vec<Role>,
+    /// The unit id (e.g. "siming") for unit-scoped roles.
+    pub unit: Option<String>,
+}
+
+impl Principal {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// Holds at least one of `roles`.
+    pub fn has_any(&self, roles: &[Role]) -> bool {
+        roles.iter().any(|r| self.has(*r))
+    }
+
+    /// PERMISSION_DENIED unless the principal holds one of `roles`.
+    pub fn require(&self, roles: &[Role], action: &str) -> Result<(), Error> {
+        if self.has_any(roles) {
+            Ok(())
+        } else {
+            Err(Error::denied(format!(
+                "{} may not {action}: it needs one of the roles {}",
+                self.subject,
+                roles
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        }
+    }
+
+    /// True when the principal holds `role` for unit `unit_id`.
+    pub fn acts_for(&self, role: Role, unit_id: &str) -> bool {
+        self.has(role) && self.unit.as_deref() == Some(unit_id)
+    }
+
+    /// PERMISSION_DENIED unless the principal is the office or holds `role`
+    /// for `unit_id`.
+    pub fn require_office_or_unit(
+        &self,
+        role: Role,
+        unit_id: &str,
+        action: &str,
+    ) -> Result<(), Error> {
+        if self.has(Role::Office) || self.acts_for(role, unit_id) {
+            Ok(())
+        } else {
+            Err(Error::denied(format!(
+                "{} may not {action} for unit {unit_id}",
+                self.subject
+            )))
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unit: Option<String>,
+    iss: String,
+    iat: u64,
+    exp: u64,
+}
+
+/// The shared signing key. Cloning is cheap.
+#[derive(Clone)]
+pub struct TokenKey(Arc<KeyInner>);
+
+struct KeyInner {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenKey(..)")
+    }
+}
+
+impl TokenKey {
+    /// A key from secret bytes (at least 32).
+    pub fn from_secret(secret: &[u8]) -> Result<Self, String> {
+        if secret.len() < 32 {
+            return Err("the token key must have at least 32 bytes".into());
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        validation.leeway = 30;
+        Ok(TokenKey(Arc::new(KeyInner {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        })))
+    }
+
+    /// A fresh random key, hex-encoded.
+    pub fn generate_hex() -> String {
+        let bytes: [u8; 32] = rand::random();
+        hex::encode(bytes)
+    }
+
+    /// Reads a hex key from `path`, creating the file with a fresh key when it
+    /// does not exist (the embedded default: a newcomer needs no setup).
+    /// Returns the key and whether it was created now.
+    pub fn load_or_create(path: &Path) -> Result<(Self, bool), String> {
+        let created = if path.exists() {
+            false
+        } else {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            write_private(path, &Self::generate_hex())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            true
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok((Self::from_hex(text.trim())?, created))
+    }
+
+    pub fn from_hex(text: &str) -> Result<Self, String> {
+        let bytes = hex::decode(text).map_err(|e| format!("the token key is not hex: {e}"))?;
+        Self::from_secret(&bytes)
+    }
+
+    /// Mints a token valid for `ttl_secs`.
+    pub fn issue(
+        &self,
+        subject: &str,
+        roles: &[Role],
+        unit: Option<&str>,
+        ttl_secs: u64,
+    ) -> Result<String, String> {
+        if subject.is_empty() {
+            return Err("a token needs a subject".into());
+        }
+        if roles.is_empty() {
+            return Err("a token needs at least one role".into());
+        }
+        if roles.iter().any(|r| r.is_unit_scoped()) && unit.is_none_or(str::is_empty) {
+            return Err("the roles unit and provider need a unit".into());
+        }
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = Claims {
+            sub: subject.to_string(),
+            roles: roles.iter().map(|r| r.as_str().to_string()).collect(),
+            unit: unit.map(str::to_string),
+            iss: ISSUER.into(),
+            iat: now,
+            exp: now + ttl_secs,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.0.encoding)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Verifies a bearer token and returns its principal.
+    pub fn verify(&self, token: &str) -> Result<Principal, Error> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation)
+            .map_err(|e| Error::Unauthenticated(format!("invalid token: {e}")))?;
+        let c = data.claims;
+        let roles = c
+            .roles
+            .iter()
+            .map(|r| r.parse::<Role>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::Unauthenticated(format!("invalid token: {e}")))?;
+        if roles.is_empty() {
+            return Err(Error::Unauthenticated("invalid token: no roles".into()));
+        }
+        Ok(Principal {
+            subject: c.sub,
+            roles,
+            unit: c.unit.filter(|u| !u.is_empty()),
+        })
+    }
+
+    /// Verifies the value of an `authorization` header.
+    pub fn verify_header(&self, header: Option<&str>) -> Result<Principal, Error> {
+        let header = header.ok_or_else(|| {
+            Error::Unauthenticated("missing authorization metadata: send `authorization: Bearer <token>`".into())
+        })?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(|| Error::Unauthenticated("authorization must be `Bearer <token>`".into()))?;
+        self.verify(token.trim())
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+/// The principal a request was authenticated as (put there by the host's
+/// auth layer).
+pub fn principal<T>(req: &tonic::Request<T>) -> Result<Principal, tonic::Status> {
+    req.extensions().get::<Principal>().cloned().ok_or_else(|| {
+        tonic::Status::unauthenticated("the request was not authenticated")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> TokenKey {
+        TokenKey::from_hex(&TokenKey::generate_hex()).unwrap()
+    }
+
+    #[test]
+    fn issued_tokens_verify_to_their_principal() {
+        let k = key();
+        let t = k
+            .issue("siming", &[Role::Unit, Role::Provider], Some("siming"), 60)
+            .unwrap();
+        let p = k.verify_header(Some(&format!("Bearer {t}"))).unwrap();
+        assert_eq!(p.subject, "siming");
+        assert_eq!(p.roles, [Role::Unit, Role::Provider]);
+        assert!(p.acts_for(Role::Unit, "siming"));
+        assert!(!p.acts_for(Role::Unit, "huli"));
+    }
+
+    #[test]
+    fn tokens_of_another_key_are_refused() {
+        let t = key().issue("office", &[Role::Office], None, 60).unwrap();
+        assert!(matches!(key().verify(&t), Err(Error::Unauthenticated(_))));
+    }
+
+    #[test]
+    fn unit_roles_need_a_unit() {
+        assert!(key().issue("x", &[Role::Unit], None, 60).is_err());
+    }
+
+    #[test]
+    fn missing_or_malformed_headers_are_unauthenticated() {
+        let k = key();
+        assert!(matches!(k.verify_header(None), Err(Error::Unauthenticated(_))));
+        assert!(matches!(
+            k.verify_header(Some("Basic abc")),
+            Err(Error::Unauthenticated(_))
+        ));
+    }
+}

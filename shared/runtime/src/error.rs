@@ -1,0 +1,267 @@
+//! One error type for every service, mapped to gRPC statuses the AIP-193 way:
+//! a canonical code, a `google.rpc.ErrorInfo` with an UPPER_SNAKE reason and
+//! the service's domain, and a `google.rpc.BadRequest` naming every bad field.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// A bad field: its path in the request (`plan.targets[2].value`) and what is
+/// wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Path of the field in the request, e.g. `plan.targets[2].value`.
+    pub field: String,
+    /// What is wrong, in words a caller can act on.
+    pub description: String,
+}
+
+/// Collects every bad field of a request, so that one answer names them all.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<Violation>);
+
+impl Violations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(Violation {
+            field: field.into(),
+            description: description.into(),
+        });
+    }
+
+    /// Records a violation unless `ok` holds.
+    pub fn check(&mut self, ok: bool, field: impl Into<String>, description: impl Into<String>) {
+        if !ok {
+            self.add(field, description);
+        }
+    }
+
+    pub fn extend(&mut self, other: Violations) {
+        self.0.extend(other.0);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn as_slice(&self) -> &[Violation] {
+        &self.0
+    }
+
+    /// `Ok(())` when nothing was recorded, else the INVALID_ARGUMENT error.
+    pub fn into_result(self) -> Result<(), Error> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Invalid(self.0))
+        }
+    }
+}
+
+/// Every way a call can fail, independent of transport.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid request: {}", summarize(.0))]
+    Invalid(Vec<Violation>),
+    #[error("{resource} not found")]
+    NotFound { resource: String },
+    #[error("{resource} already exists")]
+    AlreadyExists { resource: String },
+    /// The system is not in a state that allows the call; `reason` is the
+    /// machine-readable UPPER_SNAKE reason (e.g. `PLAN_DEADLINE_PASSED`).
+    #[error("{message}")]
+    FailedPrecondition {
+        reason: &'static str,
+        message: String,
+    },
+    /// A concurrency conflict, e.g. a stale etag.
+    #[error("{message}")]
+    Aborted {
+        reason: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A dependency (database or another service) cannot be reached.
+    #[error("{dependency} is unavailable: {message}")]
+    Unavailable { dependency: String, message: String },
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+fn summarize(violations: &[Violation]) -> String {
+    violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Error {
+    pub fn not_found(resource: impl Into<String>) -> Self {
+        Error::NotFound {
+            resource: resource.into(),
+        }
+    }
+
+    pub fn precondition(reason: &'static str, message: impl Into<String>) -> Self {
+        Error::FailedPrecondition {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn denied(message: impl Into<String>) -> Self {
+        Error::PermissionDenied(message.into())
+    }
+
+    /// A single bad field.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Error::Invalid(vec![Violation {
+            field: field.into(),
+            description: description.into(),
+        }])
+    }
+
+    pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Internal(Box::new(e))
+    }
+
+    /// The machine-readable reason carried in ErrorInfo.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Invalid(_) => "VALIDATION_FAILED",
+            Error::NotFound { .. } => "NOT_FOUND",
+            Error::AlreadyExists { .. } => "ALREADY_EXISTS",
+            Error::FailedPrecondition { reason, .. } | Error::Aborted { reason, .. } => reason,
+            Error::PermissionDenied(_) => "PERMISSION_DENIED",
+            Error::Unauthenticated(_) => "UNAUTHENTICATED",
+            Error::Unavailable { .. } => "DEPENDENCY_UNAVAILABLE",
+            Error::Internal(_) => "INTERNAL",
+        }
+    }
+
+    pub fn code(&self) -> Code {
+        match self {
+            Error::Invalid(_) => Code::InvalidArgument,
+            Error::NotFound { .. } => Code::NotFound,
+            Error::AlreadyExists { .. } => Code::AlreadyExists,
+            Error::FailedPrecondition { .. } => Code::FailedPrecondition,
+            Error::Aborted { .. } => Code::Aborted,
+            Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::Unauthenticated(_) => Code::Unauthenticated,
+            Error::Unavailable { .. } => Code::Unavailable,
+            Error::Internal(_) => Code::Internal,
+        }
+    }
+
+    /// Converts to a gRPC status for the service whose domain is
+    /// `jixiao.<service>`. Internal errors are logged with their chain here
+    /// and reach the caller without any detail (no SQL leaks out).
+    pub fn into_status(self, domain: &str) -> Status {
+        let mut details = ErrorDetails::new();
+        let mut metadata = HashMap::new();
+        match &self {
+            Error::Invalid(violations) => {
+                for v in violations {
+                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
+                }
+            }
+            Error::NotFound { resource } | Error::AlreadyExists { resource } => {
+                metadata.insert("resource".to_string(), resource.clone());
+            }
+            Error::Unavailable { dependency, .. } => {
+                metadata.insert("dependency".to_string(), dependency.clone());
+            }
+            Error::Internal(source) => {
+                tracing::error!(error = %chain(source.as_ref()), "internal error");
+            }
+            _ => {}
+        }
+        details.set_error_info(self.reason(), domain, metadata);
+        Status::with_error_details(self.code(), self.to_string(), details)
+    }
+}
+
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                Error::Unavailable {
+                    dependency: "database".into(),
+                    message: e.to_string(),
+                }
+            }
+            _ => Error::internal(e),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Error::internal(e)
+    }
+}
+
+/// Whether a database error is a unique-constraint violation (a lost race
+/// between two writers of the same key).
+pub fn is_unique_violation(e: &Error) -> bool {
+    match e {
+        Error::Internal(source) => source
+            .downcast_ref::<sqlx::Error>()
+            .and_then(|e| e.as_database_error())
+            .is_some_and(|d| d.is_unique_violation()),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_names_every_field_in_bad_request() {
+        let mut v = Violations::new();
+        v.add("plan.targets[0].value", "is required");
+        v.add("plan.unit", "unknown unit");
+        let status = v.into_result().unwrap_err().into_status("jixiao.plans");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let fields: Vec<_> = details
+            .bad_request()
+            .unwrap()
+            .field_violations
+            .iter()
+            .map(|f| f.field.clone())
+            .collect();
+        assert_eq!(fields, ["plan.targets[0].value", "plan.unit"]);
+        let info = details.error_info().unwrap();
+        assert_eq!(info.reason, "VALIDATION_FAILED");
+        assert_eq!(info.domain, "jixiao.plans");
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak_their_source() {
+        let e = Error::internal(std::io::Error::other("SELECT secret FROM t"));
+        let status = e.into_status("jixiao.plans");
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("SELECT"));
+    }
+}

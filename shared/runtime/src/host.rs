@@ -1,0 +1,247 @@
+//! The gRPC host: one tonic server per process mounting the enabled
+//! services, with `grpc.health.v1` per service, reflection (v1 and v1alpha),
+//! grpc-web with CORS for browser dashboards, authentication and request
+//! tracing, and graceful shutdown (NOT_SERVING, stop accepting, drain).
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use tokio::net::TcpListener;
+use tonic::{
+    body::Body,
+    server::NamedService,
+    service::RoutesBuilder,
+    transport::server::TcpIncoming,
+};
+use tonic_health::ServingStatus;
+use tower::{Layer, Service};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::Instrument;
+
+use crate::auth::TokenKey;
+
+/// The gRPC services a process mounts, with their names for health checks
+/// and reflection.
+#[derive(Default)]
+pub struct Services {
+    routes: RoutesBuilder,
+    names: Vec<&'static str>,
+}
+
+impl Services {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Mounts a generated tonic server (e.g. `PlansServiceServer::new(svc)`).
+    pub fn add<S>(&mut self, svc: S) -> &mut Self
+    where
+        S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.names.push(S::NAME);
+        self.routes.add_service(svc);
+        self
+    }
+
+    /// Fully-qualified names of the mounted services.
+    pub fn names(&self) -> &[&'static str] {
+        &self.names
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Serves `services` on `listener` until `shutdown` completes, then marks
+/// every service NOT_SERVING, stops accepting and drains in-flight calls.
+pub async fn serve(
+    listener: TcpListener,
+    services: Services,
+    key: TokenKey,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), BoxError> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for name in &services.names {
+        reporter
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
+    }
+    let reflection = |names: &[&'static str]| {
+        let mut b = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(jixiao_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health");
+        for name in names {
+            b = b.with_service_name(*name);
+        }
+        b
+    };
+    let reflection_v1 = reflection(&services.names).build_v1()?;
+    let reflection_v1alpha = reflection(&services.names).build_v1alpha()?;
+
+    let names = services.names.clone();
+    let mut routes = services.routes;
+    routes
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let drain = async move {
+        shutdown.await;
+        tracing::info!("shutting down: marking services NOT_SERVING and draining calls");
+        reporter
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        for name in names {
+            reporter
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+    };
+    tonic::transport::Server::builder()
+        .accept_http1(true)
+        .layer(cors())
+        .layer(tonic_web::GrpcWebLayer::new())
+        .layer(AuthLayer { key })
+        .add_routes(routes.routes())
+        .serve_with_incoming_shutdown(incoming, drain)
+        .await?;
+    Ok(())
+}
+
+/// Browsers may call from any origin: every call still needs a bearer token.
+fn cors() -> CorsLayer {
+    use http::{HeaderName, Method};
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers([
+            HeaderName::from_static("authorization"),
+            HeaderName::from_static("content-type"),
+            HeaderName::from_static("x-grpc-web"),
+            HeaderName::from_static("x-user-agent"),
+            HeaderName::from_static("grpc-timeout"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("grpc-status"),
+            HeaderName::from_static("grpc-message"),
+            HeaderName::from_static("grpc-status-details-bin"),
+        ])
+}
+
+/// Paths served without a token: health checks and reflection.
+fn is_open(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.")
+}
+
+/// Authenticates every call (except health and reflection), puts the
+/// principal into the request's extensions, and logs each call with its
+/// method, principal, outcome and latency.
+#[derive(Clone)]
+pub struct AuthLayer {
+    key: TokenKey,
+}
+
+impl AuthLayer {
+    pub fn new(key: TokenKey) -> Self {
+        AuthLayer { key }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            key: self.key.clone(),
+        }
+    }
+}
+
+/// The service [`AuthLayer`] makes.
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    key: TokenKey,
+}
+
+impl<S, B> Service<http::Request<B>> for AuthService<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        let path = req.uri().path().to_string();
+        // Take the service that was driven to readiness; leave a clone.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        if is_open(&path) || req.method() == http::Method::OPTIONS {
+            return Box::pin(inner.call(req));
+        }
+        let header = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let principal = match self.key.verify_header(header) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(method = %path, code = "UNAUTHENTICATED", error = %e, "call refused");
+                return Box::pin(async move { Ok(e.into_status("jixiao.auth").into_http()) });
+            }
+        };
+        let span = tracing::info_span!(
+            "rpc",
+            method = %path,
+            principal = %principal.subject,
+        );
+        req.extensions_mut().insert(principal);
+        Box::pin(
+            async move {
+                let started = Instant::now();
+                let result = inner.call(req).await;
+                if let Ok(res) = &result {
+                    let code = res
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<i32>().ok())
+                        .map(tonic::Code::from_i32)
+                        .unwrap_or(tonic::Code::Ok);
+                    let ms = started.elapsed().as_secs_f64() * 1000.0;
+                    if code == tonic::Code::Ok {
+                        tracing::info!(code = ?code, latency_ms = ms, "call");
+                    } else {
+                        let message = res
+                            .headers()
+                            .get("grpc-message")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default();
+                        tracing::info!(code = ?code, latency_ms = ms, message, "call failed");
+                    }
+                }
+                result
+            }
+            .instrument(span),
+        )
+    }
+}

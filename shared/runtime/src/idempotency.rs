@@ -1,0 +1,77 @@
+//! Idempotent creates and pushes. A request carrying a `request_id` is
+//! remembered with a digest of its content and its answer, in the same
+//! transaction as the change; the same request again returns the stored
+//! answer and changes nothing, a different request under the same id is
+//! refused.
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+use sqlx::{AnyConnection, Row};
+
+use crate::{auth::Principal, error::Error, time::now_ms};
+
+/// The digest of a request's content.
+pub fn request_digest(method: &str, request: &impl Message) -> String {
+    let mut h = Sha256::new();
+    h.update(method.as_bytes());
+    h.update([0]);
+    h.update(request.encode_to_vec());
+    hex::encode(h.finalize())
+}
+
+/// Looks up an earlier answer to the same request. `Ok(None)` when the
+/// request is new (or carries no request id).
+pub async fn replay<R: Message + Default>(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    request_id: &str,
+    digest: &str,
+) -> Result<Option<R>, Error> {
+    if request_id.is_empty() {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "SELECT request_digest, response FROM idempotency WHERE principal = $1 AND request_id = $2",
+    )
+    .bind(&principal.subject)
+    .bind(request_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let stored: String = row.try_get("request_digest")?;
+    if stored != digest {
+        return Err(Error::precondition(
+            "REQUEST_ID_REUSED",
+            format!("request_id {request_id:?} was already used for a different request"),
+        ));
+    }
+    let bytes: Vec<u8> = row.try_get("response")?;
+    R::decode(bytes.as_slice()).map(Some).map_err(Error::internal)
+}
+
+/// Remembers the answer to a request inside the change's transaction.
+pub async fn remember(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    request_id: &str,
+    method: &str,
+    digest: &str,
+    response: &impl Message,
+) -> Result<(), Error> {
+    if request_id.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO idempotency (principal, request_id, method, request_digest, response, at_ms)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&principal.subject)
+    .bind(request_id)
+    .bind(method)
+    .bind(digest)
+    .bind(response.encode_to_vec())
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! What every Jixiao service stands on: errors mapped to gRPC statuses,
+//! authentication, the gRPC host, storage with audit and idempotency,
+//! decimals, times, pagination and telemetry.
+
+pub mod audit;
+pub mod auth;
+pub mod db;
+pub mod decimal;
+pub mod error;
+pub mod host;
+pub mod idempotency;
+pub mod names;
+pub mod paging;
+pub mod telemetry;
+pub mod time;
+
+pub use auth::{Principal, Role, TokenKey, principal};
+pub use db::{Db, Dialect, Migrations};
+pub use error::{Error, Violations};

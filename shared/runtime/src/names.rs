@@ -1,0 +1,74 @@
+//! Resource names (AIP-122): `cycles/2026`, `units/siming`,
+//! `cycles/2026/groups/districts`. Ids are lower-case letters, digits and
+//! dashes, starting with a letter or digit, at most 63 characters.
+
+use crate::error::Error;
+
+/// Whether `id` is a valid resource id.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 63
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && !id.starts_with(['-', '_'])
+}
+
+/// Splits `name` along `pattern` ("cycles/*/groups/*") and returns the ids
+/// in place of the stars, or INVALID_ARGUMENT naming `field`.
+pub fn parse<'a>(name: &'a str, pattern: &str, field: &str) -> Result<Vec<&'a str>, Error> {
+    let parts: Vec<&str> = name.split('/').collect();
+    let want: Vec<&str> = pattern.split('/').collect();
+    let bad = || Error::invalid(field, format!("must be a resource name of the form {pattern}, got {name:?}"));
+    if parts.len() != want.len() {
+        return Err(bad());
+    }
+    let mut ids = Vec::new();
+    for (p, w) in parts.iter().zip(&want) {
+        if *w == "*" {
+            if !valid_id(p) {
+                return Err(bad());
+            }
+            ids.push(*p);
+        } else if p != w {
+            return Err(bad());
+        }
+    }
+    Ok(ids)
+}
+
+/// The one id of a name with one star.
+pub fn parse_one<'a>(name: &'a str, pattern: &str, field: &str) -> Result<&'a str, Error> {
+    Ok(parse(name, pattern, field)?[0])
+}
+
+/// `units/{id}` -> id.
+pub fn unit_id<'a>(name: &'a str, field: &str) -> Result<&'a str, Error> {
+    parse_one(name, "units/*", field)
+}
+
+/// `cycles/{id}` -> id.
+pub fn cycle_id<'a>(name: &'a str, field: &str) -> Result<&'a str, Error> {
+    parse_one(name, "cycles/*", field)
+}
+
+/// `cycles/{cycle}/groups/{group}` -> (cycle, group).
+pub fn group_name<'a>(name: &'a str, field: &str) -> Result<(&'a str, &'a str), Error> {
+    let ids = parse(name, "cycles/*/groups/*", field)?;
+    Ok((ids[0], ids[1]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_and_refuses_others() {
+        assert_eq!(group_name("cycles/2026/groups/districts", "g").unwrap(), ("2026", "districts"));
+        assert!(group_name("cycles/2026/units/districts", "g").is_err());
+        assert!(unit_id("units/Siming", "u").is_err());
+        assert!(unit_id("units/", "u").is_err());
+        assert!(unit_id("units/a/b", "u").is_err());
+        assert_eq!(unit_id("units/xiang-an", "u").unwrap(), "xiang-an");
+    }
+}

@@ -1,0 +1,27 @@
+//! Structured logging: human-readable on a terminal, JSON lines for log
+//! collectors (`--log-format json`). The level comes from `RUST_LOG`
+//! (default `info`).
+
+use tracing_subscriber::{EnvFilter, fmt};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum LogFormat {
+    /// Coloured, readable lines.
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Installs the global subscriber; later calls are ignored (tests start many
+/// suites in one process).
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,h2=warn,tower=warn,hyper=warn"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Pretty => builder.compact().try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
