@@ -1,1 +1,200 @@
+//! Shared fixtures for the end-to-end tests: a small evaluation year built
+//! through the public RPCs, and helpers to read error details.
 
+use jixiao_proto::{
+    Decimal,
+    plans::{
+        CreateCycleRequest, CreateGroupRequest, CreateUnitRequest, Cycle, Deadlines, Direction,
+        Group, Indicator, ReplaceFrameworkRequest, ScoringMethod, Unit, UnitKind,
+        plans_service_client::PlansServiceClient,
+    },
+};
+use jixiao_testkit::{Authed, Suite};
+use tonic::Status;
+use tonic_types::StatusExt;
+
+pub type Plans = PlansServiceClient<Authed>;
+
+pub fn dec(s: &str) -> Option<Decimal> {
+    Some(Decimal { value: s.into() })
+}
+
+pub fn ts(ms: i64) -> Option<prost_types::Timestamp> {
+    Some(jixiao_runtime::time::timestamp(ms))
+}
+
+pub fn now_ms() -> i64 {
+    jixiao_runtime::time::now_ms()
+}
+
+/// The ErrorInfo reason of a failed call.
+pub fn reason(status: &Status) -> String {
+    status
+        .get_error_details()
+        .error_info()
+        .map(|i| i.reason.clone())
+        .unwrap_or_default()
+}
+
+/// The fields a BadRequest names.
+pub fn bad_fields(status: &Status) -> Vec<String> {
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// The units of the fixture: three districts and a statistics bureau that
+/// provides data.
+pub const DISTRICTS: [&str; 3] = ["siming", "huli", "jimei"];
+pub const PROVIDER: &str = "stats";
+
+/// A cycle with a `districts` group and a framework of one indicator per
+/// scoring method (weights 20 + 15 + 10 + 10 + 5 = 60). `plan_deadline_ms`
+/// sets the plan deadline.
+pub async fn evaluation_year(suite: &Suite, cycle: &str, plan_deadline_ms: i64) -> Plans {
+    let mut office = PlansServiceClient::new(suite.office());
+    for (id, zh, en, kind) in [
+        (
+            "siming",
+            "思明区人民政府",
+            "Siming District",
+            UnitKind::DistrictGovernment,
+        ),
+        (
+            "huli",
+            "湖里区人民政府",
+            "Huli District",
+            UnitKind::DistrictGovernment,
+        ),
+        (
+            "jimei",
+            "集美区人民政府",
+            "Jimei District",
+            UnitKind::DistrictGovernment,
+        ),
+        (
+            "stats",
+            "市统计局",
+            "Statistics Bureau",
+            UnitKind::CityDepartment,
+        ),
+    ] {
+        let r = office
+            .create_unit(CreateUnitRequest {
+                unit_id: id.into(),
+                unit: Some(Unit {
+                    display_name_zh: zh.into(),
+                    display_name_en: en.into(),
+                    kind: kind as i32,
+                    ..Default::default()
+                }),
+                request_id: format!("unit-{id}"),
+            })
+            .await;
+        // Units outlive cycles: a second year finds them registered.
+        if let Err(s) = r {
+            assert_eq!(s.code(), tonic::Code::AlreadyExists, "{s:?}");
+        }
+    }
+    office
+        .create_cycle(CreateCycleRequest {
+            cycle_id: cycle.into(),
+            cycle: Some(Cycle {
+                year: 2026,
+                title: "2026年度绩效评估".into(),
+                deadlines: Some(Deadlines {
+                    plan_deadline: ts(plan_deadline_ms),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create cycle");
+    office
+        .create_group(CreateGroupRequest {
+            parent: format!("cycles/{cycle}"),
+            group_id: "districts".into(),
+            group: Some(Group {
+                display_name: "区人民政府".into(),
+                units: DISTRICTS.iter().map(|u| format!("units/{u}")).collect(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create group");
+    office
+        .replace_framework(ReplaceFrameworkRequest {
+            name: format!("cycles/{cycle}/groups/districts/framework"),
+            indicators: framework(),
+            request_id: String::new(),
+        })
+        .await
+        .expect("framework");
+    office
+}
+
+pub fn indicator(
+    code: &str,
+    weight: &str,
+    method: ScoringMethod,
+    direction: Direction,
+    range: (&str, &str),
+) -> Indicator {
+    Indicator {
+        code: code.into(),
+        display_name: code.into(),
+        measurement_unit: "%".into(),
+        direction: direction as i32,
+        weight: dec(weight),
+        method: method as i32,
+        plausible_min: dec(range.0),
+        plausible_max: dec(range.1),
+        provider: format!("units/{PROVIDER}"),
+        ..Default::default()
+    }
+}
+
+pub fn framework() -> Vec<Indicator> {
+    vec![
+        indicator(
+            "GDP_GROWTH",
+            "20",
+            ScoringMethod::Ratio,
+            Direction::HigherIsBetter,
+            ("-20", "30"),
+        ),
+        indicator(
+            "ENERGY_INTENSITY",
+            "15",
+            ScoringMethod::Ratio,
+            Direction::LowerIsBetter,
+            ("0", "2"),
+        ),
+        indicator(
+            "APPROVAL_ONLINE_RATE",
+            "10",
+            ScoringMethod::Threshold,
+            Direction::HigherIsBetter,
+            ("0", "100"),
+        ),
+        indicator(
+            "INVESTMENT",
+            "10",
+            ScoringMethod::PeerRank,
+            Direction::HigherIsBetter,
+            ("0", "5000"),
+        ),
+        indicator(
+            "KEY_PROJECTS",
+            "5",
+            ScoringMethod::Assessed,
+            Direction::HigherIsBetter,
+            ("0", "5"),
+        ),
+    ]
+}

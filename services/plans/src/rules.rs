@@ -96,7 +96,10 @@ pub fn check_scheme(s: &mut Scheme, v: &mut Violations, prefix: &str) {
             v.add(format!("{prefix}.{field}"), e);
         }
     }
-    for (field, value) in [("peer_rank_floor", &s.peer_rank_floor), ("at_risk_threshold", &s.at_risk_threshold)] {
+    for (field, value) in [
+        ("peer_rank_floor", &s.peer_rank_floor),
+        ("at_risk_threshold", &s.at_risk_threshold),
+    ] {
         if let Ok(d) = decimal::required(value)
             && d > Decimal::ONE
         {
@@ -113,12 +116,22 @@ pub fn check_scheme(s: &mut Scheme, v: &mut Violations, prefix: &str) {
         check_keys(list, unit_interval, v, &format!("{prefix}.{field}"));
     }
     if s.answer_values.is_empty() {
-        v.add(format!("{prefix}.answer_values"), "needs at least one counted answer");
+        v.add(
+            format!("{prefix}.answer_values"),
+            "needs at least one counted answer",
+        );
     }
     if s.category_weights.is_empty() {
-        v.add(format!("{prefix}.category_weights"), "needs at least one respondent category");
+        v.add(
+            format!("{prefix}.category_weights"),
+            "needs at least one respondent category",
+        );
     }
-    v.check(s.min_sample >= 1, format!("{prefix}.min_sample"), "must be at least 1");
+    v.check(
+        s.min_sample >= 1,
+        format!("{prefix}.min_sample"),
+        "must be at least 1",
+    );
     v.check(
         s.mutual_trim_min_raters >= 3,
         format!("{prefix}.mutual_trim_min_raters"),
@@ -130,7 +143,10 @@ pub fn check_scheme(s: &mut Scheme, v: &mut Violations, prefix: &str) {
         "must be GRADES or NUMERIC",
     );
     if s.mutual_scale == MutualScale::Grades as i32 && s.grade_values.is_empty() {
-        v.add(format!("{prefix}.grade_values"), "a grade scale needs grade values");
+        v.add(
+            format!("{prefix}.grade_values"),
+            "a grade scale needs grade values",
+        );
     }
 }
 
@@ -147,10 +163,20 @@ fn check_keys(list: &mut [WeightedKey], unit_interval: bool, v: &mut Violations,
     let mut seen = HashSet::new();
     for (i, k) in list.iter_mut().enumerate() {
         let f = format!("{field}[{i}]");
-        v.check(valid_key(&k.key), format!("{f}.key"), "must be lower_snake_case letters and digits");
-        v.check(seen.insert(k.key.clone()), format!("{f}.key"), format!("{:?} appears twice", k.key));
+        v.check(
+            valid_key(&k.key),
+            format!("{f}.key"),
+            "must be lower_snake_case letters and digits",
+        );
+        v.check(
+            seen.insert(k.key.clone()),
+            format!("{f}.key"),
+            format!("{:?} appears twice", k.key),
+        );
         match non_negative(&mut k.value) {
-            Ok(d) if unit_interval && d > Decimal::ONE => v.add(format!("{f}.value"), "must lie between 0 and 1"),
+            Ok(d) if unit_interval && d > Decimal::ONE => {
+                v.add(format!("{f}.value"), "must lie between 0 and 1")
+            }
             Ok(_) => {}
             Err(e) => v.add(format!("{f}.value"), e),
         }
@@ -160,14 +186,17 @@ fn check_keys(list: &mut [WeightedKey], unit_interval: bool, v: &mut Violations,
 fn valid_key(k: &str) -> bool {
     !k.is_empty()
         && k.len() <= 64
-        && k.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && k.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// Whether an indicator code is well-formed: letters, digits, `_` and `-`.
 pub fn valid_code(code: &str) -> bool {
     !code.is_empty()
         && code.len() <= 64
-        && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// What a framework check needs to know about the world.
@@ -189,17 +218,31 @@ pub fn check_framework(
 ) -> Decimal {
     let mut total = Decimal::ZERO;
     let mut codes = HashSet::new();
-    v.check(!indicators.is_empty(), "indicators", "a framework needs at least one indicator");
+    v.check(
+        !indicators.is_empty(),
+        "indicators",
+        "a framework needs at least one indicator",
+    );
     for (i, ind) in indicators.iter_mut().enumerate() {
         let f = format!("indicators[{i}]");
         if !valid_code(&ind.code) {
-            v.add(format!("{f}.code"), "must be 1-64 letters, digits, '_' or '-'");
+            v.add(
+                format!("{f}.code"),
+                "must be 1-64 letters, digits, '_' or '-'",
+            );
         } else if !codes.insert(ind.code.clone()) {
             v.add(format!("{f}.code"), format!("{} appears twice", ind.code));
         }
-        v.check(!ind.display_name.trim().is_empty(), format!("{f}.display_name"), "is required");
         v.check(
-            matches!(Direction::try_from(ind.direction), Ok(Direction::HigherIsBetter | Direction::LowerIsBetter)),
+            !ind.display_name.trim().is_empty(),
+            format!("{f}.display_name"),
+            "is required",
+        );
+        v.check(
+            matches!(
+                Direction::try_from(ind.direction),
+                Ok(Direction::HigherIsBetter | Direction::LowerIsBetter)
+            ),
             format!("{f}.direction"),
             "must be HIGHER_IS_BETTER or LOWER_IS_BETTER",
         );
@@ -219,7 +262,10 @@ pub fn check_framework(
         let min = decimal::required(&ind.plausible_min);
         let max = decimal::required(&ind.plausible_max);
         match (&min, &max) {
-            (Ok(lo), Ok(hi)) if lo > hi => v.add(format!("{f}.plausible_max"), "must not be below plausible_min"),
+            (Ok(lo), Ok(hi)) if lo > hi => v.add(
+                format!("{f}.plausible_max"),
+                "must not be below plausible_min",
+            ),
             _ => {}
         }
         for (field, r, slot) in [
@@ -232,7 +278,10 @@ pub fn check_framework(
             }
         }
         if !ctx.known_units.contains(&ind.provider) {
-            v.add(format!("{f}.provider"), format!("{:?} is not a registered unit", ind.provider));
+            v.add(
+                format!("{f}.provider"),
+                format!("{:?} is not a registered unit", ind.provider),
+            );
         }
         for (j, u) in ind.cooperating_units.iter().enumerate() {
             v.check(
@@ -245,7 +294,10 @@ pub fn check_framework(
         for (j, t) in ind.assigned_targets.iter_mut().enumerate() {
             let tf = format!("{f}.assigned_targets[{j}]");
             if !ctx.members.contains(&t.unit) {
-                v.add(format!("{tf}.unit"), format!("{:?} is not a member of the group", t.unit));
+                v.add(
+                    format!("{tf}.unit"),
+                    format!("{:?} is not a member of the group", t.unit),
+                );
             } else if !assigned.insert(t.unit.clone()) {
                 v.add(format!("{tf}.unit"), format!("{} has two targets", t.unit));
             }
@@ -254,7 +306,10 @@ pub fn check_framework(
                     if let (Ok(lo), Ok(hi)) = (&min, &max)
                         && (d < *lo || d > *hi)
                     {
-                        v.add(format!("{tf}.value"), format!("{d} is outside the plausible range [{lo}, {hi}]"));
+                        v.add(
+                            format!("{tf}.value"),
+                            format!("{d} is outside the plausible range [{lo}, {hi}]"),
+                        );
                     }
                     t.value = Some(to_proto(d));
                 }
@@ -305,27 +360,53 @@ pub fn sort_targets(targets: &mut [Target], framework: &Framework) {
         .enumerate()
         .map(|(i, ind)| (ind.code.as_str(), i))
         .collect();
-    targets.sort_by_key(|t| order.get(t.indicator.as_str()).copied().unwrap_or(usize::MAX));
+    targets.sort_by_key(|t| {
+        order
+            .get(t.indicator.as_str())
+            .copied()
+            .unwrap_or(usize::MAX)
+    });
 }
 
 /// Checks a plan's content against the framework. `complete` also demands a
 /// target for every indicator that needs one (at submission); drafts may be
 /// partial but what they hold must be valid. Rewrites decimals canonically.
-pub fn check_plan(plan: &mut Plan, framework: &Framework, unit: &str, complete: bool, v: &mut Violations) {
-    let by_code: HashMap<&str, &Indicator> =
-        framework.indicators.iter().map(|i| (i.code.as_str(), i)).collect();
+pub fn check_plan(
+    plan: &mut Plan,
+    framework: &Framework,
+    unit: &str,
+    complete: bool,
+    v: &mut Violations,
+) {
+    let by_code: HashMap<&str, &Indicator> = framework
+        .indicators
+        .iter()
+        .map(|i| (i.code.as_str(), i))
+        .collect();
     let mut seen = HashSet::new();
     for (i, t) in plan.targets.iter_mut().enumerate() {
         let f = format!("plan.targets[{i}]");
         let Some(ind) = by_code.get(t.indicator.as_str()) else {
-            v.add(format!("{f}.indicator"), format!("{:?} is not an indicator of the group's framework", t.indicator));
+            v.add(
+                format!("{f}.indicator"),
+                format!(
+                    "{:?} is not an indicator of the group's framework",
+                    t.indicator
+                ),
+            );
             continue;
         };
         if !seen.insert(t.indicator.clone()) {
-            v.add(format!("{f}.indicator"), format!("{} has two targets", t.indicator));
+            v.add(
+                format!("{f}.indicator"),
+                format!("{} has two targets", t.indicator),
+            );
         }
         if !needs_target(ind) {
-            v.add(format!("{f}.indicator"), format!("{} is ASSESSED and takes no target", t.indicator));
+            v.add(
+                format!("{f}.indicator"),
+                format!("{} is ASSESSED and takes no target", t.indicator),
+            );
             continue;
         }
         let assigned = ind.assigned_targets.iter().find(|a| a.unit == unit);
@@ -335,12 +416,20 @@ pub fn check_plan(plan: &mut Plan, framework: &Framework, unit: &str, complete: 
                 let hi = decimal::required(&ind.plausible_max).unwrap_or(Decimal::MAX);
                 if let Some(a) = assigned {
                     if decimal::required(&a.value).ok() != Some(d) {
-                        v.add(format!("{f}.value"), "was assigned by the office and cannot be changed");
+                        v.add(
+                            format!("{f}.value"),
+                            "was assigned by the office and cannot be changed",
+                        );
                     }
                 } else if d < lo || d > hi {
                     v.add(
                         format!("{f}.value"),
-                        format!("{d} is outside the plausible range [{}, {}] of {}", canonical(lo), canonical(hi), ind.code),
+                        format!(
+                            "{d} is outside the plausible range [{}, {}] of {}",
+                            canonical(lo),
+                            canonical(hi),
+                            ind.code
+                        ),
                     );
                 }
                 t.value = Some(to_proto(d));
@@ -352,16 +441,31 @@ pub fn check_plan(plan: &mut Plan, framework: &Framework, unit: &str, complete: 
     if complete {
         for ind in &framework.indicators {
             if needs_target(ind) && !seen.contains(&ind.code) {
-                v.add("plan.targets", format!("missing a target for indicator {}", ind.code));
+                v.add(
+                    "plan.targets",
+                    format!("missing a target for indicator {}", ind.code),
+                );
             }
         }
     }
     for (i, g) in plan.goals.iter().enumerate() {
         let f = format!("plan.goals[{i}]");
-        v.check(!g.title.trim().is_empty(), format!("{f}.title"), "is required");
+        v.check(
+            !g.title.trim().is_empty(),
+            format!("{f}.title"),
+            "is required",
+        );
         for (j, m) in g.milestones.iter().enumerate() {
-            v.check(!m.description.trim().is_empty(), format!("{f}.milestones[{j}].description"), "is required");
-            v.check(m.due_time.is_some(), format!("{f}.milestones[{j}].due_time"), "is required");
+            v.check(
+                !m.description.trim().is_empty(),
+                format!("{f}.milestones[{j}].description"),
+                "is required",
+            );
+            v.check(
+                m.due_time.is_some(),
+                format!("{f}.milestones[{j}].due_time"),
+                "is required",
+            );
         }
     }
 }
@@ -376,35 +480,79 @@ pub struct Change {
 
 /// Field-level difference between two versions: targets by indicator code,
 /// goals and milestones by position.
-pub fn diff(old_targets: &[Target], old_goals: &[Goal], new_targets: &[Target], new_goals: &[Goal]) -> Vec<Change> {
+pub fn diff(
+    old_targets: &[Target],
+    old_goals: &[Goal],
+    new_targets: &[Target],
+    new_goals: &[Goal],
+) -> Vec<Change> {
     let mut out = Vec::new();
-    let value = |t: &Target| t.value.as_ref().map(|d| d.value.clone()).unwrap_or_default();
-    let old: BTreeMap<&str, String> = old_targets.iter().map(|t| (t.indicator.as_str(), value(t))).collect();
-    let new: BTreeMap<&str, String> = new_targets.iter().map(|t| (t.indicator.as_str(), value(t))).collect();
+    let value = |t: &Target| {
+        t.value
+            .as_ref()
+            .map(|d| d.value.clone())
+            .unwrap_or_default()
+    };
+    let old: BTreeMap<&str, String> = old_targets
+        .iter()
+        .map(|t| (t.indicator.as_str(), value(t)))
+        .collect();
+    let new: BTreeMap<&str, String> = new_targets
+        .iter()
+        .map(|t| (t.indicator.as_str(), value(t)))
+        .collect();
     let mut codes: Vec<&str> = new_targets.iter().map(|t| t.indicator.as_str()).collect();
-    codes.extend(old_targets.iter().map(|t| t.indicator.as_str()).filter(|c| !new.contains_key(c)));
+    codes.extend(
+        old_targets
+            .iter()
+            .map(|t| t.indicator.as_str())
+            .filter(|c| !new.contains_key(c)),
+    );
     for code in codes {
-        let (a, b) = (old.get(code).cloned().unwrap_or_default(), new.get(code).cloned().unwrap_or_default());
+        let (a, b) = (
+            old.get(code).cloned().unwrap_or_default(),
+            new.get(code).cloned().unwrap_or_default(),
+        );
         if a != b {
-            out.push(Change { field: format!("targets[{code}].value"), old: a, new: b });
+            out.push(Change {
+                field: format!("targets[{code}].value"),
+                old: a,
+                new: b,
+            });
         }
     }
-    let ts = |m: &jixiao_proto::plans::Milestone| m.due_time.as_ref().map(|t| millis(t).to_string()).unwrap_or_default();
+    let ts = |m: &jixiao_proto::plans::Milestone| {
+        m.due_time
+            .as_ref()
+            .map(|t| millis(t).to_string())
+            .unwrap_or_default()
+    };
     for i in 0..old_goals.len().max(new_goals.len()) {
         let (a, b) = (old_goals.get(i), new_goals.get(i));
         let f = format!("goals[{i}]");
         let mut field = |name: String, x: String, y: String| {
             if x != y {
-                out.push(Change { field: name, old: x, new: y });
+                out.push(Change {
+                    field: name,
+                    old: x,
+                    new: y,
+                });
             }
         };
-        field(format!("{f}.title"), a.map(|g| g.title.clone()).unwrap_or_default(), b.map(|g| g.title.clone()).unwrap_or_default());
+        field(
+            format!("{f}.title"),
+            a.map(|g| g.title.clone()).unwrap_or_default(),
+            b.map(|g| g.title.clone()).unwrap_or_default(),
+        );
         field(
             format!("{f}.description"),
             a.map(|g| g.description.clone()).unwrap_or_default(),
             b.map(|g| g.description.clone()).unwrap_or_default(),
         );
-        let (ma, mb) = (a.map(|g| g.milestones.as_slice()).unwrap_or(&[]), b.map(|g| g.milestones.as_slice()).unwrap_or(&[]));
+        let (ma, mb) = (
+            a.map(|g| g.milestones.as_slice()).unwrap_or(&[]),
+            b.map(|g| g.milestones.as_slice()).unwrap_or(&[]),
+        );
         for j in 0..ma.len().max(mb.len()) {
             let (x, y) = (ma.get(j), mb.get(j));
             field(
@@ -412,7 +560,11 @@ pub fn diff(old_targets: &[Target], old_goals: &[Goal], new_targets: &[Target], 
                 x.map(|m| m.description.clone()).unwrap_or_default(),
                 y.map(|m| m.description.clone()).unwrap_or_default(),
             );
-            field(format!("{f}.milestones[{j}].due_time"), x.map(ts).unwrap_or_default(), y.map(ts).unwrap_or_default());
+            field(
+                format!("{f}.milestones[{j}].due_time"),
+                x.map(ts).unwrap_or_default(),
+                y.map(ts).unwrap_or_default(),
+            );
         }
     }
     out
@@ -453,25 +605,49 @@ pub fn deadline_reason(scope: LockScope) -> &'static str {
 /// its deadline; after the deadline or outside the phase only while the
 /// office's lock exception for the unit is in force, and then late. An
 /// archived cycle takes no writes at all.
-pub fn write_window(phase: Phase, scope: LockScope, deadline_ms: Option<i64>, exception_until_ms: Option<i64>, now_ms: i64) -> Window {
+pub fn write_window(
+    phase: Phase,
+    scope: LockScope,
+    deadline_ms: Option<i64>,
+    exception_until_ms: Option<i64>,
+    now_ms: i64,
+) -> Window {
     let in_phase = scope_phases(scope).contains(&phase);
     let before_deadline = deadline_ms.is_none_or(|d| now_ms <= d);
     if phase == Phase::Archived {
-        return Window { open: false, late: false, closed_reason: "CYCLE_ARCHIVED" };
+        return Window {
+            open: false,
+            late: false,
+            closed_reason: "CYCLE_ARCHIVED",
+        };
     }
     if in_phase && before_deadline {
-        return Window { open: true, late: false, closed_reason: "" };
+        return Window {
+            open: true,
+            late: false,
+            closed_reason: "",
+        };
     }
     if exception_until_ms.is_some_and(|until| now_ms <= until) {
-        return Window { open: true, late: true, closed_reason: "" };
+        return Window {
+            open: true,
+            late: true,
+            closed_reason: "",
+        };
     }
-    let passed_phase = scope_phases(scope).iter().all(|p| (*p as i32) < (phase as i32));
+    let passed_phase = scope_phases(scope)
+        .iter()
+        .all(|p| (*p as i32) < (phase as i32));
     let closed_reason = if !before_deadline || (passed_phase && deadline_ms.is_some()) {
         deadline_reason(scope)
     } else {
         "WRONG_PHASE"
     };
-    Window { open: false, late: false, closed_reason }
+    Window {
+        open: false,
+        late: false,
+        closed_reason,
+    }
 }
 
 #[cfg(test)]
@@ -499,11 +675,17 @@ mod tests {
     }
 
     fn ctx<'a>(known: &'a HashSet<String>, members: &'a HashSet<String>) -> FrameworkContext<'a> {
-        FrameworkContext { known_units: known, members, indicator_max: dec("60") }
+        FrameworkContext {
+            known_units: known,
+            members,
+            indicator_max: dec("60"),
+        }
     }
 
     fn sets() -> (HashSet<String>, HashSet<String>) {
-        let known = ["units/stats", "units/siming", "units/huli"].map(String::from).into();
+        let known = ["units/stats", "units/siming", "units/huli"]
+            .map(String::from)
+            .into();
         let members = ["units/siming", "units/huli"].map(String::from).into();
         (known, members)
     }
@@ -529,7 +711,10 @@ mod tests {
     #[test]
     fn framework_weights_must_add_up_to_the_indicator_maximum() {
         let (known, members) = sets();
-        let mut f = vec![indicator("A", "30", ScoringMethod::Ratio), indicator("B", "29.5", ScoringMethod::Threshold)];
+        let mut f = vec![
+            indicator("A", "30", ScoringMethod::Ratio),
+            indicator("B", "29.5", ScoringMethod::Threshold),
+        ];
         let mut v = Violations::new();
         let total = check_framework(&mut f, &ctx(&known, &members), &mut v);
         assert_eq!(total, dec("59.5"));
@@ -544,7 +729,10 @@ mod tests {
         bad.provider = "units/nobody".into();
         bad.plausible_min = d("5");
         bad.plausible_max = d("1");
-        bad.assigned_targets = vec![AssignedTarget { unit: "units/stats".into(), value: d("3") }];
+        bad.assigned_targets = vec![AssignedTarget {
+            unit: "units/stats".into(),
+            value: d("3"),
+        }];
         let mut f = vec![bad, indicator("A", "60", ScoringMethod::Ratio)];
         let mut v = Violations::new();
         check_framework(&mut f, &ctx(&known, &members), &mut v);
@@ -566,9 +754,16 @@ mod tests {
 
     fn framework() -> Framework {
         let mut a = indicator("A", "30", ScoringMethod::Ratio);
-        a.assigned_targets = vec![AssignedTarget { unit: "units/siming".into(), value: d("8") }];
+        a.assigned_targets = vec![AssignedTarget {
+            unit: "units/siming".into(),
+            value: d("8"),
+        }];
         Framework {
-            indicators: vec![a, indicator("B", "20", ScoringMethod::PeerRank), indicator("C", "10", ScoringMethod::Assessed)],
+            indicators: vec![
+                a,
+                indicator("B", "20", ScoringMethod::PeerRank),
+                indicator("C", "10", ScoringMethod::Assessed),
+            ],
             ..Default::default()
         }
     }
@@ -578,16 +773,38 @@ mod tests {
         let f = framework();
         let mut plan = Plan {
             targets: vec![
-                Target { indicator: "A".into(), value: d("9"), assigned: false },
-                Target { indicator: "Z".into(), value: d("1"), assigned: false },
-                Target { indicator: "C".into(), value: d("1"), assigned: false },
+                Target {
+                    indicator: "A".into(),
+                    value: d("9"),
+                    assigned: false,
+                },
+                Target {
+                    indicator: "Z".into(),
+                    value: d("1"),
+                    assigned: false,
+                },
+                Target {
+                    indicator: "C".into(),
+                    value: d("1"),
+                    assigned: false,
+                },
             ],
             ..Default::default()
         };
         let mut v = Violations::new();
         check_plan(&mut plan, &f, "units/siming", true, &mut v);
-        let got: Vec<_> = v.as_slice().iter().map(|x| (x.field.as_str(), x.description.as_str())).collect();
-        assert_eq!(got[0], ("plan.targets[0].value", "was assigned by the office and cannot be changed"));
+        let got: Vec<_> = v
+            .as_slice()
+            .iter()
+            .map(|x| (x.field.as_str(), x.description.as_str()))
+            .collect();
+        assert_eq!(
+            got[0],
+            (
+                "plan.targets[0].value",
+                "was assigned by the office and cannot be changed"
+            )
+        );
         assert_eq!(got[1].0, "plan.targets[1].indicator");
         assert_eq!(got[2].0, "plan.targets[2].indicator");
         assert_eq!(got[3], ("plan.targets", "missing a target for indicator B"));
@@ -595,22 +812,45 @@ mod tests {
 
         let mut huli = Plan {
             targets: vec![
-                Target { indicator: "A".into(), value: d("101"), assigned: false },
-                Target { indicator: "B".into(), value: d("5.50"), assigned: false },
+                Target {
+                    indicator: "A".into(),
+                    value: d("101"),
+                    assigned: false,
+                },
+                Target {
+                    indicator: "B".into(),
+                    value: d("5.50"),
+                    assigned: false,
+                },
             ],
             ..Default::default()
         };
         let mut v = Violations::new();
         check_plan(&mut huli, &f, "units/huli", true, &mut v);
         assert_eq!(v.as_slice().len(), 1);
-        assert!(v.as_slice()[0].description.contains("outside the plausible range [0, 100]"));
+        assert!(
+            v.as_slice()[0]
+                .description
+                .contains("outside the plausible range [0, 100]")
+        );
         assert_eq!(huli.targets[1].value, d("5.5"));
     }
 
     #[test]
     fn assigned_targets_override_what_the_unit_wrote() {
         let f = framework();
-        let mut t = vec![Target { indicator: "B".into(), value: d("1"), assigned: false }, Target { indicator: "A".into(), value: d("1"), assigned: false }];
+        let mut t = vec![
+            Target {
+                indicator: "B".into(),
+                value: d("1"),
+                assigned: false,
+            },
+            Target {
+                indicator: "A".into(),
+                value: d("1"),
+                assigned: false,
+            },
+        ];
         apply_assigned_targets(&mut t, &f, "units/siming");
         assert_eq!(t[0].indicator, "A");
         assert_eq!(t[0].value, d("8"));
@@ -619,13 +859,23 @@ mod tests {
 
     #[test]
     fn diff_names_changed_targets_and_goal_fields() {
-        let t = |c: &str, x: &str| Target { indicator: c.into(), value: d(x), assigned: false };
+        let t = |c: &str, x: &str| Target {
+            indicator: c.into(),
+            value: d(x),
+            assigned: false,
+        };
         let g = |title: &str, ms: &[(&str, i64)]| Goal {
             title: title.into(),
             description: String::new(),
             milestones: ms
                 .iter()
-                .map(|(m, s)| Milestone { description: (*m).into(), due_time: Some(prost_types::Timestamp { seconds: *s, nanos: 0 }) })
+                .map(|(m, s)| Milestone {
+                    description: (*m).into(),
+                    due_time: Some(prost_types::Timestamp {
+                        seconds: *s,
+                        nanos: 0,
+                    }),
+                })
                 .collect(),
         };
         let changes = diff(
@@ -634,7 +884,10 @@ mod tests {
             &[t("A", "1.5"), t("C", "3")],
             &[g("roads", &[("plan", 20)]), g("parks", &[])],
         );
-        let fields: Vec<_> = changes.iter().map(|c| (c.field.as_str(), c.old.as_str(), c.new.as_str())).collect();
+        let fields: Vec<_> = changes
+            .iter()
+            .map(|c| (c.field.as_str(), c.old.as_str(), c.new.as_str()))
+            .collect();
         assert_eq!(
             fields,
             [
@@ -650,13 +903,39 @@ mod tests {
     #[test]
     fn window_is_open_before_the_deadline_and_late_only_under_an_exception() {
         let plan = LockScope::Plan;
-        assert_eq!(write_window(Phase::Planning, plan, Some(100), None, 50), Window { open: true, late: false, closed_reason: "" });
-        assert_eq!(write_window(Phase::Planning, plan, Some(100), None, 150).closed_reason, "PLAN_DEADLINE_PASSED");
-        assert_eq!(write_window(Phase::Planning, plan, Some(100), Some(200), 150), Window { open: true, late: true, closed_reason: "" });
-        assert_eq!(write_window(Phase::Planning, plan, Some(100), Some(120), 150).closed_reason, "PLAN_DEADLINE_PASSED");
-        assert_eq!(write_window(Phase::Execution, plan, Some(100), Some(200), 150).late, true);
-        assert_eq!(write_window(Phase::Planning, LockScope::Data, Some(100), None, 50).closed_reason, "WRONG_PHASE");
-        assert_eq!(write_window(Phase::Archived, plan, None, Some(200), 150).closed_reason, "CYCLE_ARCHIVED");
-        assert_eq!(write_window(Phase::Execution, LockScope::Data, None, None, 150).open, true);
+        assert_eq!(
+            write_window(Phase::Planning, plan, Some(100), None, 50),
+            Window {
+                open: true,
+                late: false,
+                closed_reason: ""
+            }
+        );
+        assert_eq!(
+            write_window(Phase::Planning, plan, Some(100), None, 150).closed_reason,
+            "PLAN_DEADLINE_PASSED"
+        );
+        assert_eq!(
+            write_window(Phase::Planning, plan, Some(100), Some(200), 150),
+            Window {
+                open: true,
+                late: true,
+                closed_reason: ""
+            }
+        );
+        assert_eq!(
+            write_window(Phase::Planning, plan, Some(100), Some(120), 150).closed_reason,
+            "PLAN_DEADLINE_PASSED"
+        );
+        assert!(write_window(Phase::Execution, plan, Some(100), Some(200), 150).late);
+        assert_eq!(
+            write_window(Phase::Planning, LockScope::Data, Some(100), None, 50).closed_reason,
+            "WRONG_PHASE"
+        );
+        assert_eq!(
+            write_window(Phase::Archived, plan, None, Some(200), 150).closed_reason,
+            "CYCLE_ARCHIVED"
+        );
+        assert!(write_window(Phase::Execution, LockScope::Data, None, None, 150).open);
     }
 }

@@ -5,20 +5,19 @@ use std::collections::HashSet;
 
 use jixiao_proto::{
     plans::{
-        plans_service_server::PlansService, AmendPlanRequest, ApprovePlanRequest,
-        CheckWriteWindowRequest, CheckWriteWindowResponse, CreateCycleRequest,
-        CreateGroupRequest, CreateNoticeRequest, CreatePlanRequest, CreateUnitRequest, Cycle,
-        Deadlines, DiffPlanVersionsRequest, DiffPlanVersionsResponse, FieldChange, Framework,
-        GetCycleRequest, GetFrameworkRequest, GetGroupRequest, GetPlanRequest, GetSchemeRequest,
-        GetTimelinessReportRequest, GetUnitRequest, GrantLockExceptionRequest, Group,
-        ListCyclesRequest, ListCyclesResponse, ListGroupsRequest, ListGroupsResponse,
-        ListLockExceptionsRequest, ListLockExceptionsResponse, ListNoticesRequest,
-        ListNoticesResponse, ListPlanVersionsRequest, ListPlanVersionsResponse, ListPlansRequest,
-        ListPlansResponse, ListUnitsRequest, ListUnitsResponse, LockException, LockScope, Notice,
-        Phase, Plan, PlanState, PlanVersion, ReplaceFrameworkRequest, ReturnPlanRequest, Scheme,
-        SetCyclePhaseRequest, SubmitPlanRequest, TimelinessReport, Unit, UnitKind,
-        UnitTimeliness, UpdateCycleRequest, UpdateGroupRequest, UpdatePlanRequest,
-        UpdateSchemeRequest, VersionOutcome,
+        AmendPlanRequest, ApprovePlanRequest, CheckWriteWindowRequest, CheckWriteWindowResponse,
+        CreateCycleRequest, CreateGroupRequest, CreateNoticeRequest, CreatePlanRequest,
+        CreateUnitRequest, Cycle, Deadlines, DiffPlanVersionsRequest, DiffPlanVersionsResponse,
+        FieldChange, Framework, GetCycleRequest, GetFrameworkRequest, GetGroupRequest,
+        GetPlanRequest, GetSchemeRequest, GetTimelinessReportRequest, GetUnitRequest,
+        GrantLockExceptionRequest, Group, ListCyclesRequest, ListCyclesResponse, ListGroupsRequest,
+        ListGroupsResponse, ListLockExceptionsRequest, ListLockExceptionsResponse,
+        ListNoticesRequest, ListNoticesResponse, ListPlanVersionsRequest, ListPlanVersionsResponse,
+        ListPlansRequest, ListPlansResponse, ListUnitsRequest, ListUnitsResponse, LockException,
+        LockScope, Notice, Phase, Plan, PlanState, PlanVersion, ReplaceFrameworkRequest,
+        ReturnPlanRequest, Scheme, SetCyclePhaseRequest, SubmitPlanRequest, TimelinessReport, Unit,
+        UnitKind, UnitTimeliness, UpdateCycleRequest, UpdateGroupRequest, UpdatePlanRequest,
+        UpdateSchemeRequest, VersionOutcome, plans_service_server::PlansService,
     },
     types::{ListAuditRecordsRequest, ListAuditRecordsResponse},
 };
@@ -150,7 +149,9 @@ fn unit_proto(row: &AnyRow) -> Result<Unit, Error> {
 }
 
 async fn known_units(conn: &mut AnyConnection) -> Result<HashSet<String>, Error> {
-    let rows = sqlx::query("SELECT id FROM units").fetch_all(&mut *conn).await?;
+    let rows = sqlx::query("SELECT id FROM units")
+        .fetch_all(&mut *conn)
+        .await?;
     rows.iter()
         .map(|r| Ok(format!("units/{}", r.try_get::<String, _>("id")?)))
         .collect()
@@ -201,12 +202,17 @@ async fn load_group(conn: &mut AnyConnection, cycle: &str, group: &str) -> Resul
 }
 
 /// The group of a unit in a cycle.
-async fn group_of(conn: &mut AnyConnection, cycle: &str, unit: &str) -> Result<Option<String>, Error> {
-    let row = sqlx::query("SELECT group_id FROM group_members WHERE cycle_id = $1 AND unit_id = $2")
-        .bind(cycle)
-        .bind(unit)
-        .fetch_optional(&mut *conn)
-        .await?;
+async fn group_of(
+    conn: &mut AnyConnection,
+    cycle: &str,
+    unit: &str,
+) -> Result<Option<String>, Error> {
+    let row =
+        sqlx::query("SELECT group_id FROM group_members WHERE cycle_id = $1 AND unit_id = $2")
+            .bind(cycle)
+            .bind(unit)
+            .fetch_optional(&mut *conn)
+            .await?;
     Ok(match row {
         Some(r) => Some(r.try_get("group_id")?),
         None => None,
@@ -260,7 +266,8 @@ fn plan_row(row: &AnyRow) -> Result<PlanRow, Error> {
         cycle: row.try_get("cycle_id")?,
         unit: row.try_get("unit_id")?,
         group: row.try_get("group_id")?,
-        state: PlanState::try_from(row.try_get::<i64, _>("state")? as i32).unwrap_or(PlanState::Unspecified),
+        state: PlanState::try_from(row.try_get::<i64, _>("state")? as i32)
+            .unwrap_or(PlanState::Unspecified),
         content: decode(&row.try_get::<Vec<u8>, _>("content")?)?,
         version: row.try_get("version")?,
         approved_version: row.try_get("approved_version")?,
@@ -408,12 +415,18 @@ fn closed_error(cycle: &CycleRow, scope: LockScope, w: &rules::Window) -> Error 
 fn scope_of(v: i32, field: &str) -> Result<LockScope, Error> {
     match LockScope::try_from(v) {
         Ok(s) if s != LockScope::Unspecified => Ok(s),
-        _ => Err(Error::invalid(field, "must be PLAN, DATA, REVIEW or RECTIFICATION")),
+        _ => Err(Error::invalid(
+            field,
+            "must be PLAN, DATA, REVIEW or RECTIFICATION",
+        )),
     }
 }
 
 fn display_id(kind: &str) -> String {
-    format!("{kind}-{}", &uuid::Uuid::now_v7().simple().to_string()[..20])
+    format!(
+        "{kind}-{}",
+        &uuid::Uuid::now_v7().simple().to_string()[..20]
+    )
 }
 
 fn page(size: i32, token: &str, default: i64, max: i64) -> Result<Page, Error> {
@@ -427,11 +440,19 @@ impl PlansApi {
         p.require(&[Role::Office], "create cycles")?;
         let digest = idempotency::request_digest("CreateCycle", &req);
         let mut v = Violations::new();
-        v.check(names::valid_id(&req.cycle_id), "cycle_id", "must be 1-63 lower-case letters, digits or dashes");
+        v.check(
+            names::valid_id(&req.cycle_id),
+            "cycle_id",
+            "must be 1-63 lower-case letters, digits or dashes",
+        );
         let cycle = req.cycle.clone().unwrap_or_default();
-        v.check((2000..=2100).contains(&cycle.year), "cycle.year", "must be a year between 2000 and 2100");
+        v.check(
+            (2000..=2100).contains(&cycle.year),
+            "cycle.year",
+            "must be a year between 2000 and 2100",
+        );
         v.check(!cycle.title.trim().is_empty(), "cycle.title", "is required");
-        let d = cycle.deadlines.clone().unwrap_or_default();
+        let d = cycle.deadlines.unwrap_or_default();
         v.into_result()?;
         let mut tx = self.db.write.begin().await?;
         if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
@@ -442,11 +463,15 @@ impl PlansApi {
             .fetch_optional(&mut *tx)
             .await?;
         if exists.is_some() {
-            return Err(Error::AlreadyExists { resource: format!("cycles/{}", req.cycle_id) });
+            return Err(Error::AlreadyExists {
+                resource: format!("cycles/{}", req.cycle_id),
+            });
         }
         let now = now_ms();
         let ms = |t: &Option<prost_types::Timestamp>| t.as_ref().map(millis);
-        let sql = format!("INSERT INTO cycles ({CYCLE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)");
+        let sql = format!(
+            "INSERT INTO cycles ({CYCLE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)"
+        );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&req.cycle_id)
             .bind(i64::from(cycle.year))
@@ -463,10 +488,23 @@ impl PlansApi {
         audit::append(
             &mut tx,
             &p,
-            audit::Entry { action: "cycles.create", resource: &created.name, reason: "", detail: json!({"year": cycle.year, "title": created.title}) },
+            audit::Entry {
+                action: "cycles.create",
+                resource: &created.name,
+                reason: "",
+                detail: json!({"year": cycle.year, "title": created.title}),
+            },
         )
         .await?;
-        idempotency::remember(&mut tx, &p, &req.request_id, "CreateCycle", &digest, &created).await?;
+        idempotency::remember(
+            &mut tx,
+            &p,
+            &req.request_id,
+            "CreateCycle",
+            &digest,
+            &created,
+        )
+        .await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -482,10 +520,26 @@ impl PlansApi {
         let mut tx = self.db.write.begin().await?;
         let current = load_cycle(&mut tx, &id).await?;
         let mut title = current.proto.title.clone();
-        let mut d = [current.plan_deadline, current.data_deadline, current.review_close, current.rectification_deadline];
+        let mut d = [
+            current.plan_deadline,
+            current.data_deadline,
+            current.review_close,
+            current.rectification_deadline,
+        ];
         let new = cycle.deadlines.unwrap_or_default();
-        let new_d = [&new.plan_deadline, &new.data_deadline, &new.review_close, &new.rectification_deadline].map(|t| t.as_ref().map(millis));
-        let fields = ["plan_deadline", "data_deadline", "review_close", "rectification_deadline"];
+        let new_d = [
+            &new.plan_deadline,
+            &new.data_deadline,
+            &new.review_close,
+            &new.rectification_deadline,
+        ]
+        .map(|t| t.as_ref().map(millis));
+        let fields = [
+            "plan_deadline",
+            "data_deadline",
+            "review_close",
+            "rectification_deadline",
+        ];
         let mut v = Violations::new();
         for path in &paths {
             match path.as_str() {
@@ -494,9 +548,15 @@ impl PlansApi {
                     title = cycle.title.trim().to_string();
                 }
                 "deadlines" => d = new_d,
-                other => match other.strip_prefix("deadlines.").and_then(|f| fields.iter().position(|x| *x == f)) {
+                other => match other
+                    .strip_prefix("deadlines.")
+                    .and_then(|f| fields.iter().position(|x| *x == f))
+                {
                     Some(i) => d[i] = new_d[i],
-                    None => v.add("update_mask", format!("{other:?} cannot be updated; use title or deadlines[.<field>]")),
+                    None => v.add(
+                        "update_mask",
+                        format!("{other:?} cannot be updated; use title or deadlines[.<field>]"),
+                    ),
                 },
             }
         }
@@ -518,14 +578,23 @@ impl PlansApi {
         audit::append(
             &mut tx,
             &p,
-            audit::Entry { action: "cycles.update", resource: &updated.name, reason: "", detail: json!({"fields": paths, "deadlines_ms": d}) },
+            audit::Entry {
+                action: "cycles.update",
+                resource: &updated.name,
+                reason: "",
+                detail: json!({"fields": paths, "deadlines_ms": d}),
+            },
         )
         .await?;
         tx.commit().await?;
         Ok(updated)
     }
 
-    async fn set_cycle_phase(&self, p: Principal, req: SetCyclePhaseRequest) -> Result<Cycle, Error> {
+    async fn set_cycle_phase(
+        &self,
+        p: Principal,
+        req: SetCyclePhaseRequest,
+    ) -> Result<Cycle, Error> {
         p.require(&[Role::Office], "change a cycle's phase")?;
         let id = names::cycle_id(&req.name, "name")?.to_string();
         let phase = match Phase::try_from(req.phase) {
@@ -537,7 +606,10 @@ impl PlansApi {
         if (phase as i32) <= (current.phase as i32) {
             return Err(Error::precondition(
                 "PHASE_ORDER",
-                format!("cycles/{id} is in {}; phases only move forward", current.phase.as_str_name()),
+                format!(
+                    "cycles/{id} is in {}; phases only move forward",
+                    current.phase.as_str_name()
+                ),
             ));
         }
         sqlx::query("UPDATE cycles SET phase = $1, update_ms = $2 WHERE id = $3")
@@ -567,8 +639,16 @@ impl PlansApi {
         let digest = idempotency::request_digest("CreateUnit", &req);
         let unit = req.unit.clone().unwrap_or_default();
         let mut v = Violations::new();
-        v.check(names::valid_id(&req.unit_id), "unit_id", "must be 1-63 lower-case letters, digits or dashes");
-        v.check(!unit.display_name_zh.trim().is_empty(), "unit.display_name_zh", "is required");
+        v.check(
+            names::valid_id(&req.unit_id),
+            "unit_id",
+            "must be 1-63 lower-case letters, digits or dashes",
+        );
+        v.check(
+            !unit.display_name_zh.trim().is_empty(),
+            "unit.display_name_zh",
+            "is required",
+        );
         v.check(
             UnitKind::try_from(unit.kind).is_ok_and(|k| k != UnitKind::Unspecified),
             "unit.kind",
@@ -579,18 +659,27 @@ impl PlansApi {
         if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
             return Ok(done);
         }
-        if sqlx::query("SELECT 1 FROM units WHERE id = $1").bind(&req.unit_id).fetch_optional(&mut *tx).await?.is_some() {
-            return Err(Error::AlreadyExists { resource: format!("units/{}", req.unit_id) });
+        if sqlx::query("SELECT 1 FROM units WHERE id = $1")
+            .bind(&req.unit_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some()
+        {
+            return Err(Error::AlreadyExists {
+                resource: format!("units/{}", req.unit_id),
+            });
         }
         let now = now_ms();
-        sqlx::query("INSERT INTO units (id, name_zh, name_en, kind, create_ms) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&req.unit_id)
-            .bind(unit.display_name_zh.trim())
-            .bind(unit.display_name_en.trim())
-            .bind(i64::from(unit.kind))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO units (id, name_zh, name_en, kind, create_ms) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&req.unit_id)
+        .bind(unit.display_name_zh.trim())
+        .bind(unit.display_name_en.trim())
+        .bind(i64::from(unit.kind))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         let created = Unit {
             name: format!("units/{}", req.unit_id),
             display_name_zh: unit.display_name_zh.trim().into(),
@@ -601,10 +690,23 @@ impl PlansApi {
         audit::append(
             &mut tx,
             &p,
-            audit::Entry { action: "units.create", resource: &created.name, reason: "", detail: json!({"name_zh": created.display_name_zh}) },
+            audit::Entry {
+                action: "units.create",
+                resource: &created.name,
+                reason: "",
+                detail: json!({"name_zh": created.display_name_zh}),
+            },
         )
         .await?;
-        idempotency::remember(&mut tx, &p, &req.request_id, "CreateUnit", &digest, &created).await?;
+        idempotency::remember(
+            &mut tx,
+            &p,
+            &req.request_id,
+            "CreateUnit",
+            &digest,
+            &created,
+        )
+        .await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -636,14 +738,22 @@ impl PlansApi {
             if let Some(other) = group_of(conn, cycle, &id).await?
                 && other != group
             {
-                v.add(f, format!("{u} already belongs to group {other} of this cycle"));
+                v.add(
+                    f,
+                    format!("{u} already belongs to group {other} of this cycle"),
+                );
             }
             ids.push(id);
         }
         Ok(ids)
     }
 
-    async fn write_members(conn: &mut AnyConnection, cycle: &str, group: &str, ids: &[String]) -> Result<(), Error> {
+    async fn write_members(
+        conn: &mut AnyConnection,
+        cycle: &str,
+        group: &str,
+        ids: &[String],
+    ) -> Result<(), Error> {
         sqlx::query("DELETE FROM group_members WHERE cycle_id = $1 AND group_id = $2")
             .bind(cycle)
             .bind(group)
@@ -667,14 +777,30 @@ impl PlansApi {
         let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
         let group = req.group.clone().unwrap_or_default();
         let mut v = Violations::new();
-        v.check(names::valid_id(&req.group_id), "group_id", "must be 1-63 lower-case letters, digits or dashes");
-        v.check(!group.display_name.trim().is_empty(), "group.display_name", "is required");
+        v.check(
+            names::valid_id(&req.group_id),
+            "group_id",
+            "must be 1-63 lower-case letters, digits or dashes",
+        );
+        v.check(
+            !group.display_name.trim().is_empty(),
+            "group.display_name",
+            "is required",
+        );
         let mut tx = self.db.write.begin().await?;
         if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
             return Ok(done);
         }
         let c = load_cycle(&mut tx, &cycle).await?;
-        let ids = Self::check_members(&mut tx, &cycle, &req.group_id, &group.units, "group.units", &mut v).await?;
+        let ids = Self::check_members(
+            &mut tx,
+            &cycle,
+            &req.group_id,
+            &group.units,
+            "group.units",
+            &mut v,
+        )
+        .await?;
         v.into_result()?;
         require_planning(&c)?;
         let exists = sqlx::query("SELECT 1 FROM peer_groups WHERE cycle_id = $1 AND id = $2")
@@ -683,7 +809,9 @@ impl PlansApi {
             .fetch_optional(&mut *tx)
             .await?;
         if exists.is_some() {
-            return Err(Error::AlreadyExists { resource: format!("cycles/{cycle}/groups/{}", req.group_id) });
+            return Err(Error::AlreadyExists {
+                resource: format!("cycles/{cycle}/groups/{}", req.group_id),
+            });
         }
         let scheme = rules::default_scheme(String::new());
         sqlx::query("INSERT INTO peer_groups (cycle_id, id, display_name, scheme, scheme_rev) VALUES ($1, $2, $3, $4, 1)")
@@ -698,10 +826,23 @@ impl PlansApi {
         audit::append(
             &mut tx,
             &p,
-            audit::Entry { action: "groups.create", resource: &created.name, reason: "", detail: json!({"units": created.units}) },
+            audit::Entry {
+                action: "groups.create",
+                resource: &created.name,
+                reason: "",
+                detail: json!({"units": created.units}),
+            },
         )
         .await?;
-        idempotency::remember(&mut tx, &p, &req.request_id, "CreateGroup", &digest, &created).await?;
+        idempotency::remember(
+            &mut tx,
+            &p,
+            &req.request_id,
+            "CreateGroup",
+            &digest,
+            &created,
+        )
+        .await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -724,11 +865,30 @@ impl PlansApi {
         for path in &paths {
             match path.as_str() {
                 "display_name" => {
-                    v.check(!group.display_name.trim().is_empty(), "group.display_name", "is required");
+                    v.check(
+                        !group.display_name.trim().is_empty(),
+                        "group.display_name",
+                        "is required",
+                    );
                     display = group.display_name.trim().to_string();
                 }
-                "units" => members = Some(Self::check_members(&mut tx, cycle, gid, &group.units, "group.units", &mut v).await?),
-                other => v.add("update_mask", format!("{other:?} cannot be updated; use display_name or units")),
+                "units" => {
+                    members = Some(
+                        Self::check_members(
+                            &mut tx,
+                            cycle,
+                            gid,
+                            &group.units,
+                            "group.units",
+                            &mut v,
+                        )
+                        .await?,
+                    )
+                }
+                other => v.add(
+                    "update_mask",
+                    format!("{other:?} cannot be updated; use display_name or units"),
+                ),
             }
         }
         v.into_result()?;
@@ -745,7 +905,12 @@ impl PlansApi {
         audit::append(
             &mut tx,
             &p,
-            audit::Entry { action: "groups.update", resource: &updated.name, reason: "", detail: json!({"fields": paths, "units": updated.units}) },
+            audit::Entry {
+                action: "groups.update",
+                resource: &updated.name,
+                reason: "",
+                detail: json!({"fields": paths, "units": updated.units}),
+            },
         )
         .await?;
         tx.commit().await?;
@@ -785,11 +950,15 @@ impl PlansApi {
                 "min_sample" => s.min_sample = incoming.min_sample,
                 "mutual_scale" => s.mutual_scale = incoming.mutual_scale,
                 "grade_values" => s.grade_values = incoming.grade_values.clone(),
-                "mutual_trim_min_raters" => s.mutual_trim_min_raters = incoming.mutual_trim_min_raters,
+                "mutual_trim_min_raters" => {
+                    s.mutual_trim_min_raters = incoming.mutual_trim_min_raters
+                }
                 "peer_rank_floor" => s.peer_rank_floor = incoming.peer_rank_floor.clone(),
                 "at_risk_threshold" => s.at_risk_threshold = incoming.at_risk_threshold.clone(),
                 "credit_points" => s.credit_points = incoming.credit_points.clone(),
-                "spot_check_deductions" => s.spot_check_deductions = incoming.spot_check_deductions.clone(),
+                "spot_check_deductions" => {
+                    s.spot_check_deductions = incoming.spot_check_deductions.clone()
+                }
                 other => v.add("update_mask", format!("{other:?} is not a scheme field")),
             }
         }
@@ -808,14 +977,23 @@ impl PlansApi {
         audit::append(
             &mut tx,
             &p,
-            audit::Entry { action: "schemes.update", resource: &updated.name, reason: "", detail: json!({"fields": paths}) },
+            audit::Entry {
+                action: "schemes.update",
+                resource: &updated.name,
+                reason: "",
+                detail: json!({"fields": paths}),
+            },
         )
         .await?;
         tx.commit().await?;
         Ok(updated)
     }
 
-    async fn replace_framework(&self, p: Principal, req: ReplaceFrameworkRequest) -> Result<Framework, Error> {
+    async fn replace_framework(
+        &self,
+        p: Principal,
+        req: ReplaceFrameworkRequest,
+    ) -> Result<Framework, Error> {
         p.require(&[Role::Office], "define indicator frameworks")?;
         let digest = idempotency::request_digest("ReplaceFramework", &req);
         let ids = names::parse(&req.name, "cycles/*/groups/*/framework", "name")?;
@@ -828,21 +1006,35 @@ impl PlansApi {
         let g = load_group(&mut tx, cycle, gid).await?;
         let known = known_units(&mut tx).await?;
         let members: HashSet<String> = g.group.units.iter().cloned().collect();
-        let indicator_max = decimal::required(&g.scheme.indicator_max).map_err(|e| Error::internal(std::io::Error::other(e)))?;
+        let indicator_max = decimal::required(&g.scheme.indicator_max)
+            .map_err(|e| Error::internal(std::io::Error::other(e)))?;
         let mut indicators = req.indicators.clone();
         let mut v = Violations::new();
-        let total = rules::check_framework(&mut indicators, &rules::FrameworkContext { known_units: &known, members: &members, indicator_max }, &mut v);
+        let total = rules::check_framework(
+            &mut indicators,
+            &rules::FrameworkContext {
+                known_units: &known,
+                members: &members,
+                indicator_max,
+            },
+            &mut v,
+        );
         v.into_result()?;
         require_planning(&c)?;
-        let approved = sqlx::query("SELECT 1 FROM plans WHERE cycle_id = $1 AND group_id = $2 AND approved_version > 0")
-            .bind(cycle)
-            .bind(gid)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let approved = sqlx::query(
+            "SELECT 1 FROM plans WHERE cycle_id = $1 AND group_id = $2 AND approved_version > 0",
+        )
+        .bind(cycle)
+        .bind(gid)
+        .fetch_optional(&mut *tx)
+        .await?;
         if approved.is_some() {
             return Err(Error::precondition(
                 "PLANS_APPROVED",
-                format!("plans of {} were approved against the current framework; it can no longer be replaced", g.group.name),
+                format!(
+                    "plans of {} were approved against the current framework; it can no longer be replaced",
+                    g.group.name
+                ),
             ));
         }
         let now = now_ms();
@@ -870,7 +1062,15 @@ impl PlansApi {
             },
         )
         .await?;
-        idempotency::remember(&mut tx, &p, &req.request_id, "ReplaceFramework", &digest, &framework).await?;
+        idempotency::remember(
+            &mut tx,
+            &p,
+            &req.request_id,
+            "ReplaceFramework",
+            &digest,
+            &framework,
+        )
+        .await?;
         tx.commit().await?;
         Ok(framework)
     }
@@ -897,26 +1097,49 @@ impl PlansApi {
             return Ok(done);
         }
         let c = load_cycle(&mut tx, &cycle).await?;
-        let gid = group_of(&mut tx, &cycle, &unit)
-            .await?
-            .ok_or_else(|| Error::invalid("plan.unit", format!("units/{unit} is not in any group of cycles/{cycle}")))?;
+        let gid = group_of(&mut tx, &cycle, &unit).await?.ok_or_else(|| {
+            Error::invalid(
+                "plan.unit",
+                format!("units/{unit} is not in any group of cycles/{cycle}"),
+            )
+        })?;
         let g = load_group(&mut tx, &cycle, &gid).await?;
         let framework = Self::framework_of(&g)?;
         let mut v = Violations::new();
-        rules::check_plan(&mut plan, &framework, &format!("units/{unit}"), false, &mut v);
+        rules::check_plan(
+            &mut plan,
+            &framework,
+            &format!("units/{unit}"),
+            false,
+            &mut v,
+        );
         v.into_result()?;
         let (w, _) = window(&mut tx, &c, &unit, LockScope::Plan).await?;
         if !w.open {
             return Err(closed_error(&c, LockScope::Plan, &w));
         }
-        if sqlx::query("SELECT 1 FROM plans WHERE cycle_id = $1 AND unit_id = $2").bind(&cycle).bind(&unit).fetch_optional(&mut *tx).await?.is_some() {
-            return Err(Error::AlreadyExists { resource: format!("cycles/{cycle}/plans/{unit}") });
+        if sqlx::query("SELECT 1 FROM plans WHERE cycle_id = $1 AND unit_id = $2")
+            .bind(&cycle)
+            .bind(&unit)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some()
+        {
+            return Err(Error::AlreadyExists {
+                resource: format!("cycles/{cycle}/plans/{unit}"),
+            });
         }
         let mut targets = plan.targets.clone();
         rules::apply_assigned_targets(&mut targets, &framework, &format!("units/{unit}"));
-        let content = Plan { targets, goals: plan.goals.clone(), ..Default::default() };
+        let content = Plan {
+            targets,
+            goals: plan.goals.clone(),
+            ..Default::default()
+        };
         let now = now_ms();
-        let sql = format!("INSERT INTO plans ({PLAN_COLS}) VALUES ($1, $2, $3, $4, $5, 0, 0, 0, '', 0, '', 1, $6)");
+        let sql = format!(
+            "INSERT INTO plans ({PLAN_COLS}) VALUES ($1, $2, $3, $4, $5, 0, 0, 0, '', 0, '', 1, $6)"
+        );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&cycle)
             .bind(&unit)
@@ -930,10 +1153,23 @@ impl PlansApi {
         audit::append(
             &mut tx,
             &p,
-            audit::Entry { action: "plans.create", resource: &created.name, reason: "", detail: json!({"targets": created.targets.len(), "goals": created.goals.len()}) },
+            audit::Entry {
+                action: "plans.create",
+                resource: &created.name,
+                reason: "",
+                detail: json!({"targets": created.targets.len(), "goals": created.goals.len()}),
+            },
         )
         .await?;
-        idempotency::remember(&mut tx, &p, &req.request_id, "CreatePlan", &digest, &created).await?;
+        idempotency::remember(
+            &mut tx,
+            &p,
+            &req.request_id,
+            "CreatePlan",
+            &digest,
+            &created,
+        )
+        .await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -942,7 +1178,10 @@ impl PlansApi {
         if p.has_any(PLAN_READERS) || p.acts_for(Role::Unit, unit) {
             Ok(())
         } else {
-            Err(Error::denied(format!("{} may not read the plan of unit {unit}", p.subject)))
+            Err(Error::denied(format!(
+                "{} may not read the plan of unit {unit}",
+                p.subject
+            )))
         }
     }
 
@@ -953,7 +1192,11 @@ impl PlansApi {
         Ok(load_plan(&mut conn, &cycle, &unit).await?.proto())
     }
 
-    async fn list_plans(&self, p: Principal, req: ListPlansRequest) -> Result<ListPlansResponse, Error> {
+    async fn list_plans(
+        &self,
+        p: Principal,
+        req: ListPlansRequest,
+    ) -> Result<ListPlansResponse, Error> {
         let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
         // A unit lists only its own plan; readers list all.
         let only_unit = if p.has_any(PLAN_READERS) {
@@ -963,7 +1206,11 @@ impl PlansApi {
         } else {
             return Err(Error::denied(format!("{} may not list plans", p.subject)));
         };
-        let group = if req.group.is_empty() { None } else { Some(names::group_name(&req.group, "group")?.1.to_string()) };
+        let group = if req.group.is_empty() {
+            None
+        } else {
+            Some(names::group_name(&req.group, "group")?.1.to_string())
+        };
         let pg = page(req.page_size, &req.page_token, 100, 1000)?;
         let sql = format!(
             "SELECT {PLAN_COLS} FROM plans WHERE cycle_id = $1
@@ -979,9 +1226,15 @@ impl PlansApi {
             .bind(pg.offset)
             .fetch_all(&self.db.read)
             .await?;
-        let mut plans = rows.iter().map(|r| plan_row(r).map(|p| p.proto())).collect::<Result<Vec<_>, _>>()?;
+        let mut plans = rows
+            .iter()
+            .map(|r| plan_row(r).map(|p| p.proto()))
+            .collect::<Result<Vec<_>, _>>()?;
         let next_page_token = pg.next_token(&mut plans);
-        Ok(ListPlansResponse { plans, next_page_token })
+        Ok(ListPlansResponse {
+            plans,
+            next_page_token,
+        })
     }
 
     async fn update_plan(&self, p: Principal, req: UpdatePlanRequest) -> Result<Plan, Error> {
@@ -992,7 +1245,10 @@ impl PlansApi {
         }
         let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
         if paths.is_empty() {
-            return Err(Error::invalid("update_mask", "name the fields to change: targets, goals"));
+            return Err(Error::invalid(
+                "update_mask",
+                "name the fields to change: targets, goals",
+            ));
         }
         let mut tx = self.db.write.begin().await?;
         let mut plan = load_plan(&mut tx, &cycle, &unit).await?;
@@ -1001,16 +1257,29 @@ impl PlansApi {
         let g = load_group(&mut tx, &cycle, &plan.group).await?;
         let framework = Self::framework_of(&g)?;
         let mut v = Violations::new();
-        rules::check_plan(&mut incoming, &framework, &format!("units/{unit}"), false, &mut v);
+        rules::check_plan(
+            &mut incoming,
+            &framework,
+            &format!("units/{unit}"),
+            false,
+            &mut v,
+        );
         for path in &paths {
             match path.as_str() {
                 "targets" => {
                     let mut targets = incoming.targets.clone();
-                    rules::apply_assigned_targets(&mut targets, &framework, &format!("units/{unit}"));
+                    rules::apply_assigned_targets(
+                        &mut targets,
+                        &framework,
+                        &format!("units/{unit}"),
+                    );
                     plan.content.targets = targets;
                 }
                 "goals" => plan.content.goals = incoming.goals.clone(),
-                other => v.add("update_mask", format!("{other:?} cannot be updated; use targets or goals")),
+                other => v.add(
+                    "update_mask",
+                    format!("{other:?} cannot be updated; use targets or goals"),
+                ),
             }
         }
         v.into_result()?;
@@ -1019,7 +1288,12 @@ impl PlansApi {
         audit::append(
             &mut tx,
             &p,
-            audit::Entry { action: "plans.update", resource: &updated.name, reason: "", detail: json!({"fields": paths}) },
+            audit::Entry {
+                action: "plans.update",
+                resource: &updated.name,
+                reason: "",
+                detail: json!({"fields": paths}),
+            },
         )
         .await?;
         tx.commit().await?;
@@ -1044,7 +1318,13 @@ impl PlansApi {
         let framework = Self::framework_of(&g)?;
         let mut content = plan.content.clone();
         let mut v = Violations::new();
-        rules::check_plan(&mut content, &framework, &format!("units/{unit}"), true, &mut v);
+        rules::check_plan(
+            &mut content,
+            &framework,
+            &format!("units/{unit}"),
+            true,
+            &mut v,
+        );
         v.into_result()?;
         // An amendment of an approved plan is the office's decision to take,
         // not a deadline matter; a first plan obeys the plan deadline.
@@ -1092,7 +1372,15 @@ impl PlansApi {
             },
         )
         .await?;
-        idempotency::remember(&mut tx, &p, &req.request_id, "SubmitPlan", &digest, &submitted).await?;
+        idempotency::remember(
+            &mut tx,
+            &p,
+            &req.request_id,
+            "SubmitPlan",
+            &digest,
+            &submitted,
+        )
+        .await?;
         tx.commit().await?;
         Ok(submitted)
     }
@@ -1128,7 +1416,14 @@ impl PlansApi {
         let mut plan = load_plan(&mut tx, &cycle, &unit).await?;
         check_etag(&plan, &req.etag)?;
         require_state(&plan, &[PlanState::Submitted], "approve it")?;
-        Self::decide(&mut tx, &p, &plan, VersionOutcome::Approved, req.comment.trim()).await?;
+        Self::decide(
+            &mut tx,
+            &p,
+            &plan,
+            VersionOutcome::Approved,
+            req.comment.trim(),
+        )
+        .await?;
         if plan.approved_version > 0 {
             sqlx::query("UPDATE plan_versions SET outcome = $1 WHERE cycle_id = $2 AND unit_id = $3 AND version = $4")
                 .bind(VersionOutcome::Superseded as i32 as i64)
@@ -1147,7 +1442,12 @@ impl PlansApi {
         audit::append(
             &mut tx,
             &p,
-            audit::Entry { action: "plans.approve", resource: &approved.name, reason: req.comment.trim(), detail: json!({"version": plan.version}) },
+            audit::Entry {
+                action: "plans.approve",
+                resource: &approved.name,
+                reason: req.comment.trim(),
+                detail: json!({"version": plan.version}),
+            },
         )
         .await?;
         tx.commit().await?;
@@ -1164,7 +1464,14 @@ impl PlansApi {
         let mut plan = load_plan(&mut tx, &cycle, &unit).await?;
         check_etag(&plan, &req.etag)?;
         require_state(&plan, &[PlanState::Submitted], "return it")?;
-        Self::decide(&mut tx, &p, &plan, VersionOutcome::Returned, req.reason.trim()).await?;
+        Self::decide(
+            &mut tx,
+            &p,
+            &plan,
+            VersionOutcome::Returned,
+            req.reason.trim(),
+        )
+        .await?;
         plan.state = PlanState::Returned;
         plan.return_reason = req.reason.trim().to_string();
         save_plan(&mut tx, &mut plan).await?;
@@ -1172,7 +1479,12 @@ impl PlansApi {
         audit::append(
             &mut tx,
             &p,
-            audit::Entry { action: "plans.return", resource: &returned.name, reason: req.reason.trim(), detail: json!({"version": plan.version}) },
+            audit::Entry {
+                action: "plans.return",
+                resource: &returned.name,
+                reason: req.reason.trim(),
+                detail: json!({"version": plan.version}),
+            },
         )
         .await?;
         tx.commit().await?;
@@ -1192,7 +1504,10 @@ impl PlansApi {
         if !matches!(c.phase, Phase::Planning | Phase::Execution) {
             return Err(Error::precondition(
                 "WRONG_PHASE",
-                format!("plans of cycles/{cycle} can no longer be amended (phase {})", c.phase.as_str_name()),
+                format!(
+                    "plans of cycles/{cycle} can no longer be amended (phase {})",
+                    c.phase.as_str_name()
+                ),
             ));
         }
         let mut plan = load_plan(&mut tx, &cycle, &unit).await?;
@@ -1206,14 +1521,24 @@ impl PlansApi {
         audit::append(
             &mut tx,
             &p,
-            audit::Entry { action: "plans.amend", resource: &amended.name, reason: req.reason.trim(), detail: json!({"approved_version": plan.approved_version}) },
+            audit::Entry {
+                action: "plans.amend",
+                resource: &amended.name,
+                reason: req.reason.trim(),
+                detail: json!({"approved_version": plan.approved_version}),
+            },
         )
         .await?;
         tx.commit().await?;
         Ok(amended)
     }
 
-    async fn versions(conn: &mut AnyConnection, cycle: &str, unit: &str, only: Option<i64>) -> Result<Vec<PlanVersion>, Error> {
+    async fn versions(
+        conn: &mut AnyConnection,
+        cycle: &str,
+        unit: &str,
+        only: Option<i64>,
+    ) -> Result<Vec<PlanVersion>, Error> {
         let rows = sqlx::query(
             "SELECT version, content, submitted_by, submit_ms, late, amendment, amendment_reason, outcome,
              decided_by, decide_ms, decision_note
@@ -1247,42 +1572,78 @@ impl PlansApi {
             .collect()
     }
 
-    async fn list_plan_versions(&self, p: Principal, req: ListPlanVersionsRequest) -> Result<ListPlanVersionsResponse, Error> {
+    async fn list_plan_versions(
+        &self,
+        p: Principal,
+        req: ListPlanVersionsRequest,
+    ) -> Result<ListPlanVersionsResponse, Error> {
         let (cycle, unit) = plan_name(&req.parent, "parent")?;
         Self::may_read_plan(&p, &unit)?;
         let pg = page(req.page_size, &req.page_token, 50, 500)?;
         let mut conn = self.db.read.acquire().await?;
         load_plan(&mut conn, &cycle, &unit).await?;
         let all = Self::versions(&mut conn, &cycle, &unit, None).await?;
-        let mut versions: Vec<_> = all.into_iter().skip(pg.offset as usize).take(pg.fetch_limit() as usize).collect();
+        let mut versions: Vec<_> = all
+            .into_iter()
+            .skip(pg.offset as usize)
+            .take(pg.fetch_limit() as usize)
+            .collect();
         let next_page_token = pg.next_token(&mut versions);
-        Ok(ListPlanVersionsResponse { versions, next_page_token })
+        Ok(ListPlanVersionsResponse {
+            versions,
+            next_page_token,
+        })
     }
 
-    async fn diff_plan_versions(&self, p: Principal, req: DiffPlanVersionsRequest) -> Result<DiffPlanVersionsResponse, Error> {
+    async fn diff_plan_versions(
+        &self,
+        p: Principal,
+        req: DiffPlanVersionsRequest,
+    ) -> Result<DiffPlanVersionsResponse, Error> {
         let (cycle, unit) = plan_name(&req.name, "name")?;
         Self::may_read_plan(&p, &unit)?;
         let mut v = Violations::new();
-        v.check(req.from_version >= 1, "from_version", "must be a version number from 1");
-        v.check(req.to_version >= 1, "to_version", "must be a version number from 1");
+        v.check(
+            req.from_version >= 1,
+            "from_version",
+            "must be a version number from 1",
+        );
+        v.check(
+            req.to_version >= 1,
+            "to_version",
+            "must be a version number from 1",
+        );
         v.into_result()?;
         let mut conn = self.db.read.acquire().await?;
         let mut get = async |n: i32, field: &str| -> Result<PlanVersion, Error> {
             Self::versions(&mut conn, &cycle, &unit, Some(i64::from(n)))
                 .await?
                 .pop()
-                .ok_or_else(|| Error::invalid(field, format!("cycles/{cycle}/plans/{unit} has no version {n}")))
+                .ok_or_else(|| {
+                    Error::invalid(
+                        field,
+                        format!("cycles/{cycle}/plans/{unit} has no version {n}"),
+                    )
+                })
         };
         let a = get(req.from_version, "from_version").await?;
         let b = get(req.to_version, "to_version").await?;
         let changes = rules::diff(&a.targets, &a.goals, &b.targets, &b.goals)
             .into_iter()
-            .map(|c| FieldChange { field: c.field, old_value: c.old, new_value: c.new })
+            .map(|c| FieldChange {
+                field: c.field,
+                old_value: c.old,
+                new_value: c.new,
+            })
             .collect();
         Ok(DiffPlanVersionsResponse { changes })
     }
 
-    async fn grant_lock_exception(&self, p: Principal, req: GrantLockExceptionRequest) -> Result<LockException, Error> {
+    async fn grant_lock_exception(
+        &self,
+        p: Principal,
+        req: GrantLockExceptionRequest,
+    ) -> Result<LockException, Error> {
         p.require(&[Role::Office], "grant lock exceptions")?;
         let digest = idempotency::request_digest("GrantLockException", &req);
         let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
@@ -1296,12 +1657,23 @@ impl PlansApi {
         }
         let scope = scope_of(e.scope, "lock_exception.scope");
         if scope.is_err() {
-            v.add("lock_exception.scope", "must be PLAN, DATA, REVIEW or RECTIFICATION");
+            v.add(
+                "lock_exception.scope",
+                "must be PLAN, DATA, REVIEW or RECTIFICATION",
+            );
         }
         let now = now_ms();
         let expire = e.expire_time.as_ref().map(millis);
-        v.check(expire.is_some_and(|t| t > now), "lock_exception.expire_time", "must be in the future");
-        v.check(!e.reason.trim().is_empty(), "lock_exception.reason", "is required");
+        v.check(
+            expire.is_some_and(|t| t > now),
+            "lock_exception.expire_time",
+            "must be in the future",
+        );
+        v.check(
+            !e.reason.trim().is_empty(),
+            "lock_exception.reason",
+            "is required",
+        );
         v.into_result()?;
         let (unit, scope, expire) = (unit?, scope?, expire.unwrap_or_default());
         let mut tx = self.db.write.begin().await?;
@@ -1309,8 +1681,16 @@ impl PlansApi {
             return Ok(done);
         }
         load_cycle(&mut tx, &cycle).await?;
-        if sqlx::query("SELECT 1 FROM units WHERE id = $1").bind(&unit).fetch_optional(&mut *tx).await?.is_none() {
-            return Err(Error::invalid("lock_exception.unit", format!("units/{unit} is not a registered unit")));
+        if sqlx::query("SELECT 1 FROM units WHERE id = $1")
+            .bind(&unit)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
+            return Err(Error::invalid(
+                "lock_exception.unit",
+                format!("units/{unit} is not a registered unit"),
+            ));
         }
         let id = display_id("le");
         sqlx::query(
@@ -1347,19 +1727,43 @@ impl PlansApi {
             },
         )
         .await?;
-        idempotency::remember(&mut tx, &p, &req.request_id, "GrantLockException", &digest, &granted).await?;
+        idempotency::remember(
+            &mut tx,
+            &p,
+            &req.request_id,
+            "GrantLockException",
+            &digest,
+            &granted,
+        )
+        .await?;
         tx.commit().await?;
         Ok(granted)
     }
 
-    async fn list_lock_exceptions(&self, p: Principal, req: ListLockExceptionsRequest) -> Result<ListLockExceptionsResponse, Error> {
+    async fn list_lock_exceptions(
+        &self,
+        p: Principal,
+        req: ListLockExceptionsRequest,
+    ) -> Result<ListLockExceptionsResponse, Error> {
         let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
-        let mut unit = if req.unit.is_empty() { String::new() } else { names::unit_id(&req.unit, "unit")?.to_string() };
+        let mut unit = if req.unit.is_empty() {
+            String::new()
+        } else {
+            names::unit_id(&req.unit, "unit")?.to_string()
+        };
         if !p.has_any(&[Role::Office, Role::Evaluator, Role::Service]) {
-            let own = p.unit.clone().filter(|_| p.has_any(&[Role::Unit, Role::Provider]));
+            let own = p
+                .unit
+                .clone()
+                .filter(|_| p.has_any(&[Role::Unit, Role::Provider]));
             match own {
                 Some(own) if unit.is_empty() || unit == own => unit = own,
-                _ => return Err(Error::denied(format!("{} may only list its own unit's lock exceptions", p.subject))),
+                _ => {
+                    return Err(Error::denied(format!(
+                        "{} may only list its own unit's lock exceptions",
+                        p.subject
+                    )));
+                }
             }
         }
         let pg = page(req.page_size, &req.page_token, 100, 1000)?;
@@ -1377,7 +1781,10 @@ impl PlansApi {
             .iter()
             .map(|r| {
                 Ok(LockException {
-                    name: format!("cycles/{cycle}/lockExceptions/{}", r.try_get::<String, _>("id")?),
+                    name: format!(
+                        "cycles/{cycle}/lockExceptions/{}",
+                        r.try_get::<String, _>("id")?
+                    ),
                     unit: format!("units/{}", r.try_get::<String, _>("unit_id")?),
                     scope: r.try_get::<i64, _>("scope")? as i32,
                     expire_time: Some(timestamp(r.try_get("expire_ms")?)),
@@ -1388,16 +1795,34 @@ impl PlansApi {
             })
             .collect::<Result<Vec<_>, Error>>()?;
         let next_page_token = pg.next_token(&mut lock_exceptions);
-        Ok(ListLockExceptionsResponse { lock_exceptions, next_page_token })
+        Ok(ListLockExceptionsResponse {
+            lock_exceptions,
+            next_page_token,
+        })
     }
 
-    async fn check_write_window(&self, p: Principal, req: CheckWriteWindowRequest) -> Result<CheckWriteWindowResponse, Error> {
+    async fn check_write_window(
+        &self,
+        p: Principal,
+        req: CheckWriteWindowRequest,
+    ) -> Result<CheckWriteWindowResponse, Error> {
         let cycle = names::cycle_id(&req.cycle, "cycle")?.to_string();
         let unit = names::unit_id(&req.unit, "unit")?.to_string();
         let scope = scope_of(req.scope, "scope")?;
-        let own = p.unit.as_deref() == Some(unit.as_str()) && p.has_any(&[Role::Unit, Role::Provider]);
-        if !(own || p.has_any(&[Role::Office, Role::Evaluator, Role::Inspector, Role::Service])) {
-            return Err(Error::denied(format!("{} may not check the write window of unit {unit}", p.subject)));
+        let own =
+            p.unit.as_deref() == Some(unit.as_str()) && p.has_any(&[Role::Unit, Role::Provider]);
+        if !(own
+            || p.has_any(&[
+                Role::Office,
+                Role::Evaluator,
+                Role::Inspector,
+                Role::Service,
+            ]))
+        {
+            return Err(Error::denied(format!(
+                "{} may not check the write window of unit {unit}",
+                p.subject
+            )));
         }
         let mut conn = self.db.read.acquire().await?;
         let c = load_cycle(&mut conn, &cycle).await?;
@@ -1406,13 +1831,22 @@ impl PlansApi {
             open: w.open,
             late: w.late,
             deadline: opt_timestamp(c.deadline(scope)),
-            lock_exception: exception.map(|id| format!("cycles/{cycle}/lockExceptions/{id}")).unwrap_or_default(),
+            lock_exception: exception
+                .map(|id| format!("cycles/{cycle}/lockExceptions/{id}"))
+                .unwrap_or_default(),
             closed_reason: w.closed_reason.to_string(),
         })
     }
 
-    async fn timeliness(&self, p: Principal, req: GetTimelinessReportRequest) -> Result<TimelinessReport, Error> {
-        p.require(&[Role::Office, Role::Evaluator, Role::Service], "read the timeliness report")?;
+    async fn timeliness(
+        &self,
+        p: Principal,
+        req: GetTimelinessReportRequest,
+    ) -> Result<TimelinessReport, Error> {
+        p.require(
+            &[Role::Office, Role::Evaluator, Role::Service],
+            "read the timeliness report",
+        )?;
         let cycle = names::cycle_id(&req.cycle, "cycle")?.to_string();
         let mut conn = self.db.read.acquire().await?;
         let c = load_cycle(&mut conn, &cycle).await?;
@@ -1432,14 +1866,21 @@ impl PlansApi {
                 let late: Option<i64> = r.try_get("any_late")?;
                 Ok(UnitTimeliness {
                     unit: format!("units/{}", r.try_get::<String, _>("unit_id")?),
-                    group: format!("cycles/{cycle}/groups/{}", r.try_get::<String, _>("group_id")?),
+                    group: format!(
+                        "cycles/{cycle}/groups/{}",
+                        r.try_get::<String, _>("group_id")?
+                    ),
                     first_submit_time: opt_timestamp(first),
                     late: late.unwrap_or(0) != 0,
                     missing: first.is_none(),
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        Ok(TimelinessReport { cycle: c.proto.name, plan_deadline: opt_timestamp(c.plan_deadline), units })
+        Ok(TimelinessReport {
+            cycle: c.proto.name,
+            plan_deadline: opt_timestamp(c.plan_deadline),
+            units,
+        })
     }
 
     async fn create_notice(&self, p: Principal, req: CreateNoticeRequest) -> Result<Notice, Error> {
@@ -1474,19 +1915,41 @@ impl PlansApi {
             author: p.subject.clone(),
             publish_time: Some(timestamp(now)),
         };
-        audit::append(&mut tx, &p, audit::Entry { action: "notices.create", resource: &created.name, reason: "", detail: json!({"title": created.title}) })
-            .await?;
-        idempotency::remember(&mut tx, &p, &req.request_id, "CreateNotice", &digest, &created).await?;
+        audit::append(
+            &mut tx,
+            &p,
+            audit::Entry {
+                action: "notices.create",
+                resource: &created.name,
+                reason: "",
+                detail: json!({"title": created.title}),
+            },
+        )
+        .await?;
+        idempotency::remember(
+            &mut tx,
+            &p,
+            &req.request_id,
+            "CreateNotice",
+            &digest,
+            &created,
+        )
+        .await?;
         tx.commit().await?;
         Ok(created)
     }
 
-    async fn list_audit(&self, p: Principal, req: ListAuditRecordsRequest) -> Result<ListAuditRecordsResponse, Error> {
+    async fn list_audit(
+        &self,
+        p: Principal,
+        req: ListAuditRecordsRequest,
+    ) -> Result<ListAuditRecordsResponse, Error> {
         if !p.has_any(&[Role::Office, Role::Evaluator]) {
             // A unit reads the trail of its own plans only.
             let own = p.unit.as_deref().filter(|_| p.has(Role::Unit));
             let ok = own.is_some_and(|u| {
-                names::parse(&req.resource_prefix, "cycles/*/plans/*", "resource_prefix").is_ok_and(|ids| ids[1] == u)
+                names::parse(&req.resource_prefix, "cycles/*/plans/*", "resource_prefix")
+                    .is_ok_and(|ids| ids[1] == u)
             });
             if !ok {
                 return Err(Error::denied(format!(
@@ -1505,7 +1968,11 @@ fn require_planning(c: &CycleRow) -> Result<(), Error> {
     } else {
         Err(Error::precondition(
             "WRONG_PHASE",
-            format!("cycles/{} is in {}; groups, schemes and frameworks change only in PLANNING", c.id, c.phase.as_str_name()),
+            format!(
+                "cycles/{} is in {}; groups, schemes and frameworks change only in PLANNING",
+                c.id,
+                c.phase.as_str_name()
+            ),
         ))
     }
 }
@@ -1521,20 +1988,33 @@ impl PlansApi {
 
     async fn list_cycles(&self, req: ListCyclesRequest) -> Result<ListCyclesResponse, Error> {
         let pg = page(req.page_size, &req.page_token, 50, 500)?;
-        let sql = format!("SELECT {CYCLE_COLS} FROM cycles ORDER BY year DESC, id DESC LIMIT $1 OFFSET $2");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(pg.fetch_limit()).bind(pg.offset).fetch_all(&self.db.read).await?;
-        let mut cycles = rows.iter().map(|r| cycle_row(r).map(|c| c.proto)).collect::<Result<Vec<_>, _>>()?;
+        let sql = format!(
+            "SELECT {CYCLE_COLS} FROM cycles ORDER BY year DESC, id DESC LIMIT $1 OFFSET $2"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(pg.fetch_limit())
+            .bind(pg.offset)
+            .fetch_all(&self.db.read)
+            .await?;
+        let mut cycles = rows
+            .iter()
+            .map(|r| cycle_row(r).map(|c| c.proto))
+            .collect::<Result<Vec<_>, _>>()?;
         let next_page_token = pg.next_token(&mut cycles);
-        Ok(ListCyclesResponse { cycles, next_page_token })
+        Ok(ListCyclesResponse {
+            cycles,
+            next_page_token,
+        })
     }
 
     async fn get_unit(&self, req: GetUnitRequest) -> Result<Unit, Error> {
         let id = names::unit_id(&req.name, "name")?;
-        let row = sqlx::query("SELECT id, name_zh, name_en, kind, create_ms FROM units WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.db.read)
-            .await?
-            .ok_or_else(|| Error::not_found(req.name.clone()))?;
+        let row =
+            sqlx::query("SELECT id, name_zh, name_en, kind, create_ms FROM units WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.db.read)
+                .await?
+                .ok_or_else(|| Error::not_found(req.name.clone()))?;
         unit_proto(&row)
     }
 
@@ -1547,7 +2027,10 @@ impl PlansApi {
             .await?;
         let mut units = rows.iter().map(unit_proto).collect::<Result<Vec<_>, _>>()?;
         let next_page_token = pg.next_token(&mut units);
-        Ok(ListUnitsResponse { units, next_page_token })
+        Ok(ListUnitsResponse {
+            units,
+            next_page_token,
+        })
     }
 
     async fn get_group(&self, req: GetGroupRequest) -> Result<Group, Error> {
@@ -1561,19 +2044,24 @@ impl PlansApi {
         let pg = page(req.page_size, &req.page_token, 50, 500)?;
         let mut conn = self.db.read.acquire().await?;
         load_cycle(&mut conn, cycle).await?;
-        let rows = sqlx::query("SELECT id FROM peer_groups WHERE cycle_id = $1 ORDER BY id LIMIT $2 OFFSET $3")
-            .bind(cycle)
-            .bind(pg.fetch_limit())
-            .bind(pg.offset)
-            .fetch_all(&mut *conn)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id FROM peer_groups WHERE cycle_id = $1 ORDER BY id LIMIT $2 OFFSET $3",
+        )
+        .bind(cycle)
+        .bind(pg.fetch_limit())
+        .bind(pg.offset)
+        .fetch_all(&mut *conn)
+        .await?;
         let mut groups = Vec::new();
         for r in &rows {
             let id: String = r.try_get("id")?;
             groups.push(load_group(&mut conn, cycle, &id).await?.group);
         }
         let next_page_token = pg.next_token(&mut groups);
-        Ok(ListGroupsResponse { groups, next_page_token })
+        Ok(ListGroupsResponse {
+            groups,
+            next_page_token,
+        })
     }
 
     async fn get_scheme(&self, req: GetSchemeRequest) -> Result<Scheme, Error> {
@@ -1618,7 +2106,10 @@ impl PlansApi {
             })
             .collect::<Result<Vec<_>, Error>>()?;
         let next_page_token = pg.next_token(&mut notices);
-        Ok(ListNoticesResponse { notices, next_page_token })
+        Ok(ListNoticesResponse {
+            notices,
+            next_page_token,
+        })
     }
 }
 
@@ -1714,22 +2205,40 @@ impl PlansService for PlansApi {
     async fn amend_plan(&self, req: Request<AmendPlanRequest>) -> Reply<Plan> {
         checked!(self, req, amend_plan)
     }
-    async fn list_plan_versions(&self, req: Request<ListPlanVersionsRequest>) -> Reply<ListPlanVersionsResponse> {
+    async fn list_plan_versions(
+        &self,
+        req: Request<ListPlanVersionsRequest>,
+    ) -> Reply<ListPlanVersionsResponse> {
         checked!(self, req, list_plan_versions)
     }
-    async fn diff_plan_versions(&self, req: Request<DiffPlanVersionsRequest>) -> Reply<DiffPlanVersionsResponse> {
+    async fn diff_plan_versions(
+        &self,
+        req: Request<DiffPlanVersionsRequest>,
+    ) -> Reply<DiffPlanVersionsResponse> {
         checked!(self, req, diff_plan_versions)
     }
-    async fn grant_lock_exception(&self, req: Request<GrantLockExceptionRequest>) -> Reply<LockException> {
+    async fn grant_lock_exception(
+        &self,
+        req: Request<GrantLockExceptionRequest>,
+    ) -> Reply<LockException> {
         checked!(self, req, grant_lock_exception)
     }
-    async fn list_lock_exceptions(&self, req: Request<ListLockExceptionsRequest>) -> Reply<ListLockExceptionsResponse> {
+    async fn list_lock_exceptions(
+        &self,
+        req: Request<ListLockExceptionsRequest>,
+    ) -> Reply<ListLockExceptionsResponse> {
         checked!(self, req, list_lock_exceptions)
     }
-    async fn check_write_window(&self, req: Request<CheckWriteWindowRequest>) -> Reply<CheckWriteWindowResponse> {
+    async fn check_write_window(
+        &self,
+        req: Request<CheckWriteWindowRequest>,
+    ) -> Reply<CheckWriteWindowResponse> {
         checked!(self, req, check_write_window)
     }
-    async fn get_timeliness_report(&self, req: Request<GetTimelinessReportRequest>) -> Reply<TimelinessReport> {
+    async fn get_timeliness_report(
+        &self,
+        req: Request<GetTimelinessReportRequest>,
+    ) -> Reply<TimelinessReport> {
         checked!(self, req, timeliness)
     }
     async fn create_notice(&self, req: Request<CreateNoticeRequest>) -> Reply<Notice> {
@@ -1738,7 +2247,10 @@ impl PlansService for PlansApi {
     async fn list_notices(&self, req: Request<ListNoticesRequest>) -> Reply<ListNoticesResponse> {
         public_read!(self, req, list_notices)
     }
-    async fn list_audit_records(&self, req: Request<ListAuditRecordsRequest>) -> Reply<ListAuditRecordsResponse> {
+    async fn list_audit_records(
+        &self,
+        req: Request<ListAuditRecordsRequest>,
+    ) -> Reply<ListAuditRecordsResponse> {
         checked!(self, req, list_audit)
     }
 }

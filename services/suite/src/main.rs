@@ -1,1 +1,271 @@
-fn main() {}
+//! `jixiao`: serves any set of Jixiao services, checks their health, and
+//! mints tokens.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use jixiao::{SuiteConfig, Target, parse_targets};
+use jixiao_runtime::{Role, TokenKey, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "jixiao",
+    version,
+    about = "Online government performance evaluation (绩效管理) services"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run services on one gRPC port.
+    Serve(ServeArgs),
+    /// Exit 0 when a running server reports SERVING (for container health checks).
+    Healthcheck(HealthArgs),
+    /// Tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Args, Clone)]
+struct KeyArgs {
+    /// Folder of the embedded SQLite databases and of the generated token key.
+    #[arg(long, env = "JIXIAO_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Token signing key as hex (at least 32 bytes). Without it, the key in
+    /// `<data-dir>/token.key` is used, generated on first start.
+    #[arg(long, env = "JIXIAO_TOKEN_KEY", hide_env_values = true)]
+    token_key: Option<String>,
+    /// File holding the token signing key as hex.
+    #[arg(long, env = "JIXIAO_TOKEN_KEY_FILE", conflicts_with = "token_key")]
+    token_key_file: Option<PathBuf>,
+}
+
+impl KeyArgs {
+    /// The key, and whether it is the generated development key.
+    fn load(&self, create: bool) -> Result<(TokenKey, bool), String> {
+        if let Some(hex) = &self.token_key {
+            return Ok((TokenKey::from_hex(hex.trim())?, false));
+        }
+        if let Some(path) = &self.token_key_file {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            return Ok((TokenKey::from_hex(text.trim())?, false));
+        }
+        let path = self.data_dir.join("token.key");
+        if !create && !path.exists() {
+            return Err(format!(
+                "no token key: pass --token-key or --token-key-file, or start `jixiao serve` once to generate {}",
+                path.display()
+            ));
+        }
+        let (key, _) = TokenKey::load_or_create(&path)?;
+        Ok((key, true))
+    }
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Services to run: `all`, or a comma-separated list such as `plans`.
+    #[arg(long, env = "JIXIAO_TARGET", default_value = "all")]
+    target: String,
+    /// Address to listen on.
+    #[arg(long, env = "JIXIAO_LISTEN", default_value = "127.0.0.1:50051")]
+    listen: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "JIXIAO_LOG_FORMAT", value_enum, default_value_t)]
+    log_format: telemetry::LogFormat,
+    /// Database URL of the plans service (default: SQLite file in the data folder).
+    #[arg(long, env = "JIXIAO_PLANS_DATABASE_URL")]
+    plans_database_url: Option<String>,
+    #[command(flatten)]
+    key: KeyArgs,
+}
+
+#[derive(Args)]
+struct HealthArgs {
+    /// Server address.
+    #[arg(long, env = "JIXIAO_ADDR", default_value = "http://127.0.0.1:50051")]
+    addr: String,
+    /// Service to check; empty checks the server as a whole.
+    #[arg(long, default_value = "")]
+    service: String,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 3)]
+    timeout_secs: u64,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Mint a token signed with the configured key.
+    Issue {
+        /// Role(s): office, evaluator, inspector, unit, provider, survey_platform, viewer, service.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// The unit id, for the roles unit and provider (e.g. siming).
+        #[arg(long)]
+        unit: Option<String>,
+        /// Token subject; defaults to the unit id or the first role.
+        #[arg(long)]
+        subject: Option<String>,
+        /// Lifetime in hours.
+        #[arg(long, default_value_t = 24 * 30)]
+        ttl_hours: u64,
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Healthcheck(args) => healthcheck(args).await,
+        Command::Token {
+            command:
+                TokenCommand::Issue {
+                    roles,
+                    unit,
+                    subject,
+                    ttl_hours,
+                    key,
+                },
+        } => issue(&roles, unit, subject, ttl_hours, &key),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("jixiao: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn issue(
+    roles: &[String],
+    unit: Option<String>,
+    subject: Option<String>,
+    ttl_hours: u64,
+    key: &KeyArgs,
+) -> Result<(), String> {
+    let roles = roles
+        .iter()
+        .map(|r| r.parse::<Role>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let (key, _) = key.load(false)?;
+    let subject = subject
+        .or_else(|| unit.clone())
+        .unwrap_or_else(|| roles[0].as_str().to_string());
+    let token = key.issue(&subject, &roles, unit.as_deref(), ttl_hours * 3600)?;
+    println!("{token}");
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    telemetry::init(args.log_format);
+    let targets = parse_targets(&args.target)?;
+    let (key, generated) = args.key.load(true)?;
+    let mut database_urls = Vec::new();
+    if let Some(url) = args.plans_database_url {
+        database_urls.push((Target::Plans, url));
+    }
+    let config = SuiteConfig {
+        targets: targets.clone(),
+        data_dir: args.key.data_dir.clone(),
+        database_urls,
+        key: key.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    for t in &targets {
+        tracing::info!(service = %t, database = %jixiao_runtime::db::mask_password(&config.database_url(*t)), "configured");
+    }
+    println!(
+        "jixiao serving {} on {addr} (gRPC, gRPC-Web; health and reflection open)",
+        targets
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for t in &targets {
+        println!(
+            "  {t:<12} database {}",
+            jixiao_runtime::db::mask_password(&config.database_url(*t))
+        );
+    }
+    if generated {
+        let token = key.issue("office", &[Role::Office], None, 30 * 24 * 3600)?;
+        println!(
+            "  development key {} (set JIXIAO_TOKEN_KEY in production)",
+            args.key.data_dir.join("token.key").display()
+        );
+        println!("  office token (30 days):\n{token}");
+    }
+    jixiao::start(config, listener, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+async fn healthcheck(args: HealthArgs) -> Result<(), String> {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let timeout = Duration::from_secs(args.timeout_secs);
+    let check = async {
+        let channel = tonic::transport::Endpoint::from_shared(args.addr.clone())
+            .map_err(|e| e.to_string())?
+            .connect_timeout(timeout)
+            .connect()
+            .await
+            .map_err(|e| format!("{}: {e}", args.addr))?;
+        let status = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: args.service.clone(),
+            })
+            .await
+            .map_err(|e| format!("{}: {}", args.addr, e.message()))?
+            .into_inner()
+            .status();
+        if status == ServingStatus::Serving {
+            println!("SERVING");
+            Ok(())
+        } else {
+            Err(format!("{} reports {}", args.addr, status.as_str_name()))
+        }
+    };
+    tokio::time::timeout(timeout, check)
+        .await
+        .map_err(|_| format!("{}: no answer within {timeout:?}", args.addr))?
+}

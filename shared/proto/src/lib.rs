@@ -49,8 +49,8 @@ pub use jixiao::aggregator::v1 as aggregator;
 pub use jixiao::indicators::v1 as indicators;
 pub use jixiao::inspections::v1 as inspections;
 pub use jixiao::plans::v1 as plans;
-pub use jixiao::r#type::v1 as types;
 pub use jixiao::reviews::v1 as reviews;
+pub use jixiao::r#type::v1 as types;
 
 /// The encoded `FileDescriptorSet` of every contract, for reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

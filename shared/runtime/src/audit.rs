@@ -31,9 +31,10 @@ pub async fn append(
 ) -> Result<i64, Error> {
     // Bumping the head row first serialises concurrent writers on PostgreSQL
     // (row lock) so the chain never forks; it returns the previous digest.
-    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, digest")
-        .fetch_one(&mut *conn)
-        .await?;
+    let head =
+        sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, digest")
+            .fetch_one(&mut *conn)
+            .await?;
     let seq: i64 = head.try_get("seq")?;
     let prev: String = head.try_get("digest")?;
     let at_ms = now_ms();
@@ -131,7 +132,9 @@ pub async fn list(
 }
 
 fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 #[cfg(test)]
@@ -143,7 +146,10 @@ mod tests {
         let base = chain_digest("", 1, 10, "office", "a", "r", "", "{}");
         assert_eq!(base.len(), 64);
         assert_ne!(base, chain_digest("x", 1, 10, "office", "a", "r", "", "{}"));
-        assert_ne!(base, chain_digest("", 1, 10, "office", "a", "r", "why", "{}"));
+        assert_ne!(
+            base,
+            chain_digest("", 1, 10, "office", "a", "r", "why", "{}")
+        );
         // Length prefixes keep field boundaries apart.
         assert_ne!(
             chain_digest("", 1, 10, "ab", "c", "r", "", "{}"),

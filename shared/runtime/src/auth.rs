@@ -270,12 +270,16 @@ impl TokenKey {
     /// Verifies the value of an `authorization` header.
     pub fn verify_header(&self, header: Option<&str>) -> Result<Principal, Error> {
         let header = header.ok_or_else(|| {
-            Error::Unauthenticated("missing authorization metadata: send `authorization: Bearer <token>`".into())
+            Error::Unauthenticated(
+                "missing authorization metadata: send `authorization: Bearer <token>`".into(),
+            )
         })?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| Error::Unauthenticated("authorization must be `Bearer <token>`".into()))?;
+            .ok_or_else(|| {
+                Error::Unauthenticated("authorization must be `Bearer <token>`".into())
+            })?;
         self.verify(token.trim())
     }
 }
@@ -300,9 +304,10 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 /// The principal a request was authenticated as (put there by the host's
 /// auth layer).
 pub fn principal<T>(req: &tonic::Request<T>) -> Result<Principal, tonic::Status> {
-    req.extensions().get::<Principal>().cloned().ok_or_else(|| {
-        tonic::Status::unauthenticated("the request was not authenticated")
-    })
+    req.extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| tonic::Status::unauthenticated("the request was not authenticated"))
 }
 
 #[cfg(test)]
@@ -340,7 +345,10 @@ mod tests {
     #[test]
     fn missing_or_malformed_headers_are_unauthenticated() {
         let k = key();
-        assert!(matches!(k.verify_header(None), Err(Error::Unauthenticated(_))));
+        assert!(matches!(
+            k.verify_header(None),
+            Err(Error::Unauthenticated(_))
+        ));
         assert!(matches!(
             k.verify_header(Some("Basic abc")),
             Err(Error::Unauthenticated(_))

@@ -184,7 +184,10 @@ fn with_create_mode(url: &str) -> String {
 
 /// The SQLite URL of a service's file in a data folder.
 pub fn sqlite_url(data_dir: &Path, service: &str) -> String {
-    format!("sqlite://{}", data_dir.join(format!("{service}.db")).display())
+    format!(
+        "sqlite://{}",
+        data_dir.join(format!("{service}.db")).display()
+    )
 }
 
 /// Masks the password of a database URL.
@@ -193,7 +196,12 @@ pub fn mask_password(url: &str) -> String {
         (Some(scheme), Some(at)) if at > scheme => {
             let creds = &url[scheme + 3..at];
             match creds.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &creds[..colon], &url[at..]),
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
                 None => url.to_string(),
             }
         }
@@ -211,7 +219,13 @@ mod tests {
             mask_password("postgres://app:s3cret@db:5432/plans"),
             "postgres://app:***@db:5432/plans"
         );
-        assert_eq!(mask_password("postgres://postgres@127.0.0.1/x"), "postgres://postgres@127.0.0.1/x");
-        assert_eq!(mask_password("sqlite://data/plans.db"), "sqlite://data/plans.db");
+        assert_eq!(
+            mask_password("postgres://postgres@127.0.0.1/x"),
+            "postgres://postgres@127.0.0.1/x"
+        );
+        assert_eq!(
+            mask_password("sqlite://data/plans.db"),
+            "sqlite://data/plans.db"
+        );
     }
 }

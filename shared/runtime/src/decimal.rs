@@ -76,7 +76,10 @@ mod tests {
     fn parses_wire_forms() {
         assert_eq!(parse("").unwrap(), Decimal::ZERO);
         assert_eq!(parse("2.5e-1").unwrap(), Decimal::from_str("0.25").unwrap());
-        assert_eq!(parse("+84.475").unwrap(), Decimal::from_str("84.475").unwrap());
+        assert_eq!(
+            parse("+84.475").unwrap(),
+            Decimal::from_str("84.475").unwrap()
+        );
         assert!(parse("abc").is_err());
         assert!(parse("NaN").is_err());
     }

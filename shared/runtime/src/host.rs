@@ -13,10 +13,7 @@ use std::{
 
 use tokio::net::TcpListener;
 use tonic::{
-    body::Body,
-    server::NamedService,
-    service::RoutesBuilder,
-    transport::server::TcpIncoming,
+    body::Body, server::NamedService, service::RoutesBuilder, transport::server::TcpIncoming,
 };
 use tonic_health::ServingStatus;
 use tower::{Layer, Service};
@@ -234,7 +231,11 @@ where
                         let message = res
                             .headers()
                             .get("grpc-message")
-                            .and_then(|v| v.to_str().ok())
+                            .map(|v| {
+                                percent_encoding::percent_decode(v.as_bytes())
+                                    .decode_utf8_lossy()
+                                    .into_owned()
+                            })
                             .unwrap_or_default();
                         tracing::info!(code = ?code, latency_ms = ms, message, "call failed");
                     }

@@ -46,7 +46,9 @@ pub async fn replay<R: Message + Default>(
         ));
     }
     let bytes: Vec<u8> = row.try_get("response")?;
-    R::decode(bytes.as_slice()).map(Some).map_err(Error::internal)
+    R::decode(bytes.as_slice())
+        .map(Some)
+        .map_err(Error::internal)
 }
 
 /// Remembers the answer to a request inside the change's transaction.

@@ -19,7 +19,12 @@ pub fn valid_id(id: &str) -> bool {
 pub fn parse<'a>(name: &'a str, pattern: &str, field: &str) -> Result<Vec<&'a str>, Error> {
     let parts: Vec<&str> = name.split('/').collect();
     let want: Vec<&str> = pattern.split('/').collect();
-    let bad = || Error::invalid(field, format!("must be a resource name of the form {pattern}, got {name:?}"));
+    let bad = || {
+        Error::invalid(
+            field,
+            format!("must be a resource name of the form {pattern}, got {name:?}"),
+        )
+    };
     if parts.len() != want.len() {
         return Err(bad());
     }
@@ -64,7 +69,10 @@ mod tests {
 
     #[test]
     fn parses_names_and_refuses_others() {
-        assert_eq!(group_name("cycles/2026/groups/districts", "g").unwrap(), ("2026", "districts"));
+        assert_eq!(
+            group_name("cycles/2026/groups/districts", "g").unwrap(),
+            ("2026", "districts")
+        );
         assert!(group_name("cycles/2026/units/districts", "g").is_err());
         assert!(unit_id("units/Siming", "u").is_err());
         assert!(unit_id("units/", "u").is_err());

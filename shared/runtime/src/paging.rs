@@ -15,11 +15,16 @@ impl Page {
         if size < 0 {
             return Err(Error::invalid("page_size", "must not be negative"));
         }
-        let size = if size == 0 { default } else { i64::from(size).min(max) };
+        let size = if size == 0 {
+            default
+        } else {
+            i64::from(size).min(max)
+        };
         let offset = if token.is_empty() {
             0
         } else {
-            decode(token).ok_or_else(|| Error::invalid("page_token", "is not a token this service issued"))?
+            decode(token)
+                .ok_or_else(|| Error::invalid("page_token", "is not a token this service issued"))?
         };
         Ok(Page { size, offset })
     }

@@ -1,1 +1,312 @@
+//! Starts the Jixiao suite in-process for tests and benchmarks: ephemeral
+//! ports, fresh databases (SQLite files in a temporary folder, or a new
+//! PostgreSQL database per suite when `JIXIAO_TEST_POSTGRES_URL` is set),
+//! readiness by health check, never by sleeping.
 
+use std::{net::SocketAddr, time::Duration};
+
+use jixiao::{SuiteConfig, Target};
+use jixiao_runtime::{Role, TokenKey};
+use sqlx::{Connection, Executor};
+use tokio::{sync::oneshot, task::JoinHandle};
+use tonic::{
+    metadata::MetadataValue,
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Channel, Endpoint},
+};
+
+/// Environment variable with an admin URL of a PostgreSQL server for tests,
+/// e.g. `postgres://postgres@127.0.0.1:5432/postgres`.
+pub const POSTGRES_ENV: &str = "JIXIAO_TEST_POSTGRES_URL";
+
+/// Prefix of the databases the test kit creates, so leftovers can be found.
+pub const DB_PREFIX: &str = "jxtest_";
+
+/// Which database the suite runs on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    /// Admin URL of a PostgreSQL server; a database per service is created.
+    Postgres(String),
+}
+
+impl Backend {
+    /// PostgreSQL from the environment, if configured.
+    pub fn postgres_from_env() -> Option<Backend> {
+        std::env::var(POSTGRES_ENV)
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(Backend::Postgres)
+    }
+}
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A channel that authenticates as one principal.
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+/// A running suite.
+pub struct Suite {
+    pub addr: SocketAddr,
+    pub key: TokenKey,
+    channel: Channel,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), jixiao::StartError>>>,
+    postgres: Option<(String, Vec<String>)>,
+    _dir: tempfile::TempDir,
+}
+
+fn log_init() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("JIXIAO_TEST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// Creates a fresh PostgreSQL database and returns its URL.
+async fn create_pg_database(admin_url: &str, name: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {admin_url}: {e}"));
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE {name} TEMPLATE template0"
+    )))
+    .await
+    .expect("create test database");
+    conn.close().await.ok();
+    with_database(admin_url, name)
+}
+
+/// The admin URL with another database name.
+pub fn with_database(admin_url: &str, name: &str) -> String {
+    let (base, query) = match admin_url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (admin_url, String::new()),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    format!("{base}/{name}{query}")
+}
+
+impl Suite {
+    /// Starts every service of this build in one process.
+    pub async fn start(backend: Backend) -> Suite {
+        Self::start_targets(backend, Target::ALL).await
+    }
+
+    /// Starts the named services in one process.
+    pub async fn start_targets(backend: Backend, targets: &[Target]) -> Suite {
+        log_init();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let key = TokenKey::from_hex(&TokenKey::generate_hex()).expect("key");
+        let mut database_urls = Vec::new();
+        let mut postgres = None;
+        if let Backend::Postgres(admin) = &backend {
+            let run = uuid::Uuid::new_v4().simple().to_string();
+            let mut names = Vec::new();
+            for t in targets {
+                let name = format!("{DB_PREFIX}{}_{}", &run[..12], t.as_str());
+                database_urls.push((*t, create_pg_database(admin, &name).await));
+                names.push(name);
+            }
+            postgres = Some((admin.clone(), names));
+        }
+        let config = SuiteConfig {
+            targets: targets.to_vec(),
+            data_dir: dir.path().join("data"),
+            database_urls,
+            key: key.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(jixiao::start(config, listener, async {
+            let _ = stopped.await;
+        }));
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .tcp_nodelay(true)
+            .connect_lazy();
+        let suite = Suite {
+            addr,
+            key,
+            channel,
+            stop: Some(stop),
+            task: Some(task),
+            postgres,
+            _dir: dir,
+        };
+        suite.wait_serving(targets).await;
+        suite
+    }
+
+    /// Waits until every service reports SERVING (or the suite failed).
+    async fn wait_serving(&self, targets: &[Target]) {
+        use tonic_health::pb::{
+            HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+        };
+        let names: Vec<&str> = targets.iter().map(|t| service_name(*t)).collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut client = HealthClient::new(self.channel.clone());
+        for name in names {
+            loop {
+                if let Some(task) = &self.task
+                    && task.is_finished()
+                {
+                    panic!("the suite stopped while starting");
+                }
+                let ok = client
+                    .check(HealthCheckRequest {
+                        service: name.into(),
+                    })
+                    .await
+                    .is_ok_and(|r| r.into_inner().status() == ServingStatus::Serving);
+                if ok {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{name} did not become SERVING"
+                );
+                // Yield to the server task, then poll again.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    /// An unauthenticated channel.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// A channel that authenticates with `token`.
+    pub fn authed(&self, token: &str) -> Authed {
+        let value = format!("Bearer {token}").parse().expect("ascii token");
+        InterceptedService::new(self.channel.clone(), Bearer(Some(value)))
+    }
+
+    /// A channel without any token.
+    pub fn anonymous(&self) -> Authed {
+        InterceptedService::new(self.channel.clone(), Bearer(None))
+    }
+
+    /// Mints a token.
+    pub fn token(&self, subject: &str, roles: &[Role], unit: Option<&str>) -> String {
+        self.key.issue(subject, roles, unit, 3600).expect("token")
+    }
+
+    /// A channel for the office.
+    pub fn office(&self) -> Authed {
+        self.authed(&self.token("office", &[Role::Office], None))
+    }
+
+    /// A channel for an assessed unit.
+    pub fn unit(&self, unit: &str) -> Authed {
+        self.authed(&self.token(unit, &[Role::Unit], Some(unit)))
+    }
+
+    /// A channel for a principal with these roles.
+    pub fn as_roles(&self, subject: &str, roles: &[Role], unit: Option<&str>) -> Authed {
+        self.authed(&self.token(subject, roles, unit))
+    }
+
+    /// Stops the suite (graceful drain) and drops its PostgreSQL databases.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        if let Some((admin, names)) = self.postgres.take() {
+            drop_databases(&admin, &names).await;
+        }
+    }
+}
+
+async fn drop_databases(admin: &str, names: &[String]) {
+    if let Ok(mut conn) = sqlx::AnyConnection::connect(admin).await {
+        for name in names {
+            let _ = conn
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .await;
+        }
+        conn.close().await.ok();
+    }
+}
+
+/// The gRPC service name of a target, as health checks know it.
+pub fn service_name(t: Target) -> &'static str {
+    match t {
+        Target::Plans => "jixiao.plans.v1.PlansService",
+    }
+}
+
+/// Defines a scenario test twice: on SQLite, and on PostgreSQL when
+/// `JIXIAO_TEST_POSTGRES_URL` is set (CI sets it; it is skipped with a note
+/// otherwise). The scenario is an `async fn(Backend)`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($scenario:ident),+ $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$scenario($crate::Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                match $crate::Backend::postgres_from_env() {
+                    Some(backend) => super::$scenario(backend).await,
+                    None if std::env::var("CI").is_ok() => {
+                        panic!("CI must set {} so PostgreSQL is tested", $crate::POSTGRES_ENV)
+                    }
+                    None => eprintln!("skipped: set {} to run on PostgreSQL", $crate::POSTGRES_ENV),
+                }
+            }
+        }
+    )+};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swaps_the_database_of_a_url() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/db?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://h:5432", "x"),
+            "postgres://h:5432/x"
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! The suite: which services a process runs (`--target`), where their
+//! databases are, and starting them on one gRPC server. The `jixiao` binary
+//! and the test kit both start services through [`start`].
+
+use std::{fmt, path::PathBuf, str::FromStr};
+
+use jixiao_runtime::{TokenKey, db, host::Services};
+use tokio::net::TcpListener;
+
+/// A service of the suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    Plans,
+}
+
+impl Target {
+    /// Every service this build contains.
+    pub const ALL: &'static [Target] = &[Target::Plans];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Plans => "plans",
+        }
+    }
+
+    /// Environment variable holding the service's database URL.
+    pub fn database_env(self) -> &'static str {
+        match self {
+            Target::Plans => "JIXIAO_PLANS_DATABASE_URL",
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Target::ALL
+            .iter()
+            .copied()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown service {s:?}; this build has: {}",
+                    Target::ALL
+                        .iter()
+                        .map(|t| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+    }
+}
+
+/// Parses `all` or a comma-separated list of services.
+pub fn parse_targets(spec: &str) -> Result<Vec<Target>, String> {
+    if spec.trim() == "all" {
+        return Ok(Target::ALL.to_vec());
+    }
+    let mut out: Vec<Target> = spec
+        .split(',')
+        .map(|s| s.trim().parse())
+        .collect::<Result<_, _>>()?;
+    out.sort();
+    out.dedup();
+    if out.is_empty() {
+        return Err("name at least one service, or all".into());
+    }
+    Ok(out)
+}
+
+/// What a process needs to run its services.
+#[derive(Debug, Clone)]
+pub struct SuiteConfig {
+    pub targets: Vec<Target>,
+    /// Folder of the embedded SQLite files.
+    pub data_dir: PathBuf,
+    /// Database URL per service; a service without one gets a SQLite file
+    /// in `data_dir`.
+    pub database_urls: Vec<(Target, String)>,
+    pub key: TokenKey,
+}
+
+impl SuiteConfig {
+    pub fn database_url(&self, target: Target) -> String {
+        self.database_urls
+            .iter()
+            .find(|(t, _)| *t == target)
+            .map(|(_, u)| u.clone())
+            .unwrap_or_else(|| db::sqlite_url(&self.data_dir, target.as_str()))
+    }
+}
+
+/// Errors starting the suite.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{service}: cannot open its database {url}: {source}")]
+    Database {
+        service: Target,
+        url: String,
+        source: jixiao_runtime::Error,
+    },
+    #[error("cannot create the data folder {0}: {1}")]
+    DataDir(PathBuf, std::io::Error),
+    #[error("server: {0}")]
+    Server(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Opens each service's database and serves them all on `listener` until
+/// `shutdown` completes.
+pub async fn start(
+    config: SuiteConfig,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), StartError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| StartError::DataDir(config.data_dir.clone(), e))?;
+    let mut services = Services::new();
+    for &target in &config.targets {
+        let url = config.database_url(target);
+        let database = |source| StartError::Database {
+            service: target,
+            url: db::mask_password(&url),
+            source,
+        };
+        match target {
+            Target::Plans => {
+                let db = jixiao_plans::open(&url).await.map_err(database)?;
+                tracing::info!(service = "plans", database = %db.display_url(), "service ready");
+                services.add(jixiao_plans::server(db));
+            }
+        }
+    }
+    jixiao_runtime::host::serve(listener, services, config.key, shutdown)
+        .await
+        .map_err(StartError::Server)
+}

@@ -1,0 +1,212 @@
+//! The `jixiao` binary as a newcomer runs it: `jixiao serve` on the embedded
+//! default prints where it listens and an office token; a Python grpcio
+//! client following the README's caller guide lists the services by
+//! reflection, checks health and creates a cycle; `jixiao healthcheck`
+//! answers; SIGTERM stops the server cleanly with exit code 0.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_jixiao");
+
+struct Server {
+    child: Child,
+    addr: String,
+    token: String,
+}
+
+fn start(data_dir: &Path) -> Server {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("JIXIAO_TOKEN_KEY")
+        .env_remove("JIXIAO_PLANS_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start jixiao serve");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut addr, mut token) = (String::new(), String::new());
+    let mut want_token = false;
+    for line in lines.by_ref() {
+        let line = line.expect("stdout");
+        if let Some(rest) = line.strip_prefix("jixiao serving ") {
+            addr = rest
+                .split(" on ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .to_string();
+        } else if line.contains("office token") {
+            want_token = true;
+        } else if want_token {
+            token = line.trim().to_string();
+            break;
+        }
+    }
+    assert!(
+        !addr.is_empty() && !token.is_empty(),
+        "serve printed its address and a token"
+    );
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, addr, token }
+}
+
+fn healthcheck(addr: &str) -> bool {
+    Command::new(BIN)
+        .args([
+            "healthcheck",
+            "--addr",
+            &format!("http://{addr}"),
+            "--timeout-secs",
+            "2",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn wait_healthy(addr: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !healthcheck(addr) {
+        assert!(
+            Instant::now() < deadline,
+            "server at {addr} never became healthy"
+        );
+    }
+}
+
+#[test]
+fn serve_prints_a_working_token_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(&dir.path().join("data"));
+    wait_healthy(&server.addr);
+
+    // The printed token works for a client in another language.
+    let guide = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/caller_guide.py");
+    let out = Command::new("python3")
+        .arg(&guide)
+        .args([
+            "--addr",
+            &server.addr,
+            "--token",
+            &server.token,
+            "--cycle",
+            "2031",
+        ])
+        .output()
+        .expect("python3 runs (install tests/python/requirements.txt)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "caller guide failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("health: SERVING"), "{stdout}");
+    assert!(stdout.contains("jixiao.plans.v1.PlansService"), "{stdout}");
+    assert!(stdout.contains("created: cycles/2031"), "{stdout}");
+    assert!(stdout.contains("retry returned the same: True"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "INVALID_ARGUMENT VALIDATION_FAILED ['cycle_id', 'cycle.year', 'cycle.title']"
+        ),
+        "{stdout}"
+    );
+
+    // `token issue` mints tokens with the same generated key.
+    let issued = Command::new(BIN)
+        .args([
+            "token",
+            "issue",
+            "--role",
+            "unit",
+            "--unit",
+            "siming",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(issued.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&issued.stdout)
+            .trim()
+            .split('.')
+            .count(),
+        3
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(exit.code(), Some(0), "SIGTERM exits 0");
+    assert!(!healthcheck(&server.addr), "nothing listens after shutdown");
+
+    // The data survives a restart: the cycle is still there.
+    let mut again = start(&dir.path().join("data"));
+    wait_healthy(&again.addr);
+    let out = Command::new("python3")
+        .arg(&guide)
+        .args([
+            "--addr",
+            &again.addr,
+            "--token",
+            &again.token,
+            "--cycle",
+            "2032",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("cycles: cycles/2032, cycles/2031"),
+        "{stdout}"
+    );
+    again.child.kill().ok();
+    again.child.wait().ok();
+}
+
+#[test]
+fn healthcheck_fails_when_nothing_listens() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    assert!(!healthcheck(&addr));
+}
+
+#[test]
+fn token_issue_refuses_unit_roles_without_a_unit() {
+    let out = Command::new(BIN)
+        .args([
+            "token",
+            "issue",
+            "--role",
+            "unit",
+            "--token-key",
+            &"ab".repeat(32),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("need a unit"));
+}
