@@ -50,8 +50,8 @@ pub fn bad_fields(status: &Status) -> Vec<String> {
 pub const DISTRICTS: [&str; 3] = ["siming", "huli", "jimei"];
 pub const PROVIDER: &str = "stats";
 
-/// A cycle with a `districts` group and a framework of one indicator per
-/// scoring method (weights 20 + 15 + 10 + 10 + 5 = 60). `plan_deadline_ms`
+/// A cycle with a `districts` group and a framework covering every scoring
+/// method (weights 20 + 15 + 10 + 5 + 5 + 5 = 60). `plan_deadline_ms`
 /// sets the plan deadline.
 pub async fn evaluation_year(suite: &Suite, cycle: &str, plan_deadline_ms: i64) -> Plans {
     let mut office = PlansServiceClient::new(suite.office());
@@ -183,8 +183,15 @@ pub fn framework() -> Vec<Indicator> {
             ("0", "100"),
         ),
         indicator(
+            "FOREIGN_TRADE",
+            "5",
+            ScoringMethod::PeerBest,
+            Direction::HigherIsBetter,
+            ("0", "10000"),
+        ),
+        indicator(
             "INVESTMENT",
-            "10",
+            "5",
             ScoringMethod::PeerRank,
             Direction::HigherIsBetter,
             ("0", "5000"),
@@ -197,4 +204,78 @@ pub fn framework() -> Vec<Indicator> {
             ("0", "5"),
         ),
     ]
+}
+
+/// Targets of one unit for the fixture framework, in framework order:
+/// GDP_GROWTH, ENERGY_INTENSITY, APPROVAL_ONLINE_RATE, FOREIGN_TRADE, INVESTMENT.
+pub fn targets(values: [&str; 5]) -> Vec<jixiao_proto::plans::Target> {
+    [
+        "GDP_GROWTH",
+        "ENERGY_INTENSITY",
+        "APPROVAL_ONLINE_RATE",
+        "FOREIGN_TRADE",
+        "INVESTMENT",
+    ]
+    .iter()
+    .zip(values)
+    .map(|(code, v)| jixiao_proto::plans::Target {
+        indicator: code.to_string(),
+        value: dec(v),
+        assigned: false,
+    })
+    .collect()
+}
+
+/// Each district drafts, submits, and the office approves its plan.
+pub async fn approve_plans(
+    suite: &Suite,
+    cycle: &str,
+    plans: &[(&str, Vec<jixiao_proto::plans::Target>)],
+) {
+    use jixiao_proto::plans::{ApprovePlanRequest, CreatePlanRequest, Plan, SubmitPlanRequest};
+    let mut office = PlansServiceClient::new(suite.office());
+    for (unit, targets) in plans {
+        let mut client = PlansServiceClient::new(suite.unit(unit));
+        let created = client
+            .create_plan(CreatePlanRequest {
+                parent: format!("cycles/{cycle}"),
+                plan: Some(Plan {
+                    unit: format!("units/{unit}"),
+                    targets: targets.clone(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .expect("create plan")
+            .into_inner();
+        let submitted = client
+            .submit_plan(SubmitPlanRequest {
+                name: created.name.clone(),
+                etag: created.etag,
+                request_id: String::new(),
+            })
+            .await
+            .expect("submit plan")
+            .into_inner();
+        office
+            .approve_plan(ApprovePlanRequest {
+                name: submitted.name,
+                etag: submitted.etag,
+                comment: String::new(),
+            })
+            .await
+            .expect("approve plan");
+    }
+}
+
+/// Moves a cycle to a phase.
+pub async fn set_phase(suite: &Suite, cycle: &str, phase: jixiao_proto::plans::Phase) {
+    PlansServiceClient::new(suite.office())
+        .set_cycle_phase(jixiao_proto::plans::SetCyclePhaseRequest {
+            name: format!("cycles/{cycle}"),
+            phase: phase as i32,
+        })
+        .await
+        .expect("set phase");
 }

@@ -42,6 +42,7 @@ fn full_targets(gdp: &str) -> Vec<Target> {
         target("GDP_GROWTH", gdp),
         target("ENERGY_INTENSITY", "0.45"),
         target("APPROVAL_ONLINE_RATE", "95"),
+        target("FOREIGN_TRADE", "300"),
         target("INVESTMENT", "1200"),
     ]
 }
@@ -470,10 +471,7 @@ async fn invalid_input_names_every_bad_field_and_stores_nothing(backend: Backend
     // Submission demands a complete plan; nothing changes when refused.
     let partial = set_content(&mut jimei, &plan, vec![target("GDP_GROWTH", "6")], vec![]).await;
     let err = submit(&mut jimei, &partial).await.unwrap_err();
-    assert_eq!(
-        bad_fields(&err),
-        ["plan.targets", "plan.targets", "plan.targets"]
-    );
+    assert_eq!(bad_fields(&err), ["plan.targets"; 4]);
     let details = tonic_types::StatusExt::get_error_details(&err);
     let missing: Vec<_> = details
         .bad_request()
@@ -487,6 +485,7 @@ async fn invalid_input_names_every_bad_field_and_stores_nothing(backend: Backend
         [
             "missing a target for indicator ENERGY_INTENSITY",
             "missing a target for indicator APPROVAL_ONLINE_RATE",
+            "missing a target for indicator FOREIGN_TRADE",
             "missing a target for indicator INVESTMENT",
         ]
     );

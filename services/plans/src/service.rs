@@ -9,14 +9,15 @@ use jixiao_proto::{
         CreateCycleRequest, CreateGroupRequest, CreateNoticeRequest, CreatePlanRequest,
         CreateUnitRequest, Cycle, Deadlines, DiffPlanVersionsRequest, DiffPlanVersionsResponse,
         FieldChange, Framework, GetCycleRequest, GetFrameworkRequest, GetGroupRequest,
-        GetPlanRequest, GetSchemeRequest, GetTimelinessReportRequest, GetUnitRequest,
-        GrantLockExceptionRequest, Group, ListCyclesRequest, ListCyclesResponse, ListGroupsRequest,
-        ListGroupsResponse, ListLockExceptionsRequest, ListLockExceptionsResponse,
-        ListNoticesRequest, ListNoticesResponse, ListPlanVersionsRequest, ListPlanVersionsResponse,
-        ListPlansRequest, ListPlansResponse, ListUnitsRequest, ListUnitsResponse, LockException,
-        LockScope, Notice, Phase, Plan, PlanState, PlanVersion, ReplaceFrameworkRequest,
-        ReturnPlanRequest, Scheme, SetCyclePhaseRequest, SubmitPlanRequest, TimelinessReport, Unit,
-        UnitKind, UnitTimeliness, UpdateCycleRequest, UpdateGroupRequest, UpdatePlanRequest,
+        GetGroupTargetsRequest, GetPlanRequest, GetSchemeRequest, GetTimelinessReportRequest,
+        GetUnitRequest, GrantLockExceptionRequest, Group, GroupTargets, ListCyclesRequest,
+        ListCyclesResponse, ListGroupsRequest, ListGroupsResponse, ListLockExceptionsRequest,
+        ListLockExceptionsResponse, ListNoticesRequest, ListNoticesResponse,
+        ListPlanVersionsRequest, ListPlanVersionsResponse, ListPlansRequest, ListPlansResponse,
+        ListUnitsRequest, ListUnitsResponse, LockException, LockScope, Notice, Phase, Plan,
+        PlanState, PlanVersion, ReplaceFrameworkRequest, ReturnPlanRequest, Scheme,
+        SetCyclePhaseRequest, SubmitPlanRequest, TimelinessReport, Unit, UnitKind, UnitTargets,
+        UnitTimeliness, UpdateCycleRequest, UpdateGroupRequest, UpdatePlanRequest,
         UpdateSchemeRequest, VersionOutcome, plans_service_server::PlansService,
     },
     types::{ListAuditRecordsRequest, ListAuditRecordsResponse},
@@ -1572,6 +1573,55 @@ impl PlansApi {
             .collect()
     }
 
+    async fn group_targets(
+        &self,
+        p: Principal,
+        req: GetGroupTargetsRequest,
+    ) -> Result<GroupTargets, Error> {
+        p.require(PLAN_READERS, "read a group's approved targets")?;
+        let (cycle, gid) = names::group_name(&req.group, "group")?;
+        let mut conn = self.db.read.acquire().await?;
+        let g = load_group(&mut conn, cycle, gid).await?;
+        let rows = sqlx::query(
+            "SELECT p.unit_id, p.approved_version, v.content FROM plans p
+             JOIN plan_versions v ON v.cycle_id = p.cycle_id AND v.unit_id = p.unit_id AND v.version = p.approved_version
+             WHERE p.cycle_id = $1 AND p.group_id = $2 AND p.approved_version > 0",
+        )
+        .bind(cycle)
+        .bind(gid)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut approved = std::collections::HashMap::new();
+        for r in &rows {
+            let unit: String = r.try_get("unit_id")?;
+            let content: Plan = decode(&r.try_get::<Vec<u8>, _>("content")?)?;
+            approved.insert(
+                format!("units/{unit}"),
+                (
+                    r.try_get::<i64, _>("approved_version")? as i32,
+                    content.targets,
+                ),
+            );
+        }
+        let units = g
+            .group
+            .units
+            .iter()
+            .map(|u| {
+                let (approved_version, targets) = approved.remove(u).unwrap_or_default();
+                UnitTargets {
+                    unit: u.clone(),
+                    approved_version,
+                    targets,
+                }
+            })
+            .collect();
+        Ok(GroupTargets {
+            group: g.group.name,
+            units,
+        })
+    }
+
     async fn list_plan_versions(
         &self,
         p: Principal,
@@ -2204,6 +2254,9 @@ impl PlansService for PlansApi {
     }
     async fn amend_plan(&self, req: Request<AmendPlanRequest>) -> Reply<Plan> {
         checked!(self, req, amend_plan)
+    }
+    async fn get_group_targets(&self, req: Request<GetGroupTargetsRequest>) -> Reply<GroupTargets> {
+        checked!(self, req, group_targets)
     }
     async fn list_plan_versions(
         &self,

@@ -11,15 +11,17 @@ use tokio::net::TcpListener;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Target {
     Plans,
+    Indicators,
 }
 
 impl Target {
     /// Every service this build contains.
-    pub const ALL: &'static [Target] = &[Target::Plans];
+    pub const ALL: &'static [Target] = &[Target::Plans, Target::Indicators];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Target::Plans => "plans",
+            Target::Indicators => "indicators",
         }
     }
 
@@ -27,6 +29,7 @@ impl Target {
     pub fn database_env(self) -> &'static str {
         match self {
             Target::Plans => "JIXIAO_PLANS_DATABASE_URL",
+            Target::Indicators => "JIXIAO_INDICATORS_DATABASE_URL",
         }
     }
 }
@@ -84,6 +87,9 @@ pub struct SuiteConfig {
     /// in `data_dir`.
     pub database_urls: Vec<(Target, String)>,
     pub key: TokenKey,
+    /// Address of the plans service for the services that call it; by
+    /// default this process when it runs plans, else `http://127.0.0.1:50051`.
+    pub plans_addr: Option<String>,
 }
 
 impl SuiteConfig {
@@ -120,6 +126,18 @@ pub async fn start(
 ) -> Result<(), StartError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| StartError::DataDir(config.data_dir.clone(), e))?;
+    let own = listener
+        .local_addr()
+        .map(|a| format!("http://{a}"))
+        .map_err(|e| StartError::Server(Box::new(e)))?;
+    let plans_addr = config.plans_addr.clone().unwrap_or_else(|| {
+        if config.targets.contains(&Target::Plans) {
+            own.clone()
+        } else {
+            "http://127.0.0.1:50051".to_string()
+        }
+    });
+    let (trigger, shutdown_streams) = jixiao_runtime::host::Shutdown::new();
     let mut services = Services::new();
     for &target in &config.targets {
         let url = config.database_url(target);
@@ -134,8 +152,23 @@ pub async fn start(
                 tracing::info!(service = "plans", database = %db.display_url(), "service ready");
                 services.add(jixiao_plans::server(db));
             }
+            Target::Indicators => {
+                let db = jixiao_indicators::open(&url).await.map_err(database)?;
+                let plans = jixiao_runtime::client::connect(&plans_addr, &config.key, "indicators")
+                    .map_err(|e| StartError::Server(Box::new(e)))?;
+                tracing::info!(service = "indicators", database = %db.display_url(), plans = %plans_addr, "service ready");
+                services.add(jixiao_indicators::server(
+                    db,
+                    plans,
+                    shutdown_streams.clone(),
+                ));
+            }
         }
     }
+    let shutdown = async move {
+        shutdown.await;
+        trigger.fire();
+    };
     jixiao_runtime::host::serve(listener, services, config.key, shutdown)
         .await
         .map_err(StartError::Server)

@@ -82,6 +82,13 @@ struct ServeArgs {
     /// Database URL of the plans service (default: SQLite file in the data folder).
     #[arg(long, env = "JIXIAO_PLANS_DATABASE_URL")]
     plans_database_url: Option<String>,
+    /// Database URL of the indicators service (default: SQLite file in the data folder).
+    #[arg(long, env = "JIXIAO_INDICATORS_DATABASE_URL")]
+    indicators_database_url: Option<String>,
+    /// Address of the plans service, for services that call it (default:
+    /// this process when it runs plans, else http://127.0.0.1:50051).
+    #[arg(long, env = "JIXIAO_PLANS_ADDR")]
+    plans_addr: Option<String>,
     #[command(flatten)]
     key: KeyArgs,
 }
@@ -171,14 +178,20 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let targets = parse_targets(&args.target)?;
     let (key, generated) = args.key.load(true)?;
     let mut database_urls = Vec::new();
-    if let Some(url) = args.plans_database_url {
-        database_urls.push((Target::Plans, url));
+    for (target, url) in [
+        (Target::Plans, args.plans_database_url),
+        (Target::Indicators, args.indicators_database_url),
+    ] {
+        if let Some(url) = url {
+            database_urls.push((target, url));
+        }
     }
     let config = SuiteConfig {
         targets: targets.clone(),
         data_dir: args.key.data_dir.clone(),
         database_urls,
         key: key.clone(),
+        plans_addr: args.plans_addr,
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

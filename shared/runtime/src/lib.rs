@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod client;
 pub mod db;
 pub mod decimal;
 pub mod error;

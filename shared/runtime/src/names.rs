@@ -14,9 +14,30 @@ pub fn valid_id(id: &str) -> bool {
         && !id.starts_with(['-', '_'])
 }
 
+/// Like [`parse`], but the ids may also hold upper-case letters (indicator
+/// codes such as `GDP_GROWTH`, periods such as `2026-Q1`).
+pub fn parse_loose<'a>(name: &'a str, pattern: &str, field: &str) -> Result<Vec<&'a str>, Error> {
+    split(name, pattern, field, |id| {
+        !id.is_empty()
+            && id.len() <= 64
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    })
+}
+
 /// Splits `name` along `pattern` ("cycles/*/groups/*") and returns the ids
 /// in place of the stars, or INVALID_ARGUMENT naming `field`.
 pub fn parse<'a>(name: &'a str, pattern: &str, field: &str) -> Result<Vec<&'a str>, Error> {
+    split(name, pattern, field, valid_id)
+}
+
+fn split<'a>(
+    name: &'a str,
+    pattern: &str,
+    field: &str,
+    valid: impl Fn(&str) -> bool,
+) -> Result<Vec<&'a str>, Error> {
     let parts: Vec<&str> = name.split('/').collect();
     let want: Vec<&str> = pattern.split('/').collect();
     let bad = || {
@@ -31,7 +52,7 @@ pub fn parse<'a>(name: &'a str, pattern: &str, field: &str) -> Result<Vec<&'a st
     let mut ids = Vec::new();
     for (p, w) in parts.iter().zip(&want) {
         if *w == "*" {
-            if !valid_id(p) {
+            if !valid(p) {
                 return Err(bad());
             }
             ids.push(*p);

@@ -114,6 +114,16 @@ impl Suite {
 
     /// Starts the named services in one process.
     pub async fn start_targets(backend: Backend, targets: &[Target]) -> Suite {
+        Self::start_with(backend, targets, None).await
+    }
+
+    /// Starts the named services, calling the plans service at `plans_addr`
+    /// (default: this suite, when it runs plans).
+    pub async fn start_with(
+        backend: Backend,
+        targets: &[Target],
+        plans_addr: Option<String>,
+    ) -> Suite {
         log_init();
         let dir = tempfile::tempdir().expect("temp dir");
         let key = TokenKey::from_hex(&TokenKey::generate_hex()).expect("key");
@@ -134,6 +144,7 @@ impl Suite {
             data_dir: dir.path().join("data"),
             database_urls,
             key: key.clone(),
+            plans_addr,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -261,6 +272,7 @@ async fn drop_databases(admin: &str, names: &[String]) {
 pub fn service_name(t: Target) -> &'static str {
     match t {
         Target::Plans => "jixiao.plans.v1.PlansService",
+        Target::Indicators => "jixiao.indicators.v1.IndicatorsService",
     }
 }
 
