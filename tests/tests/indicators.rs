@@ -486,6 +486,16 @@ async fn a_correction_is_a_new_version_with_history(backend: Backend) {
 async fn a_late_value_is_refused_then_accepted_under_an_exception(backend: Backend) {
     let suite = Suite::start(backend).await;
     year_in_execution(&suite).await;
+    let mut stats = provider(&suite);
+    let early = stats
+        .report_value(ReportValueRequest {
+            parent: "cycles/2026".into(),
+            value: Some(value("siming", "GDP_GROWTH", annual(), "6")),
+            request_id: String::new(),
+        })
+        .await
+        .expect("reported before the deadline")
+        .into_inner();
     let mut office_plans = PlansServiceClient::new(suite.office());
     office_plans
         .update_cycle(UpdateCycleRequest {
@@ -503,7 +513,25 @@ async fn a_late_value_is_refused_then_accepted_under_an_exception(backend: Backe
         })
         .await
         .expect("move the data deadline");
-    let mut stats = provider(&suite);
+    // After the deadline only the office accepts a correction.
+    let correction = CorrectValueRequest {
+        name: early.name.clone(),
+        value: dec("6.2"),
+        reason: "复核".into(),
+        ..Default::default()
+    };
+    let err = stats.correct_value(correction.clone()).await.unwrap_err();
+    assert_eq!(reason(&err), "DATA_DEADLINE_PASSED");
+    let accepted = IndicatorsServiceClient::new(suite.office())
+        .correct_value(correction)
+        .await
+        .expect("the office accepts a late correction")
+        .into_inner();
+    assert_eq!(
+        (accepted.version, accepted.reported_by.as_str()),
+        (2, "office")
+    );
+
     let request = ReportValueRequest {
         parent: "cycles/2026".into(),
         value: Some(value("jimei", "GDP_GROWTH", annual(), "5")),
@@ -565,11 +593,11 @@ async fn a_late_value_is_refused_then_accepted_under_an_exception(backend: Backe
             row.late,
             row.missing.len()
         ),
-        ("units/stats", 15, 1, 1, 14)
+        ("units/stats", 15, 2, 1, 13)
     );
     assert!(
         row.missing
-            .contains(&"cycles/2026/units/siming/indicators/GDP_GROWTH/periods/2026".to_string())
+            .contains(&"cycles/2026/units/huli/indicators/GDP_GROWTH/periods/2026".to_string())
     );
     suite.stop().await;
 }
