@@ -1,7 +1,7 @@
 //! Entry rules for indicator values (DOMAIN.md §5): periods, evidence and
 //! progress, as plain functions.
 
-use jixiao_proto::types::{EvidenceItem, Period, PeriodKind};
+use jixiao_proto::types::{Period, PeriodKind};
 use jixiao_runtime::Violations;
 use rust_decimal::Decimal;
 
@@ -66,38 +66,6 @@ pub fn check_period(p: &Option<Period>, cycle_year: i32, field: &str, v: &mut Vi
     );
 }
 
-/// Checks evidence descriptions: a name, a media type, a size and a
-/// SHA-256 of 64 lower-case hex digits.
-pub fn check_evidence(items: &[EvidenceItem], field: &str, v: &mut Violations) {
-    for (i, e) in items.iter().enumerate() {
-        let f = format!("{field}[{i}]");
-        v.check(
-            !e.name.trim().is_empty(),
-            format!("{f}.name"),
-            "is required",
-        );
-        v.check(
-            !e.media_type.trim().is_empty(),
-            format!("{f}.media_type"),
-            "is required",
-        );
-        v.check(
-            e.size_bytes >= 0,
-            format!("{f}.size_bytes"),
-            "must not be negative",
-        );
-        v.check(
-            e.sha256.len() == 64
-                && e.sha256
-                    .chars()
-                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
-            format!("{f}.sha256"),
-            "must be 64 lower-case hex digits",
-        );
-        v.check(!e.uri.trim().is_empty(), format!("{f}.uri"), "is required");
-    }
-}
-
 /// The share of the year a progress period covers: Q2 → 0.5, month 3 → 0.25.
 pub fn elapsed_share(p: &Period) -> Decimal {
     match PeriodKind::try_from(p.kind) {
@@ -160,25 +128,6 @@ mod tests {
         );
         let fields: Vec<_> = v.as_slice().iter().map(|x| x.field.as_str()).collect();
         assert_eq!(fields, ["value.period.index", "value.period.year"]);
-    }
-
-    #[test]
-    fn evidence_needs_a_digest() {
-        let mut v = Violations::new();
-        let good = EvidenceItem {
-            name: "a.pdf".into(),
-            media_type: "application/pdf".into(),
-            size_bytes: 3,
-            sha256: "a".repeat(64),
-            uri: "s3://x/a.pdf".into(),
-        };
-        let bad = EvidenceItem {
-            sha256: "XYZ".into(),
-            ..good.clone()
-        };
-        check_evidence(&[good, bad], "value.evidence", &mut v);
-        assert_eq!(v.as_slice().len(), 1);
-        assert_eq!(v.as_slice()[0].field, "value.evidence[1].sha256");
     }
 
     #[test]

@@ -14,29 +14,27 @@ use jixiao_proto::{
         ProviderCompleteness, ReportValueRequest, ScoreChange, ScoreFlag, UnitIndicatorScore,
         WatchScoreChangesRequest, indicators_service_server::IndicatorsService,
     },
-    plans::{
-        CheckWriteWindowRequest, Direction, Framework, GetCycleRequest, GetFrameworkRequest,
-        GetGroupTargetsRequest, GetSchemeRequest, Group, Indicator, ListGroupsRequest, LockScope,
-        Scheme, ScoringMethod, plans_service_client::PlansServiceClient,
-    },
+    plans::{Direction, Group, Indicator, LockScope, Scheme, ScoringMethod},
     types::{EvidenceItem, ListAuditRecordsRequest, ListAuditRecordsResponse, PeriodKind},
 };
 use jixiao_runtime::{
     Db, Error, Principal, Role, Violations, audit,
     auth::principal,
-    client::{ServiceChannel, dependency_error},
+    changes::Changes,
+    client::ServiceChannel,
     decimal::{self, to_proto},
+    evidence::{self, EvidenceList},
     host::Shutdown,
     idempotency, names,
     paging::Page,
+    plans_lookup::PlansLookup,
     time::{now_ms, timestamp},
 };
 use prost::Message;
 use rust_decimal::Decimal;
 use serde_json::json;
 use sqlx::{AnyConnection, Row, any::AnyRow};
-use tokio::sync::broadcast;
-use tokio_stream::{StreamExt, wrappers::BroadcastStream};
+use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -50,7 +48,6 @@ fn reply<T>(r: Result<T, Error>) -> Reply<T> {
     r.map(Response::new).map_err(|e| e.into_status(DOMAIN))
 }
 
-const PLANS: &str = "plans service";
 /// Roles that read every value and score.
 const READERS: &[Role] = &[Role::Office, Role::Evaluator, Role::Service];
 
@@ -58,19 +55,16 @@ const READERS: &[Role] = &[Role::Office, Role::Evaluator, Role::Service];
 #[derive(Clone)]
 pub struct IndicatorsApi {
     db: Db,
-    plans: PlansServiceClient<ServiceChannel>,
-    changes: broadcast::Sender<ScoreChange>,
-    shutdown: Shutdown,
+    plans: PlansLookup,
+    changes: Changes,
 }
 
 impl IndicatorsApi {
     pub fn new(db: Db, plans: ServiceChannel, shutdown: Shutdown) -> Self {
-        let (changes, _) = broadcast::channel(1024);
         IndicatorsApi {
             db,
-            plans: PlansServiceClient::new(plans),
-            changes,
-            shutdown,
+            plans: PlansLookup::new(plans),
+            changes: Changes::new(shutdown),
         }
     }
 }
@@ -96,66 +90,18 @@ impl GroupView {
 }
 
 impl IndicatorsApi {
-    fn plans(&self) -> PlansServiceClient<ServiceChannel> {
-        self.plans.clone()
-    }
-
     async fn cycle_year(&self, cycle: &str) -> Result<i32, Error> {
-        let c = self
-            .plans()
-            .get_cycle(GetCycleRequest {
-                name: format!("cycles/{cycle}"),
-            })
-            .await
-            .map_err(|s| dependency_error(PLANS, s))?;
-        Ok(c.into_inner().year)
+        Ok(self.plans.cycle(cycle).await?.year)
     }
 
     async fn groups(&self, cycle: &str) -> Result<Vec<Group>, Error> {
-        let mut out = Vec::new();
-        let mut token = String::new();
-        loop {
-            let page = self
-                .plans()
-                .list_groups(ListGroupsRequest {
-                    parent: format!("cycles/{cycle}"),
-                    page_size: 500,
-                    page_token: token,
-                })
-                .await
-                .map_err(|s| dependency_error(PLANS, s))?
-                .into_inner();
-            out.extend(page.groups);
-            if page.next_page_token.is_empty() {
-                return Ok(out);
-            }
-            token = page.next_page_token;
-        }
+        self.plans.groups(cycle).await
     }
 
     async fn group_view(&self, group: Group) -> Result<GroupView, Error> {
-        let mut plans = self.plans();
-        let framework: Framework = plans
-            .get_framework(GetFrameworkRequest {
-                name: format!("{}/framework", group.name),
-            })
-            .await
-            .map_err(|s| dependency_error(PLANS, s))?
-            .into_inner();
-        let scheme = plans
-            .get_scheme(GetSchemeRequest {
-                name: format!("{}/scheme", group.name),
-            })
-            .await
-            .map_err(|s| dependency_error(PLANS, s))?
-            .into_inner();
-        let approved = plans
-            .get_group_targets(GetGroupTargetsRequest {
-                group: group.name.clone(),
-            })
-            .await
-            .map_err(|s| dependency_error(PLANS, s))?
-            .into_inner();
+        let framework = self.plans.framework(&group.name).await?;
+        let scheme = self.plans.scheme(&group.name).await?;
+        let approved = self.plans.group_targets(&group.name).await?;
         let mut targets = HashMap::new();
         for u in approved.units {
             for t in u.targets {
@@ -173,28 +119,16 @@ impl IndicatorsApi {
     }
 
     async fn group_view_by_name(&self, group_name: &str) -> Result<GroupView, Error> {
-        let (cycle, _) = names::group_name(group_name, "group")?;
-        let group = self
-            .groups(cycle)
-            .await?
-            .into_iter()
-            .find(|g| g.name == group_name)
-            .ok_or_else(|| Error::not_found(group_name.to_string()))?;
+        let group = self.plans.group(group_name).await?;
         self.group_view(group).await
     }
 
-    /// Whether `unit` (the writer) may write data now: (open, late).
+    /// Whether `unit` (the writer) may write data now: (open, late, reason).
     async fn data_window(&self, cycle: &str, unit: &str) -> Result<(bool, bool, String), Error> {
         let w = self
-            .plans()
-            .check_write_window(CheckWriteWindowRequest {
-                cycle: format!("cycles/{cycle}"),
-                unit: format!("units/{unit}"),
-                scope: LockScope::Data as i32,
-            })
-            .await
-            .map_err(|s| dependency_error(PLANS, s))?
-            .into_inner();
+            .plans
+            .write_window(cycle, unit, LockScope::Data)
+            .await?;
         Ok((w.open, w.late, w.closed_reason))
     }
 }
@@ -243,40 +177,6 @@ fn value_proto(r: &AnyRow) -> Result<IndicatorValue, Error> {
         report_time: Some(timestamp(r.try_get("report_ms")?)),
         late: r.try_get::<i64, _>("late")? != 0,
         correction_reason: r.try_get("correction_reason")?,
-    })
-}
-
-/// Evidence is stored as one protobuf message per version.
-#[derive(Clone, PartialEq, prost::Message)]
-struct EvidenceList {
-    #[prost(message, repeated, tag = "1")]
-    items: Vec<EvidenceItem>,
-}
-
-/// Bumps a group's change counter inside the write's transaction.
-async fn bump_revision(conn: &mut AnyConnection, cycle: &str, group: &str) -> Result<i64, Error> {
-    let row = sqlx::query(
-        "INSERT INTO group_revisions (cycle_id, group_id, revision) VALUES ($1, $2, 1)
-         ON CONFLICT (cycle_id, group_id) DO UPDATE SET revision = group_revisions.revision + 1
-         RETURNING revision",
-    )
-    .bind(cycle)
-    .bind(group)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(row.try_get("revision")?)
-}
-
-async fn revision(pool: &sqlx::AnyPool, cycle: &str, group: &str) -> Result<i64, Error> {
-    let row =
-        sqlx::query("SELECT revision FROM group_revisions WHERE cycle_id = $1 AND group_id = $2")
-            .bind(cycle)
-            .bind(group)
-            .fetch_optional(pool)
-            .await?;
-    Ok(match row {
-        Some(r) => r.try_get("revision")?,
-        None => 0,
     })
 }
 
@@ -471,7 +371,7 @@ impl IndicatorsApi {
                             format!("{} has no approved target for {}", row.unit, ind.code),
                         );
                     }
-                    rules::check_evidence(&row.evidence, &format!("{f}.evidence"), &mut v);
+                    evidence::check(&row.evidence, &format!("{f}.evidence"), &mut v);
                     if let Some(period) = &row.period {
                         let key = rules::period_key(period);
                         if !seen.insert((unit.clone(), ind.code.clone(), key.clone())) {
@@ -594,10 +494,7 @@ impl IndicatorsApi {
         }
         let mut changes = Vec::new();
         for g in &groups {
-            changes.push(ScoreChange {
-                group: format!("cycles/{cycle}/groups/{g}"),
-                revision: bump_revision(&mut tx, &cycle, g).await?,
-            });
+            changes.push(Changes::bump(&mut tx, &cycle, g).await?);
         }
         let resource = if single {
             stored[0].name.clone()
@@ -618,15 +515,8 @@ impl IndicatorsApi {
         let response = BatchReportValuesResponse { values: stored };
         idempotency::remember(&mut tx, &p, request_id, "ReportValues", digest, &response).await?;
         tx.commit().await?;
-        self.announce(changes);
+        self.changes.announce(changes);
         Ok(response.values)
-    }
-
-    fn announce(&self, changes: Vec<ScoreChange>) {
-        for c in changes {
-            // No subscriber is fine: the aggregator reconciles on connect.
-            let _ = self.changes.send(c);
-        }
     }
 
     async fn report_value(
@@ -752,10 +642,7 @@ impl IndicatorsApi {
             req.reason.trim(),
         )
         .await?;
-        let change = ScoreChange {
-            group: format!("cycles/{cycle}/groups/{}", nv.group),
-            revision: bump_revision(&mut tx, &cycle, &nv.group).await?,
-        };
+        let change = Changes::bump(&mut tx, &cycle, &nv.group).await?;
         audit::append(
             &mut tx,
             &p,
@@ -777,7 +664,7 @@ impl IndicatorsApi {
         )
         .await?;
         tx.commit().await?;
-        self.announce(vec![change]);
+        self.changes.announce(vec![change]);
         Ok(stored)
     }
 
@@ -872,10 +759,7 @@ impl IndicatorsApi {
             assessed_by: p.subject.clone(),
             assess_time: Some(timestamp(now)),
         };
-        let change = ScoreChange {
-            group: view.group.name.clone(),
-            revision: bump_revision(&mut tx, &cycle, &group_id).await?,
-        };
+        let change = Changes::bump(&mut tx, &cycle, &group_id).await?;
         audit::append(
             &mut tx,
             &p,
@@ -897,7 +781,7 @@ impl IndicatorsApi {
         )
         .await?;
         tx.commit().await?;
-        self.announce(vec![change]);
+        self.changes.announce(vec![change]);
         Ok(out)
     }
 }
@@ -1135,7 +1019,7 @@ impl IndicatorsApi {
         let (cycle, gid) = names::group_name(&req.group, "group")?;
         // The revision is read first: a change committed meanwhile shows as a
         // newer revision, never as a newer table under an older number.
-        let revision = revision(&self.db.read, cycle, gid).await?;
+        let revision = Changes::revision(&self.db, cycle, gid).await?;
         let view = self.group_view_by_name(&req.group).await?;
         let (finals, assessed) = self.group_inputs(cycle, gid).await?;
         let floor = decimal::required(&view.scheme.peer_rank_floor).unwrap_or(Decimal::new(6, 1));
@@ -1368,14 +1252,7 @@ impl IndicatorsApi {
         let year = self.cycle_year(&cycle).await?;
         let mut by_provider: BTreeMap<String, ProviderCompleteness> = BTreeMap::new();
         for group in self.groups(&cycle).await? {
-            let framework = self
-                .plans()
-                .get_framework(GetFrameworkRequest {
-                    name: format!("{}/framework", group.name),
-                })
-                .await
-                .map_err(|s| dependency_error(PLANS, s))?
-                .into_inner();
+            let framework = self.plans.framework(&group.name).await?;
             for ind in framework
                 .indicators
                 .iter()
@@ -1494,33 +1371,14 @@ impl IndicatorsService for IndicatorsApi {
         let run = async {
             p.require(READERS, "watch score changes")?;
             let cycle = names::cycle_id(&req.get_ref().cycle, "cycle")?.to_string();
-            // Subscribe before reading the current revisions so nothing
-            // committed in between is missed.
-            let live = BroadcastStream::new(self.changes.subscribe());
-            let rows = sqlx::query("SELECT group_id, revision FROM group_revisions WHERE cycle_id = $1 ORDER BY group_id")
-                .bind(&cycle)
-                .fetch_all(&self.db.read)
-                .await?;
-            let mut current = Vec::new();
-            for r in &rows {
-                current.push(Ok(ScoreChange {
-                    group: format!(
-                        "cycles/{cycle}/groups/{}",
-                        r.try_get::<String, _>("group_id")?
-                    ),
-                    revision: r.try_get("revision")?,
-                }));
-            }
-            let prefix = format!("cycles/{cycle}/");
-            let live = live.filter_map(move |c| match c {
-                Ok(c) if c.group.starts_with(&prefix) => Some(Ok(c)),
-                // A lagging watcher skips to newer revisions, which carry
-                // everything the skipped ones did.
-                _ => None,
+            let changes = self.changes.watch(&self.db, &cycle).await?;
+            let stream = changes.map(|c| {
+                Ok(ScoreChange {
+                    group: c.group,
+                    revision: c.revision,
+                })
             });
-            Ok::<ChangeStream, Error>(Box::pin(
-                self.shutdown.cut(tokio_stream::iter(current).chain(live)),
-            ))
+            Ok::<ChangeStream, Error>(Box::pin(stream))
         };
         reply(run.await)
     }

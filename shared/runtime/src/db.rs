@@ -40,8 +40,8 @@ pub struct Db {
     url: String,
 }
 
-/// Tables every service has: the audit trail (a hash chain) and the
-/// idempotency records. Created idempotently before the service's own
+/// Tables every service has: the audit trail (a hash chain), the
+/// idempotency records and the change counters per group. Created idempotently before the service's own
 /// migrations, so that services do not repeat them.
 const RUNTIME_TABLES: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS audit_log (
@@ -70,6 +70,12 @@ const RUNTIME_TABLES: &[&str] = &[
         response BYTEA NOT NULL,
         at_ms BIGINT NOT NULL,
         PRIMARY KEY (principal, request_id)
+    )",
+    "CREATE TABLE IF NOT EXISTS group_revisions (
+        cycle_id TEXT NOT NULL,
+        group_id TEXT NOT NULL,
+        revision BIGINT NOT NULL,
+        PRIMARY KEY (cycle_id, group_id)
     )",
 ];
 

@@ -4,14 +4,17 @@
 
 pub mod audit;
 pub mod auth;
+pub mod changes;
 pub mod client;
 pub mod db;
 pub mod decimal;
 pub mod error;
+pub mod evidence;
 pub mod host;
 pub mod idempotency;
 pub mod names;
 pub mod paging;
+pub mod plans_lookup;
 pub mod telemetry;
 pub mod time;
 

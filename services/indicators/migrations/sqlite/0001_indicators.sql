@@ -1,5 +1,6 @@
 -- Every version of every reported value, the current version per value for
--- scoring, assessed scores, and a change counter per group.
+-- scoring, and assessed scores. (Change counters per group are a runtime
+-- table.)
 
 CREATE TABLE value_versions (
     cycle_id TEXT NOT NULL,
@@ -45,11 +46,4 @@ CREATE TABLE assessed_scores (
     assessed_by TEXT NOT NULL,
     assess_ms BIGINT NOT NULL,
     PRIMARY KEY (cycle_id, unit_id, indicator)
-);
-
-CREATE TABLE group_revisions (
-    cycle_id TEXT NOT NULL,
-    group_id TEXT NOT NULL,
-    revision BIGINT NOT NULL,
-    PRIMARY KEY (cycle_id, group_id)
 );

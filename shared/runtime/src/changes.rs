@@ -1,0 +1,105 @@
+//! Change signals for the aggregator: each service keeps a change counter
+//! per group (bumped in the same transaction as the change) and broadcasts
+//! `(group, revision)` after commit. A watcher first receives the current
+//! revision of every group of its cycle, then live changes, so a watcher
+//! that reconnects misses nothing. Streams end when the process shuts down.
+
+use futures::Stream;
+use sqlx::{AnyConnection, Row};
+use tokio::sync::broadcast;
+use tokio_stream::{StreamExt, wrappers::BroadcastStream};
+
+use crate::{Db, Error, host::Shutdown};
+
+/// A group's change counter after a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// `cycles/{cycle}/groups/{group}`.
+    pub group: String,
+    pub revision: i64,
+}
+
+/// The broadcast side, one per service.
+#[derive(Clone, Debug)]
+pub struct Changes {
+    sender: broadcast::Sender<Change>,
+    shutdown: Shutdown,
+}
+
+impl Changes {
+    pub fn new(shutdown: Shutdown) -> Self {
+        let (sender, _) = broadcast::channel(4096);
+        Changes { sender, shutdown }
+    }
+
+    /// Bumps a group's counter inside the caller's transaction.
+    pub async fn bump(conn: &mut AnyConnection, cycle: &str, group: &str) -> Result<Change, Error> {
+        let row = sqlx::query(
+            "INSERT INTO group_revisions (cycle_id, group_id, revision) VALUES ($1, $2, 1)
+             ON CONFLICT (cycle_id, group_id) DO UPDATE SET revision = group_revisions.revision + 1
+             RETURNING revision",
+        )
+        .bind(cycle)
+        .bind(group)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(Change {
+            group: format!("cycles/{cycle}/groups/{group}"),
+            revision: row.try_get("revision")?,
+        })
+    }
+
+    /// The current counter of a group (0 before any change).
+    pub async fn revision(db: &Db, cycle: &str, group: &str) -> Result<i64, Error> {
+        let row = sqlx::query(
+            "SELECT revision FROM group_revisions WHERE cycle_id = $1 AND group_id = $2",
+        )
+        .bind(cycle)
+        .bind(group)
+        .fetch_optional(&db.read)
+        .await?;
+        Ok(match row {
+            Some(r) => r.try_get("revision")?,
+            None => 0,
+        })
+    }
+
+    /// Announces committed changes.
+    pub fn announce(&self, changes: impl IntoIterator<Item = Change>) {
+        for c in changes {
+            // No watcher is fine: watchers read current revisions on connect.
+            let _ = self.sender.send(c);
+        }
+    }
+
+    /// The current revisions of a cycle's groups, then live changes.
+    pub async fn watch(
+        &self,
+        db: &Db,
+        cycle: &str,
+    ) -> Result<impl Stream<Item = Change> + Send + 'static, Error> {
+        // Subscribe first so nothing committed meanwhile is missed.
+        let live = BroadcastStream::new(self.sender.subscribe());
+        let rows = sqlx::query(
+            "SELECT group_id, revision FROM group_revisions WHERE cycle_id = $1 ORDER BY group_id",
+        )
+        .bind(cycle)
+        .fetch_all(&db.read)
+        .await?;
+        let mut current = Vec::new();
+        for r in &rows {
+            current.push(Change {
+                group: format!(
+                    "cycles/{cycle}/groups/{}",
+                    r.try_get::<String, _>("group_id")?
+                ),
+                revision: r.try_get("revision")?,
+            });
+        }
+        let prefix = format!("cycles/{cycle}/");
+        // A lagging watcher skips to newer revisions, which carry everything
+        // the skipped ones did.
+        let live = live.filter_map(move |c| c.ok().filter(|c| c.group.starts_with(&prefix)));
+        Ok(self.shutdown.cut(tokio_stream::iter(current).chain(live)))
+    }
+}

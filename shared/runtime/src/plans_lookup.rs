@@ -1,0 +1,140 @@
+//! What the other services read from the plans service: cycles, groups and
+//! their members, schemes, frameworks, approved targets and write windows.
+//! Every failure maps through [`dependency_error`], so a plans service that
+//! is down reaches callers as UNAVAILABLE naming it.
+
+use jixiao_proto::plans::{
+    CheckWriteWindowRequest, CheckWriteWindowResponse, Cycle, Framework, GetCycleRequest,
+    GetFrameworkRequest, GetGroupTargetsRequest, GetSchemeRequest, Group, GroupTargets,
+    ListGroupsRequest, LockScope, Scheme, plans_service_client::PlansServiceClient,
+};
+
+use crate::{
+    Error,
+    client::{ServiceChannel, dependency_error},
+    names,
+};
+
+const PLANS: &str = "plans service";
+
+/// A client of the plans service for lookups.
+#[derive(Clone)]
+pub struct PlansLookup {
+    client: PlansServiceClient<ServiceChannel>,
+}
+
+impl PlansLookup {
+    pub fn new(channel: ServiceChannel) -> Self {
+        PlansLookup {
+            client: PlansServiceClient::new(channel),
+        }
+    }
+
+    fn client(&self) -> PlansServiceClient<ServiceChannel> {
+        self.client.clone()
+    }
+
+    pub async fn cycle(&self, cycle_id: &str) -> Result<Cycle, Error> {
+        self.client()
+            .get_cycle(GetCycleRequest {
+                name: format!("cycles/{cycle_id}"),
+            })
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| dependency_error(PLANS, s))
+    }
+
+    /// Every group of a cycle with its members.
+    pub async fn groups(&self, cycle_id: &str) -> Result<Vec<Group>, Error> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = self
+                .client()
+                .list_groups(ListGroupsRequest {
+                    parent: format!("cycles/{cycle_id}"),
+                    page_size: 500,
+                    page_token: token,
+                })
+                .await
+                .map_err(|s| dependency_error(PLANS, s))?
+                .into_inner();
+            out.extend(page.groups);
+            if page.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            token = page.next_page_token;
+        }
+    }
+
+    /// A group by name (`cycles/{c}/groups/{g}`).
+    pub async fn group(&self, group_name: &str) -> Result<Group, Error> {
+        let (cycle, _) = names::group_name(group_name, "group")?;
+        self.groups(cycle)
+            .await?
+            .into_iter()
+            .find(|g| g.name == group_name)
+            .ok_or_else(|| Error::not_found(group_name.to_string()))
+    }
+
+    /// The group a unit (`units/{u}`) is assessed in, if any.
+    pub async fn group_of_unit(
+        &self,
+        cycle_id: &str,
+        unit_name: &str,
+    ) -> Result<Option<Group>, Error> {
+        Ok(self
+            .groups(cycle_id)
+            .await?
+            .into_iter()
+            .find(|g| g.units.iter().any(|u| u == unit_name)))
+    }
+
+    pub async fn scheme(&self, group_name: &str) -> Result<Scheme, Error> {
+        self.client()
+            .get_scheme(GetSchemeRequest {
+                name: format!("{group_name}/scheme"),
+            })
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| dependency_error(PLANS, s))
+    }
+
+    pub async fn framework(&self, group_name: &str) -> Result<Framework, Error> {
+        self.client()
+            .get_framework(GetFrameworkRequest {
+                name: format!("{group_name}/framework"),
+            })
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| dependency_error(PLANS, s))
+    }
+
+    pub async fn group_targets(&self, group_name: &str) -> Result<GroupTargets, Error> {
+        self.client()
+            .get_group_targets(GetGroupTargetsRequest {
+                group: group_name.to_string(),
+            })
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| dependency_error(PLANS, s))
+    }
+
+    /// Whether `unit_id` may write in `scope` now.
+    pub async fn write_window(
+        &self,
+        cycle_id: &str,
+        unit_id: &str,
+        scope: LockScope,
+    ) -> Result<CheckWriteWindowResponse, Error> {
+        self.client()
+            .check_write_window(CheckWriteWindowRequest {
+                cycle: format!("cycles/{cycle_id}"),
+                unit: format!("units/{unit_id}"),
+                scope: scope as i32,
+            })
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| dependency_error(PLANS, s))
+    }
+}
