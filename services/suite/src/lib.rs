@@ -12,16 +12,18 @@ use tokio::net::TcpListener;
 pub enum Target {
     Plans,
     Indicators,
+    Inspections,
 }
 
 impl Target {
     /// Every service this build contains.
-    pub const ALL: &'static [Target] = &[Target::Plans, Target::Indicators];
+    pub const ALL: &'static [Target] = &[Target::Plans, Target::Indicators, Target::Inspections];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Target::Plans => "plans",
             Target::Indicators => "indicators",
+            Target::Inspections => "inspections",
         }
     }
 
@@ -30,6 +32,7 @@ impl Target {
         match self {
             Target::Plans => "JIXIAO_PLANS_DATABASE_URL",
             Target::Indicators => "JIXIAO_INDICATORS_DATABASE_URL",
+            Target::Inspections => "JIXIAO_INSPECTIONS_DATABASE_URL",
         }
     }
 }
@@ -139,6 +142,12 @@ pub async fn start(
     });
     let (trigger, shutdown_streams) = jixiao_runtime::host::Shutdown::new();
     let mut services = Services::new();
+    // Each service that calls plans gets its own lazily connected client,
+    // signed as that service.
+    let plans_client = |subject: &'static str| {
+        jixiao_runtime::client::connect(&plans_addr, &config.key, subject)
+            .map_err(|e| StartError::Server(Box::new(e)))
+    };
     for &target in &config.targets {
         let url = config.database_url(target);
         let database = |source| StartError::Database {
@@ -146,24 +155,34 @@ pub async fn start(
             url: db::mask_password(&url),
             source,
         };
-        match target {
+        let db = match target {
             Target::Plans => {
                 let db = jixiao_plans::open(&url).await.map_err(database)?;
-                tracing::info!(service = "plans", database = %db.display_url(), "service ready");
-                services.add(jixiao_plans::server(db));
+                services.add(jixiao_plans::server(db.clone()));
+                db
             }
             Target::Indicators => {
                 let db = jixiao_indicators::open(&url).await.map_err(database)?;
-                let plans = jixiao_runtime::client::connect(&plans_addr, &config.key, "indicators")
-                    .map_err(|e| StartError::Server(Box::new(e)))?;
-                tracing::info!(service = "indicators", database = %db.display_url(), plans = %plans_addr, "service ready");
+                let plans = plans_client("indicators")?;
                 services.add(jixiao_indicators::server(
-                    db,
+                    db.clone(),
                     plans,
                     shutdown_streams.clone(),
                 ));
+                db
             }
-        }
+            Target::Inspections => {
+                let db = jixiao_inspections::open(&url).await.map_err(database)?;
+                let plans = plans_client("inspections")?;
+                services.add(jixiao_inspections::server(
+                    db.clone(),
+                    plans,
+                    shutdown_streams.clone(),
+                ));
+                db
+            }
+        };
+        tracing::info!(service = %target, database = %db.display_url(), plans = %plans_addr, "service ready");
     }
     let shutdown = async move {
         shutdown.await;

@@ -273,6 +273,7 @@ pub fn service_name(t: Target) -> &'static str {
     match t {
         Target::Plans => "jixiao.plans.v1.PlansService",
         Target::Indicators => "jixiao.indicators.v1.IndicatorsService",
+        Target::Inspections => "jixiao.inspections.v1.InspectionsService",
     }
 }
 

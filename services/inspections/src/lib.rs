@@ -1,0 +1,45 @@
+//! The inspections service (DOMAIN.md §7): inspectors record inspections and
+//! spot checks with findings that carry point deductions; the office
+//! confirms findings and decides contests; units report self-inspection
+//! items that earn credits once verified, and rectifications; documents are
+//! issued to units. Each unit's inspection adjustment is
+//! `clamp(credits − deductions, −cap, 0)` (DOMAIN.md §3 rule 2).
+//!
+//! `rules` holds the adjustment and the lifecycle as plain functions;
+//! `service` the tonic adapter.
+
+pub mod rules;
+pub mod service;
+
+use jixiao_runtime::{Db, Error, Migrations, client::ServiceChannel, host::Shutdown};
+
+pub use service::InspectionsApi;
+
+/// Error domain of this service.
+pub const DOMAIN: &str = "jixiao.inspections";
+
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The migrations of this service's database.
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &SQLITE,
+    postgres: &POSTGRES,
+};
+
+/// Opens (and migrates) the service's database.
+pub async fn open(url: &str) -> Result<Db, Error> {
+    Db::connect(url, &MIGRATIONS).await
+}
+
+/// The mountable tonic server; `plans` is a channel to the plans service.
+pub fn server(
+    db: Db,
+    plans: ServiceChannel,
+    shutdown: Shutdown,
+) -> jixiao_proto::inspections::inspections_service_server::InspectionsServiceServer<InspectionsApi>
+{
+    jixiao_proto::inspections::inspections_service_server::InspectionsServiceServer::new(
+        InspectionsApi::new(db, plans, shutdown),
+    )
+}

@@ -1,0 +1,136 @@
+//! Inspection rules (DOMAIN.md §3 rule 2, §7) as plain functions.
+
+use rust_decimal::Decimal;
+
+use jixiao_proto::inspections::{FindingState, SpotCheckCase};
+
+/// The inspection adjustment: `clamp(credits − deductions, −cap, 0)`.
+/// Credits offset deductions but never make it positive; the net deduction
+/// is capped at `cap`.
+pub fn adjustment(deductions: Decimal, credits: Decimal, cap: Decimal) -> Decimal {
+    (credits - deductions).clamp(-cap, Decimal::ZERO)
+}
+
+/// Whether a finding in this state counts towards the deductions: only
+/// confirmed findings and findings upheld after a contest.
+pub fn counts(state: FindingState) -> bool {
+    matches!(state, FindingState::Confirmed | FindingState::Upheld)
+}
+
+/// The finding lifecycle: which transitions exist.
+pub fn may_move(from: FindingState, to: FindingState) -> bool {
+    use FindingState::*;
+    matches!(
+        (from, to),
+        (Draft, Confirmed) | (Confirmed, Contested) | (Contested, Upheld) | (Contested, Withdrawn)
+    )
+}
+
+/// A defect a spot check found in a licensing case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Defect {
+    /// The finding category.
+    pub category: &'static str,
+    /// The scheme's `spot_check_deductions` key.
+    pub scheme_key: &'static str,
+    pub description: String,
+}
+
+/// The defects of one case: processed past its legal time limit, and an
+/// incomplete case file.
+pub fn spot_check_defects(case: &SpotCheckCase) -> Vec<Defect> {
+    let mut out = Vec::new();
+    if case.actual_days > case.legal_limit_days {
+        out.push(Defect {
+            category: "overdue_processing",
+            scheme_key: "overdue",
+            description: format!(
+                "case {} took {} working days; the legal limit is {}",
+                case.case_reference, case.actual_days, case.legal_limit_days
+            ),
+        });
+    }
+    if !case.file_complete {
+        out.push(Defect {
+            category: "incomplete_file",
+            scheme_key: "incomplete_file",
+            description: format!("the file of case {} is incomplete", case.case_reference),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::str::FromStr;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn adjustment_examples_of_the_domain() {
+        let cap = d("5");
+        assert_eq!(adjustment(d("6.3"), d("6.0"), cap), d("-0.3"));
+        assert_eq!(adjustment(d("5.0"), d("7.0"), cap), d("0"));
+        assert_eq!(adjustment(d("8.0"), d("1.0"), cap), d("-5"));
+        assert_eq!(adjustment(d("0"), d("0"), cap), d("0"));
+        assert_eq!(adjustment(d("4.0"), d("5.0"), cap), d("0"));
+        assert_eq!(adjustment(d("7.5"), d("1.0"), cap), d("-5"));
+    }
+
+    #[test]
+    fn lifecycle_moves_only_forward_along_its_edges() {
+        use FindingState::*;
+        assert!(may_move(Draft, Confirmed));
+        assert!(may_move(Contested, Withdrawn));
+        assert!(!may_move(Draft, Contested));
+        assert!(!may_move(Withdrawn, Confirmed));
+        assert!(!may_move(Upheld, Contested));
+        assert!(counts(Confirmed) && counts(Upheld));
+        assert!(!counts(Draft) && !counts(Contested) && !counts(Withdrawn));
+    }
+
+    #[test]
+    fn spot_checks_find_overdue_and_incomplete_cases() {
+        let case = SpotCheckCase {
+            case_reference: "XK-1".into(),
+            legal_limit_days: 20,
+            actual_days: 25,
+            file_complete: false,
+        };
+        let defects = spot_check_defects(&case);
+        assert_eq!(
+            defects.iter().map(|d| d.scheme_key).collect::<Vec<_>>(),
+            ["overdue", "incomplete_file"]
+        );
+        let fine = SpotCheckCase {
+            actual_days: 20,
+            file_complete: true,
+            ..case
+        };
+        assert!(spot_check_defects(&fine).is_empty());
+    }
+
+    fn amount() -> impl Strategy<Value = Decimal> {
+        (0i64..2_000, 0u32..3).prop_map(|(m, s)| Decimal::new(m, s))
+    }
+
+    proptest! {
+        #[test]
+        fn the_adjustment_lies_in_minus_cap_to_zero_and_never_rises_with_a_deduction(
+            deductions in prop::collection::vec(amount(), 0..10),
+            extra in amount(),
+            credits in amount(),
+            cap in amount(),
+        ) {
+            let total: Decimal = deductions.iter().sum();
+            let a = adjustment(total, credits, cap);
+            prop_assert!(a >= -cap && a <= Decimal::ZERO);
+            let b = adjustment(total + extra, credits, cap);
+            prop_assert!(b <= a, "adding a deduction of {} raised {} to {}", extra, a, b);
+        }
+    }
+}
