@@ -13,17 +13,24 @@ pub enum Target {
     Plans,
     Indicators,
     Inspections,
+    Reviews,
 }
 
 impl Target {
     /// Every service this build contains.
-    pub const ALL: &'static [Target] = &[Target::Plans, Target::Indicators, Target::Inspections];
+    pub const ALL: &'static [Target] = &[
+        Target::Plans,
+        Target::Indicators,
+        Target::Inspections,
+        Target::Reviews,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Target::Plans => "plans",
             Target::Indicators => "indicators",
             Target::Inspections => "inspections",
+            Target::Reviews => "reviews",
         }
     }
 
@@ -33,6 +40,7 @@ impl Target {
             Target::Plans => "JIXIAO_PLANS_DATABASE_URL",
             Target::Indicators => "JIXIAO_INDICATORS_DATABASE_URL",
             Target::Inspections => "JIXIAO_INSPECTIONS_DATABASE_URL",
+            Target::Reviews => "JIXIAO_REVIEWS_DATABASE_URL",
         }
     }
 }
@@ -179,6 +187,15 @@ pub async fn start(
                     plans,
                     shutdown_streams.clone(),
                 ));
+                db
+            }
+            Target::Reviews => {
+                let db = jixiao_reviews::open(&url).await.map_err(database)?;
+                let plans = plans_client("reviews")?;
+                let server = jixiao_reviews::server(db.clone(), plans, shutdown_streams.clone())
+                    .await
+                    .map_err(database)?;
+                services.add(server);
                 db
             }
         };

@@ -88,6 +88,9 @@ struct ServeArgs {
     /// Database URL of the inspections service (default: SQLite file in the data folder).
     #[arg(long, env = "JIXIAO_INSPECTIONS_DATABASE_URL")]
     inspections_database_url: Option<String>,
+    /// Database URL of the reviews service (default: SQLite file in the data folder).
+    #[arg(long, env = "JIXIAO_REVIEWS_DATABASE_URL")]
+    reviews_database_url: Option<String>,
     /// Address of the plans service, for services that call it (default:
     /// this process when it runs plans, else http://127.0.0.1:50051).
     #[arg(long, env = "JIXIAO_PLANS_ADDR")]
@@ -185,6 +188,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         (Target::Plans, args.plans_database_url),
         (Target::Indicators, args.indicators_database_url),
         (Target::Inspections, args.inspections_database_url),
+        (Target::Reviews, args.reviews_database_url),
     ] {
         if let Some(url) = url {
             database_urls.push((target, url));

@@ -29,47 +29,56 @@ pub async fn append(
     principal: &Principal,
     entry: Entry<'_>,
 ) -> Result<i64, Error> {
-    // Bumping the head row first serialises concurrent writers on PostgreSQL
-    // (row lock) so the chain never forks; it returns the previous digest.
-    let head =
-        sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, digest")
-            .fetch_one(&mut *conn)
-            .await?;
-    let seq: i64 = head.try_get("seq")?;
-    let prev: String = head.try_get("digest")?;
-    let at_ms = now_ms();
-    let detail = entry.detail.to_string();
-    let digest = chain_digest(
-        &prev,
-        seq,
-        at_ms,
-        &principal.subject,
-        entry.action,
-        entry.resource,
-        entry.reason,
-        &detail,
-    );
-    sqlx::query(
-        "INSERT INTO audit_log (seq, at_ms, principal, action, resource, reason, detail, prev_digest, digest)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(seq)
-    .bind(at_ms)
-    .bind(&principal.subject)
-    .bind(entry.action)
-    .bind(entry.resource)
-    .bind(entry.reason)
-    .bind(&detail)
-    .bind(&prev)
-    .bind(&digest)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("UPDATE audit_head SET digest = $1 WHERE id = 1")
-        .bind(&digest)
-        .execute(&mut *conn)
-        .await?;
-    Ok(seq)
+    append_body!(conn, principal, entry)
 }
+
+/// [`append`] on a native PostgreSQL connection (bulk paths that use COPY).
+pub async fn append_pg(
+    conn: &mut sqlx::PgConnection,
+    principal: &Principal,
+    entry: Entry<'_>,
+) -> Result<i64, Error> {
+    append_body!(conn, principal, entry)
+}
+
+/// One body for both connection types: the SQL is portable, only the
+/// connection type differs.
+macro_rules! append_body {
+    ($conn:ident, $principal:ident, $entry:ident) => {{
+        // Bumping the head row first serialises concurrent writers on
+        // PostgreSQL (row lock) so the chain never forks; it returns the
+        // previous digest.
+        let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, digest")
+            .fetch_one(&mut *$conn)
+            .await?;
+        let seq: i64 = head.try_get("seq")?;
+        let prev: String = head.try_get("digest")?;
+        let at_ms = now_ms();
+        let detail = $entry.detail.to_string();
+        let digest = chain_digest(&prev, seq, at_ms, &$principal.subject, $entry.action, $entry.resource, $entry.reason, &detail);
+        sqlx::query(
+            "INSERT INTO audit_log (seq, at_ms, principal, action, resource, reason, detail, prev_digest, digest)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(seq)
+        .bind(at_ms)
+        .bind(&$principal.subject)
+        .bind($entry.action)
+        .bind($entry.resource)
+        .bind($entry.reason)
+        .bind(&detail)
+        .bind(&prev)
+        .bind(&digest)
+        .execute(&mut *$conn)
+        .await?;
+        sqlx::query("UPDATE audit_head SET digest = $1 WHERE id = 1")
+            .bind(&digest)
+            .execute(&mut *$conn)
+            .await?;
+        Ok(seq)
+    }};
+}
+use append_body;
 
 /// The digest of one record: SHA-256 over the previous digest and every
 /// field, each length-prefixed so that no two records encode alike.

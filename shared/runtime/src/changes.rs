@@ -11,6 +11,25 @@ use tokio_stream::{StreamExt, wrappers::BroadcastStream};
 
 use crate::{Db, Error, host::Shutdown};
 
+/// One body for both connection types.
+macro_rules! bump_body {
+    ($conn:ident, $cycle:ident, $group:ident) => {{
+        let row = sqlx::query(
+            "INSERT INTO group_revisions (cycle_id, group_id, revision) VALUES ($1, $2, 1)
+             ON CONFLICT (cycle_id, group_id) DO UPDATE SET revision = group_revisions.revision + 1
+             RETURNING revision",
+        )
+        .bind($cycle)
+        .bind($group)
+        .fetch_one(&mut *$conn)
+        .await?;
+        Ok(Change {
+            group: format!("cycles/{}/groups/{}", $cycle, $group),
+            revision: row.try_get("revision")?,
+        })
+    }};
+}
+
 /// A group's change counter after a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
@@ -34,19 +53,16 @@ impl Changes {
 
     /// Bumps a group's counter inside the caller's transaction.
     pub async fn bump(conn: &mut AnyConnection, cycle: &str, group: &str) -> Result<Change, Error> {
-        let row = sqlx::query(
-            "INSERT INTO group_revisions (cycle_id, group_id, revision) VALUES ($1, $2, 1)
-             ON CONFLICT (cycle_id, group_id) DO UPDATE SET revision = group_revisions.revision + 1
-             RETURNING revision",
-        )
-        .bind(cycle)
-        .bind(group)
-        .fetch_one(&mut *conn)
-        .await?;
-        Ok(Change {
-            group: format!("cycles/{cycle}/groups/{group}"),
-            revision: row.try_get("revision")?,
-        })
+        bump_body!(conn, cycle, group)
+    }
+
+    /// [`Changes::bump`] on a native PostgreSQL connection.
+    pub async fn bump_pg(
+        conn: &mut sqlx::PgConnection,
+        cycle: &str,
+        group: &str,
+    ) -> Result<Change, Error> {
+        bump_body!(conn, cycle, group)
     }
 
     /// The current counter of a group (0 before any change).

@@ -160,6 +160,11 @@ impl Db {
         Ok(db)
     }
 
+    /// The URL the pools connect to (with credentials: keep it out of logs).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// The URL with any password masked, for startup lines and logs.
     pub fn display_url(&self) -> String {
         mask_password(&self.url)

@@ -274,6 +274,7 @@ pub fn service_name(t: Target) -> &'static str {
         Target::Plans => "jixiao.plans.v1.PlansService",
         Target::Indicators => "jixiao.indicators.v1.IndicatorsService",
         Target::Inspections => "jixiao.inspections.v1.InspectionsService",
+        Target::Reviews => "jixiao.reviews.v1.ReviewsService",
     }
 }
 

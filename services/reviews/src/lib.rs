@@ -1,0 +1,48 @@
+//! The reviews service (DOMAIN.md §6): survey platforms push citizen survey
+//! responses (streamed or in batches, idempotent by response id) or
+//! unit-level results, the portal pushes online votes, units rate each
+//! other; the service keeps running tallies and computes the survey (30),
+//! online (5) and mutual (5) components.
+//!
+//! `scoring` holds the review arithmetic as plain functions; `ingest` the
+//! bulk storage path; `service` the tonic adapter.
+
+pub mod ingest;
+pub mod scoring;
+pub mod service;
+
+use jixiao_runtime::{Db, Error, Migrations, client::ServiceChannel, host::Shutdown};
+
+pub use service::ReviewsApi;
+
+/// Error domain of this service.
+pub const DOMAIN: &str = "jixiao.reviews";
+
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The migrations of this service's database.
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &SQLITE,
+    postgres: &POSTGRES,
+};
+
+/// Opens (and migrates) the service's database.
+pub async fn open(url: &str) -> Result<Db, Error> {
+    Db::connect(url, &MIGRATIONS).await
+}
+
+/// The mountable tonic server; `plans` is a channel to the plans service.
+pub async fn server(
+    db: Db,
+    plans: ServiceChannel,
+    shutdown: Shutdown,
+) -> Result<jixiao_proto::reviews::reviews_service_server::ReviewsServiceServer<ReviewsApi>, Error>
+{
+    let api = ReviewsApi::new(db, plans, shutdown).await?;
+    // Batches of 5,000 responses exceed tonic's default 4 MiB message limit.
+    Ok(
+        jixiao_proto::reviews::reviews_service_server::ReviewsServiceServer::new(api)
+            .max_decoding_message_size(16 * 1024 * 1024),
+    )
+}

@@ -1,0 +1,565 @@
+//! The reviews service end to end, through its gRPC interface, on SQLite and
+//! PostgreSQL.
+
+use std::time::Duration;
+
+use jixiao_proto::{
+    plans::{
+        CreateGroupRequest, CreateUnitRequest, Group, Phase, Unit, UnitKind,
+        plans_service_client::PlansServiceClient,
+    },
+    reviews::{
+        AcceptInsufficientSampleRequest, Answer, Campaign, CampaignMode, Channel,
+        CreateCampaignRequest, GetGroupReviewScoresRequest, GroupReviewScores, MutualRating,
+        PushResponsesRequest, PushUnitResultsRequest, PushVotesRequest, Question, ReviewFlag,
+        SubmitMutualRatingRequest, SurveyResponse, UnitResult, UnitReviewScore, Vote,
+        WatchReviewChangesRequest, reviews_service_client::ReviewsServiceClient,
+    },
+};
+use jixiao_runtime::Role;
+use jixiao_testkit::{Authed, Backend, Suite, on_both_databases};
+use jixiao_tests::{bad_fields, dec, evaluation_year, now_ms, reason, set_phase, ts};
+use tonic::Code;
+
+const DAY: i64 = 24 * 3600 * 1000;
+const CAMPAIGN: &str = "cycles/2026/campaigns/survey";
+type Reviews = ReviewsServiceClient<Authed>;
+
+fn platform(suite: &Suite, name: &str) -> Reviews {
+    ReviewsServiceClient::new(suite.as_roles(name, &[Role::SurveyPlatform], None))
+}
+
+fn reader(suite: &Suite) -> Reviews {
+    ReviewsServiceClient::new(suite.as_roles("eval-1", &[Role::Evaluator], None))
+}
+
+async fn campaign(suite: &Suite, id: &str, mode: CampaignMode) -> Campaign {
+    ReviewsServiceClient::new(suite.office())
+        .create_campaign(CreateCampaignRequest {
+            parent: "cycles/2026".into(),
+            campaign_id: id.into(),
+            campaign: Some(Campaign {
+                group: "cycles/2026/groups/districts".into(),
+                title: "2026年度群众满意度调查".into(),
+                mode: mode as i32,
+                platforms: vec!["platform-a".into()],
+                questions: ["q1", "q2", "q3"]
+                    .iter()
+                    .map(|q| Question {
+                        id: q.to_string(),
+                        text: format!("问题 {q}"),
+                    })
+                    .collect(),
+                open_time: ts(now_ms() - 30 * DAY),
+                close_time: ts(now_ms() + 30 * DAY),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("campaign")
+        .into_inner()
+}
+
+/// A fixed time in the campaign's window, so a resent response is the same.
+fn answered_at() -> i64 {
+    (now_ms() / DAY - 1) * DAY
+}
+
+fn response(id: &str, unit: &str, category: &str, answers: [&str; 3]) -> SurveyResponse {
+    SurveyResponse {
+        response_id: id.into(),
+        unit: format!("units/{unit}"),
+        category: category.into(),
+        channel: Channel::Phone as i32,
+        answer_time: ts(answered_at()),
+        answers: ["q1", "q2", "q3"]
+            .iter()
+            .zip(answers)
+            .map(|(q, a)| Answer {
+                question: q.to_string(),
+                answer: a.into(),
+            })
+            .collect(),
+    }
+}
+
+/// `n` responses for `unit`, ids `{prefix}-{i}`, all satisfied.
+fn batch(prefix: &str, unit: &str, n: usize) -> Vec<SurveyResponse> {
+    (0..n)
+        .map(|i| {
+            response(
+                &format!("{prefix}-{i}"),
+                unit,
+                "residents",
+                ["satisfied"; 3],
+            )
+        })
+        .collect()
+}
+
+async fn push(
+    client: &mut Reviews,
+    responses: Vec<SurveyResponse>,
+) -> Result<jixiao_proto::reviews::PushResponsesResponse, tonic::Status> {
+    client
+        .push_responses(PushResponsesRequest {
+            campaign: CAMPAIGN.into(),
+            responses,
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn scores(suite: &Suite) -> GroupReviewScores {
+    reader(suite)
+        .get_group_review_scores(GetGroupReviewScoresRequest {
+            group: "cycles/2026/groups/districts".into(),
+        })
+        .await
+        .expect("review scores")
+        .into_inner()
+}
+
+fn row<'a>(s: &'a GroupReviewScores, unit: &str) -> &'a UnitReviewScore {
+    s.units
+        .iter()
+        .find(|u| u.unit == format!("units/{unit}"))
+        .unwrap()
+}
+
+fn value(d: &Option<jixiao_proto::Decimal>) -> &str {
+    d.as_ref().map(|d| d.value.as_str()).unwrap_or("")
+}
+
+async fn the_same_batch_twice_counts_once_and_conflicts_are_refused(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    campaign(&suite, "survey", CampaignMode::RawResponses).await;
+    let mut a = platform(&suite, "platform-a");
+    let first = push(&mut a, batch("r", "siming", 40)).await.unwrap();
+    assert_eq!(
+        (first.accepted, first.duplicates, first.rejected.len()),
+        (40, 0, 0)
+    );
+    let again = push(&mut a, batch("r", "siming", 40)).await.unwrap();
+    assert_eq!(
+        (again.accepted, again.duplicates, again.rejected.len()),
+        (0, 40, 0)
+    );
+
+    // The same id with other content is refused, never overwritten; bad rows
+    // are refused one by one with their reasons, the rest is stored.
+    let mut mixed = vec![response("r-0", "siming", "residents", ["dissatisfied"; 3])];
+    mixed.push(response("x-1", "nowhere", "residents", ["satisfied"; 3]));
+    mixed.push(response("x-2", "huli", "martians", ["satisfied"; 3]));
+    mixed.push(response(
+        "x-3",
+        "huli",
+        "residents",
+        ["satisfied", "meh", "satisfied"],
+    ));
+    mixed.push(response("bad id!", "huli", "residents", ["satisfied"; 3]));
+    mixed.push(response("x-5", "huli", "residents", ["satisfied"; 3]));
+    let mut late = response("x-6", "huli", "residents", ["satisfied"; 3]);
+    late.answer_time = ts(now_ms() + 60 * DAY);
+    mixed.push(late);
+    mixed.push(response("x-5", "huli", "residents", ["satisfied"; 3]));
+    let out = push(&mut a, mixed).await.unwrap();
+    assert_eq!((out.accepted, out.duplicates), (1, 1));
+    let mut reasons: Vec<_> = out
+        .rejected
+        .iter()
+        .map(|r| (r.id.as_str(), r.reason.as_str()))
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            ("bad id!", "INVALID"),
+            ("r-0", "CONFLICT"),
+            ("x-1", "UNKNOWN_UNIT"),
+            ("x-2", "UNKNOWN_CATEGORY"),
+            ("x-3", "UNKNOWN_ANSWER"),
+            ("x-6", "OUT_OF_WINDOW"),
+        ]
+    );
+    let s = scores(&suite).await;
+    assert_eq!(row(&s, "siming").survey_sample, 40);
+    assert_eq!(
+        value(&row(&s, "siming").survey),
+        "30",
+        "40 satisfied respondents, one conflict ignored"
+    );
+    assert_eq!(row(&s, "huli").survey_sample, 1);
+    suite.stop().await;
+}
+
+async fn a_broken_stream_resent_in_full_counts_exactly(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    campaign(&suite, "survey", CampaignMode::RawResponses).await;
+    let batches: Vec<PushResponsesRequest> = (0..4)
+        .map(|b| PushResponsesRequest {
+            campaign: CAMPAIGN.into(),
+            responses: batch(&format!("s{b}"), "jimei", 25),
+        })
+        .collect();
+
+    // Two batches go through, then the platform's connection breaks.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut a = platform(&suite, "platform-a");
+    let call = tokio::spawn(async move {
+        a.stream_responses(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
+    tx.send(batches[0].clone()).await.unwrap();
+    tx.send(batches[1].clone()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while row(&scores(&suite).await, "jimei").survey_sample < 50 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first two batches were stored"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    call.abort();
+    drop(tx);
+
+    // The platform resends everything; what was stored counts once.
+    let mut a = platform(&suite, "platform-a");
+    let summary = a
+        .stream_responses(tokio_stream::iter(batches))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((summary.accepted, summary.duplicates), (50, 50));
+    assert_eq!(row(&scores(&suite).await, "jimei").survey_sample, 100);
+    suite.stop().await;
+}
+
+async fn only_bound_platforms_push(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    campaign(&suite, "survey", CampaignMode::RawResponses).await;
+    for mut client in [
+        platform(&suite, "platform-b"),
+        ReviewsServiceClient::new(suite.unit("siming")),
+        ReviewsServiceClient::new(suite.office()),
+    ] {
+        let err = push(&mut client, batch("p", "siming", 1))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.code(), reason(&err).as_str()),
+            (Code::PermissionDenied, "PERMISSION_DENIED")
+        );
+        let err = client
+            .stream_responses(tokio_stream::iter(vec![PushResponsesRequest {
+                campaign: CAMPAIGN.into(),
+                responses: batch("p", "siming", 1),
+            }]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied);
+    }
+    let err = ReviewsServiceClient::new(suite.unit("siming"))
+        .get_group_review_scores(GetGroupReviewScoresRequest {
+            group: "cycles/2026/groups/districts".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    // Raw responses to a unit-results campaign are refused.
+    let mut office = ReviewsServiceClient::new(suite.office());
+    let err = office
+        .create_campaign(CreateCampaignRequest {
+            parent: "cycles/2026".into(),
+            campaign_id: "Bad".into(),
+            campaign: Some(Campaign::default()),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        bad_fields(&err),
+        [
+            "campaign_id",
+            "campaign.mode",
+            "campaign.title",
+            "campaign.platforms",
+            "campaign.group"
+        ]
+    );
+    assert_eq!(row(&scores(&suite).await, "siming").survey_sample, 0);
+    suite.stop().await;
+}
+
+async fn categories_are_reweighted_and_small_samples_flagged(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    campaign(&suite, "survey", CampaignMode::RawResponses).await;
+    let mut a = platform(&suite, "platform-a");
+    let mut watcher = reader(&suite);
+    let mut changes = watcher
+        .watch_review_changes(WatchReviewChangesRequest {
+            cycle: "cycles/2026".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // service users: 1.0 and (1 + 0.8 + don't know) / 2 = 0.9 → mean 0.95;
+    // enterprises: 0.8, 0.6, 0.6, 0.8 → mean 0.7; residents and deputies absent.
+    let rows = vec![
+        response("c1", "siming", "service_users", ["satisfied"; 3]),
+        response(
+            "c2",
+            "siming",
+            "service_users",
+            ["satisfied", "basically_satisfied", "dont_know"],
+        ),
+        response("c3", "siming", "enterprises", ["basically_satisfied"; 3]),
+        response(
+            "c4",
+            "siming",
+            "enterprises",
+            ["satisfied", "basically_satisfied", "dissatisfied"],
+        ),
+        response(
+            "c5",
+            "siming",
+            "enterprises",
+            ["satisfied", "basically_satisfied", "dissatisfied"],
+        ),
+        response("c6", "siming", "enterprises", ["basically_satisfied"; 3]),
+        response("c7", "siming", "residents", ["dont_know"; 3]),
+    ];
+    push(&mut a, rows).await.unwrap();
+    let change = tokio::time::timeout(Duration::from_secs(5), changes.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(change.group, "cycles/2026/groups/districts");
+    let s = scores(&suite).await;
+    let siming = row(&s, "siming");
+    // (0.4 × 0.95 + 0.3 × 0.7) / 0.7 = 0.842857142857…; × 30 = 25.285714
+    assert_eq!(value(&siming.satisfaction_index), "0.842857");
+    assert_eq!(value(&siming.survey), "25.285714");
+    assert_eq!(
+        siming.survey_sample, 6,
+        "a response with no counted answer does not count"
+    );
+    let cats: Vec<_> = siming
+        .categories
+        .iter()
+        .map(|c| (c.category.as_str(), c.responses, value(&c.mean)))
+        .collect();
+    assert_eq!(
+        cats,
+        [
+            ("service_users", 2, "0.95"),
+            ("enterprises", 4, "0.7"),
+            ("residents", 0, ""),
+            ("deputies", 0, "")
+        ]
+    );
+    assert!(siming.flags.contains(&(ReviewFlag::MissingCategory as i32)));
+    assert!(
+        siming
+            .flags
+            .contains(&(ReviewFlag::InsufficientSample as i32))
+    );
+    let accepted = ReviewsServiceClient::new(suite.office())
+        .accept_insufficient_sample(AcceptInsufficientSampleRequest {
+            campaign: CAMPAIGN.into(),
+            unit: "units/siming".into(),
+            reason: "新设机构，样本有限".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        !accepted
+            .flags
+            .contains(&(ReviewFlag::InsufficientSample as i32))
+    );
+    suite.stop().await;
+}
+
+async fn votes_and_unit_results(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    campaign(&suite, "survey", CampaignMode::UnitResults).await;
+    campaign(&suite, "portal", CampaignMode::OnlineVotes).await;
+    let mut a = platform(&suite, "platform-a");
+    let err = push(&mut a, batch("r", "siming", 1)).await.unwrap_err();
+    assert_eq!(reason(&err), "WRONG_MODE");
+    a.push_unit_results(PushUnitResultsRequest {
+        campaign: CAMPAIGN.into(),
+        results: vec![UnitResult {
+            unit: "units/huli".into(),
+            index: dec("0.8765"),
+            sample_size: 412,
+        }],
+        request_id: "firm-1".into(),
+    })
+    .await
+    .unwrap();
+    let vote = |id: &str, voter: &str, answer: &str, at: i64| Vote {
+        vote_id: id.into(),
+        voter: voter.into(),
+        unit: "units/huli".into(),
+        answer: answer.into(),
+        cast_time: ts(at),
+    };
+    let t = now_ms() - 5 * DAY;
+    let out = a
+        .push_votes(PushVotesRequest {
+            campaign: "cycles/2026/campaigns/portal".into(),
+            votes: vec![
+                vote("v1", "voter-1", "dissatisfied", t),
+                vote("v2", "voter-1", "satisfied", t + 1000), // the latest counts
+                vote("v3", "voter-2", "basically_satisfied", t),
+                vote("v4", "voter-3", "dont_know", t),
+                vote("v0", "voter-2", "dissatisfied", t - 1000), // older: ignored
+            ],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((out.accepted, out.duplicates), (5, 0));
+    let again = a
+        .push_votes(PushVotesRequest {
+            campaign: "cycles/2026/campaigns/portal".into(),
+            votes: vec![vote("v2", "voter-1", "satisfied", t + 1000)],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((again.accepted, again.duplicates), (0, 1));
+    let s = scores(&suite).await;
+    let huli = row(&s, "huli");
+    assert_eq!((value(&huli.survey), huli.survey_sample), ("26.295", 412));
+    // voters 1 and 2 count (1.0 and 0.8): 5 × 0.9
+    assert_eq!((value(&huli.online), huli.votes), ("4.5", 2));
+    suite.stop().await;
+}
+
+async fn mutual_ratings_are_trimmed_and_self_ratings_refused(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let mut plans = evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    let departments = ["finance", "transport", "housing", "education"];
+    for d in departments {
+        plans
+            .create_unit(CreateUnitRequest {
+                unit_id: d.into(),
+                unit: Some(Unit {
+                    display_name_zh: d.into(),
+                    kind: UnitKind::CityDepartment as i32,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+    PlansServiceClient::new(suite.office())
+        .create_group(CreateGroupRequest {
+            parent: "cycles/2026".into(),
+            group_id: "departments".into(),
+            group: Some(Group {
+                display_name: "市直部门".into(),
+                units: departments.iter().map(|d| format!("units/{d}")).collect(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    set_phase(&suite, "2026", Phase::Execution).await;
+    let rate = |rater: &'static str, ratee: &'static str, grade: &'static str| {
+        let client = ReviewsServiceClient::new(suite.unit(rater));
+        async move {
+            let mut client = client;
+            client
+                .submit_mutual_rating(SubmitMutualRatingRequest {
+                    parent: "cycles/2026".into(),
+                    rating: Some(MutualRating {
+                        rater: format!("units/{rater}"),
+                        ratee: format!("units/{ratee}"),
+                        grade: grade.into(),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                })
+                .await
+        }
+    };
+    let err = rate("siming", "siming", "excellent").await.unwrap_err();
+    assert_eq!(
+        (err.code(), bad_fields(&err)),
+        (Code::InvalidArgument, vec!["rating.ratee".to_string()])
+    );
+    let err = rate("siming", "huli", "superb").await.unwrap_err();
+    assert_eq!(bad_fields(&err), ["rating.grade"]);
+    // siming: six raters, the highest (1.0) and lowest (0) dropped.
+    rate("huli", "siming", "poor").await.unwrap();
+    for (rater, grade) in [
+        ("jimei", "excellent"),
+        ("finance", "good"),
+        ("transport", "good"),
+        ("housing", "fair"),
+        ("education", "excellent"),
+    ] {
+        rate(rater, "siming", grade).await.unwrap();
+    }
+    // A later rating replaces an earlier one: huli changes poor to fair.
+    rate("huli", "siming", "fair").await.unwrap();
+    // huli: three raters, a plain mean.
+    for (rater, grade) in [
+        ("siming", "good"),
+        ("jimei", "fair"),
+        ("finance", "excellent"),
+    ] {
+        rate(rater, "huli", grade).await.unwrap();
+    }
+    // Another unit cannot rate on siming's behalf.
+    let err = ReviewsServiceClient::new(suite.unit("huli"))
+        .submit_mutual_rating(SubmitMutualRatingRequest {
+            parent: "cycles/2026".into(),
+            rating: Some(MutualRating {
+                rater: "units/siming".into(),
+                ratee: "units/jimei".into(),
+                grade: "poor".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let s = scores(&suite).await;
+    // siming: 0.6, 1.0, 0.8, 0.8, 0.6, 1.0 → drop one 1.0 and one 0.6 → 0.8 → 4
+    assert_eq!(
+        (value(&row(&s, "siming").mutual), row(&s, "siming").raters),
+        ("4", 6)
+    );
+    // huli: (0.8 + 0.6 + 1.0) / 3 = 0.8 → 4
+    assert_eq!(value(&row(&s, "huli").mutual), "4");
+    assert!(
+        row(&s, "jimei")
+            .flags
+            .contains(&(ReviewFlag::NoRatings as i32))
+    );
+    suite.stop().await;
+}
+
+on_both_databases!(
+    the_same_batch_twice_counts_once_and_conflicts_are_refused,
+    a_broken_stream_resent_in_full_counts_exactly,
+    only_bound_platforms_push,
+    categories_are_reweighted_and_small_samples_flagged,
+    votes_and_unit_results,
+    mutual_ratings_are_trimmed_and_self_ratings_refused,
+);
