@@ -7,12 +7,13 @@
 //! bumped and an audit record is written. An acknowledged batch is durable;
 //! a batch sent again changes nothing.
 //!
-//! PostgreSQL: the batch is `COPY`'d into a temporary staging table, then
-//! moved with `INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING`.
+//! PostgreSQL: the rows are `COPY`'d straight into the table under a
+//! per-campaign advisory lock; only when that meets stored ids are they
+//! looked up and the new rows copied again.
 //! SQLite: multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` on the one
-//! writer connection.
+//! writer connection, with anonymous parameters.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use jixiao_runtime::{
     Error, Principal, audit,
@@ -34,8 +35,9 @@ pub struct NewResponse {
     pub digest: i64,
     /// The response's value in 1e-10 units; None when nothing was counted.
     pub value_units: Option<i64>,
-    /// Per question: the counted value in 1e-10 units.
-    pub question_values: Vec<(String, i64)>,
+    /// Per counted answer: the question's position in the campaign and the
+    /// value in 1e-10 units.
+    pub question_values: Vec<(u16, i64)>,
 }
 
 /// What happened to each response of a batch.
@@ -51,30 +53,35 @@ pub struct Batch<'a> {
     pub campaign: &'a str,
     pub cycle: &'a str,
     pub group: &'a str,
+    /// The campaign's question ids, by position.
+    pub questions: &'a [String],
     pub rows: &'a [NewResponse],
 }
 
 /// Tally deltas of the newly stored responses.
 #[derive(Default)]
-struct Deltas {
-    categories: HashMap<(String, String), (i64, i64)>,
-    questions: HashMap<(String, String), (i64, i64)>,
+struct Deltas<'a> {
+    categories: HashMap<(&'a str, &'a str), (i64, i64)>,
+    questions: HashMap<(&'a str, &'a str), (i64, i64)>,
 }
 
-impl Deltas {
-    fn of<'a>(rows: impl Iterator<Item = &'a NewResponse>) -> Deltas {
+impl<'a> Deltas<'a> {
+    fn of(rows: impl Iterator<Item = &'a NewResponse>, questions: &'a [String]) -> Deltas<'a> {
         let mut d = Deltas::default();
         for r in rows {
             if let Some(v) = r.value_units {
                 let e = d
                     .categories
-                    .entry((r.unit.clone(), r.category.clone()))
+                    .entry((r.unit.as_str(), r.category.as_str()))
                     .or_default();
                 e.0 += 1;
                 e.1 += v;
             }
             for (q, v) in &r.question_values {
-                let e = d.questions.entry((r.unit.clone(), q.clone())).or_default();
+                let e = d
+                    .questions
+                    .entry((r.unit.as_str(), questions[*q as usize].as_str()))
+                    .or_default();
                 e.0 += 1;
                 e.1 += v;
             }
@@ -90,7 +97,7 @@ fn classify(
     inserted: &HashSet<String>,
     existing: &HashMap<String, i64>,
 ) -> Vec<Outcome> {
-    let mut seen_now: HashMap<&str, i64> = HashMap::new();
+    let mut seen_now: HashMap<&str, i64> = HashMap::default();
     rows.iter()
         .map(|r| {
             if inserted.contains(&r.response_id) && !seen_now.contains_key(r.response_id.as_str()) {
@@ -123,7 +130,7 @@ fn summary(outcomes: &[Outcome]) -> serde_json::Value {
 /// The first occurrence of each response id in a batch: only these reach
 /// the database; repeats are classified against them.
 fn first_occurrences(rows: &[NewResponse]) -> Vec<&NewResponse> {
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::default();
     rows.iter()
         .filter(|r| seen.insert(r.response_id.as_str()))
         .collect()
@@ -131,7 +138,9 @@ fn first_occurrences(rows: &[NewResponse]) -> Vec<&NewResponse> {
 
 /// Rows per multi-row statement (8 columns each, under SQLite's 32,766
 /// parameters).
-const CHUNK: usize = 1000;
+const CHUNK: usize = 4000;
+/// Ids per look-up statement.
+const LOOKUP_CHUNK: usize = 30_000;
 
 macro_rules! upsert_tallies {
     ($conn:ident, $campaign:expr, $deltas:expr) => {{
@@ -145,7 +154,7 @@ macro_rules! upsert_tallies {
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for ((unit, category), (n, v)) in chunk {
-                q = q.bind($campaign).bind(unit.as_str()).bind(category.as_str()).bind(*n).bind(*v);
+                q = q.bind($campaign).bind(*unit).bind(*category).bind(*n).bind(*v);
             }
             q.execute(&mut *$conn).await?;
         }
@@ -159,38 +168,39 @@ macro_rules! upsert_tallies {
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for ((unit, question), (n, v)) in chunk {
-                q = q.bind($campaign).bind(unit.as_str()).bind(question.as_str()).bind(*n).bind(*v);
+                q = q.bind($campaign).bind(*unit).bind(*question).bind(*n).bind(*v);
             }
             q.execute(&mut *$conn).await?;
         }
     }};
 }
 
+/// Appends `rows` groups of `cols` anonymous parameters. SQLite gets `?`
+/// rather than `$n`: sqlx resolves numbered parameters by name, which costs
+/// more the more parameters a statement has (quadratic in a 4,000-row
+/// insert).
 fn placeholders(sql: &mut String, rows: usize, cols: usize) {
-    use std::fmt::Write;
+    let group = format!("({})", vec!["?"; cols].join(", "));
     for r in 0..rows {
-        sql.push_str(if r == 0 { "(" } else { ", (" });
-        for c in 0..cols {
-            let _ = write!(
-                sql,
-                "{}${}",
-                if c == 0 { "" } else { ", " },
-                r * cols + c + 1
-            );
+        if r > 0 {
+            sql.push_str(", ");
         }
-        sql.push(')');
+        sql.push_str(&group);
     }
 }
 
 /// Digests already stored for some response ids of a campaign.
 macro_rules! existing_digests {
     ($conn:ident, $campaign:expr, $ids:expr) => {{
-        let mut out: HashMap<String, i64> = HashMap::new();
+        // SQLite only: anonymous parameters (see `placeholders`).
+        let mut out: HashMap<String, i64> = HashMap::default();
         let ids: Vec<&String> = $ids;
-        for chunk in ids.chunks(CHUNK) {
-            let mut sql = String::from("SELECT response_id, digest FROM responses WHERE campaign = $1 AND response_id IN (");
+        for chunk in ids.chunks(LOOKUP_CHUNK) {
+            let mut sql = String::from(
+                "SELECT response_id, digest FROM responses WHERE campaign = ? AND response_id IN (",
+            );
             for i in 0..chunk.len() {
-                sql.push_str(&format!("{}${}", if i == 0 { "" } else { ", " }, i + 2));
+                sql.push_str(if i == 0 { "?" } else { ", ?" });
             }
             sql.push(')');
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind($campaign);
@@ -205,20 +215,26 @@ macro_rules! existing_digests {
     }};
 }
 
-/// Stores a batch on SQLite (or any database, through the portable pool).
-pub async fn store_portable(
+/// Stores a batch on SQLite, through the portable pool's one writer. With
+/// one writer nothing can slip in between the look-up of stored ids and the
+/// insert, so the insert needs neither a conflict clause nor RETURNING.
+pub async fn store_sqlite(
     conn: &mut AnyConnection,
     principal: &Principal,
     batch: &Batch<'_>,
 ) -> Result<(Vec<Outcome>, Option<Change>), Error> {
     let unique = first_occurrences(batch.rows);
-    let mut inserted = HashSet::new();
-    for chunk in unique.chunks(CHUNK) {
+    let ids: Vec<&String> = unique.iter().map(|r| &r.response_id).collect();
+    let existing = existing_digests!(conn, batch.campaign, ids);
+    let fresh: Vec<&&NewResponse> = unique
+        .iter()
+        .filter(|r| !existing.contains_key(&r.response_id))
+        .collect();
+    for chunk in fresh.chunks(CHUNK) {
         let mut sql = String::from(
             "INSERT INTO responses (campaign, response_id, unit_id, category, channel, answer_ms, answers, digest) VALUES ",
         );
         placeholders(&mut sql, chunk.len(), 8);
-        sql.push_str(" ON CONFLICT (campaign, response_id) DO NOTHING RETURNING response_id");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in chunk {
             q = q
@@ -231,20 +247,13 @@ pub async fn store_portable(
                 .bind(r.answers.as_str())
                 .bind(r.digest);
         }
-        for row in q.fetch_all(&mut *conn).await? {
-            inserted.insert(row.try_get::<String, _>("response_id")?);
-        }
+        q.execute(&mut *conn).await?;
     }
-    let others: Vec<&String> = unique
-        .iter()
-        .map(|r| &r.response_id)
-        .filter(|id| !inserted.contains(*id))
-        .collect();
-    let existing = existing_digests!(conn, batch.campaign, others);
-    finish_portable(conn, principal, batch, &inserted, &existing).await
+    let inserted: HashSet<String> = fresh.iter().map(|r| r.response_id.clone()).collect();
+    finish_sqlite(conn, principal, batch, &inserted, &existing).await
 }
 
-async fn finish_portable(
+async fn finish_sqlite(
     conn: &mut AnyConnection,
     principal: &Principal,
     batch: &Batch<'_>,
@@ -259,6 +268,7 @@ async fn finish_portable(
             .zip(&outcomes)
             .filter(|(_, o)| **o == Outcome::Stored)
             .map(|(r, _)| r),
+        batch.questions,
     );
     let change = if inserted.is_empty() {
         None
@@ -285,75 +295,76 @@ async fn finish_portable(
     Ok((outcomes, change))
 }
 
-/// Stores a batch on PostgreSQL through COPY.
+/// Stores a batch on PostgreSQL. Pushes to one campaign are serialised
+/// by a transaction-scoped advisory lock. Unless a sample of its ids is
+/// already stored, the batch is `COPY`'d straight into the table under a
+/// savepoint: when every response is new (the usual first push) that is
+/// all. Otherwise (a resend, or a copy that hit a stored id) the stored
+/// ids are looked up in one query and only the new rows are copied: no
+/// staging table, no second write of a row.
 pub async fn store_pg(
     conn: &mut sqlx::PgConnection,
     principal: &Principal,
     batch: &Batch<'_>,
 ) -> Result<(Vec<Outcome>, Option<Change>), Error> {
     use sqlx::Executor;
-    // A staging table per connection, emptied at every commit.
-    conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS staging_responses (
-            response_id TEXT, unit_id TEXT, category TEXT, channel BIGINT, answer_ms BIGINT, answers TEXT, digest BIGINT
-         ) ON COMMIT DELETE ROWS",
-    )
-    .await?;
-    let unique = first_occurrences(batch.rows);
-    let mut text = String::with_capacity(unique.len() * 160);
-    for r in &unique {
-        use std::fmt::Write;
-        let _ = writeln!(
-            text,
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            copy_escape(&r.response_id),
-            copy_escape(&r.unit),
-            copy_escape(&r.category),
-            r.channel,
-            r.answer_ms,
-            copy_escape(&r.answers),
-            r.digest
-        );
-    }
-    let mut copy = conn
-        .copy_in_raw("COPY staging_responses FROM STDIN")
+    // Id look-ups must probe the primary key: with the default page costs
+    // the planner scans the whole table for a few thousand ids instead.
+    conn.execute("SET LOCAL random_page_cost = 1.1").await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(batch.campaign)
+        .execute(&mut *conn)
         .await?;
-    if let Err(e) = copy.send(text.as_bytes()).await {
-        let _ = copy.abort("send failed").await;
-        return Err(e.into());
-    }
-    copy.finish().await?;
-    let rows = sqlx::query(
-        "INSERT INTO responses (campaign, response_id, unit_id, category, channel, answer_ms, answers, digest)
-         SELECT $1, response_id, unit_id, category, channel, answer_ms, answers, digest FROM staging_responses
-         ON CONFLICT (campaign, response_id) DO NOTHING RETURNING response_id",
+    let unique = first_occurrences(batch.rows);
+    // A resent batch is recognised by a few of its ids and skips the copy.
+    let sample: Vec<&str> = unique
+        .iter()
+        .step_by((unique.len() / 16).max(1))
+        .map(|r| r.response_id.as_str())
+        .collect();
+    let seen: i64 = sqlx::query(
+        "SELECT count(*) AS n FROM responses WHERE campaign = $1 AND response_id = ANY($2)",
     )
     .bind(batch.campaign)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut inserted = HashSet::with_capacity(rows.len());
-    for row in &rows {
-        inserted.insert(row.try_get::<String, _>("response_id")?);
-    }
-    let existing = if inserted.len() == unique.len() {
-        HashMap::new()
-    } else {
-        let rows = sqlx::query(
-            "SELECT r.response_id, r.digest FROM responses r JOIN staging_responses s ON s.response_id = r.response_id
-             WHERE r.campaign = $1",
-        )
-        .bind(batch.campaign)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut m = HashMap::new();
-        for row in &rows {
-            let id: String = row.try_get("response_id")?;
-            if !inserted.contains(&id) {
-                m.insert(id, row.try_get::<i64, _>("digest")?);
+    .bind(&sample)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get("n")?;
+    let optimistic = seen == 0 && {
+        conn.execute("SAVEPOINT fresh_copy").await?;
+        match copy_rows(conn, batch.campaign, &unique).await {
+            Ok(()) => {
+                conn.execute("RELEASE SAVEPOINT fresh_copy").await?;
+                true
             }
+            Err(e) if is_unique_violation(&e) => {
+                conn.execute("ROLLBACK TO SAVEPOINT fresh_copy").await?;
+                false
+            }
+            Err(e) => return Err(e.into()),
         }
-        m
     };
+    let mut existing: HashMap<String, i64> = HashMap::default();
+    let fresh: Vec<&NewResponse> = if optimistic {
+        unique
+    } else {
+        let ids: Vec<&str> = unique.iter().map(|r| r.response_id.as_str()).collect();
+        for row in sqlx::query("SELECT response_id, digest FROM responses WHERE campaign = $1 AND response_id = ANY($2)")
+            .bind(batch.campaign)
+            .bind(&ids)
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            existing.insert(row.try_get("response_id")?, row.try_get("digest")?);
+        }
+        let fresh: Vec<&NewResponse> = unique
+            .into_iter()
+            .filter(|r| !existing.contains_key(&r.response_id))
+            .collect();
+        copy_rows(conn, batch.campaign, &fresh).await?;
+        fresh
+    };
+    let inserted: HashSet<String> = fresh.iter().map(|r| r.response_id.clone()).collect();
     let outcomes = classify(batch.rows, &inserted, &existing);
     let deltas = Deltas::of(
         batch
@@ -362,11 +373,12 @@ pub async fn store_pg(
             .zip(&outcomes)
             .filter(|(_, o)| **o == Outcome::Stored)
             .map(|(r, _)| r),
+        batch.questions,
     );
     let change = if inserted.is_empty() {
         None
     } else {
-        upsert_tallies!(conn, batch.campaign, deltas);
+        upsert_tallies_pg(conn, batch.campaign, &deltas).await?;
         Some(Changes::bump_pg(conn, batch.cycle, batch.group).await?)
     };
     let resource = format!(
@@ -386,6 +398,82 @@ pub async fn store_pg(
     )
     .await?;
     Ok((outcomes, change))
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
+/// `COPY`s rows into the responses table.
+async fn copy_rows(
+    conn: &mut sqlx::PgConnection,
+    campaign: &str,
+    rows: &[&NewResponse],
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut text = String::with_capacity(rows.len() * 200);
+    let campaign = copy_escape(campaign);
+    for r in rows {
+        use std::fmt::Write;
+        let _ = writeln!(
+            text,
+            "{campaign}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            copy_escape(&r.response_id),
+            copy_escape(&r.unit),
+            copy_escape(&r.category),
+            r.channel,
+            r.answer_ms,
+            copy_escape(&r.answers),
+            r.digest
+        );
+    }
+    let mut copy = conn
+        .copy_in_raw("COPY responses (campaign, response_id, unit_id, category, channel, answer_ms, answers, digest) FROM STDIN")
+        .await?;
+    if let Err(e) = copy.send(text.as_bytes()).await {
+        let _ = copy.abort("send failed").await;
+        return Err(e);
+    }
+    copy.finish().await.map(|_| ())
+}
+
+/// Adds tally deltas with one array-valued statement per table.
+async fn upsert_tallies_pg(
+    conn: &mut sqlx::PgConnection,
+    campaign: &str,
+    d: &Deltas<'_>,
+) -> Result<(), Error> {
+    for (table, key, count, rows) in [
+        ("survey_tallies", "category", "responses", &d.categories),
+        ("question_tallies", "question", "counted", &d.questions),
+    ] {
+        let (mut units, mut keys, mut counts, mut sums) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((unit, k), (n, v)) in rows.iter() {
+            units.push(*unit);
+            keys.push(*k);
+            counts.push(*n);
+            sums.push(*v);
+        }
+        let sql = format!(
+            "INSERT INTO {table} (campaign, unit_id, {key}, {count}, value_units)
+             SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::bigint[], $5::bigint[])
+             ON CONFLICT (campaign, unit_id, {key}) DO UPDATE SET {count} = {table}.{count} + excluded.{count},
+             value_units = {table}.value_units + excluded.value_units"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(campaign)
+            .bind(&units)
+            .bind(&keys)
+            .bind(&counts)
+            .bind(&sums)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Escapes a value for COPY's text format.
@@ -428,8 +516,10 @@ mod tests {
             row("a", 1),
             row("a", 9),
         ];
-        let inserted: HashSet<String> = ["a".to_string()].into();
-        let existing: HashMap<String, i64> = [("b".to_string(), 2), ("c".to_string(), 4)].into();
+        let inserted: HashSet<String> = ["a".to_string()].into_iter().collect();
+        let existing: HashMap<String, i64> = [("b".to_string(), 2), ("c".to_string(), 4)]
+            .into_iter()
+            .collect();
         assert_eq!(
             classify(&rows, &inserted, &existing),
             [
@@ -445,8 +535,8 @@ mod tests {
     #[test]
     fn placeholders_number_every_column() {
         let mut s = String::new();
-        placeholders(&mut s, 2, 3);
-        assert_eq!(s, "($1, $2, $3), ($4, $5, $6)");
+        placeholders(&mut s, 2, 2);
+        assert_eq!(s, "(?, ?), (?, ?)");
     }
 
     #[test]

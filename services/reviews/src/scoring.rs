@@ -38,6 +38,18 @@ pub fn response_value(answer_values: impl IntoIterator<Item = Option<Decimal>>) 
     (n > 0).then(|| round_half_away(sum / Decimal::from(n), VALUE_DP))
 }
 
+/// The mean of values given in integer units, rounded half away from zero:
+/// the integer form of [`response_value`] for the ingest path.
+pub fn mean_units(sum: i64, n: i64) -> i64 {
+    debug_assert!(n > 0);
+    let (q, r) = (sum / n, sum % n);
+    if 2 * r.abs() >= n {
+        q + sum.signum()
+    } else {
+        q
+    }
+}
+
 /// Running figures of one respondent category of one unit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tally {
@@ -122,6 +134,23 @@ mod tests {
             Some(d("0.9333333333"))
         );
         assert_eq!(response_value([None, None]), None);
+    }
+
+    #[test]
+    fn integer_means_match_decimal_means() {
+        for values in [
+            &["1", "1", "0.8"][..],
+            &["1", "0.8"],
+            &["0.8", "0", "0.6"],
+            &["1", "0.8", "0.8", "0.8", "0.8", "0.8"],
+        ] {
+            let ds: Vec<Decimal> = values.iter().map(|v| d(v)).collect();
+            let sum: i64 = ds.iter().map(|v| to_units(*v)).sum();
+            assert_eq!(
+                from_units(mean_units(sum, ds.len() as i64)),
+                response_value(ds.iter().map(|v| Some(*v))).unwrap()
+            );
+        }
     }
 
     #[test]

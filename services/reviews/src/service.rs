@@ -35,6 +35,7 @@ use jixiao_runtime::{
 };
 use prost::Message;
 use rust_decimal::Decimal;
+use rustc_hash::FxHashSet;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -58,6 +59,8 @@ const READERS: &[Role] = &[Role::Office, Role::Evaluator, Role::Service];
 const DONT_KNOW: &str = "dont_know";
 /// Responses per batch at most.
 pub const MAX_BATCH: usize = 5000;
+/// Rows written in one transaction at most when batches queue up.
+const GROUP_COMMIT_ROWS: usize = 20_000;
 /// How long a campaign's context (members, scheme) is reused.
 const CONTEXT_TTL: Duration = Duration::from_secs(30);
 
@@ -68,12 +71,30 @@ struct CampaignCtx {
     group: String,
     mode: CampaignMode,
     platforms: HashSet<String>,
-    questions: HashSet<String>,
+    /// Question ids; a response refers to them by position once checked.
+    questions: Vec<String>,
     open_ms: Option<i64>,
     close_ms: Option<i64>,
-    units: HashSet<String>,
-    answer_values: HashMap<String, Decimal>,
-    categories: HashSet<String>,
+    units: FxHashSet<String>,
+    /// Counted answer codes with their values (decimal and 1e-10 units).
+    answer_values: Vec<(String, Decimal, i64)>,
+    categories: Vec<String>,
+}
+
+impl CampaignCtx {
+    fn answer_value(&self, code: &str) -> Option<Decimal> {
+        self.answer_values
+            .iter()
+            .find(|(k, _, _)| k == code)
+            .map(|(_, v, _)| *v)
+    }
+}
+
+/// A batch checked against its campaign, ready to store.
+struct Checked {
+    ctx: Arc<CampaignCtx>,
+    rows: Vec<NewResponse>,
+    rejected: Vec<Rejection>,
 }
 
 /// Campaign contexts by campaign name, with when they were fetched.
@@ -157,7 +178,10 @@ impl ReviewsApi {
             open_ms: campaign.open_time.as_ref().map(millis),
             close_ms: campaign.close_time.as_ref().map(millis),
             units: group.units.iter().cloned().collect(),
-            answer_values: weighted(&scheme.answer_values).into_iter().collect(),
+            answer_values: weighted(&scheme.answer_values)
+                .into_iter()
+                .map(|(k, v)| (k, v, scoring::to_units(v)))
+                .collect(),
             categories: scheme
                 .category_weights
                 .iter()
@@ -217,7 +241,9 @@ fn rejection(id: &str, reason: &str, message: impl Into<String>) -> Rejection {
 }
 
 /// Checks one response against its campaign and prepares it for storage.
-fn prepare(ctx: &CampaignCtx, r: &SurveyResponse) -> Result<NewResponse, Rejection> {
+/// This runs for every response pushed: it moves the request's strings
+/// rather than copying them and keeps allocations to the packed answers.
+fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Rejection> {
     let id = r.response_id.as_str();
     if !valid_external_id(id) {
         return Err(rejection(
@@ -253,28 +279,37 @@ fn prepare(ctx: &CampaignCtx, r: &SurveyResponse) -> Result<NewResponse, Rejecti
             "answered outside the campaign's open and close times",
         ));
     }
-    let mut packed = String::with_capacity(r.answers.len() * 16);
-    let mut seen = HashSet::new();
-    let mut values = Vec::with_capacity(r.answers.len());
-    let mut question_values = Vec::new();
+    if r.answers.is_empty() {
+        return Err(rejection(id, "INVALID", "a response needs answers"));
+    }
+    let mut packed = String::with_capacity(r.answers.len() * 24);
+    let mut asked: Vec<u16> = Vec::with_capacity(r.answers.len());
+    let mut question_values = Vec::with_capacity(r.answers.len());
+    let (mut sum, mut counted) = (0i64, 0i64);
     for a in &r.answers {
-        if !ctx.questions.contains(&a.question) {
+        let Some(q) = ctx.questions.iter().position(|q| *q == a.question) else {
             return Err(rejection(
                 id,
                 "UNKNOWN_QUESTION",
                 format!("{:?} is not a question of the campaign", a.question),
             ));
-        }
-        if !seen.insert(a.question.as_str()) {
+        };
+        let q = q as u16;
+        if asked.contains(&q) {
             return Err(rejection(
                 id,
                 "INVALID",
                 format!("question {} is answered twice", a.question),
             ));
         }
-        let value = match ctx.answer_values.get(&a.answer) {
-            Some(v) => Some(*v),
-            None if a.answer == DONT_KNOW => None,
+        asked.push(q);
+        match ctx.answer_values.iter().find(|(k, _, _)| *k == a.answer) {
+            Some((_, _, units)) => {
+                question_values.push((q, *units));
+                sum += units;
+                counted += 1;
+            }
+            None if a.answer == DONT_KNOW => {}
             None => {
                 return Err(rejection(
                     id,
@@ -282,11 +317,7 @@ fn prepare(ctx: &CampaignCtx, r: &SurveyResponse) -> Result<NewResponse, Rejecti
                     format!("{:?} is not an answer of the scheme", a.answer),
                 ));
             }
-        };
-        if let Some(v) = value {
-            question_values.push((a.question.clone(), scoring::to_units(v)));
         }
-        values.push(value);
         if !packed.is_empty() {
             packed.push(';');
         }
@@ -294,30 +325,27 @@ fn prepare(ctx: &CampaignCtx, r: &SurveyResponse) -> Result<NewResponse, Rejecti
         packed.push('=');
         packed.push_str(&a.answer);
     }
-    if r.answers.is_empty() {
-        return Err(rejection(id, "INVALID", "a response needs answers"));
-    }
     let mut h = Sha256::new();
     for part in [
-        r.unit.as_str(),
-        &r.category,
-        &r.channel.to_string(),
-        &at.to_string(),
-        &packed,
+        r.unit.as_bytes(),
+        r.category.as_bytes(),
+        &i64::from(r.channel).to_be_bytes(),
+        &at.to_be_bytes(),
+        packed.as_bytes(),
     ] {
         h.update((part.len() as u64).to_be_bytes());
-        h.update(part.as_bytes());
+        h.update(part);
     }
     let digest = i64::from_be_bytes(h.finalize()[..8].try_into().expect("8 bytes"));
     Ok(NewResponse {
-        response_id: id.to_string(),
-        unit: r.unit.clone(),
-        category: r.category.clone(),
+        response_id: r.response_id,
+        unit: r.unit,
+        category: r.category,
         channel: r.channel,
         answer_ms: at,
         answers: packed,
         digest,
-        value_units: scoring::response_value(values).map(scoring::to_units),
+        value_units: (counted > 0).then(|| scoring::mean_units(sum, counted)),
         question_values,
     })
 }
@@ -325,12 +353,9 @@ fn prepare(ctx: &CampaignCtx, r: &SurveyResponse) -> Result<NewResponse, Rejecti
 // ---------------------------------------------------------------- ingest
 
 impl ReviewsApi {
-    /// Validates and stores one batch; returns its summary.
-    async fn push_batch(
-        &self,
-        p: &Principal,
-        req: PushResponsesRequest,
-    ) -> Result<PushResponsesResponse, Error> {
+    /// Checks a batch against its campaign: the caller must be bound to
+    /// it; each response is prepared or rejected with its reason.
+    async fn check(&self, p: &Principal, req: PushResponsesRequest) -> Result<Checked, Error> {
         let ctx = self.context(&req.campaign, "campaign").await?;
         Self::require_bound(p, &ctx)?;
         Self::require_mode(&ctx, CampaignMode::RawResponses)?;
@@ -342,18 +367,36 @@ impl ReviewsApi {
         }
         let mut rejected = Vec::new();
         let mut rows = Vec::with_capacity(req.responses.len());
-        for r in &req.responses {
+        for r in req.responses {
             match prepare(&ctx, r) {
                 Ok(row) => rows.push(row),
                 Err(rej) => rejected.push(rej),
             }
         }
+        Ok(Checked {
+            ctx,
+            rows,
+            rejected,
+        })
+    }
+
+    /// Stores checked batches of one campaign in one transaction.
+    async fn commit(
+        &self,
+        p: &Principal,
+        batches: Vec<Checked>,
+    ) -> Result<PushResponsesResponse, Error> {
+        let Some(ctx) = batches.first().map(|b| b.ctx.clone()) else {
+            return Ok(PushResponsesResponse::default());
+        };
+        let mut out = PushResponsesResponse::default();
+        let mut rows = Vec::with_capacity(batches.iter().map(|b| b.rows.len()).sum());
+        for b in batches {
+            out.rejected.extend(b.rejected);
+            rows.extend(b.rows);
+        }
         let (outcomes, change) = self.store(p, &ctx, &rows).await?;
         self.changes.announce(change);
-        let mut out = PushResponsesResponse {
-            rejected,
-            ..Default::default()
-        };
         for (row, o) in rows.iter().zip(outcomes) {
             match o {
                 Outcome::Stored => out.accepted += 1,
@@ -366,6 +409,16 @@ impl ReviewsApi {
             }
         }
         Ok(out)
+    }
+
+    /// Validates and stores one batch; returns its summary.
+    async fn push_batch(
+        &self,
+        p: &Principal,
+        req: PushResponsesRequest,
+    ) -> Result<PushResponsesResponse, Error> {
+        let checked = self.check(p, req).await?;
+        self.commit(p, vec![checked]).await
     }
 
     async fn store(
@@ -381,6 +434,7 @@ impl ReviewsApi {
             campaign: &ctx.name,
             cycle: &ctx.cycle,
             group: &ctx.group,
+            questions: &ctx.questions,
             rows,
         };
         match &self.pg {
@@ -392,43 +446,72 @@ impl ReviewsApi {
             }
             None => {
                 let mut tx = self.db.write.begin().await?;
-                let out = ingest::store_portable(&mut tx, p, &batch).await?;
+                let out = ingest::store_sqlite(&mut tx, p, &batch).await?;
                 tx.commit().await?;
                 Ok(out)
             }
         }
     }
 
-    /// A client stream: each batch is validated while the previous one is
-    /// being written, and durable once written.
+    /// A client stream. Batches are checked as they arrive while earlier
+    /// ones are written; batches that queued up meanwhile are written
+    /// together in one transaction (group commit), so a fast platform costs
+    /// fewer commits. Every batch is durable once its transaction commits;
+    /// the summary covers the whole stream.
     async fn stream(
         &self,
         p: Principal,
         mut input: Streaming<PushResponsesRequest>,
     ) -> Result<PushResponsesResponse, Error> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<PushResponsesRequest, Status>>(2);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Checked, Error>>(4);
+        let (api, checker) = (self.clone(), p.clone());
         let reader = tokio::spawn(async move {
             loop {
-                match input.message().await {
-                    Ok(Some(m)) => {
-                        if tx.send(Ok(m)).await.is_err() {
-                            return;
-                        }
-                    }
+                let next = match input.message().await {
+                    Ok(Some(m)) => api.check(&checker, m).await,
                     Ok(None) => return,
-                    Err(s) => {
-                        let _ = tx.send(Err(s)).await;
-                        return;
-                    }
+                    Err(s) => Err(Error::invalid(
+                        "stream",
+                        format!("the stream broke: {}", s.message()),
+                    )),
+                };
+                let failed = next.is_err();
+                if tx.send(next).await.is_err() || failed {
+                    return;
                 }
             }
         });
         let mut total = PushResponsesResponse::default();
-        while let Some(msg) = rx.recv().await {
-            let msg = msg.map_err(|s| {
-                Error::invalid("stream", format!("the stream broke: {}", s.message()))
-            })?;
-            let summary = self.push_batch(&p, msg).await?;
+        let mut peeked = None;
+        loop {
+            let first = match peeked.take() {
+                Some(c) => c,
+                None => match rx.recv().await {
+                    Some(c) => c?,
+                    None => break,
+                },
+            };
+            let mut rows = first.rows.len();
+            let mut group = vec![first];
+            while rows < GROUP_COMMIT_ROWS {
+                match rx.try_recv() {
+                    Ok(Ok(c)) if c.ctx.name == group[0].ctx.name => {
+                        rows += c.rows.len();
+                        group.push(c);
+                    }
+                    Ok(Ok(c)) => {
+                        peeked = Some(c);
+                        break;
+                    }
+                    Ok(Err(e)) => {
+                        // Store what came before the failure, then report it.
+                        self.commit(&p, group).await?;
+                        return Err(e);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let summary = self.commit(&p, group).await?;
             total.accepted += summary.accepted;
             total.duplicates += summary.duplicates;
             total.rejected.extend(summary.rejected);
@@ -534,7 +617,7 @@ impl ReviewsApi {
         for vote in &req.votes {
             let id = vote.vote_id.as_str();
             let at = vote.cast_time.as_ref().map(millis);
-            let value = ctx.answer_values.get(&vote.answer).copied();
+            let value = ctx.answer_value(&vote.answer);
             let problem = if !valid_external_id(id) {
                 Some((
                     "INVALID",

@@ -1,6 +1,11 @@
 //! `jixiao`: serves any set of Jixiao services, checks their health, and
 //! mints tokens.
 
+// Decoding protobuf makes many small allocations; mimalloc serves them
+// markedly faster than the system allocator on the ingest path.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};

@@ -1,0 +1,537 @@
+//! Load generator and benchmarks.
+//!
+//! `loadgen surveys` pushes survey responses through the streaming RPC of a
+//! reviews service running in a child process, then loads the same rows
+//! straight into the same kind of database by the fastest raw path
+//! (PostgreSQL `COPY … FROM STDIN`; SQLite multi-row `INSERT`s in one
+//! transaction), and prints both rates, their ratio, the rate of a replay of
+//! the same responses (all duplicates) and the service's peak RSS.
+//!
+//! ```sh
+//! cargo run --release -p jixiao-tests --bin loadgen -- surveys --db sqlite
+//! cargo run --release -p jixiao-tests --bin loadgen -- surveys --db postgres
+//! ```
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use jixiao_proto::{
+    plans::{
+        CreateCycleRequest, CreateGroupRequest, CreateUnitRequest, Cycle, Group, Unit, UnitKind,
+        plans_service_client::PlansServiceClient,
+    },
+    reviews::{
+        Answer, Campaign, CampaignMode, Channel, CreateCampaignRequest, PushResponsesRequest,
+        Question, SurveyResponse, reviews_service_client::ReviewsServiceClient,
+    },
+};
+use jixiao_runtime::{Role, TokenKey};
+use jixiao_testkit::{Bearer, with_database};
+use sqlx::{Connection, Executor};
+use tonic::{service::interceptor::InterceptedService, transport::Channel as Chan};
+
+const CATEGORIES: [&str; 4] = ["service_users", "enterprises", "residents", "deputies"];
+const ANSWERS: [&str; 4] = [
+    "satisfied",
+    "basically_satisfied",
+    "dissatisfied",
+    "dont_know",
+];
+const QUESTIONS: usize = 10;
+const CAMPAIGN: &str = "cycles/2026/campaigns/bench";
+const ANSWER_MS: i64 = 1_780_000_000_000;
+
+struct Args {
+    db: String,
+    responses: usize,
+    batch: usize,
+    units: usize,
+    postgres_url: String,
+}
+
+fn parse_args() -> Result<(String, Args), String> {
+    let mut it = std::env::args().skip(1);
+    let command = it.next().unwrap_or_default();
+    let mut a = Args {
+        db: "sqlite".into(),
+        responses: 1_000_000,
+        batch: 5000,
+        units: 100,
+        postgres_url: std::env::var(jixiao_testkit::POSTGRES_ENV)
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+    };
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--db" => a.db = value()?,
+            "--responses" => {
+                a.responses = value()?.parse().map_err(|e| format!("--responses: {e}"))?
+            }
+            "--batch" => a.batch = value()?.parse().map_err(|e| format!("--batch: {e}"))?,
+            "--units" => a.units = value()?.parse().map_err(|e| format!("--units: {e}"))?,
+            "--postgres-url" => a.postgres_url = value()?,
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok((command, a))
+}
+
+/// A small deterministic generator (xorshift), so every run pushes the same data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// The i-th response: unit, category and answers as indices.
+fn shape(i: usize, units: usize) -> (usize, usize, [usize; QUESTIONS]) {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (i as u64).wrapping_mul(0x2545_F491_4F6C_DD1D));
+    let mut answers = [0; QUESTIONS];
+    for a in &mut answers {
+        // Mostly satisfied, as real surveys are.
+        *a = match rng.next() % 10 {
+            0..=5 => 0,
+            6..=7 => 1,
+            8 => 2,
+            _ => 3,
+        };
+    }
+    (i % units, (rng.next() % 4) as usize, answers)
+}
+
+fn unit_id(u: usize) -> String {
+    format!("u{u:05}")
+}
+
+/// Builds responses cheaply: the generator shares the machine with the
+/// service it measures, so it formats nothing it can copy.
+struct Generator {
+    units: Vec<String>,
+    questions: Vec<String>,
+}
+
+impl Generator {
+    fn new(units: usize) -> Self {
+        Generator {
+            units: (0..units)
+                .map(|u| format!("units/{}", unit_id(u)))
+                .collect(),
+            questions: (1..=QUESTIONS).map(|q| format!("q{q}")).collect(),
+        }
+    }
+
+    fn response(&self, i: usize) -> SurveyResponse {
+        let (u, c, answers) = shape(i, self.units.len());
+        SurveyResponse {
+            response_id: format!("r{i:09}"),
+            unit: self.units[u].clone(),
+            category: CATEGORIES[c].into(),
+            channel: Channel::Phone as i32,
+            answer_time: Some(jixiao_runtime::time::timestamp(ANSWER_MS)),
+            answers: answers
+                .iter()
+                .zip(&self.questions)
+                .map(|(a, q)| Answer {
+                    question: q.clone(),
+                    answer: ANSWERS[*a].into(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The same response as a row of the responses table.
+fn raw_row(i: usize, units: usize) -> (String, String, &'static str, String) {
+    let (u, c, answers) = shape(i, units);
+    let mut packed = String::with_capacity(200);
+    for (q, a) in answers.iter().enumerate() {
+        if q > 0 {
+            packed.push(';');
+        }
+        packed.push_str(&format!("q{}={}", q + 1, ANSWERS[*a]));
+    }
+    (
+        format!("r{i:09}"),
+        format!("units/{}", unit_id(u)),
+        CATEGORIES[c],
+        packed,
+    )
+}
+
+const RAW_TABLE: &str = "CREATE TABLE responses (
+    campaign TEXT NOT NULL, response_id TEXT NOT NULL, unit_id TEXT NOT NULL, category TEXT NOT NULL,
+    channel BIGINT NOT NULL, answer_ms BIGINT NOT NULL, answers TEXT NOT NULL, digest BIGINT NOT NULL,
+    PRIMARY KEY (campaign, response_id))";
+
+/// The raw path: the same rows straight into the same kind of database.
+async fn raw_load(db: &str, url: &str, a: &Args) -> Result<Duration, String> {
+    sqlx::any::install_default_drivers();
+    let e = |e: sqlx::Error| e.to_string();
+    if db == "postgres" {
+        let mut conn = sqlx::PgConnection::connect(url).await.map_err(e)?;
+        conn.execute(RAW_TABLE).await.map_err(e)?;
+        let started = Instant::now();
+        let mut tx = conn.begin().await.map_err(e)?;
+        let mut copy = tx
+            .copy_in_raw("COPY responses FROM STDIN")
+            .await
+            .map_err(e)?;
+        let mut chunk = String::with_capacity(a.batch * 200);
+        for i in 0..a.responses {
+            let (id, unit, cat, answers) = raw_row(i, a.units);
+            chunk.push_str(&format!(
+                "{CAMPAIGN}\t{id}\t{unit}\t{cat}\t1\t{ANSWER_MS}\t{answers}\t{i}\n"
+            ));
+            if (i + 1) % a.batch == 0 || i + 1 == a.responses {
+                copy.send(chunk.as_bytes()).await.map_err(e)?;
+                chunk.clear();
+            }
+        }
+        copy.finish().await.map_err(e)?;
+        tx.commit().await.map_err(e)?;
+        Ok(started.elapsed())
+    } else {
+        let mut conn = sqlx::SqliteConnection::connect(&format!("{url}?mode=rwc"))
+            .await
+            .map_err(e)?;
+        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+            .await
+            .map_err(e)?;
+        conn.execute(RAW_TABLE).await.map_err(e)?;
+        let started = Instant::now();
+        let mut tx = conn.begin().await.map_err(e)?;
+        const ROWS: usize = 1000;
+        let mut i = 0;
+        while i < a.responses {
+            let n = ROWS.min(a.responses - i);
+            let mut sql = String::from("INSERT INTO responses VALUES ");
+            // Anonymous `?` parameters: sqlx resolves numbered ones by name,
+            // which costs more the more parameters a statement has.
+            for r in 0..n {
+                sql.push_str(if r == 0 {
+                    "(?, ?, ?, ?, ?, ?, ?, ?)"
+                } else {
+                    ", (?, ?, ?, ?, ?, ?, ?, ?)"
+                });
+            }
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for k in i..i + n {
+                let (id, unit, cat, answers) = raw_row(k, a.units);
+                q = q
+                    .bind(CAMPAIGN)
+                    .bind(id)
+                    .bind(unit)
+                    .bind(cat)
+                    .bind(1i64)
+                    .bind(ANSWER_MS)
+                    .bind(answers)
+                    .bind(k as i64);
+            }
+            q.execute(&mut *tx).await.map_err(e)?;
+            i += n;
+        }
+        tx.commit().await.map_err(e)?;
+        Ok(started.elapsed())
+    }
+}
+
+type Authed = InterceptedService<Chan, Bearer>;
+
+fn authed(channel: &Chan, key: &TokenKey, subject: &str, roles: &[Role]) -> Authed {
+    let token = key.issue(subject, roles, None, 3600).expect("token");
+    InterceptedService::new(channel.clone(), Bearer::new(&token))
+}
+
+/// Registers units, a cycle, a group and a campaign.
+async fn set_up(channel: &Chan, key: &TokenKey, units: usize) -> Result<(), String> {
+    let e = |s: tonic::Status| s.message().to_string();
+    let mut plans = PlansServiceClient::new(authed(channel, key, "office", &[Role::Office]));
+    for u in 0..units {
+        plans
+            .create_unit(CreateUnitRequest {
+                unit_id: unit_id(u),
+                unit: Some(Unit {
+                    display_name_zh: format!("单位{u}"),
+                    kind: UnitKind::CityDepartment as i32,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .map_err(e)?;
+    }
+    plans
+        .create_cycle(CreateCycleRequest {
+            cycle_id: "2026".into(),
+            cycle: Some(Cycle {
+                year: 2026,
+                title: "bench".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .map_err(e)?;
+    plans
+        .create_group(CreateGroupRequest {
+            parent: "cycles/2026".into(),
+            group_id: "all".into(),
+            group: Some(Group {
+                display_name: "all".into(),
+                units: (0..units)
+                    .map(|u| format!("units/{}", unit_id(u)))
+                    .collect(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .map_err(e)?;
+    ReviewsServiceClient::new(authed(channel, key, "office", &[Role::Office]))
+        .create_campaign(CreateCampaignRequest {
+            parent: "cycles/2026".into(),
+            campaign_id: "bench".into(),
+            campaign: Some(Campaign {
+                group: "cycles/2026/groups/all".into(),
+                title: "bench".into(),
+                mode: CampaignMode::RawResponses as i32,
+                platforms: vec!["loadgen".into()],
+                questions: (1..=QUESTIONS)
+                    .map(|q| Question {
+                        id: format!("q{q}"),
+                        text: format!("question {q}"),
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .map_err(e)?;
+    Ok(())
+}
+
+/// Streams every response once; returns the time and the summary counts.
+async fn push_all(
+    channel: &Chan,
+    key: &TokenKey,
+    a: &Args,
+) -> Result<(Duration, i32, i32, usize), String> {
+    let mut client =
+        ReviewsServiceClient::new(authed(channel, key, "loadgen", &[Role::SurveyPlatform]))
+            .max_encoding_message_size(16 * 1024 * 1024);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let (total, batch, units) = (a.responses, a.batch, a.units);
+    let producer = tokio::spawn(async move {
+        let generator = Generator::new(units);
+        let mut i = 0;
+        while i < total {
+            let n = batch.min(total - i);
+            let responses = (i..i + n).map(|k| generator.response(k)).collect();
+            if tx
+                .send(PushResponsesRequest {
+                    campaign: CAMPAIGN.into(),
+                    responses,
+                })
+                .await
+                .is_err()
+            {
+                return;
+            }
+            i += n;
+        }
+    });
+    let started = Instant::now();
+    let summary = client
+        .stream_responses(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .map_err(|s| s.message().to_string())?
+        .into_inner();
+    let elapsed = started.elapsed();
+    producer.await.ok();
+    Ok((
+        elapsed,
+        summary.accepted,
+        summary.duplicates,
+        summary.rejected.len(),
+    ))
+}
+
+fn peak_rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Runs the plans and reviews services in this process (the child side).
+async fn serve_child(
+    data_dir: PathBuf,
+    reviews_url: String,
+    key_hex: String,
+) -> Result<(), String> {
+    let key = TokenKey::from_hex(&key_hex)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("ADDR {}", listener.local_addr().map_err(|e| e.to_string())?);
+    let mut database_urls = Vec::new();
+    if !reviews_url.is_empty() {
+        database_urls.push((jixiao::Target::Reviews, reviews_url));
+    }
+    let config = jixiao::SuiteConfig {
+        targets: vec![jixiao::Target::Plans, jixiao::Target::Reviews],
+        data_dir,
+        database_urls,
+        key,
+        plans_addr: None,
+    };
+    jixiao::start(config, listener, std::future::pending())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn spawn_child(dir: &Path, reviews_url: &str, key: &str) -> Result<(Child, String), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = Command::new(exe)
+        .args(["__serve", &dir.display().to_string(), reviews_url, key])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let addr = line
+        .trim()
+        .strip_prefix("ADDR ")
+        .ok_or(format!("unexpected child output {line:?}"))?
+        .to_string();
+    Ok((child, addr))
+}
+
+async fn surveys(a: Args) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let run = format!(
+        "jxbench_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
+    let (reviews_url, raw_url) = match a.db.as_str() {
+        "sqlite" => (
+            String::new(),
+            format!("sqlite://{}", dir.path().join("raw.db").display()),
+        ),
+        "postgres" => {
+            sqlx::any::install_default_drivers();
+            let mut admin = sqlx::AnyConnection::connect(&a.postgres_url)
+                .await
+                .map_err(|e| e.to_string())?;
+            for suffix in ["reviews", "raw"] {
+                admin
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        "CREATE DATABASE {run}_{suffix} TEMPLATE template0"
+                    )))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            (
+                with_database(&a.postgres_url, &format!("{run}_reviews")),
+                with_database(&a.postgres_url, &format!("{run}_raw")),
+            )
+        }
+        other => return Err(format!("--db must be sqlite or postgres, not {other}")),
+    };
+    let key_hex = TokenKey::generate_hex();
+    let key = TokenKey::from_hex(&key_hex)?;
+    let (mut child, addr) = spawn_child(&dir.path().join("data"), &reviews_url, &key_hex)?;
+    let result = async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| e.to_string())?
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?;
+        set_up(&channel, &key, a.units).await?;
+        println!("pushing {} responses of {QUESTIONS} answers in batches of {} over the streaming RPC ({}, {} units)", a.responses, a.batch, a.db, a.units);
+        let (ingest, accepted, dupes, rejected) = push_all(&channel, &key, &a).await?;
+        if accepted as usize != a.responses || rejected != 0 {
+            return Err(format!("first ingest: accepted {accepted}, duplicates {dupes}, rejected {rejected}"));
+        }
+        let (replay, accepted2, dupes2, _) = push_all(&channel, &key, &a).await?;
+        if accepted2 != 0 || dupes2 as usize != a.responses {
+            return Err(format!("replay: accepted {accepted2}, duplicates {dupes2}"));
+        }
+        let rss = peak_rss_mb(child.id());
+        let raw = raw_load(&a.db, &raw_url, &a).await?;
+        let rate = |d: Duration| a.responses as f64 / d.as_secs_f64();
+        let (ours, base, again) = (rate(ingest), rate(raw), rate(replay));
+        let raw_path = if a.db == "postgres" { "COPY FROM STDIN" } else { "multi-row INSERT, one transaction" };
+        println!("service ingest   {:>10.0} responses/s  ({:.2} s)", ours, ingest.as_secs_f64());
+        println!("raw {raw_path:<33} {:>10.0} responses/s  ({:.2} s)", base, raw.as_secs_f64());
+        println!("ratio service/raw {:.2}  (target >= 0.50)", ours / base);
+        println!("replay (all duplicates) {:>10.0} responses/s  ({:.2} s), {:.2}x first ingest", again, replay.as_secs_f64(), again / ours);
+        match rss {
+            Some(mb) => println!("service peak RSS {mb:.0} MB  (target < 300 MB)"),
+            None => println!("service peak RSS unavailable (no /proc)"),
+        }
+        Ok(())
+    }
+    .await;
+    child.kill().ok();
+    child.wait().ok();
+    if a.db == "postgres"
+        && let Ok(mut admin) = sqlx::AnyConnection::connect(&a.postgres_url).await
+    {
+        for suffix in ["reviews", "raw"] {
+            let _ = admin
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {run}_{suffix} WITH (FORCE)"
+                )))
+                .await;
+        }
+    }
+    result
+}
+
+fn main() -> std::process::ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if argv.get(1).map(String::as_str) == Some("__serve") {
+        let (dir, url, key) = (argv[2].clone(), argv[3].clone(), argv[4].clone());
+        return match runtime.block_on(serve_child(PathBuf::from(dir), url, key)) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("child: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    let result = parse_args().and_then(|(command, args)| match command.as_str() {
+        "surveys" => runtime.block_on(surveys(args)),
+        _ => Err("usage: loadgen surveys [--db sqlite|postgres] [--responses N] [--batch N] [--units N] [--postgres-url URL]".into()),
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
