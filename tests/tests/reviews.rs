@@ -555,7 +555,50 @@ async fn mutual_ratings_are_trimmed_and_self_ratings_refused(backend: Backend) {
     suite.stop().await;
 }
 
+async fn a_csv_file_is_imported_through_the_stream(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    campaign(&suite, "survey", CampaignMode::RawResponses).await;
+    let day = jixiao_runtime::time::timestamp(answered_at()).to_string();
+    let mut csv = String::from("response_id,unit,category,channel,answer_time,q1,q2,q3\n");
+    for i in 0..12 {
+        csv.push_str(&format!(
+            "csv-{i},huli,residents,phone,{day},satisfied,basically_satisfied,\n"
+        ));
+    }
+    csv.push_str(&format!(
+        "csv-bad,huli,aliens,online,{day},satisfied,satisfied,satisfied\n"
+    ));
+    let token = suite.token("platform-a", &[Role::SurveyPlatform], None);
+    let addr = format!("http://{}", suite.addr);
+    let import = || async {
+        let batches = jixiao::import::read_batches(csv.as_bytes(), CAMPAIGN).unwrap();
+        jixiao::import::push(&addr, &token, batches, |_, _| {})
+            .await
+            .unwrap()
+    };
+    let first = import().await;
+    assert_eq!(
+        (first.accepted, first.duplicates, first.rejected.len()),
+        (12, 0, 1)
+    );
+    assert_eq!(first.rejected[0].reason, "UNKNOWN_CATEGORY");
+    let again = import().await;
+    assert_eq!((again.accepted, again.duplicates), (0, 12));
+    let s = scores(&suite).await;
+    // (1 + 0.8) / 2 = 0.9 for every respondent: 27 of 30.
+    assert_eq!(
+        (
+            row(&s, "huli").survey_sample,
+            value(&row(&s, "huli").survey)
+        ),
+        (12, "27")
+    );
+    suite.stop().await;
+}
+
 on_both_databases!(
+    a_csv_file_is_imported_through_the_stream,
     the_same_batch_twice_counts_once_and_conflicts_are_refused,
     a_broken_stream_resent_in_full_counts_exactly,
     only_bound_platforms_push,

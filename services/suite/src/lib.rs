@@ -2,6 +2,8 @@
 //! databases are, and starting them on one gRPC server. The `jixiao` binary
 //! and the test kit both start services through [`start`].
 
+pub mod import;
+
 use std::{fmt, path::PathBuf, str::FromStr};
 
 use jixiao_runtime::{TokenKey, db, host::Services};

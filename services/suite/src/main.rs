@@ -34,6 +34,31 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Public review data.
+    Reviews {
+        #[command(subcommand)]
+        command: ReviewsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReviewsCommand {
+    /// Push survey responses from a CSV file through the streaming RPC
+    /// (columns: response_id, unit, category, channel, answer_time, then one
+    /// per question id). Safe to run again: stored responses count once.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// The campaign, e.g. cycles/2026/campaigns/survey.
+        #[arg(long)]
+        campaign: String,
+        /// Server address.
+        #[arg(long, env = "JIXIAO_ADDR", default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        /// Bearer token of a survey platform bound to the campaign.
+        #[arg(long, env = "JIXIAO_TOKEN", hide_env_values = true)]
+        token: String,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -154,6 +179,15 @@ async fn main() -> ExitCode {
                     key,
                 },
         } => issue(&roles, unit, subject, ttl_hours, &key),
+        Command::Reviews {
+            command:
+                ReviewsCommand::Import {
+                    file,
+                    campaign,
+                    addr,
+                    token,
+                },
+        } => import_reviews(&file, &campaign, &addr, &token).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -239,6 +273,31 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+async fn import_reviews(
+    file: &std::path::Path,
+    campaign: &str,
+    addr: &str,
+    token: &str,
+) -> Result<(), String> {
+    let input = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let batches = jixiao::import::read_batches(std::io::BufReader::new(input), campaign)?;
+    let summary = jixiao::import::push(addr, token, batches, |sent, total| {
+        eprint!("\rsent {sent}/{total} responses");
+    })
+    .await?;
+    eprintln!();
+    println!("accepted   {}", summary.accepted);
+    println!("duplicates {}", summary.duplicates);
+    println!("rejected   {}", summary.rejected.len());
+    for r in summary.rejected.iter().take(50) {
+        println!("  {:<24} {:<18} {}", r.id, r.reason, r.message);
+    }
+    if summary.rejected.len() > 50 {
+        println!("  … and {} more", summary.rejected.len() - 50);
+    }
     Ok(())
 }
 
