@@ -130,10 +130,9 @@ pub async fn push(
         .max_encoding_message_size(16 * 1024 * 1024);
     let total: usize = batches.iter().map(|b| b.responses.len()).sum();
     let mut sent = 0;
-    let stream = tokio_stream::iter(batches.into_iter().map(move |b| {
+    let stream = tokio_stream::iter(batches.into_iter().inspect(move |b| {
         sent += b.responses.len();
         progress(sent, total);
-        b
     }));
     client
         .stream_responses(stream)
