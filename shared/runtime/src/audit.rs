@@ -146,7 +146,10 @@ pub async fn list_for_readers(
     principal: &Principal,
     req: &ListAuditRecordsRequest,
 ) -> Result<ListAuditRecordsResponse, Error> {
-    principal.require(&[crate::Role::Office, crate::Role::Evaluator], "read the audit trail")?;
+    principal.require(
+        &[crate::Role::Office, crate::Role::Evaluator],
+        "read the audit trail",
+    )?;
     list(pool, req).await
 }
 
