@@ -348,14 +348,34 @@ pub async fn store_pg(
     let fresh: Vec<&NewResponse> = if optimistic {
         unique
     } else {
+        // Only ids that are missing or stored with other content come back;
+        // the rest are stored alike (duplicates). The plan must probe the
+        // primary key once per id: a hash join would scan the whole table.
         let ids: Vec<&str> = unique.iter().map(|r| r.response_id.as_str()).collect();
-        for row in sqlx::query("SELECT response_id, digest FROM responses WHERE campaign = $1 AND response_id = ANY($2)")
-            .bind(batch.campaign)
-            .bind(&ids)
-            .fetch_all(&mut *conn)
-            .await?
+        let digests: Vec<i64> = unique.iter().map(|r| r.digest).collect();
+        conn.execute("SET LOCAL enable_hashjoin = off").await?;
+        conn.execute("SET LOCAL enable_mergejoin = off").await?;
+        let mut differing: HashMap<String, bool> = HashMap::default();
+        for row in sqlx::query(
+            "SELECT b.id, r.digest IS NULL AS missing FROM UNNEST($2::text[], $3::bigint[]) AS b(id, digest)
+             LEFT JOIN responses r ON r.campaign = $1 AND r.response_id = b.id
+             WHERE r.digest IS NULL OR r.digest <> b.digest",
+        )
+        .bind(batch.campaign)
+        .bind(&ids)
+        .bind(&digests)
+        .fetch_all(&mut *conn)
+        .await?
         {
-            existing.insert(row.try_get("response_id")?, row.try_get("digest")?);
+            differing.insert(row.try_get("id")?, row.try_get("missing")?);
+        }
+        for r in &unique {
+            match differing.get(&r.response_id) {
+                Some(true) => {}
+                // Stored with other content: any digest but this one.
+                Some(false) => drop(existing.insert(r.response_id.clone(), !r.digest)),
+                None => drop(existing.insert(r.response_id.clone(), r.digest)),
+            }
         }
         let fresh: Vec<&NewResponse> = unique
             .into_iter()
