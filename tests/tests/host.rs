@@ -1,0 +1,83 @@
+//! The host as a browser dashboard meets it: gRPC-Web over HTTP/1.1 with a
+//! CORS preflight, and authentication on everything but health.
+
+use jixiao_testkit::{Backend, Suite};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Sends a raw HTTP/1.1 request and returns the whole response as text
+/// (lossy: the gRPC-Web body is binary).
+async fn http1(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut out),
+    )
+    .await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn grpc_web_call(path: &str, token: Option<&str>) -> Vec<u8> {
+    // An empty protobuf message in one gRPC frame: flag 0, length 0.
+    let body = [0u8, 0, 0, 0, 0];
+    let auth = token
+        .map(|t| format!("authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nhost: localhost\r\norigin: https://dashboard.example\r\ncontent-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n{auth}content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    req
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_call_over_grpc_web_with_cors() {
+    let suite = Suite::start(Backend::Sqlite).await;
+    // The CORS preflight of a browser.
+    let preflight = http1(
+        suite.addr,
+        b"OPTIONS /jixiao.plans.v1.PlansService/ListCycles HTTP/1.1\r\nhost: localhost\r\norigin: https://dashboard.example\r\naccess-control-request-method: POST\r\naccess-control-request-headers: authorization,content-type,x-grpc-web\r\nconnection: close\r\n\r\n",
+    )
+    .await
+    .to_ascii_lowercase();
+    assert!(preflight.starts_with("http/1.1 200"), "{preflight}");
+    assert!(
+        preflight.contains("access-control-allow-origin: https://dashboard.example"),
+        "{preflight}"
+    );
+
+    // Health answers without a token, over gRPC-Web.
+    let health = http1(
+        suite.addr,
+        &grpc_web_call("/grpc.health.v1.Health/Check", None),
+    )
+    .await
+    .to_ascii_lowercase();
+    assert!(health.starts_with("http/1.1 200"), "{health}");
+    assert!(
+        health.contains("content-type: application/grpc-web+proto"),
+        "{health}"
+    );
+    assert!(health.contains("grpc-status:0"), "{health}");
+
+    // A service call needs a token; with one it succeeds.
+    let anonymous = http1(
+        suite.addr,
+        &grpc_web_call("/jixiao.plans.v1.PlansService/ListCycles", None),
+    )
+    .await
+    .to_ascii_lowercase();
+    assert!(anonymous.contains("grpc-status: 16"), "{anonymous}");
+    let token = suite.token("dash", &[jixiao_runtime::Role::Viewer], None);
+    let listed = http1(
+        suite.addr,
+        &grpc_web_call("/jixiao.plans.v1.PlansService/ListCycles", Some(&token)),
+    )
+    .await
+    .to_ascii_lowercase();
+    assert!(listed.contains("grpc-status:0"), "{listed}");
+    suite.stop().await;
+}
