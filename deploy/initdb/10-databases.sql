@@ -1,0 +1,5 @@
+-- One database per service on one PostgreSQL server.
+CREATE DATABASE jixiao_plans;
+CREATE DATABASE jixiao_indicators;
+CREATE DATABASE jixiao_inspections;
+CREATE DATABASE jixiao_reviews;
