@@ -21,8 +21,10 @@ use jixiao_runtime::{
     Db, Error, Principal, Role, Violations, audit,
     auth::principal,
     changes::Changes,
+    checked,
     client::ServiceChannel,
     decimal::{self, to_proto},
+    error::{Reply, reply},
     evidence::{self, EvidenceList},
     host::Shutdown,
     idempotency, names,
@@ -35,18 +37,12 @@ use rust_decimal::Decimal;
 use serde_json::json;
 use sqlx::{AnyConnection, Row, any::AnyRow};
 use tokio_stream::StreamExt;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Status};
 
 use crate::{
     DOMAIN, rules,
     scoring::{self, Flag, Method, Spec},
 };
-
-type Reply<T> = Result<Response<T>, Status>;
-
-fn reply<T>(r: Result<T, Error>) -> Reply<T> {
-    r.map(Response::new).map_err(|e| e.into_status(DOMAIN))
-}
 
 /// Roles that read every value and score.
 const READERS: &[Role] = &[Role::Office, Role::Evaluator, Role::Service];
@@ -1305,59 +1301,52 @@ fn prefixed(cols: &str, alias: &str) -> String {
         .join(", ")
 }
 
-macro_rules! checked {
-    ($self:ident, $req:ident, $method:ident) => {{
-        let p = principal(&$req)?;
-        reply($self.$method(p, $req.into_inner()).await)
-    }};
-}
-
 type ChangeStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<ScoreChange, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl IndicatorsService for IndicatorsApi {
     async fn report_value(&self, req: Request<ReportValueRequest>) -> Reply<IndicatorValue> {
-        checked!(self, req, report_value)
+        checked!(DOMAIN, self, req, report_value)
     }
     async fn batch_report_values(
         &self,
         req: Request<BatchReportValuesRequest>,
     ) -> Reply<BatchReportValuesResponse> {
-        checked!(self, req, batch_report)
+        checked!(DOMAIN, self, req, batch_report)
     }
     async fn correct_value(&self, req: Request<CorrectValueRequest>) -> Reply<IndicatorValue> {
-        checked!(self, req, correct_value)
+        checked!(DOMAIN, self, req, correct_value)
     }
     async fn get_value(&self, req: Request<GetValueRequest>) -> Reply<IndicatorValue> {
-        checked!(self, req, get_value)
+        checked!(DOMAIN, self, req, get_value)
     }
     async fn list_values(&self, req: Request<ListValuesRequest>) -> Reply<ListValuesResponse> {
-        checked!(self, req, list_values)
+        checked!(DOMAIN, self, req, list_values)
     }
     async fn list_value_history(
         &self,
         req: Request<ListValueHistoryRequest>,
     ) -> Reply<ListValueHistoryResponse> {
-        checked!(self, req, history)
+        checked!(DOMAIN, self, req, history)
     }
     async fn enter_assessed_score(
         &self,
         req: Request<EnterAssessedScoreRequest>,
     ) -> Reply<AssessedScore> {
-        checked!(self, req, enter_assessed)
+        checked!(DOMAIN, self, req, enter_assessed)
     }
     async fn get_progress(&self, req: Request<GetProgressRequest>) -> Reply<GetProgressResponse> {
-        checked!(self, req, progress)
+        checked!(DOMAIN, self, req, progress)
     }
     async fn get_provider_completeness(
         &self,
         req: Request<GetProviderCompletenessRequest>,
     ) -> Reply<GetProviderCompletenessResponse> {
-        checked!(self, req, completeness)
+        checked!(DOMAIN, self, req, completeness)
     }
     async fn get_group_scores(&self, req: Request<GetGroupScoresRequest>) -> Reply<GroupScores> {
-        checked!(self, req, group_scores)
+        checked!(DOMAIN, self, req, group_scores)
     }
 
     type WatchScoreChangesStream = ChangeStream;
@@ -1368,9 +1357,10 @@ impl IndicatorsService for IndicatorsApi {
     ) -> Reply<ChangeStream> {
         let p = principal(&req)?;
         let run = async {
-            p.require(READERS, "watch score changes")?;
-            let cycle = names::cycle_id(&req.get_ref().cycle, "cycle")?.to_string();
-            let changes = self.changes.watch(&self.db, &cycle).await?;
+            let changes = self
+                .changes
+                .watch_for(&self.db, &p, &req.get_ref().cycle)
+                .await?;
             let stream = changes.map(|c| {
                 Ok(ScoreChange {
                     group: c.group,
@@ -1379,13 +1369,13 @@ impl IndicatorsService for IndicatorsApi {
             });
             Ok::<ChangeStream, Error>(Box::pin(stream))
         };
-        reply(run.await)
+        reply(DOMAIN, run.await)
     }
 
     async fn list_audit_records(
         &self,
         req: Request<ListAuditRecordsRequest>,
     ) -> Reply<ListAuditRecordsResponse> {
-        checked!(self, req, list_audit)
+        checked!(DOMAIN, self, req, list_audit)
     }
 }

@@ -23,9 +23,11 @@ use jixiao_proto::{
 use jixiao_runtime::{
     Db, Error, Principal, Role, Violations, audit,
     auth::principal,
-    changes::{Change, Changes},
+    changes::Changes,
+    checked,
     client::ServiceChannel,
     decimal::{self, to_proto},
+    error::{Reply, reply},
     evidence::{self, EvidenceList},
     host::Shutdown,
     idempotency, names,
@@ -38,15 +40,9 @@ use rust_decimal::Decimal;
 use serde_json::json;
 use sqlx::{AnyConnection, Row, any::AnyRow};
 use tokio_stream::StreamExt;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Status};
 
 use crate::{DOMAIN, rules};
-
-type Reply<T> = Result<Response<T>, Status>;
-
-fn reply<T>(r: Result<T, Error>) -> Reply<T> {
-    r.map(Response::new).map_err(|e| e.into_status(DOMAIN))
-}
 
 /// Roles that read every inspection record.
 const READERS: &[Role] = &[
@@ -1321,92 +1317,85 @@ impl InspectionsApi {
     }
 }
 
-macro_rules! checked {
-    ($self:ident, $req:ident, $method:ident) => {{
-        let p = principal(&$req)?;
-        reply($self.$method(p, $req.into_inner()).await)
-    }};
-}
-
 type ChangeStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<AdjustmentChange, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl InspectionsService for InspectionsApi {
     async fn create_inspection(&self, req: Request<CreateInspectionRequest>) -> Reply<Inspection> {
-        checked!(self, req, create_inspection)
+        checked!(DOMAIN, self, req, create_inspection)
     }
     async fn get_inspection(&self, req: Request<GetInspectionRequest>) -> Reply<Inspection> {
-        checked!(self, req, get_inspection)
+        checked!(DOMAIN, self, req, get_inspection)
     }
     async fn list_inspections(
         &self,
         req: Request<ListInspectionsRequest>,
     ) -> Reply<ListInspectionsResponse> {
-        checked!(self, req, list_inspections)
+        checked!(DOMAIN, self, req, list_inspections)
     }
     async fn record_spot_check(&self, req: Request<RecordSpotCheckRequest>) -> Reply<Inspection> {
-        checked!(self, req, record_spot_check)
+        checked!(DOMAIN, self, req, record_spot_check)
     }
     async fn confirm_finding(&self, req: Request<ConfirmFindingRequest>) -> Reply<Finding> {
-        checked!(self, req, confirm)
+        checked!(DOMAIN, self, req, confirm)
     }
     async fn contest_finding(&self, req: Request<ContestFindingRequest>) -> Reply<Finding> {
-        checked!(self, req, contest)
+        checked!(DOMAIN, self, req, contest)
     }
     async fn decide_contest(&self, req: Request<DecideContestRequest>) -> Reply<Finding> {
-        checked!(self, req, decide)
+        checked!(DOMAIN, self, req, decide)
     }
     async fn report_rectification(
         &self,
         req: Request<ReportRectificationRequest>,
     ) -> Reply<Finding> {
-        checked!(self, req, report_rectification)
+        checked!(DOMAIN, self, req, report_rectification)
     }
     async fn review_rectification(
         &self,
         req: Request<ReviewRectificationRequest>,
     ) -> Reply<Finding> {
-        checked!(self, req, review_rectification)
+        checked!(DOMAIN, self, req, review_rectification)
     }
     async fn list_overdue_rectifications(
         &self,
         req: Request<ListOverdueRectificationsRequest>,
     ) -> Reply<ListOverdueRectificationsResponse> {
-        checked!(self, req, overdue)
+        checked!(DOMAIN, self, req, overdue)
     }
     async fn create_self_inspection_item(
         &self,
         req: Request<CreateSelfInspectionItemRequest>,
     ) -> Reply<SelfInspectionItem> {
-        checked!(self, req, create_item)
+        checked!(DOMAIN, self, req, create_item)
     }
     async fn verify_self_inspection_item(
         &self,
         req: Request<VerifySelfInspectionItemRequest>,
     ) -> Reply<SelfInspectionItem> {
-        checked!(self, req, verify_item)
+        checked!(DOMAIN, self, req, verify_item)
     }
     async fn list_self_inspection_items(
         &self,
         req: Request<ListSelfInspectionItemsRequest>,
     ) -> Reply<ListSelfInspectionItemsResponse> {
-        checked!(self, req, list_items)
+        checked!(DOMAIN, self, req, list_items)
     }
     async fn issue_document(&self, req: Request<IssueDocumentRequest>) -> Reply<Document> {
-        checked!(self, req, issue_document)
+        checked!(DOMAIN, self, req, issue_document)
     }
     async fn list_documents(
         &self,
         req: Request<ListDocumentsRequest>,
     ) -> Reply<ListDocumentsResponse> {
-        checked!(self, req, list_documents)
+        checked!(DOMAIN, self, req, list_documents)
     }
     async fn get_group_adjustments(
         &self,
         req: Request<GetGroupAdjustmentsRequest>,
     ) -> Reply<GroupAdjustments> {
-        checked!(self, req, adjustments)
+        checked!(DOMAIN, self, req, adjustments)
     }
 
     type WatchAdjustmentChangesStream = ChangeStream;
@@ -1417,13 +1406,11 @@ impl InspectionsService for InspectionsApi {
     ) -> Reply<ChangeStream> {
         let p = principal(&req)?;
         let run = async {
-            p.require(
-                &[Role::Office, Role::Evaluator, Role::Service],
-                "watch adjustment changes",
-            )?;
-            let cycle = names::cycle_id(&req.get_ref().cycle, "cycle")?.to_string();
-            let stream = self.changes.watch(&self.db, &cycle).await?;
-            let stream = stream.map(|c: Change| {
+            let changes = self
+                .changes
+                .watch_for(&self.db, &p, &req.get_ref().cycle)
+                .await?;
+            let stream = changes.map(|c| {
                 Ok(AdjustmentChange {
                     group: c.group,
                     revision: c.revision,
@@ -1431,13 +1418,13 @@ impl InspectionsService for InspectionsApi {
             });
             Ok::<ChangeStream, Error>(Box::pin(stream))
         };
-        reply(run.await)
+        reply(DOMAIN, run.await)
     }
 
     async fn list_audit_records(
         &self,
         req: Request<ListAuditRecordsRequest>,
     ) -> Reply<ListAuditRecordsResponse> {
-        checked!(self, req, list_audit)
+        checked!(DOMAIN, self, req, list_audit)
     }
 }

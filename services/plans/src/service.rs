@@ -25,7 +25,9 @@ use jixiao_proto::{
 use jixiao_runtime::{
     Db, Error, Principal, Role, Violations, audit,
     auth::principal,
-    decimal, idempotency, names,
+    checked, decimal,
+    error::{Reply, reply},
+    idempotency, names,
     paging::Page,
     time::{millis, now_ms, opt_timestamp, timestamp},
 };
@@ -33,15 +35,9 @@ use prost::Message;
 use rust_decimal::Decimal;
 use serde_json::json;
 use sqlx::{AnyConnection, Row, any::AnyRow};
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
 use crate::{DOMAIN, rules};
-
-type Reply<T> = Result<Response<T>, Status>;
-
-fn reply<T>(r: Result<T, Error>) -> Reply<T> {
-    r.map(Response::new).map_err(|e| e.into_status(DOMAIN))
-}
 
 /// Roles that read every plan of a cycle.
 const PLAN_READERS: &[Role] = &[Role::Office, Role::Evaluator, Role::Service];
@@ -2168,23 +2164,16 @@ impl PlansApi {
 macro_rules! public_read {
     ($self:ident, $req:ident, $method:ident) => {{
         principal(&$req)?;
-        reply($self.$method($req.into_inner()).await)
+        reply(DOMAIN, $self.$method($req.into_inner()).await)
     }};
 }
 
 /// Calls whose authorisation depends on the request: the principal is
 /// passed on and checked inside.
-macro_rules! checked {
-    ($self:ident, $req:ident, $method:ident) => {{
-        let p = principal(&$req)?;
-        reply($self.$method(p, $req.into_inner()).await)
-    }};
-}
-
 #[tonic::async_trait]
 impl PlansService for PlansApi {
     async fn create_cycle(&self, req: Request<CreateCycleRequest>) -> Reply<Cycle> {
-        checked!(self, req, create_cycle)
+        checked!(DOMAIN, self, req, create_cycle)
     }
     async fn get_cycle(&self, req: Request<GetCycleRequest>) -> Reply<Cycle> {
         public_read!(self, req, get_cycle)
@@ -2193,13 +2182,13 @@ impl PlansService for PlansApi {
         public_read!(self, req, list_cycles)
     }
     async fn update_cycle(&self, req: Request<UpdateCycleRequest>) -> Reply<Cycle> {
-        checked!(self, req, update_cycle)
+        checked!(DOMAIN, self, req, update_cycle)
     }
     async fn set_cycle_phase(&self, req: Request<SetCyclePhaseRequest>) -> Reply<Cycle> {
-        checked!(self, req, set_cycle_phase)
+        checked!(DOMAIN, self, req, set_cycle_phase)
     }
     async fn create_unit(&self, req: Request<CreateUnitRequest>) -> Reply<Unit> {
-        checked!(self, req, create_unit)
+        checked!(DOMAIN, self, req, create_unit)
     }
     async fn get_unit(&self, req: Request<GetUnitRequest>) -> Reply<Unit> {
         public_read!(self, req, get_unit)
@@ -2208,7 +2197,7 @@ impl PlansService for PlansApi {
         public_read!(self, req, list_units)
     }
     async fn create_group(&self, req: Request<CreateGroupRequest>) -> Reply<Group> {
-        checked!(self, req, create_group)
+        checked!(DOMAIN, self, req, create_group)
     }
     async fn get_group(&self, req: Request<GetGroupRequest>) -> Reply<Group> {
         public_read!(self, req, get_group)
@@ -2217,85 +2206,85 @@ impl PlansService for PlansApi {
         public_read!(self, req, list_groups)
     }
     async fn update_group(&self, req: Request<UpdateGroupRequest>) -> Reply<Group> {
-        checked!(self, req, update_group)
+        checked!(DOMAIN, self, req, update_group)
     }
     async fn get_scheme(&self, req: Request<GetSchemeRequest>) -> Reply<Scheme> {
         public_read!(self, req, get_scheme)
     }
     async fn update_scheme(&self, req: Request<UpdateSchemeRequest>) -> Reply<Scheme> {
-        checked!(self, req, update_scheme)
+        checked!(DOMAIN, self, req, update_scheme)
     }
     async fn replace_framework(&self, req: Request<ReplaceFrameworkRequest>) -> Reply<Framework> {
-        checked!(self, req, replace_framework)
+        checked!(DOMAIN, self, req, replace_framework)
     }
     async fn get_framework(&self, req: Request<GetFrameworkRequest>) -> Reply<Framework> {
         public_read!(self, req, get_framework)
     }
     async fn create_plan(&self, req: Request<CreatePlanRequest>) -> Reply<Plan> {
-        checked!(self, req, create_plan)
+        checked!(DOMAIN, self, req, create_plan)
     }
     async fn get_plan(&self, req: Request<GetPlanRequest>) -> Reply<Plan> {
-        checked!(self, req, get_plan)
+        checked!(DOMAIN, self, req, get_plan)
     }
     async fn list_plans(&self, req: Request<ListPlansRequest>) -> Reply<ListPlansResponse> {
-        checked!(self, req, list_plans)
+        checked!(DOMAIN, self, req, list_plans)
     }
     async fn update_plan(&self, req: Request<UpdatePlanRequest>) -> Reply<Plan> {
-        checked!(self, req, update_plan)
+        checked!(DOMAIN, self, req, update_plan)
     }
     async fn submit_plan(&self, req: Request<SubmitPlanRequest>) -> Reply<Plan> {
-        checked!(self, req, submit_plan)
+        checked!(DOMAIN, self, req, submit_plan)
     }
     async fn approve_plan(&self, req: Request<ApprovePlanRequest>) -> Reply<Plan> {
-        checked!(self, req, approve_plan)
+        checked!(DOMAIN, self, req, approve_plan)
     }
     async fn return_plan(&self, req: Request<ReturnPlanRequest>) -> Reply<Plan> {
-        checked!(self, req, return_plan)
+        checked!(DOMAIN, self, req, return_plan)
     }
     async fn amend_plan(&self, req: Request<AmendPlanRequest>) -> Reply<Plan> {
-        checked!(self, req, amend_plan)
+        checked!(DOMAIN, self, req, amend_plan)
     }
     async fn get_group_targets(&self, req: Request<GetGroupTargetsRequest>) -> Reply<GroupTargets> {
-        checked!(self, req, group_targets)
+        checked!(DOMAIN, self, req, group_targets)
     }
     async fn list_plan_versions(
         &self,
         req: Request<ListPlanVersionsRequest>,
     ) -> Reply<ListPlanVersionsResponse> {
-        checked!(self, req, list_plan_versions)
+        checked!(DOMAIN, self, req, list_plan_versions)
     }
     async fn diff_plan_versions(
         &self,
         req: Request<DiffPlanVersionsRequest>,
     ) -> Reply<DiffPlanVersionsResponse> {
-        checked!(self, req, diff_plan_versions)
+        checked!(DOMAIN, self, req, diff_plan_versions)
     }
     async fn grant_lock_exception(
         &self,
         req: Request<GrantLockExceptionRequest>,
     ) -> Reply<LockException> {
-        checked!(self, req, grant_lock_exception)
+        checked!(DOMAIN, self, req, grant_lock_exception)
     }
     async fn list_lock_exceptions(
         &self,
         req: Request<ListLockExceptionsRequest>,
     ) -> Reply<ListLockExceptionsResponse> {
-        checked!(self, req, list_lock_exceptions)
+        checked!(DOMAIN, self, req, list_lock_exceptions)
     }
     async fn check_write_window(
         &self,
         req: Request<CheckWriteWindowRequest>,
     ) -> Reply<CheckWriteWindowResponse> {
-        checked!(self, req, check_write_window)
+        checked!(DOMAIN, self, req, check_write_window)
     }
     async fn get_timeliness_report(
         &self,
         req: Request<GetTimelinessReportRequest>,
     ) -> Reply<TimelinessReport> {
-        checked!(self, req, timeliness)
+        checked!(DOMAIN, self, req, timeliness)
     }
     async fn create_notice(&self, req: Request<CreateNoticeRequest>) -> Reply<Notice> {
-        checked!(self, req, create_notice)
+        checked!(DOMAIN, self, req, create_notice)
     }
     async fn list_notices(&self, req: Request<ListNoticesRequest>) -> Reply<ListNoticesResponse> {
         public_read!(self, req, list_notices)
@@ -2304,6 +2293,6 @@ impl PlansService for PlansApi {
         &self,
         req: Request<ListAuditRecordsRequest>,
     ) -> Reply<ListAuditRecordsResponse> {
-        checked!(self, req, list_audit)
+        checked!(DOMAIN, self, req, list_audit)
     }
 }

@@ -25,8 +25,10 @@ use jixiao_runtime::{
     Db, Dialect, Error, Principal, Role, Violations, audit,
     auth::principal,
     changes::{Change, Changes},
+    checked,
     client::ServiceChannel,
     decimal::{self, to_proto},
+    error::{Reply, reply},
     host::Shutdown,
     idempotency, names,
     paging::Page,
@@ -40,19 +42,13 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use tokio_stream::StreamExt;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Request, Status, Streaming};
 
 use crate::{
     DOMAIN,
     ingest::{self, Batch, NewResponse, Outcome},
     scoring::{self, Tally},
 };
-
-type Reply<T> = Result<Response<T>, Status>;
-
-fn reply<T>(r: Result<T, Error>) -> Reply<T> {
-    r.map(Response::new).map_err(|e| e.into_status(DOMAIN))
-}
 
 const READERS: &[Role] = &[Role::Office, Role::Evaluator, Role::Service];
 /// Answers that are never counted (不了解).
@@ -1395,75 +1391,68 @@ impl ReviewsApi {
     }
 }
 
-macro_rules! checked {
-    ($self:ident, $req:ident, $method:ident) => {{
-        let p = principal(&$req)?;
-        reply($self.$method(p, $req.into_inner()).await)
-    }};
-}
-
 type ChangeStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<ReviewChange, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl ReviewsService for ReviewsApi {
     async fn create_campaign(&self, req: Request<CreateCampaignRequest>) -> Reply<Campaign> {
-        checked!(self, req, create_campaign)
+        checked!(DOMAIN, self, req, create_campaign)
     }
     async fn get_campaign(&self, req: Request<GetCampaignRequest>) -> Reply<Campaign> {
-        checked!(self, req, get_campaign)
+        checked!(DOMAIN, self, req, get_campaign)
     }
     async fn list_campaigns(
         &self,
         req: Request<ListCampaignsRequest>,
     ) -> Reply<ListCampaignsResponse> {
-        checked!(self, req, list_campaigns)
+        checked!(DOMAIN, self, req, list_campaigns)
     }
     async fn stream_responses(
         &self,
         req: Request<Streaming<PushResponsesRequest>>,
     ) -> Reply<PushResponsesResponse> {
-        checked!(self, req, stream)
+        checked!(DOMAIN, self, req, stream)
     }
     async fn push_responses(
         &self,
         req: Request<PushResponsesRequest>,
     ) -> Reply<PushResponsesResponse> {
         let p = principal(&req)?;
-        reply(self.push_batch(&p, req.into_inner()).await)
+        reply(DOMAIN, self.push_batch(&p, req.into_inner()).await)
     }
     async fn push_unit_results(
         &self,
         req: Request<PushUnitResultsRequest>,
     ) -> Reply<PushUnitResultsResponse> {
-        checked!(self, req, push_unit_results)
+        checked!(DOMAIN, self, req, push_unit_results)
     }
     async fn push_votes(&self, req: Request<PushVotesRequest>) -> Reply<PushVotesResponse> {
-        checked!(self, req, push_votes)
+        checked!(DOMAIN, self, req, push_votes)
     }
     async fn submit_mutual_rating(
         &self,
         req: Request<SubmitMutualRatingRequest>,
     ) -> Reply<MutualRating> {
-        checked!(self, req, submit_rating)
+        checked!(DOMAIN, self, req, submit_rating)
     }
     async fn list_mutual_ratings(
         &self,
         req: Request<ListMutualRatingsRequest>,
     ) -> Reply<ListMutualRatingsResponse> {
-        checked!(self, req, list_ratings)
+        checked!(DOMAIN, self, req, list_ratings)
     }
     async fn accept_insufficient_sample(
         &self,
         req: Request<AcceptInsufficientSampleRequest>,
     ) -> Reply<UnitReviewScore> {
-        checked!(self, req, accept_sample)
+        checked!(DOMAIN, self, req, accept_sample)
     }
     async fn get_group_review_scores(
         &self,
         req: Request<GetGroupReviewScoresRequest>,
     ) -> Reply<GroupReviewScores> {
-        checked!(self, req, group_scores)
+        checked!(DOMAIN, self, req, group_scores)
     }
 
     type WatchReviewChangesStream = ChangeStream;
@@ -1474,10 +1463,11 @@ impl ReviewsService for ReviewsApi {
     ) -> Reply<ChangeStream> {
         let p = principal(&req)?;
         let run = async {
-            p.require(READERS, "watch review changes")?;
-            let cycle = names::cycle_id(&req.get_ref().cycle, "cycle")?.to_string();
-            let stream = self.changes.watch(&self.db, &cycle).await?;
-            let stream = stream.map(|c: Change| {
+            let changes = self
+                .changes
+                .watch_for(&self.db, &p, &req.get_ref().cycle)
+                .await?;
+            let stream = changes.map(|c| {
                 Ok(ReviewChange {
                     group: c.group,
                     revision: c.revision,
@@ -1485,13 +1475,13 @@ impl ReviewsService for ReviewsApi {
             });
             Ok::<ChangeStream, Error>(Box::pin(stream))
         };
-        reply(run.await)
+        reply(DOMAIN, run.await)
     }
 
     async fn list_audit_records(
         &self,
         req: Request<ListAuditRecordsRequest>,
     ) -> Reply<ListAuditRecordsResponse> {
-        checked!(self, req, list_audit)
+        checked!(DOMAIN, self, req, list_audit)
     }
 }

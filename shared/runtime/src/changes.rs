@@ -88,6 +88,23 @@ impl Changes {
         }
     }
 
+    /// [`Changes::watch`] for a caller: the office, evaluators and other
+    /// services may watch; `cycle_name` is `cycles/{cycle}`.
+    pub async fn watch_for(
+        &self,
+        db: &Db,
+        principal: &crate::Principal,
+        cycle_name: &str,
+    ) -> Result<impl Stream<Item = Change> + Send + 'static, Error> {
+        use crate::Role;
+        principal.require(
+            &[Role::Office, Role::Evaluator, Role::Service],
+            "watch changes",
+        )?;
+        let cycle = crate::names::cycle_id(cycle_name, "cycle")?;
+        self.watch(db, cycle).await
+    }
+
     /// The current revisions of a cycle's groups, then live changes.
     pub async fn watch(
         &self,

@@ -189,6 +189,28 @@ impl Error {
     }
 }
 
+/// What a tonic handler answers.
+pub type Reply<T> = Result<tonic::Response<T>, Status>;
+
+/// A call's result as a tonic reply, errors in the service's domain
+/// (`jixiao.<service>`).
+pub fn reply<T>(domain: &str, result: Result<T, Error>) -> Reply<T> {
+    result
+        .map(tonic::Response::new)
+        .map_err(|e| e.into_status(domain))
+}
+
+/// The body of a tonic handler whose authorisation depends on the request:
+/// the authenticated principal and the request go to `$self.$method`, its
+/// error is mapped in `$domain`.
+#[macro_export]
+macro_rules! checked {
+    ($domain:expr, $self:ident, $req:ident, $method:ident) => {{
+        let p = $crate::auth::principal(&$req)?;
+        $crate::error::reply($domain, $self.$method(p, $req.into_inner()).await)
+    }};
+}
+
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
