@@ -27,6 +27,26 @@ pub fn now_ms() -> i64 {
     jixiao_runtime::time::now_ms()
 }
 
+/// The fixture's annual period.
+pub fn annual() -> Option<jixiao_proto::types::Period> {
+    Some(jixiao_proto::types::Period {
+        kind: jixiao_proto::types::PeriodKind::Annual as i32,
+        year: 2026,
+        index: 0,
+    })
+}
+
+/// Evidence for a reported value.
+pub fn evidence() -> Vec<jixiao_proto::types::EvidenceItem> {
+    vec![jixiao_proto::types::EvidenceItem {
+        name: "2026年统计公报.pdf".into(),
+        media_type: "application/pdf".into(),
+        size_bytes: 482_113,
+        sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+        uri: "s3://evidence/2026/stats/bulletin.pdf".into(),
+    }]
+}
+
 /// The ErrorInfo reason of a failed call.
 pub fn reason(status: &Status) -> String {
     status

@@ -1,6 +1,6 @@
 //! The deployment files: every service of the suite runs from one image in
 //! docker-compose with a health check, its own PostgreSQL database, the
-//! token key, and the address of the plans service when it calls it. (No
+//! token key, and the address of every service it calls. (No
 //! Docker engine runs on the CI machines, so the files are checked by
 //! parsing them.)
 
@@ -65,15 +65,17 @@ fn every_service_runs_in_compose_with_health_database_and_dependencies() {
             s["depends_on"]["postgres"]["condition"].as_str(),
             Some("service_healthy")
         );
-        if *target != Target::Plans {
+        for called in target.calls() {
+            let peer = called.as_str();
             assert_eq!(
-                env_of(s, "JIXIAO_PLANS_ADDR"),
-                Some("http://plans:50051"),
-                "{name} finds plans"
+                env_of(s, called.addr_env()),
+                Some(format!("http://{peer}:50051").as_str()),
+                "{name} finds {peer}"
             );
             assert_eq!(
-                s["depends_on"]["plans"]["condition"].as_str(),
-                Some("service_healthy")
+                s["depends_on"][peer]["condition"].as_str(),
+                Some("service_healthy"),
+                "{name} starts after {peer} is healthy"
             );
         }
         let volumes: Vec<&str> = s["volumes"]

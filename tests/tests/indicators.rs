@@ -15,12 +15,13 @@ use jixiao_proto::{
         Cycle, Deadlines, GrantLockExceptionRequest, LockException, LockScope, Phase,
         UpdateCycleRequest, plans_service_client::PlansServiceClient,
     },
-    types::{EvidenceItem, ListAuditRecordsRequest, Period, PeriodKind},
+    types::{ListAuditRecordsRequest, Period, PeriodKind},
 };
 use jixiao_runtime::Role;
-use jixiao_testkit::{Authed, Backend, Suite, on_both_databases};
+use jixiao_testkit::{Authed, Backend, Options, Suite, on_both_databases};
 use jixiao_tests::{
-    approve_plans, bad_fields, dec, evaluation_year, now_ms, reason, set_phase, targets, ts,
+    annual, approve_plans, bad_fields, dec, evaluation_year, evidence, now_ms, reason, set_phase,
+    targets, ts,
 };
 use tonic::Code;
 
@@ -31,30 +32,12 @@ fn provider(suite: &Suite) -> Indicators {
     IndicatorsServiceClient::new(suite.as_roles("stats", &[Role::Provider], Some("stats")))
 }
 
-fn annual() -> Option<Period> {
-    Some(Period {
-        kind: PeriodKind::Annual as i32,
-        year: 2026,
-        index: 0,
-    })
-}
-
 fn quarter(q: i32) -> Option<Period> {
     Some(Period {
         kind: PeriodKind::Quarter as i32,
         year: 2026,
         index: q,
     })
-}
-
-fn evidence() -> Vec<EvidenceItem> {
-    vec![EvidenceItem {
-        name: "2026年统计公报.pdf".into(),
-        media_type: "application/pdf".into(),
-        size_bytes: 482_113,
-        sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
-        uri: "s3://evidence/2026/stats/bulletin.pdf".into(),
-    }]
 }
 
 fn value(unit: &str, code: &str, period: Option<Period>, v: &str) -> IndicatorValue {
@@ -711,7 +694,15 @@ async fn the_plans_service_down_gives_unavailable(backend: Backend) {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = format!("http://{}", dead.local_addr().unwrap());
     drop(dead);
-    let suite = Suite::start_with(backend, &[Target::Indicators], Some(addr)).await;
+    let suite = Suite::start_with(
+        backend,
+        Options {
+            targets: vec![Target::Indicators],
+            peers: vec![(Target::Plans, addr)],
+            ..Default::default()
+        },
+    )
+    .await;
     let started = std::time::Instant::now();
     let err = provider(&suite)
         .report_value(ReportValueRequest {

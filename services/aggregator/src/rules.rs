@@ -18,13 +18,38 @@ use rust_decimal::Decimal;
 pub const PUBLISHED_DP: u32 = 3;
 
 /// A component of the composite.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Component {
     Indicator,
     Survey,
     Online,
     Mutual,
     Inspection,
+}
+
+impl Component {
+    pub const ALL: [Component; 5] = [
+        Component::Indicator,
+        Component::Survey,
+        Component::Online,
+        Component::Mutual,
+        Component::Inspection,
+    ];
+
+    /// The name used in documents and messages (the proto enum's suffix).
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Indicator => "INDICATOR",
+            Component::Survey => "SURVEY",
+            Component::Online => "ONLINE",
+            Component::Mutual => "MUTUAL",
+            Component::Inspection => "INSPECTION",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Component> {
+        Component::ALL.into_iter().find(|c| c.name() == s)
+    }
 }
 
 /// One unit's inputs, as the component services report them (exact).

@@ -566,7 +566,7 @@ impl InspectionsApi {
     }
 
     /// Moves a finding along its lifecycle in one transaction with its audit
-    /// record; `counting` says whether the group's figures change.
+    /// record and the group's change counter.
     async fn transition(
         &self,
         p: &Principal,
@@ -580,8 +580,9 @@ impl InspectionsApi {
         let before = (f.state, f.rect_state);
         apply(&mut f)?;
         update_finding(&mut tx, &f).await?;
-        let counting_changed = rules::counts(before.0) != rules::counts(f.state);
-        let change = if counting_changed {
+        // The group's figures list counting and contested findings with
+        // their rectification state, so any move of either is a change.
+        let change = if before != (f.state, f.rect_state) {
             Some(Changes::bump(&mut tx, &f.cycle, &f.group).await?)
         } else {
             None
@@ -1252,21 +1253,28 @@ impl InspectionsApi {
         let scheme = self.plans.scheme(&req.group).await?;
         let cap = decimal::required(&scheme.inspection_cap).unwrap_or(Decimal::from(5));
         let sql = format!(
-            "SELECT {FINDING_COLS} FROM findings WHERE cycle_id = $1 AND group_id = $2 AND state IN ($3, $4) ORDER BY inspection_id, position"
+            "SELECT {FINDING_COLS} FROM findings WHERE cycle_id = $1 AND group_id = $2 AND state IN ($3, $4, $5) ORDER BY inspection_id, position"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(cycle)
             .bind(gid)
             .bind(FindingState::Confirmed as i32 as i64)
             .bind(FindingState::Upheld as i32 as i64)
+            .bind(FindingState::Contested as i32 as i64)
             .fetch_all(&self.db.read)
             .await?;
-        let mut deductions: HashMap<String, (Decimal, Vec<String>)> = HashMap::new();
+        let mut deductions: HashMap<String, (Decimal, Vec<Finding>)> = HashMap::new();
+        let mut contested: HashMap<String, Vec<Finding>> = HashMap::new();
         for r in &rows {
             let f = finding_row(r)?;
-            let e = deductions.entry(format!("units/{}", f.unit)).or_default();
-            e.0 += f.deduction;
-            e.1.push(f.proto.name);
+            let unit = format!("units/{}", f.unit);
+            if f.state == FindingState::Contested {
+                contested.entry(unit).or_default().push(f.proto);
+            } else {
+                let e = deductions.entry(unit).or_default();
+                e.0 += f.deduction;
+                e.1.push(f.proto);
+            }
         }
         let rows = sqlx::query("SELECT id, unit_id, credit FROM self_items WHERE cycle_id = $1 AND group_id = $2 AND state = $3 ORDER BY create_ms, id")
             .bind(cycle)
@@ -1289,15 +1297,17 @@ impl InspectionsApi {
             .units
             .iter()
             .map(|u| {
-                let (d, findings) = deductions.remove(u).unwrap_or_default();
+                let (d, counting) = deductions.remove(u).unwrap_or_default();
                 let (c, items) = credits.remove(u).unwrap_or_default();
                 UnitAdjustment {
                     unit: u.clone(),
                     deductions: Some(to_proto(d)),
                     credits: Some(to_proto(c)),
                     adjustment: Some(to_proto(rules::adjustment(d, c, cap))),
-                    findings,
+                    findings: counting.iter().map(|f| f.name.clone()).collect(),
                     items,
+                    counting_findings: counting,
+                    contested_findings: contested.remove(u).unwrap_or_default(),
                 }
             })
             .collect();

@@ -16,6 +16,7 @@ pub enum Target {
     Indicators,
     Inspections,
     Reviews,
+    Aggregator,
 }
 
 impl Target {
@@ -25,6 +26,7 @@ impl Target {
         Target::Indicators,
         Target::Inspections,
         Target::Reviews,
+        Target::Aggregator,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -33,6 +35,7 @@ impl Target {
             Target::Indicators => "indicators",
             Target::Inspections => "inspections",
             Target::Reviews => "reviews",
+            Target::Aggregator => "aggregator",
         }
     }
 
@@ -43,6 +46,33 @@ impl Target {
             Target::Indicators => "JIXIAO_INDICATORS_DATABASE_URL",
             Target::Inspections => "JIXIAO_INSPECTIONS_DATABASE_URL",
             Target::Reviews => "JIXIAO_REVIEWS_DATABASE_URL",
+            Target::Aggregator => "JIXIAO_AGGREGATOR_DATABASE_URL",
+        }
+    }
+
+    /// Environment variable holding the address other processes call the
+    /// service at.
+    pub fn addr_env(self) -> &'static str {
+        match self {
+            Target::Plans => "JIXIAO_PLANS_ADDR",
+            Target::Indicators => "JIXIAO_INDICATORS_ADDR",
+            Target::Inspections => "JIXIAO_INSPECTIONS_ADDR",
+            Target::Reviews => "JIXIAO_REVIEWS_ADDR",
+            Target::Aggregator => "JIXIAO_AGGREGATOR_ADDR",
+        }
+    }
+
+    /// The services this one calls.
+    pub fn calls(self) -> &'static [Target] {
+        match self {
+            Target::Plans => &[],
+            Target::Indicators | Target::Inspections | Target::Reviews => &[Target::Plans],
+            Target::Aggregator => &[
+                Target::Plans,
+                Target::Indicators,
+                Target::Inspections,
+                Target::Reviews,
+            ],
         }
     }
 }
@@ -100,9 +130,12 @@ pub struct SuiteConfig {
     /// in `data_dir`.
     pub database_urls: Vec<(Target, String)>,
     pub key: TokenKey,
-    /// Address of the plans service for the services that call it; by
-    /// default this process when it runs plans, else `http://127.0.0.1:50051`.
-    pub plans_addr: Option<String>,
+    /// Addresses of the services this process calls but does not run; a
+    /// service it runs is called in-process, one not named here at
+    /// `http://127.0.0.1:50051`.
+    pub peers: Vec<(Target, String)>,
+    /// How often the aggregator refetches every active group in full.
+    pub reconcile: std::time::Duration,
 }
 
 impl SuiteConfig {
@@ -113,7 +146,22 @@ impl SuiteConfig {
             .map(|(_, u)| u.clone())
             .unwrap_or_else(|| db::sqlite_url(&self.data_dir, target.as_str()))
     }
+
+    /// Where `target` is called from this process, whose own address is `own`.
+    pub fn addr_of(&self, target: Target, own: &str) -> String {
+        if self.targets.contains(&target) {
+            return own.to_string();
+        }
+        self.peers
+            .iter()
+            .find(|(t, _)| *t == target)
+            .map(|(_, a)| a.clone())
+            .unwrap_or_else(|| DEFAULT_ADDR.to_string())
+    }
 }
+
+/// Where a service not run by this process is called by default.
+pub const DEFAULT_ADDR: &str = "http://127.0.0.1:50051";
 
 /// Errors starting the suite.
 #[derive(Debug, thiserror::Error)]
@@ -143,21 +191,14 @@ pub async fn start(
         .local_addr()
         .map(|a| format!("http://{a}"))
         .map_err(|e| StartError::Server(Box::new(e)))?;
-    let plans_addr = config.plans_addr.clone().unwrap_or_else(|| {
-        if config.targets.contains(&Target::Plans) {
-            own.clone()
-        } else {
-            "http://127.0.0.1:50051".to_string()
-        }
-    });
     let (trigger, shutdown_streams) = jixiao_runtime::host::Shutdown::new();
     let mut services = Services::new();
-    // Each service that calls plans gets its own lazily connected client,
-    // signed as that service.
-    let plans_client = |subject: &'static str| {
-        jixiao_runtime::client::connect(&plans_addr, &config.key, subject)
+    // Each service gets its own lazily connected clients, signed as itself.
+    let client = |to: Target, subject: &'static str| {
+        jixiao_runtime::client::connect(&config.addr_of(to, &own), &config.key, subject)
             .map_err(|e| StartError::Server(Box::new(e)))
     };
+    let plans_client = |subject: &'static str| client(Target::Plans, subject);
     for &target in &config.targets {
         let url = config.database_url(target);
         let database = |source| StartError::Database {
@@ -200,8 +241,32 @@ pub async fn start(
                 services.add(server);
                 db
             }
+            Target::Aggregator => {
+                let db = jixiao_aggregator::open(&url).await.map_err(database)?;
+                let channels = jixiao_aggregator::Channels {
+                    plans: client(Target::Plans, "aggregator")?,
+                    indicators: client(Target::Indicators, "aggregator")?,
+                    inspections: client(Target::Inspections, "aggregator")?,
+                    reviews: client(Target::Reviews, "aggregator")?,
+                };
+                let server = jixiao_aggregator::server(
+                    db.clone(),
+                    channels,
+                    shutdown_streams.clone(),
+                    config.reconcile,
+                )
+                .await
+                .map_err(database)?;
+                services.add(server);
+                db
+            }
         };
-        tracing::info!(service = %target, database = %db.display_url(), plans = %plans_addr, "service ready");
+        let calls: Vec<String> = target
+            .calls()
+            .iter()
+            .map(|t| format!("{t}={}", config.addr_of(*t, &own)))
+            .collect();
+        tracing::info!(service = %target, database = %db.display_url(), calls = %calls.join(" "), "service ready");
     }
     let shutdown = async move {
         shutdown.await;

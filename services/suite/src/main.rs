@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run services on one gRPC port.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Exit 0 when a running server reports SERVING (for container health checks).
     Healthcheck(HealthArgs),
     /// Tokens.
@@ -121,10 +121,26 @@ struct ServeArgs {
     /// Database URL of the reviews service (default: SQLite file in the data folder).
     #[arg(long, env = "JIXIAO_REVIEWS_DATABASE_URL")]
     reviews_database_url: Option<String>,
+    /// Database URL of the aggregator (default: SQLite file in the data folder).
+    #[arg(long, env = "JIXIAO_AGGREGATOR_DATABASE_URL")]
+    aggregator_database_url: Option<String>,
     /// Address of the plans service, for services that call it (default:
     /// this process when it runs plans, else http://127.0.0.1:50051).
     #[arg(long, env = "JIXIAO_PLANS_ADDR")]
     plans_addr: Option<String>,
+    /// Address of the indicators service, for the aggregator (default as for plans).
+    #[arg(long, env = "JIXIAO_INDICATORS_ADDR")]
+    indicators_addr: Option<String>,
+    /// Address of the inspections service, for the aggregator (default as for plans).
+    #[arg(long, env = "JIXIAO_INSPECTIONS_ADDR")]
+    inspections_addr: Option<String>,
+    /// Address of the reviews service, for the aggregator (default as for plans).
+    #[arg(long, env = "JIXIAO_REVIEWS_ADDR")]
+    reviews_addr: Option<String>,
+    /// Seconds between the aggregator's full refetches of every active group
+    /// (a safety net under the change streams).
+    #[arg(long, env = "JIXIAO_RECONCILE_SECS", default_value_t = 30)]
+    reconcile_secs: u64,
     #[command(flatten)]
     key: KeyArgs,
 }
@@ -167,7 +183,7 @@ enum TokenCommand {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Healthcheck(args) => healthcheck(args).await,
         Command::Token {
             command:
@@ -228,17 +244,28 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         (Target::Indicators, args.indicators_database_url),
         (Target::Inspections, args.inspections_database_url),
         (Target::Reviews, args.reviews_database_url),
+        (Target::Aggregator, args.aggregator_database_url),
     ] {
         if let Some(url) = url {
             database_urls.push((target, url));
         }
     }
+    let peers = [
+        (Target::Plans, args.plans_addr),
+        (Target::Indicators, args.indicators_addr),
+        (Target::Inspections, args.inspections_addr),
+        (Target::Reviews, args.reviews_addr),
+    ]
+    .into_iter()
+    .filter_map(|(t, a)| a.map(|a| (t, a)))
+    .collect();
     let config = SuiteConfig {
         targets: targets.clone(),
         data_dir: args.key.data_dir.clone(),
         database_urls,
         key: key.clone(),
-        plans_addr: args.plans_addr,
+        peers,
+        reconcile: Duration::from_secs(args.reconcile_secs.max(1)),
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -255,11 +282,21 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let own = format!("http://{addr}");
     for t in &targets {
         println!(
             "  {t:<12} database {}",
             jixiao_runtime::db::mask_password(&config.database_url(*t))
         );
+        let calls: Vec<String> = t
+            .calls()
+            .iter()
+            .filter(|c| !targets.contains(c))
+            .map(|c| format!("{c} at {}", config.addr_of(*c, &own)))
+            .collect();
+        if !calls.is_empty() {
+            println!("  {:<12} calls {}", "", calls.join(", "));
+        }
     }
     if generated {
         let token = key.issue("office", &[Role::Office], None, 30 * 24 * 3600)?;

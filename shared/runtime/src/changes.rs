@@ -30,6 +30,9 @@ macro_rules! bump_body {
     }};
 }
 
+/// The cycle name that watches every cycle.
+pub const ALL_CYCLES: &str = "cycles/-";
+
 /// A group's change counter after a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
@@ -89,7 +92,8 @@ impl Changes {
     }
 
     /// [`Changes::watch`] for a caller: the office, evaluators and other
-    /// services may watch; `cycle_name` is `cycles/{cycle}`.
+    /// services may watch; `cycle_name` is `cycles/{cycle}`, or `cycles/-`
+    /// for every cycle (AIP-159), which the aggregator follows.
     pub async fn watch_for(
         &self,
         db: &Db,
@@ -101,35 +105,41 @@ impl Changes {
             &[Role::Office, Role::Evaluator, Role::Service],
             "watch changes",
         )?;
+        if cycle_name == ALL_CYCLES {
+            return self.watch(db, None).await;
+        }
         let cycle = crate::names::cycle_id(cycle_name, "cycle")?;
-        self.watch(db, cycle).await
+        self.watch(db, Some(cycle)).await
     }
 
-    /// The current revisions of a cycle's groups, then live changes.
+    /// The current revisions of a cycle's groups (of every cycle for
+    /// `None`), then live changes.
     pub async fn watch(
         &self,
         db: &Db,
-        cycle: &str,
+        cycle: Option<&str>,
     ) -> Result<impl Stream<Item = Change> + Send + 'static, Error> {
         // Subscribe first so nothing committed meanwhile is missed.
         let live = BroadcastStream::new(self.sender.subscribe());
         let rows = sqlx::query(
-            "SELECT group_id, revision FROM group_revisions WHERE cycle_id = $1 ORDER BY group_id",
+            "SELECT cycle_id, group_id, revision FROM group_revisions
+             WHERE $1 = '' OR cycle_id = $1 ORDER BY cycle_id, group_id",
         )
-        .bind(cycle)
+        .bind(cycle.unwrap_or_default())
         .fetch_all(&db.read)
         .await?;
         let mut current = Vec::new();
         for r in &rows {
             current.push(Change {
                 group: format!(
-                    "cycles/{cycle}/groups/{}",
+                    "cycles/{}/groups/{}",
+                    r.try_get::<String, _>("cycle_id")?,
                     r.try_get::<String, _>("group_id")?
                 ),
                 revision: r.try_get("revision")?,
             });
         }
-        let prefix = format!("cycles/{cycle}/");
+        let prefix = cycle.map(|c| format!("cycles/{c}/")).unwrap_or_default();
         // A lagging watcher skips to newer revisions, which carry everything
         // the skipped ones did.
         let live = live.filter_map(move |c| c.ok().filter(|c| c.group.starts_with(&prefix)));

@@ -62,6 +62,16 @@ impl Violations {
     }
 }
 
+/// One unmet condition of a refused call, as `google.rpc.PreconditionFailure`
+/// carries it: `kind` (e.g. `MISSING_COMPONENT`), the `subject` it concerns
+/// (e.g. `units/huli`) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmet {
+    pub kind: String,
+    pub subject: String,
+    pub description: String,
+}
+
 /// Every way a call can fail, independent of transport.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -77,6 +87,14 @@ pub enum Error {
     FailedPrecondition {
         reason: &'static str,
         message: String,
+    },
+    /// Like `FailedPrecondition`, listing every unmet condition in a
+    /// PreconditionFailure detail.
+    #[error("{message}")]
+    Unmet {
+        reason: &'static str,
+        message: String,
+        items: Vec<Unmet>,
     },
     /// A concurrency conflict, e.g. a stale etag.
     #[error("{message}")]
@@ -139,7 +157,9 @@ impl Error {
             Error::Invalid(_) => "VALIDATION_FAILED",
             Error::NotFound { .. } => "NOT_FOUND",
             Error::AlreadyExists { .. } => "ALREADY_EXISTS",
-            Error::FailedPrecondition { reason, .. } | Error::Aborted { reason, .. } => reason,
+            Error::FailedPrecondition { reason, .. }
+            | Error::Unmet { reason, .. }
+            | Error::Aborted { reason, .. } => reason,
             Error::PermissionDenied(_) => "PERMISSION_DENIED",
             Error::Unauthenticated(_) => "UNAUTHENTICATED",
             Error::Unavailable { .. } => "DEPENDENCY_UNAVAILABLE",
@@ -152,7 +172,7 @@ impl Error {
             Error::Invalid(_) => Code::InvalidArgument,
             Error::NotFound { .. } => Code::NotFound,
             Error::AlreadyExists { .. } => Code::AlreadyExists,
-            Error::FailedPrecondition { .. } => Code::FailedPrecondition,
+            Error::FailedPrecondition { .. } | Error::Unmet { .. } => Code::FailedPrecondition,
             Error::Aborted { .. } => Code::Aborted,
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::Unauthenticated(_) => Code::Unauthenticated,
@@ -175,6 +195,15 @@ impl Error {
             }
             Error::NotFound { resource } | Error::AlreadyExists { resource } => {
                 metadata.insert("resource".to_string(), resource.clone());
+            }
+            Error::Unmet { items, .. } => {
+                for u in items {
+                    details.add_precondition_failure_violation(
+                        u.kind.clone(),
+                        u.subject.clone(),
+                        u.description.clone(),
+                    );
+                }
             }
             Error::Unavailable { dependency, .. } => {
                 metadata.insert("dependency".to_string(), dependency.clone());

@@ -5,8 +5,9 @@
 
 use jixiao_proto::plans::{
     CheckWriteWindowRequest, CheckWriteWindowResponse, Cycle, Framework, GetCycleRequest,
-    GetFrameworkRequest, GetGroupTargetsRequest, GetSchemeRequest, Group, GroupTargets,
-    ListGroupsRequest, LockScope, Scheme, plans_service_client::PlansServiceClient,
+    GetFrameworkRequest, GetGroupTargetsRequest, GetSchemeRequest, GetTimelinessReportRequest,
+    Group, GroupTargets, ListCyclesRequest, ListGroupsRequest, ListUnitsRequest, LockScope, Scheme,
+    TimelinessReport, Unit, plans_service_client::PlansServiceClient,
 };
 
 use crate::{
@@ -132,6 +133,61 @@ impl PlansLookup {
                 cycle: format!("cycles/{cycle_id}"),
                 unit: format!("units/{unit_id}"),
                 scope: scope as i32,
+            })
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| dependency_error(PLANS, s))
+    }
+
+    /// Every cycle.
+    pub async fn cycles(&self) -> Result<Vec<Cycle>, Error> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = self
+                .client()
+                .list_cycles(ListCyclesRequest {
+                    page_size: 500,
+                    page_token: token,
+                })
+                .await
+                .map_err(|s| dependency_error(PLANS, s))?
+                .into_inner();
+            out.extend(page.cycles);
+            if page.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            token = page.next_page_token;
+        }
+    }
+
+    /// Every unit.
+    pub async fn units(&self) -> Result<Vec<Unit>, Error> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = self
+                .client()
+                .list_units(ListUnitsRequest {
+                    page_size: 1000,
+                    page_token: token,
+                })
+                .await
+                .map_err(|s| dependency_error(PLANS, s))?
+                .into_inner();
+            out.extend(page.units);
+            if page.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            token = page.next_page_token;
+        }
+    }
+
+    /// Who submitted plans late or not at all in a cycle.
+    pub async fn timeliness(&self, cycle_id: &str) -> Result<TimelinessReport, Error> {
+        self.client()
+            .get_timeliness_report(GetTimelinessReportRequest {
+                cycle: format!("cycles/{cycle_id}"),
             })
             .await
             .map(|r| r.into_inner())

@@ -72,7 +72,30 @@ pub struct Suite {
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), jixiao::StartError>>>,
     postgres: Option<(String, Vec<String>)>,
+    config: SuiteConfig,
     _dir: tempfile::TempDir,
+}
+
+/// How to start a suite beyond its backend.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// Services to run; all when empty.
+    pub targets: Vec<Target>,
+    /// The signing key; a fresh one when absent. Services in split mode
+    /// share one.
+    pub key: Option<TokenKey>,
+    /// Addresses of services run elsewhere.
+    pub peers: Vec<(Target, String)>,
+}
+
+impl Options {
+    /// Only these services.
+    pub fn targets(targets: &[Target]) -> Self {
+        Options {
+            targets: targets.to_vec(),
+            ..Default::default()
+        }
+    }
 }
 
 fn log_init() {
@@ -117,30 +140,33 @@ pub fn with_database(admin_url: &str, name: &str) -> String {
 impl Suite {
     /// Starts every service of this build in one process.
     pub async fn start(backend: Backend) -> Suite {
-        Self::start_targets(backend, Target::ALL).await
+        Self::start_with(backend, Options::default()).await
     }
 
     /// Starts the named services in one process.
     pub async fn start_targets(backend: Backend, targets: &[Target]) -> Suite {
-        Self::start_with(backend, targets, None).await
+        Self::start_with(backend, Options::targets(targets)).await
     }
 
-    /// Starts the named services, calling the plans service at `plans_addr`
-    /// (default: this suite, when it runs plans).
-    pub async fn start_with(
-        backend: Backend,
-        targets: &[Target],
-        plans_addr: Option<String>,
-    ) -> Suite {
+    /// Starts a suite as `options` say.
+    pub async fn start_with(backend: Backend, options: Options) -> Suite {
         log_init();
+        let targets = if options.targets.is_empty() {
+            Target::ALL.to_vec()
+        } else {
+            options.targets.clone()
+        };
         let dir = tempfile::tempdir().expect("temp dir");
-        let key = TokenKey::from_hex(&TokenKey::generate_hex()).expect("key");
+        let key = options
+            .key
+            .clone()
+            .unwrap_or_else(|| TokenKey::from_hex(&TokenKey::generate_hex()).expect("key"));
         let mut database_urls = Vec::new();
         let mut postgres = None;
         if let Backend::Postgres(admin) = &backend {
             let run = uuid::Uuid::new_v4().simple().to_string();
             let mut names = Vec::new();
-            for t in targets {
+            for t in &targets {
                 let name = format!("{DB_PREFIX}{}_{}", &run[..12], t.as_str());
                 database_urls.push((*t, create_pg_database(admin, &name).await));
                 names.push(name);
@@ -148,35 +174,83 @@ impl Suite {
             postgres = Some((admin.clone(), names));
         }
         let config = SuiteConfig {
-            targets: targets.to_vec(),
+            targets,
             data_dir: dir.path().join("data"),
             database_urls,
             key: key.clone(),
-            plans_addr,
+            peers: options.peers,
+            reconcile: Duration::from_secs(30),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(jixiao::start(config, listener, async {
-            let _ = stopped.await;
-        }));
         let channel = Endpoint::from_shared(format!("http://{addr}"))
             .expect("endpoint")
             .tcp_nodelay(true)
             .connect_lazy();
-        let suite = Suite {
+        let mut suite = Suite {
             addr,
             key,
             channel,
-            stop: Some(stop),
-            task: Some(task),
+            stop: None,
+            task: None,
             postgres,
+            config,
             _dir: dir,
         };
-        suite.wait_serving(targets).await;
+        suite.serve(listener).await;
         suite
+    }
+
+    async fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let (stop, stopped) = oneshot::channel::<()>();
+        self.task = Some(tokio::spawn(jixiao::start(
+            self.config.clone(),
+            listener,
+            async {
+                let _ = stopped.await;
+            },
+        )));
+        self.stop = Some(stop);
+        let targets = self.config.targets.clone();
+        self.wait_serving(&targets).await;
+    }
+
+    /// The address other services call this one at.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The database URL of one of this suite's services.
+    pub fn database_url(&self, target: Target) -> String {
+        self.config.database_url(target)
+    }
+
+    /// Stops serving (as a crash or an upgrade would) and keeps the data.
+    pub async fn halt(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+    }
+
+    /// Serves again on the same address with the same data.
+    pub async fn resume(&mut self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("cannot listen on {} again: {e}", self.addr),
+            }
+        };
+        self.serve(listener).await;
     }
 
     /// Waits until every service reports SERVING (or the suite failed).
@@ -251,12 +325,7 @@ impl Suite {
 
     /// Stops the suite (graceful drain) and drops its PostgreSQL databases.
     pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
-        }
+        self.halt().await;
         if let Some((admin, names)) = self.postgres.take() {
             drop_databases(&admin, &names).await;
         }
@@ -283,6 +352,7 @@ pub fn service_name(t: Target) -> &'static str {
         Target::Indicators => "jixiao.indicators.v1.IndicatorsService",
         Target::Inspections => "jixiao.inspections.v1.InspectionsService",
         Target::Reviews => "jixiao.reviews.v1.ReviewsService",
+        Target::Aggregator => "jixiao.aggregator.v1.AggregatorService",
     }
 }
 

@@ -396,7 +396,8 @@ async fn serve_child(
         data_dir,
         database_urls,
         key,
-        plans_addr: None,
+        peers: Vec::new(),
+        reconcile: std::time::Duration::from_secs(30),
     };
     jixiao::start(config, listener, std::future::pending())
         .await

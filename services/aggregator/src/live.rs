@@ -1,0 +1,610 @@
+//! Live standings: the aggregator follows the change streams of the
+//! indicators, reviews and inspections services (and reconciles with the
+//! plans service periodically as a safety net), refetches only the
+//! component that changed, recomputes the group's table, stores it and
+//! hands readers the stored, already encoded result. A read never reaches
+//! another service.
+//!
+//! Each group has one refresh task at a time; changes that arrive while it
+//! runs are coalesced into the next round, so a burst of pushes costs one
+//! or two refreshes, not one per push. A service that cannot be reached
+//! leaves the last good figures in place, marked stale with the reason.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use jixiao_proto::{
+    Decimal as ProtoDecimal,
+    aggregator::{Component as ProtoComponent, StandingRow, Standings},
+};
+use jixiao_runtime::{Db, Error, host::Shutdown, time::timestamp};
+use prost::Message;
+use rust_decimal::Decimal;
+use tokio::sync::watch;
+
+use crate::{
+    inputs::{GroupInputs, IndicatorPart, InspectionPart, ReviewPart, UnitInputs, UnitRow},
+    rules::Component,
+    sources::{PlansPart, Source, Sources},
+    store,
+};
+
+/// How often every active group is refetched in full, as a safety net
+/// (and to pick up membership and scheme changes, which plans does not
+/// stream).
+pub const DEFAULT_RECONCILE: Duration = Duration::from_secs(30);
+
+/// One group's current standings, as readers get them.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub standings: Standings,
+    /// `standings`, encoded once for every reader.
+    pub encoded: Bytes,
+    /// The inputs behind the table (absent until the first full refresh
+    /// after a start).
+    pub inputs: Option<Arc<GroupInputs>>,
+    pub year: i32,
+}
+
+/// What a reader of a group sees.
+#[derive(Debug, Clone)]
+pub enum View {
+    /// Not computed yet.
+    Pending,
+    Ready(Arc<Snapshot>),
+    /// The group does not exist.
+    Gone(String),
+}
+
+#[derive(Default)]
+struct Parts {
+    plans: Option<PlansPart>,
+    indicators: Option<HashMap<String, IndicatorPart>>,
+    reviews: Option<HashMap<String, ReviewPart>>,
+    inspections: Option<HashMap<String, InspectionPart>>,
+    /// Last fetch failure per source.
+    failed: BTreeMap<Source, String>,
+}
+
+/// A group's pending refresh work. `requested` counts marks; `done` (in
+/// the cell) the marks covered by finished refreshes, so a caller can wait
+/// for a refresh that started after its own mark.
+#[derive(Default)]
+struct Work {
+    dirty: u8,
+    running: bool,
+    requested: u64,
+}
+
+struct Cell {
+    name: String,
+    view: watch::Sender<View>,
+    done: watch::Sender<u64>,
+    work: Mutex<Work>,
+    parts: tokio::sync::Mutex<Parts>,
+}
+
+struct Inner {
+    db: Db,
+    sources: Sources,
+    groups: Mutex<HashMap<String, Arc<Cell>>>,
+    /// Followed services whose change stream is down, with the reason.
+    down: Mutex<BTreeMap<Source, String>>,
+    shutdown: Shutdown,
+}
+
+/// The live standings of every group the aggregator knows.
+#[derive(Clone)]
+pub struct Live {
+    inner: Arc<Inner>,
+}
+
+const ALL_SOURCES: u8 = 0b1111;
+
+impl Live {
+    /// Loads the stored standings (marked stale until refreshed) and starts
+    /// following the component services.
+    pub async fn start(
+        db: Db,
+        sources: Sources,
+        shutdown: Shutdown,
+        reconcile: Duration,
+    ) -> Result<Live, Error> {
+        let live = Live {
+            inner: Arc::new(Inner {
+                db,
+                sources,
+                groups: Mutex::new(HashMap::new()),
+                down: Mutex::new(BTreeMap::new()),
+                shutdown,
+            }),
+        };
+        for mut s in store::load_standings(&live.inner.db).await? {
+            s.stale = true;
+            s.stale_reason = "not refreshed since the aggregator started".into();
+            let cell = live.cell(&s.group);
+            let snapshot = Snapshot {
+                encoded: Bytes::from(s.encode_to_vec()),
+                standings: s,
+                inputs: None,
+                year: 0,
+            };
+            cell.view.send_replace(View::Ready(Arc::new(snapshot)));
+        }
+        for source in Source::FOLLOWED {
+            tokio::spawn(live.clone().follow(source));
+        }
+        tokio::spawn(live.clone().reconcile(reconcile));
+        Ok(live)
+    }
+
+    /// Ends streams when the process shuts down.
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.inner.shutdown
+    }
+
+    fn cell(&self, group: &str) -> Arc<Cell> {
+        let mut groups = self.inner.groups.lock().expect("groups lock");
+        groups
+            .entry(group.to_string())
+            .or_insert_with(|| {
+                Arc::new(Cell {
+                    name: group.to_string(),
+                    view: watch::Sender::new(View::Pending),
+                    done: watch::Sender::new(0),
+                    work: Mutex::new(Work::default()),
+                    parts: tokio::sync::Mutex::new(Parts::default()),
+                })
+            })
+            .clone()
+    }
+
+    fn known(&self) -> Vec<Arc<Cell>> {
+        self.inner
+            .groups
+            .lock()
+            .expect("groups lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Marks sources of a group as changed and makes sure a refresh runs;
+    /// returns the mark's number.
+    fn mark(&self, cell: Arc<Cell>, sources: u8) -> u64 {
+        let (start, mark) = {
+            let mut w = cell.work.lock().expect("work lock");
+            w.dirty |= sources;
+            w.requested += 1;
+            (!std::mem::replace(&mut w.running, true), w.requested)
+        };
+        if start {
+            tokio::spawn(self.clone().refresh_loop(cell));
+        }
+        mark
+    }
+
+    /// A group's current view; an unknown group is computed on first use.
+    pub async fn view(&self, group: &str) -> Result<Arc<Snapshot>, Error> {
+        let cell = self.cell(group);
+        if let View::Ready(s) = &*cell.view.borrow() {
+            return Ok(s.clone());
+        }
+        self.refresh_now(group).await
+    }
+
+    /// The current view without waiting: `None` while nothing is computed.
+    pub fn peek(&self, group: &str) -> Option<Arc<Snapshot>> {
+        let cell = self
+            .inner
+            .groups
+            .lock()
+            .expect("groups lock")
+            .get(group)?
+            .clone();
+        match &*cell.view.borrow() {
+            View::Ready(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// A receiver that sees every new view of a group.
+    pub async fn subscribe(&self, group: &str) -> Result<watch::Receiver<View>, Error> {
+        self.view(group).await?;
+        Ok(self.cell(group).view.subscribe())
+    }
+
+    fn forget(&self, group: &str) {
+        let mut groups = self.inner.groups.lock().expect("groups lock");
+        if let Some(c) = groups.get(group)
+            && matches!(*c.view.borrow(), View::Gone(_))
+        {
+            groups.remove(group);
+        }
+    }
+
+    /// Refetches everything of a group now and waits for the result (for
+    /// publication, which must not publish figures older than the call).
+    pub async fn refresh_now(&self, group: &str) -> Result<Arc<Snapshot>, Error> {
+        let cell = self.cell(group);
+        let mut done = cell.done.subscribe();
+        let mark = self.mark(cell.clone(), ALL_SOURCES);
+        let finished =
+            tokio::time::timeout(Duration::from_secs(30), done.wait_for(|d| *d >= mark)).await;
+        if !matches!(finished, Ok(Ok(_))) {
+            return Err(Error::Unavailable {
+                dependency: "component services".into(),
+                message: format!("{group} could not be refreshed in time"),
+            });
+        }
+        let view = cell.view.borrow().clone();
+        match view {
+            View::Ready(s) => Ok(s),
+            View::Gone(why) => {
+                self.forget(group);
+                Err(Error::not_found(why))
+            }
+            View::Pending => Err(Error::Unavailable {
+                dependency: "plans service".into(),
+                message: format!("the members of {group} could not be read"),
+            }),
+        }
+    }
+
+    // ------------------------------------------------------------ refresh
+
+    async fn refresh_loop(self, cell: Arc<Cell>) {
+        loop {
+            let (dirty, covers) = {
+                let mut w = cell.work.lock().expect("work lock");
+                if w.dirty == 0 {
+                    w.running = false;
+                    return;
+                }
+                (std::mem::take(&mut w.dirty), w.requested)
+            };
+            if let Err(e) = self.refresh(&cell, dirty).await {
+                tracing::warn!(group = %cell.name, error = %e, "standings refresh failed");
+            }
+            cell.done.send_replace(covers);
+        }
+    }
+
+    async fn refresh(&self, cell: &Cell, dirty: u8) -> Result<(), Error> {
+        let mut parts = cell.parts.lock().await;
+        let wants = |s: Source, have: bool| dirty & s.bit() != 0 || !have;
+        let group = cell.name.as_str();
+        let src = &self.inner.sources;
+        let plans = wants(Source::Plans, parts.plans.is_some());
+        let ind = wants(Source::Indicators, parts.indicators.is_some());
+        let rev = wants(Source::Reviews, parts.reviews.is_some());
+        let ins = wants(Source::Inspections, parts.inspections.is_some());
+        let (p, i, r, n) = tokio::join!(
+            async {
+                if plans {
+                    Some(src.plans_part(group).await)
+                } else {
+                    None
+                }
+            },
+            async {
+                if ind {
+                    Some(src.indicators(group).await)
+                } else {
+                    None
+                }
+            },
+            async {
+                if rev {
+                    Some(src.reviews(group).await)
+                } else {
+                    None
+                }
+            },
+            async {
+                if ins {
+                    Some(src.inspections(group).await)
+                } else {
+                    None
+                }
+            },
+        );
+        if let Some(Err(Error::NotFound { .. })) = &p {
+            cell.view
+                .send_replace(View::Gone(format!("{group} is not a group")));
+            return Ok(());
+        }
+        fn settle<T>(
+            slot: &mut Option<T>,
+            failed: &mut BTreeMap<Source, String>,
+            source: Source,
+            got: Option<Result<T, Error>>,
+        ) {
+            match got {
+                Some(Ok(v)) => {
+                    *slot = Some(v);
+                    failed.remove(&source);
+                }
+                Some(Err(e)) => {
+                    failed.insert(source, e.to_string());
+                }
+                None => {}
+            }
+        }
+        let parts = &mut *parts;
+        settle(&mut parts.plans, &mut parts.failed, Source::Plans, p);
+        settle(
+            &mut parts.indicators,
+            &mut parts.failed,
+            Source::Indicators,
+            i,
+        );
+        settle(&mut parts.reviews, &mut parts.failed, Source::Reviews, r);
+        settle(
+            &mut parts.inspections,
+            &mut parts.failed,
+            Source::Inspections,
+            n,
+        );
+        let Some(plans) = &parts.plans else {
+            // Without members there is no table; keep what readers have and
+            // say why it is stale.
+            self.mark_stale(cell, &parts.failed);
+            return Ok(());
+        };
+        let inputs = Arc::new(assemble(group, plans, parts));
+        let mut reasons: BTreeMap<Source, String> = parts.failed.clone();
+        for (s, why) in self.inner.down.lock().expect("down lock").iter() {
+            reasons.entry(*s).or_insert_with(|| why.clone());
+        }
+        let rows = standing_rows(&inputs.table());
+        self.publish(cell, rows, &reasons, Some(inputs), plans.year)
+            .await
+    }
+
+    /// Keeps the current rows, with a new stale mark.
+    fn mark_stale(&self, cell: &Cell, failed: &BTreeMap<Source, String>) {
+        let current = match &*cell.view.borrow() {
+            View::Ready(s) => s.clone(),
+            _ => return,
+        };
+        let mut s = current.standings.clone();
+        s.stale = true;
+        s.stale_reason = stale_reason(failed);
+        s.revision += 1;
+        s.update_time = Some(timestamp(jixiao_runtime::time::now_ms()));
+        let snapshot = Snapshot {
+            encoded: Bytes::from(s.encode_to_vec()),
+            standings: s,
+            inputs: current.inputs.clone(),
+            year: current.year,
+        };
+        cell.view.send_replace(View::Ready(Arc::new(snapshot)));
+    }
+
+    /// Stores and hands out new standings when anything readers see changed.
+    async fn publish(
+        &self,
+        cell: &Cell,
+        rows: Vec<StandingRow>,
+        reasons: &BTreeMap<Source, String>,
+        inputs: Option<Arc<GroupInputs>>,
+        year: i32,
+    ) -> Result<(), Error> {
+        let previous = match &*cell.view.borrow() {
+            View::Ready(s) => Some(s.clone()),
+            _ => None,
+        };
+        let stale = !reasons.is_empty();
+        let reason = stale_reason(reasons);
+        if let Some(p) = &previous
+            && p.inputs.is_some()
+            && p.standings.rows == rows
+            && p.standings.stale == stale
+            && p.standings.stale_reason == reason
+        {
+            return Ok(());
+        }
+        let standings = Standings {
+            group: cell.name.clone(),
+            rows,
+            update_time: Some(timestamp(jixiao_runtime::time::now_ms())),
+            stale,
+            stale_reason: reason,
+            revision: previous.as_ref().map_or(0, |p| p.standings.revision) + 1,
+        };
+        let encoded = Bytes::from(standings.encode_to_vec());
+        store::save_standings(&self.inner.db, &cell.name, standings.revision, &encoded).await?;
+        cell.view.send_replace(View::Ready(Arc::new(Snapshot {
+            standings,
+            encoded,
+            inputs,
+            year,
+        })));
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ following
+
+    /// Follows one service's change stream for as long as the process runs,
+    /// reconnecting with backoff; while it is down every group is stale.
+    async fn follow(self, source: Source) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let reason = match self.inner.sources.watch(source).await {
+                Ok(mut stream) => {
+                    backoff = Duration::from_millis(100);
+                    let was_down = self
+                        .inner
+                        .down
+                        .lock()
+                        .expect("down lock")
+                        .remove(&source)
+                        .is_some();
+                    if was_down {
+                        tracing::info!(service = source.service(), "change stream back");
+                    }
+                    // Whatever changed while the stream was away is picked
+                    // up by refetching this source for every group.
+                    for cell in self.known() {
+                        self.mark(cell, source.bit());
+                    }
+                    loop {
+                        tokio::select! {
+                            item = stream.next() => match item {
+                                Some(Ok(group)) => {
+                                    let cell = self.cell(&group);
+                                    self.mark(cell, source.bit());
+                                }
+                                Some(Err(e)) => break e.to_string(),
+                                None => break format!("{} closed its change stream", source.service()),
+                            },
+                            _ = self.inner.shutdown.clone().wait() => return,
+                        }
+                    }
+                }
+                Err(e) => e.to_string(),
+            };
+            let newly_down = self
+                .inner
+                .down
+                .lock()
+                .expect("down lock")
+                .insert(source, reason.clone())
+                .is_none();
+            if newly_down {
+                tracing::warn!(service = source.service(), reason = %reason, "change stream down; standings are stale");
+                for cell in self.known() {
+                    self.mark(cell, source.bit());
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = self.inner.shutdown.clone().wait() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// Refetches every active group in full now and then.
+    async fn reconcile(self, every: Duration) {
+        loop {
+            match self.inner.sources.active_groups().await {
+                Ok(groups) => {
+                    for g in groups {
+                        let cell = self.cell(&g);
+                        self.mark(cell, ALL_SOURCES);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "reconciliation could not list groups"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = self.inner.shutdown.clone().wait() => return,
+            }
+        }
+    }
+}
+
+fn stale_reason(reasons: &BTreeMap<Source, String>) -> String {
+    reasons
+        .iter()
+        .map(|(s, why)| format!("{}: {why}", s.service()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The inputs of a group from the parts fetched so far.
+fn assemble(group: &str, plans: &PlansPart, parts: &Parts) -> GroupInputs {
+    let units = plans
+        .units
+        .iter()
+        .map(|u| UnitInputs {
+            unit: u.clone(),
+            display_name: plans.display_names.get(u).cloned().unwrap_or_default(),
+            timeliness: plans.timeliness.get(u).cloned().unwrap_or_default(),
+            indicator: parts.indicators.as_ref().and_then(|m| m.get(u).cloned()),
+            review: parts.reviews.as_ref().and_then(|m| m.get(u).cloned()),
+            inspection: parts.inspections.as_ref().and_then(|m| m.get(u).cloned()),
+        })
+        .collect();
+    GroupInputs {
+        group: group.to_string(),
+        scheme: plans.scheme.clone(),
+        units,
+        decisions: Vec::new(),
+    }
+}
+
+/// A published figure on the wire, with its 3 places ("78.000").
+fn fixed(d: Option<Decimal>) -> Option<ProtoDecimal> {
+    d.map(|d| ProtoDecimal {
+        value: d.to_string(),
+    })
+}
+
+fn proto_component(c: Component) -> ProtoComponent {
+    match c {
+        Component::Indicator => ProtoComponent::Indicator,
+        Component::Survey => ProtoComponent::Survey,
+        Component::Online => ProtoComponent::Online,
+        Component::Mutual => ProtoComponent::Mutual,
+        Component::Inspection => ProtoComponent::Inspection,
+    }
+}
+
+/// The table as wire rows, ordered by rank (units without a rank last),
+/// then unit.
+pub fn standing_rows(table: &[UnitRow]) -> Vec<StandingRow> {
+    let mut rows: Vec<StandingRow> = table
+        .iter()
+        .map(|u| {
+            let r = &u.row;
+            StandingRow {
+                rank: r.rank as i32,
+                unit: u.unit.clone(),
+                unit_display_name: u.display_name.clone(),
+                indicator: fixed(r.indicator),
+                survey: fixed(r.survey),
+                online: fixed(r.online),
+                mutual: fixed(r.mutual),
+                review_total: fixed(r.review_total),
+                deductions: fixed(r.deductions),
+                credits: fixed(r.credits),
+                adjustment: fixed(r.adjustment),
+                composite: fixed(r.composite),
+                missing: r
+                    .missing
+                    .iter()
+                    .map(|c| proto_component(*c) as i32)
+                    .collect(),
+                flags: u.flags.clone(),
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        let key = |r: &StandingRow| if r.rank == 0 { i32::MAX } else { r.rank };
+        key(a).cmp(&key(b)).then_with(|| a.unit.cmp(&b.unit))
+    });
+    rows
+}
+
+pub(crate) fn component_from_proto(c: ProtoComponent) -> Option<Component> {
+    Some(match c {
+        ProtoComponent::Indicator => Component::Indicator,
+        ProtoComponent::Survey => Component::Survey,
+        ProtoComponent::Online => Component::Online,
+        ProtoComponent::Mutual => Component::Mutual,
+        ProtoComponent::Inspection => Component::Inspection,
+        ProtoComponent::Unspecified | ProtoComponent::Composite => return None,
+    })
+}
+
+pub(crate) fn proto_component_of(c: Component) -> ProtoComponent {
+    proto_component(c)
+}

@@ -1,0 +1,370 @@
+//! The component services the aggregator reads: plans (members, scheme,
+//! names, timeliness), indicators, reviews and inspections, each turned
+//! into the parts of [`GroupInputs`]. Every failure names the service, so a
+//! stale mark can say which one is down.
+
+use std::collections::HashMap;
+
+use futures::{Stream, StreamExt};
+use jixiao_proto::{
+    indicators::{
+        GetGroupScoresRequest, ScoreFlag, WatchScoreChangesRequest,
+        indicators_service_client::IndicatorsServiceClient,
+    },
+    inspections::{
+        Finding, GetGroupAdjustmentsRequest, RectificationState, WatchAdjustmentChangesRequest,
+        inspections_service_client::InspectionsServiceClient,
+    },
+    plans::Phase,
+    reviews::{
+        GetGroupReviewScoresRequest, ReviewFlag, WatchReviewChangesRequest,
+        reviews_service_client::ReviewsServiceClient,
+    },
+};
+use jixiao_runtime::{
+    Error,
+    changes::ALL_CYCLES,
+    client::{ServiceChannel, dependency_error},
+    decimal,
+    plans_lookup::PlansLookup,
+};
+use rust_decimal::Decimal;
+
+use crate::inputs::{
+    CategoryInput, FindingInput, IndicatorItem, IndicatorPart, InspectionPart, ReviewPart,
+    SchemeFigures,
+};
+
+/// A service the aggregator follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    Plans,
+    Indicators,
+    Reviews,
+    Inspections,
+}
+
+impl Source {
+    pub const ALL: [Source; 4] = [
+        Source::Plans,
+        Source::Indicators,
+        Source::Reviews,
+        Source::Inspections,
+    ];
+
+    /// The three services with change streams.
+    pub const FOLLOWED: [Source; 3] = [Source::Indicators, Source::Reviews, Source::Inspections];
+
+    /// How errors and stale marks name it.
+    pub fn service(self) -> &'static str {
+        match self {
+            Source::Plans => "plans service",
+            Source::Indicators => "indicators service",
+            Source::Reviews => "reviews service",
+            Source::Inspections => "inspections service",
+        }
+    }
+
+    pub fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// Channels to the four services, authenticated as the aggregator.
+#[derive(Clone)]
+pub struct Channels {
+    pub plans: ServiceChannel,
+    pub indicators: ServiceChannel,
+    pub reviews: ServiceChannel,
+    pub inspections: ServiceChannel,
+}
+
+/// What the plans service says about a group.
+#[derive(Debug, Clone, Default)]
+pub struct PlansPart {
+    /// Members, `units/{u}`, sorted.
+    pub units: Vec<String>,
+    pub display_names: HashMap<String, String>,
+    pub scheme: SchemeFigures,
+    /// Per unit: PLAN_LATE, PLAN_MISSING.
+    pub timeliness: HashMap<String, Vec<String>>,
+    pub year: i32,
+}
+
+/// Reads the component services.
+#[derive(Clone)]
+pub struct Sources {
+    plans: PlansLookup,
+    indicators: IndicatorsServiceClient<ServiceChannel>,
+    reviews: ReviewsServiceClient<ServiceChannel>,
+    inspections: InspectionsServiceClient<ServiceChannel>,
+}
+
+fn dec(source: Source, field: &str, d: &Option<jixiao_proto::Decimal>) -> Result<Decimal, Error> {
+    decimal::required(d).map_err(|e| bad_answer(source, field, e))
+}
+
+fn opt_dec(
+    source: Source,
+    field: &str,
+    d: &Option<jixiao_proto::Decimal>,
+) -> Result<Option<Decimal>, Error> {
+    decimal::optional(d).map_err(|e| bad_answer(source, field, e))
+}
+
+fn bad_answer(source: Source, field: &str, e: String) -> Error {
+    Error::Unavailable {
+        dependency: source.service().into(),
+        message: format!("answered with a bad {field}: {e}"),
+    }
+}
+
+impl Sources {
+    pub fn new(c: Channels) -> Self {
+        Sources {
+            plans: PlansLookup::new(c.plans),
+            indicators: IndicatorsServiceClient::new(c.indicators),
+            reviews: ReviewsServiceClient::new(c.reviews),
+            inspections: InspectionsServiceClient::new(c.inspections),
+        }
+    }
+
+    pub fn plans(&self) -> &PlansLookup {
+        &self.plans
+    }
+
+    /// Groups of every cycle that is not archived.
+    pub async fn active_groups(&self) -> Result<Vec<String>, Error> {
+        let mut out = Vec::new();
+        for c in self.plans.cycles().await? {
+            if c.phase() == Phase::Archived {
+                continue;
+            }
+            let id = c.name.trim_start_matches("cycles/");
+            out.extend(self.plans.groups(id).await?.into_iter().map(|g| g.name));
+        }
+        Ok(out)
+    }
+
+    /// Members, names, scheme and timeliness of a group.
+    pub async fn plans_part(&self, group_name: &str) -> Result<PlansPart, Error> {
+        let (cycle, _) = jixiao_runtime::names::group_name(group_name, "group")?;
+        let (group, scheme, cycle_info, units, timeliness) = tokio::try_join!(
+            self.plans.group(group_name),
+            self.plans.scheme(group_name),
+            self.plans.cycle(cycle),
+            self.plans.units(),
+            self.plans.timeliness(cycle),
+        )?;
+        let p = Source::Plans;
+        let mut members = group.units;
+        members.sort();
+        let display_names = units
+            .into_iter()
+            .filter(|u| members.binary_search(&u.name).is_ok())
+            .map(|u| (u.name, u.display_name_zh))
+            .collect();
+        let mut late: HashMap<String, Vec<String>> = HashMap::new();
+        for t in timeliness
+            .units
+            .into_iter()
+            .filter(|t| t.group == group_name)
+        {
+            let problems = late.entry(t.unit).or_default();
+            if t.missing {
+                problems.push("PLAN_MISSING".into());
+            } else if t.late {
+                problems.push("PLAN_LATE".into());
+            }
+        }
+        Ok(PlansPart {
+            units: members,
+            display_names,
+            scheme: SchemeFigures {
+                indicator_max: dec(p, "indicator_max", &scheme.indicator_max)?,
+                survey_max: dec(p, "survey_max", &scheme.survey_max)?,
+                online_max: dec(p, "online_max", &scheme.online_max)?,
+                mutual_max: dec(p, "mutual_max", &scheme.mutual_max)?,
+                cap: dec(p, "inspection_cap", &scheme.inspection_cap)?,
+            },
+            timeliness: late,
+            year: cycle_info.year,
+        })
+    }
+
+    /// Indicator components by unit.
+    pub async fn indicators(&self, group: &str) -> Result<HashMap<String, IndicatorPart>, Error> {
+        let s = Source::Indicators;
+        let scores = self
+            .indicators
+            .clone()
+            .get_group_scores(GetGroupScoresRequest {
+                group: group.into(),
+            })
+            .await
+            .map_err(|e| dependency_error(s.service(), e))?
+            .into_inner();
+        let mut out = HashMap::with_capacity(scores.units.len());
+        for u in scores.units {
+            let mut items = Vec::with_capacity(u.indicators.len());
+            for i in u.indicators {
+                items.push(IndicatorItem {
+                    weight: dec(s, "weight", &i.weight)?,
+                    points: dec(s, "points", &i.points)?,
+                    flags: i
+                        .flags()
+                        .filter(|f| *f != ScoreFlag::Unspecified)
+                        .map(|f| strip(f.as_str_name(), "SCORE_FLAG_"))
+                        .collect(),
+                    code: i.indicator,
+                });
+            }
+            out.insert(
+                u.unit,
+                IndicatorPart {
+                    complete: u.complete,
+                    items,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Review components by unit.
+    pub async fn reviews(&self, group: &str) -> Result<HashMap<String, ReviewPart>, Error> {
+        let s = Source::Reviews;
+        let scores = self
+            .reviews
+            .clone()
+            .get_group_review_scores(GetGroupReviewScoresRequest {
+                group: group.into(),
+            })
+            .await
+            .map_err(|e| dependency_error(s.service(), e))?
+            .into_inner();
+        let mut out = HashMap::with_capacity(scores.units.len());
+        for u in scores.units {
+            let mut categories = Vec::with_capacity(u.categories.len());
+            for c in &u.categories {
+                categories.push(CategoryInput {
+                    code: c.category.clone(),
+                    responses: c.responses,
+                    mean: dec(s, "mean", &c.mean)?,
+                });
+            }
+            let part = ReviewPart {
+                survey: opt_dec(s, "survey", &u.survey)?,
+                online: opt_dec(s, "online", &u.online)?,
+                mutual: opt_dec(s, "mutual", &u.mutual)?,
+                sample: u.survey_sample,
+                votes: u.votes,
+                raters: u.raters.into(),
+                satisfaction: opt_dec(s, "satisfaction_index", &u.satisfaction_index)?,
+                flags: u
+                    .flags()
+                    .filter(|f| *f != ReviewFlag::Unspecified)
+                    .map(|f| strip(f.as_str_name(), "REVIEW_FLAG_"))
+                    .collect(),
+                categories,
+            };
+            out.insert(u.unit, part);
+        }
+        Ok(out)
+    }
+
+    /// Inspection components by unit.
+    pub async fn inspections(&self, group: &str) -> Result<HashMap<String, InspectionPart>, Error> {
+        let s = Source::Inspections;
+        let adjustments = self
+            .inspections
+            .clone()
+            .get_group_adjustments(GetGroupAdjustmentsRequest {
+                group: group.into(),
+            })
+            .await
+            .map_err(|e| dependency_error(s.service(), e))?
+            .into_inner();
+        let finding = |f: &Finding| -> Result<FindingInput, Error> {
+            let rect = f.rectification_state();
+            Ok(FindingInput {
+                name: f.name.clone(),
+                deduction: dec(s, "deduction", &f.deduction)?,
+                rectification: if rect == RectificationState::Unspecified {
+                    "-".into()
+                } else {
+                    strip(rect.as_str_name(), "RECTIFICATION_STATE_")
+                },
+                category: f.category.clone(),
+                description: f.description.clone(),
+            })
+        };
+        let mut out = HashMap::with_capacity(adjustments.units.len());
+        for u in adjustments.units {
+            let part = InspectionPart {
+                deductions: dec(s, "deductions", &u.deductions)?,
+                credits: dec(s, "credits", &u.credits)?,
+                findings: u
+                    .counting_findings
+                    .iter()
+                    .map(finding)
+                    .collect::<Result<_, _>>()?,
+                contested: u
+                    .contested_findings
+                    .iter()
+                    .map(finding)
+                    .collect::<Result<_, _>>()?,
+                credit_items: u.items,
+            };
+            out.insert(u.unit, part);
+        }
+        Ok(out)
+    }
+
+    /// The change stream of a followed service over every cycle: group
+    /// names whose figures may have changed.
+    pub async fn watch(
+        &self,
+        source: Source,
+    ) -> Result<std::pin::Pin<Box<dyn Stream<Item = Result<String, Error>> + Send>>, Error> {
+        let err = move |e| dependency_error(source.service(), e);
+        let cycle = ALL_CYCLES.to_string();
+        Ok(match source {
+            Source::Indicators => Box::pin(
+                self.indicators
+                    .clone()
+                    .watch_score_changes(WatchScoreChangesRequest { cycle })
+                    .await
+                    .map_err(err)?
+                    .into_inner()
+                    .map(move |c| c.map(|c| c.group).map_err(err)),
+            ),
+            Source::Reviews => Box::pin(
+                self.reviews
+                    .clone()
+                    .watch_review_changes(WatchReviewChangesRequest { cycle })
+                    .await
+                    .map_err(err)?
+                    .into_inner()
+                    .map(move |c| c.map(|c| c.group).map_err(err)),
+            ),
+            Source::Inspections => Box::pin(
+                self.inspections
+                    .clone()
+                    .watch_adjustment_changes(WatchAdjustmentChangesRequest { cycle })
+                    .await
+                    .map_err(err)?
+                    .into_inner()
+                    .map(move |c| c.map(|c| c.group).map_err(err)),
+            ),
+            Source::Plans => {
+                return Err(Error::internal(std::io::Error::other(
+                    "the plans service has no change stream",
+                )));
+            }
+        })
+    }
+}
+
+fn strip(name: &str, prefix: &str) -> String {
+    name.strip_prefix(prefix).unwrap_or(name).to_string()
+}
