@@ -5,9 +5,10 @@
 
 use jixiao_proto::plans::{
     CheckWriteWindowRequest, CheckWriteWindowResponse, Cycle, Framework, GetCycleRequest,
-    GetFrameworkRequest, GetGroupTargetsRequest, GetSchemeRequest, GetTimelinessReportRequest,
-    Group, GroupTargets, ListCyclesRequest, ListGroupsRequest, ListUnitsRequest, LockScope, Scheme,
-    TimelinessReport, Unit, plans_service_client::PlansServiceClient,
+    GetFrameworkRequest, GetGroupRequest, GetGroupTargetsRequest, GetSchemeRequest,
+    GetTimelinessReportRequest, Group, GroupTargets, ListCyclesRequest, ListGroupsRequest,
+    ListUnitsRequest, LockScope, Scheme, TimelinessReport, Unit,
+    plans_service_client::PlansServiceClient,
 };
 
 use crate::{
@@ -70,12 +71,14 @@ impl PlansLookup {
 
     /// A group by name (`cycles/{c}/groups/{g}`).
     pub async fn group(&self, group_name: &str) -> Result<Group, Error> {
-        let (cycle, _) = names::group_name(group_name, "group")?;
-        self.groups(cycle)
-            .await?
-            .into_iter()
-            .find(|g| g.name == group_name)
-            .ok_or_else(|| Error::not_found(group_name.to_string()))
+        names::group_name(group_name, "group")?;
+        self.client()
+            .get_group(GetGroupRequest {
+                name: group_name.to_string(),
+            })
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| dependency_error(PLANS, s))
     }
 
     /// The group a unit (`units/{u}`) is assessed in, if any.

@@ -7,10 +7,18 @@
 //! transaction), and prints both rates, their ratio, the rate of a replay of
 //! the same responses (all duplicates) and the service's peak RSS.
 //!
+//! `loadgen standings` measures dashboard reads of a 3,000-unit group's
+//! standings against a bare tonic baseline, idle and under ingest, and the
+//! freshness lag (see `standings.rs`).
+//!
 //! ```sh
 //! cargo run --release -p jixiao-tests --bin loadgen -- surveys --db sqlite
 //! cargo run --release -p jixiao-tests --bin loadgen -- surveys --db postgres
+//! cargo run --release -p jixiao-tests --bin loadgen -- standings --db sqlite
+//! cargo run --release -p jixiao-tests --bin loadgen -- standings --db postgres
 //! ```
+
+mod standings;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -53,6 +61,9 @@ struct Args {
     responses: usize,
     batch: usize,
     units: usize,
+    readers: usize,
+    seconds: f64,
+    interval_ms: u64,
     postgres_url: String,
 }
 
@@ -63,7 +74,10 @@ fn parse_args() -> Result<(String, Args), String> {
         db: "sqlite".into(),
         responses: 1_000_000,
         batch: 5000,
-        units: 100,
+        units: if command == "standings" { 3000 } else { 100 },
+        readers: 16,
+        seconds: 10.0,
+        interval_ms: 100,
         postgres_url: std::env::var(jixiao_testkit::POSTGRES_ENV)
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
     };
@@ -76,6 +90,13 @@ fn parse_args() -> Result<(String, Args), String> {
             }
             "--batch" => a.batch = value()?.parse().map_err(|e| format!("--batch: {e}"))?,
             "--units" => a.units = value()?.parse().map_err(|e| format!("--units: {e}"))?,
+            "--readers" => a.readers = value()?.parse().map_err(|e| format!("--readers: {e}"))?,
+            "--interval-ms" => {
+                a.interval_ms = value()?
+                    .parse()
+                    .map_err(|e| format!("--interval-ms: {e}"))?
+            }
+            "--seconds" => a.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             "--postgres-url" => a.postgres_url = value()?,
             other => return Err(format!("unknown flag {other}")),
         }
@@ -376,11 +397,13 @@ fn peak_rss_mb(pid: u32) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// Runs the plans and reviews services in this process (the child side).
+/// Runs services in this process (the child side). `databases` is
+/// `service=url,...`; services without one use SQLite files in `data_dir`.
 async fn serve_child(
     data_dir: PathBuf,
-    reviews_url: String,
     key_hex: String,
+    targets: String,
+    databases: String,
 ) -> Result<(), String> {
     let key = TokenKey::from_hex(&key_hex)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -388,11 +411,12 @@ async fn serve_child(
         .map_err(|e| e.to_string())?;
     println!("ADDR {}", listener.local_addr().map_err(|e| e.to_string())?);
     let mut database_urls = Vec::new();
-    if !reviews_url.is_empty() {
-        database_urls.push((jixiao::Target::Reviews, reviews_url));
+    for spec in databases.split(',').filter(|s| !s.is_empty()) {
+        let (target, url) = spec.split_once('=').ok_or("bad database spec")?;
+        database_urls.push((target.parse::<jixiao::Target>()?, url.to_string()));
     }
     let config = jixiao::SuiteConfig {
-        targets: vec![jixiao::Target::Plans, jixiao::Target::Reviews],
+        targets: jixiao::parse_targets(&targets)?,
         data_dir,
         database_urls,
         key,
@@ -404,10 +428,22 @@ async fn serve_child(
         .map_err(|e| e.to_string())
 }
 
-fn spawn_child(dir: &Path, reviews_url: &str, key: &str) -> Result<(Child, String), String> {
+/// Starts `loadgen __serve` as a child process and returns it with its address.
+fn spawn_child(
+    dir: &Path,
+    key: &str,
+    targets: &str,
+    databases: &str,
+) -> Result<(Child, String), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = Command::new(exe)
-        .args(["__serve", &dir.display().to_string(), reviews_url, key])
+        .args([
+            "__serve",
+            &dir.display().to_string(),
+            key,
+            targets,
+            databases,
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -423,6 +459,69 @@ fn spawn_child(dir: &Path, reviews_url: &str, key: &str) -> Result<(Child, Strin
         .ok_or(format!("unexpected child output {line:?}"))?
         .to_string();
     Ok((child, addr))
+}
+
+/// PostgreSQL databases made for one benchmark run (none on SQLite).
+struct BenchDatabases {
+    admin: String,
+    /// (service, database name, URL)
+    made: Vec<(String, String, String)>,
+}
+
+impl BenchDatabases {
+    async fn create(a: &Args, services: &[&str]) -> Result<BenchDatabases, String> {
+        let mut out = BenchDatabases {
+            admin: a.postgres_url.clone(),
+            made: Vec::new(),
+        };
+        if a.db != "postgres" {
+            return Ok(out);
+        }
+        let run = format!(
+            "jxbench_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..10]
+        );
+        sqlx::any::install_default_drivers();
+        let mut admin = sqlx::AnyConnection::connect(&a.postgres_url)
+            .await
+            .map_err(|e| e.to_string())?;
+        for s in services {
+            let name = format!("{run}_{s}");
+            admin
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "CREATE DATABASE {name} TEMPLATE template0"
+                )))
+                .await
+                .map_err(|e| e.to_string())?;
+            let url = with_database(&a.postgres_url, &name);
+            out.made.push((s.to_string(), name, url));
+        }
+        Ok(out)
+    }
+
+    /// `service=url,...` for `loadgen __serve`.
+    fn spec(&self) -> String {
+        self.made
+            .iter()
+            .map(|(s, _, url)| format!("{s}={url}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    async fn drop_all(self) {
+        if self.made.is_empty() {
+            return;
+        }
+        if let Ok(mut admin) = sqlx::AnyConnection::connect(&self.admin).await {
+            for (_, name, _) in &self.made {
+                let _ = admin
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .await;
+            }
+        }
+    }
 }
 
 async fn surveys(a: Args) -> Result<(), String> {
@@ -458,7 +557,17 @@ async fn surveys(a: Args) -> Result<(), String> {
     };
     let key_hex = TokenKey::generate_hex();
     let key = TokenKey::from_hex(&key_hex)?;
-    let (mut child, addr) = spawn_child(&dir.path().join("data"), &reviews_url, &key_hex)?;
+    let databases = if reviews_url.is_empty() {
+        String::new()
+    } else {
+        format!("reviews={reviews_url}")
+    };
+    let (mut child, addr) = spawn_child(
+        &dir.path().join("data"),
+        &key_hex,
+        "plans,reviews",
+        &databases,
+    )?;
     let result = async {
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| e.to_string())?
@@ -514,9 +623,18 @@ fn main() -> std::process::ExitCode {
         .enable_all()
         .build()
         .expect("runtime");
+    if argv.get(1).map(String::as_str) == Some("__bare") {
+        return match runtime.block_on(standings::serve_bare(PathBuf::from(&argv[2]))) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bare: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     if argv.get(1).map(String::as_str) == Some("__serve") {
-        let (dir, url, key) = (argv[2].clone(), argv[3].clone(), argv[4].clone());
-        return match runtime.block_on(serve_child(PathBuf::from(dir), url, key)) {
+        let [dir, key, targets, databases] = [2, 3, 4, 5].map(|i| argv[i].clone());
+        return match runtime.block_on(serve_child(PathBuf::from(dir), key, targets, databases)) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("child: {e}");
@@ -526,7 +644,12 @@ fn main() -> std::process::ExitCode {
     }
     let result = parse_args().and_then(|(command, args)| match command.as_str() {
         "surveys" => runtime.block_on(surveys(args)),
-        _ => Err("usage: loadgen surveys [--db sqlite|postgres] [--responses N] [--batch N] [--units N] [--postgres-url URL]".into()),
+        "standings" => {
+            let (readers, secs) = (args.readers, args.seconds);
+            let every = Duration::from_millis(args.interval_ms);
+            runtime.block_on(standings::run(args, readers, secs, every))
+        }
+        _ => Err("usage: loadgen surveys|standings [--db sqlite|postgres] [--responses N] [--batch N] [--units N] [--readers N] [--interval-ms MS] [--seconds S] [--postgres-url URL]".into()),
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
