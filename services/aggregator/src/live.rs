@@ -204,21 +204,6 @@ impl Live {
         self.refresh_now(group).await
     }
 
-    /// The current view without waiting: `None` while nothing is computed.
-    pub fn peek(&self, group: &str) -> Option<Arc<Snapshot>> {
-        let cell = self
-            .inner
-            .groups
-            .lock()
-            .expect("groups lock")
-            .get(group)?
-            .clone();
-        match &*cell.view.borrow() {
-            View::Ready(s) => Some(s.clone()),
-            _ => None,
-        }
-    }
-
     /// A receiver that sees every new view of a group.
     pub async fn subscribe(&self, group: &str) -> Result<watch::Receiver<View>, Error> {
         self.view(group).await?;
@@ -593,7 +578,7 @@ fn fixed(d: Option<Decimal>) -> Option<ProtoDecimal> {
     })
 }
 
-fn proto_component(c: Component) -> ProtoComponent {
+pub(crate) fn proto_component(c: Component) -> ProtoComponent {
     match c {
         Component::Indicator => ProtoComponent::Indicator,
         Component::Survey => ProtoComponent::Survey,
@@ -648,8 +633,4 @@ pub(crate) fn component_from_proto(c: ProtoComponent) -> Option<Component> {
         ProtoComponent::Inspection => Component::Inspection,
         ProtoComponent::Unspecified | ProtoComponent::Composite => return None,
     })
-}
-
-pub(crate) fn proto_component_of(c: Component) -> ProtoComponent {
-    proto_component(c)
 }

@@ -32,7 +32,7 @@ use tonic::{Request, Status};
 use crate::{
     DOMAIN,
     inputs::{Decision, GroupInputs, digest_of},
-    live::{Live, Snapshot, View, component_from_proto, proto_component_of, standing_rows},
+    live::{Live, Snapshot, View, component_from_proto, proto_component, standing_rows},
     rules, store,
 };
 
@@ -63,10 +63,6 @@ impl AggregatorApi {
         plans: jixiao_runtime::plans_lookup::PlansLookup,
     ) -> Self {
         AggregatorApi { db, live, plans }
-    }
-
-    pub fn live(&self) -> &Live {
-        &self.live
     }
 
     pub(crate) async fn standings(
@@ -543,7 +539,7 @@ fn decimal_of(d: &Option<ProtoDecimal>) -> Option<Decimal> {
 fn decision_proto(d: &Decision) -> PublicationDecision {
     PublicationDecision {
         unit: d.unit.clone(),
-        component: proto_component_of(d.component) as i32,
+        component: proto_component(d.component) as i32,
         flag: d.flag.clone(),
         reason: d.reason.clone(),
     }

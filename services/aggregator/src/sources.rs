@@ -45,13 +45,6 @@ pub enum Source {
 }
 
 impl Source {
-    pub const ALL: [Source; 4] = [
-        Source::Plans,
-        Source::Indicators,
-        Source::Reviews,
-        Source::Inspections,
-    ];
-
     /// The three services with change streams.
     pub const FOLLOWED: [Source; 3] = [Source::Indicators, Source::Reviews, Source::Inspections];
 
@@ -127,10 +120,6 @@ impl Sources {
             reviews: ReviewsServiceClient::new(c.reviews),
             inspections: InspectionsServiceClient::new(c.inspections),
         }
-    }
-
-    pub fn plans(&self) -> &PlansLookup {
-        &self.plans
     }
 
     /// Groups of every cycle that is not archived.

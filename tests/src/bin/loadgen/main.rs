@@ -435,15 +435,21 @@ fn spawn_child(
     targets: &str,
     databases: &str,
 ) -> Result<(Child, String), String> {
+    spawn(&[
+        "__serve",
+        &dir.display().to_string(),
+        key,
+        targets,
+        databases,
+    ])
+}
+
+/// Starts this binary with `args` and reads the `ADDR host:port` line it
+/// prints once it listens.
+fn spawn(args: &[&str]) -> Result<(Child, String), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = Command::new(exe)
-        .args([
-            "__serve",
-            &dir.display().to_string(),
-            key,
-            targets,
-            databases,
-        ])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -526,33 +532,17 @@ impl BenchDatabases {
 
 async fn surveys(a: Args) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let run = format!(
-        "jxbench_{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..10]
-    );
+    let created = BenchDatabases::create(&a, &["reviews", "raw"]).await?;
+    let url_of = |s: &str| created.made.iter().find(|m| m.0 == s).map(|m| m.2.clone());
     let (reviews_url, raw_url) = match a.db.as_str() {
         "sqlite" => (
             String::new(),
             format!("sqlite://{}", dir.path().join("raw.db").display()),
         ),
-        "postgres" => {
-            sqlx::any::install_default_drivers();
-            let mut admin = sqlx::AnyConnection::connect(&a.postgres_url)
-                .await
-                .map_err(|e| e.to_string())?;
-            for suffix in ["reviews", "raw"] {
-                admin
-                    .execute(sqlx::AssertSqlSafe(format!(
-                        "CREATE DATABASE {run}_{suffix} TEMPLATE template0"
-                    )))
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            (
-                with_database(&a.postgres_url, &format!("{run}_reviews")),
-                with_database(&a.postgres_url, &format!("{run}_raw")),
-            )
-        }
+        "postgres" => (
+            url_of("reviews").unwrap_or_default(),
+            url_of("raw").unwrap_or_default(),
+        ),
         other => return Err(format!("--db must be sqlite or postgres, not {other}")),
     };
     let key_hex = TokenKey::generate_hex();
@@ -603,17 +593,7 @@ async fn surveys(a: Args) -> Result<(), String> {
     .await;
     child.kill().ok();
     child.wait().ok();
-    if a.db == "postgres"
-        && let Ok(mut admin) = sqlx::AnyConnection::connect(&a.postgres_url).await
-    {
-        for suffix in ["reviews", "raw"] {
-            let _ = admin
-                .execute(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {run}_{suffix} WITH (FORCE)"
-                )))
-                .await;
-        }
-    }
+    created.drop_all().await;
     result
 }
 

@@ -387,22 +387,7 @@ pub async fn serve_bare(file: PathBuf) -> Result<(), String> {
 }
 
 fn spawn_bare(file: &std::path::Path) -> Result<(std::process::Child, String), String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut child = std::process::Command::new(exe)
-        .args(["__bare", &file.display().to_string()])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
-        .map_err(|e| e.to_string())?;
-    let addr = line
-        .trim()
-        .strip_prefix("ADDR ")
-        .ok_or(format!("unexpected child output {line:?}"))?
-        .to_string();
-    Ok((child, addr))
+    crate::spawn(&["__bare", &file.display().to_string()])
 }
 
 // ---------------------------------------------------------------- load
