@@ -15,7 +15,7 @@ use jixiao_proto::{
         WatchStandingsRequest, aggregator_service_client::AggregatorServiceClient,
     },
     indicators::{
-        BatchReportValuesRequest, EnterAssessedScoreRequest, IndicatorValue,
+        BatchReportValuesRequest, EnterAssessedScoreRequest,
         indicators_service_client::IndicatorsServiceClient,
     },
     inspections::{
@@ -34,7 +34,7 @@ use jixiao_proto::{
 use jixiao_runtime::{Role, TokenKey};
 use jixiao_testkit::{Authed, Backend, Options, Suite, on_both_databases};
 use jixiao_tests::{
-    annual, approve_plans, dec, evaluation_year, evidence, now_ms, reason, set_phase, targets, ts,
+    approve_plans, dec, evaluation_year, final_values, now_ms, reason, set_phase, targets, ts,
 };
 use sqlx::Connection;
 use tokio_stream::StreamExt;
@@ -167,31 +167,7 @@ async fn indicator_year(split: &Split) {
         &[Role::Provider],
         Some("stats"),
     ));
-    let finals = [
-        ("siming", ["6", "0.5", "96", "300", "1200"]),
-        ("huli", ["7.7", "0.4", "94", "240", "1200"]),
-        ("jimei", ["5", "0.6", "95", "100", "800"]),
-    ];
-    let codes = [
-        "GDP_GROWTH",
-        "ENERGY_INTENSITY",
-        "APPROVAL_ONLINE_RATE",
-        "FOREIGN_TRADE",
-        "INVESTMENT",
-    ];
-    let values = finals
-        .iter()
-        .flat_map(|(unit, vs)| {
-            codes.iter().zip(vs).map(move |(c, v)| IndicatorValue {
-                unit: format!("units/{unit}"),
-                indicator: c.to_string(),
-                period: annual(),
-                value: dec(v),
-                evidence: evidence(),
-                ..Default::default()
-            })
-        })
-        .collect();
+    let values = final_values();
     stats
         .batch_report_values(BatchReportValuesRequest {
             parent: "cycles/2026".into(),

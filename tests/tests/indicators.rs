@@ -20,8 +20,8 @@ use jixiao_proto::{
 use jixiao_runtime::Role;
 use jixiao_testkit::{Authed, Backend, Options, Suite, on_both_databases};
 use jixiao_tests::{
-    annual, approve_plans, bad_fields, dec, evaluation_year, evidence, now_ms, reason, set_phase,
-    targets, ts,
+    annual, approve_plans, bad_fields, dec, evaluation_year, evidence, final_values, now_ms,
+    reason, set_phase, targets, ts,
 };
 use tonic::Code;
 
@@ -85,27 +85,7 @@ async fn group_scores_match_hand_computed_values_for_every_method(backend: Backe
     let suite = Suite::start(backend).await;
     year_in_execution(&suite).await;
     let mut stats = provider(&suite);
-    let finals = [
-        ("siming", ["6", "0.5", "96", "300", "1200"]),
-        ("huli", ["7.7", "0.4", "94", "240", "1200"]),
-        ("jimei", ["5", "0.6", "95", "100", "800"]),
-    ];
-    let codes = [
-        "GDP_GROWTH",
-        "ENERGY_INTENSITY",
-        "APPROVAL_ONLINE_RATE",
-        "FOREIGN_TRADE",
-        "INVESTMENT",
-    ];
-    let rows = finals
-        .iter()
-        .flat_map(|(unit, vs)| {
-            codes
-                .iter()
-                .zip(vs)
-                .map(|(c, v)| value(unit, c, annual(), v))
-        })
-        .collect();
+    let rows = final_values();
     let stored = report_batch(&mut stats, rows).await.expect("report finals");
     assert_eq!(stored.len(), 15);
     assert!(
