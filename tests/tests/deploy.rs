@@ -105,7 +105,17 @@ fn every_service_runs_in_compose_with_health_database_and_dependencies() {
 #[test]
 fn the_image_builds_the_binary_and_runs_it_unprivileged() {
     let dockerfile = read("deploy/Dockerfile");
-    assert!(dockerfile.contains("cargo build --release --locked --bin jixiao"));
+    let build = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("RUN cargo build"))
+        .expect("the image builds with cargo");
+    assert_eq!(build, " --release --locked --bin jixiao");
+    assert!(
+        read(".ci/run")
+            .lines()
+            .any(|l| l == format!("cargo build{build}")),
+        "CI runs the image's build command"
+    );
     assert!(
         dockerfile
             .lines()

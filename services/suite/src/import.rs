@@ -13,11 +13,6 @@ use jixiao_proto::reviews::{
     Answer, Channel, PushResponsesRequest, PushResponsesResponse, SurveyResponse,
     reviews_service_client::ReviewsServiceClient,
 };
-use tonic::{
-    metadata::MetadataValue,
-    service::{Interceptor, interceptor::InterceptedService},
-    transport::Channel as Transport,
-};
 
 /// Responses per batch.
 pub const BATCH: usize = 5000;
@@ -100,17 +95,6 @@ pub fn read_batches(input: impl Read, campaign: &str) -> Result<Vec<PushResponse
     Ok(batches)
 }
 
-/// Adds the bearer token.
-#[derive(Clone)]
-struct Token(MetadataValue<tonic::metadata::Ascii>);
-
-impl Interceptor for Token {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        req.metadata_mut().insert("authorization", self.0.clone());
-        Ok(req)
-    }
-}
-
 /// Pushes the batches over one stream, reporting progress after each.
 pub async fn push(
     addr: &str,
@@ -118,15 +102,7 @@ pub async fn push(
     batches: Vec<PushResponsesRequest>,
     mut progress: impl FnMut(usize, usize) + Send + 'static,
 ) -> Result<PushResponsesResponse, String> {
-    let channel = Transport::from_shared(addr.to_string())
-        .map_err(|e| format!("{addr}: {e}"))?
-        .connect()
-        .await
-        .map_err(|e| format!("{addr}: {e}"))?;
-    let value = format!("Bearer {token}")
-        .parse()
-        .map_err(|_| "the token is not ASCII".to_string())?;
-    let mut client = ReviewsServiceClient::new(InterceptedService::new(channel, Token(value)))
+    let mut client = ReviewsServiceClient::new(crate::client::connect(addr, token).await?)
         .max_encoding_message_size(16 * 1024 * 1024);
     let total: usize = batches.iter().map(|b| b.responses.len()).sum();
     let mut sent = 0;
@@ -138,7 +114,7 @@ pub async fn push(
         .stream_responses(stream)
         .await
         .map(|r| r.into_inner())
-        .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+        .map_err(|s| crate::client::describe(&s))
 }
 
 #[cfg(test)]

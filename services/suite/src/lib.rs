@@ -2,7 +2,11 @@
 //! databases are, and starting them on one gRPC server. The `jixiao` binary
 //! and the test kit both start services through [`start`].
 
+pub mod client;
+pub mod commands;
+pub mod demo;
 pub mod import;
+pub mod table;
 
 use std::{fmt, path::PathBuf, str::FromStr};
 
@@ -275,4 +279,26 @@ pub async fn start(
     jixiao_runtime::host::serve(listener, services, config.key, shutdown)
         .await
         .map_err(StartError::Server)
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
 }

@@ -9,7 +9,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use jixiao::{SuiteConfig, Target, parse_targets};
+use jixiao::{SuiteConfig, Target, commands, parse_targets, table::Format};
 use jixiao_runtime::{Role, TokenKey, telemetry};
 
 #[derive(Parser)]
@@ -25,6 +25,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start all five services on SQLite in a fresh folder, load a sample
+    /// evaluation year through the public RPCs, publish it, print the ranked
+    /// tables and keep serving until Ctrl-C.
+    Demo(DemoArgs),
     /// Run services on one gRPC port.
     Serve(Box<ServeArgs>),
     /// Exit 0 when a running server reports SERVING (for container health checks).
@@ -39,6 +43,143 @@ enum Command {
         #[command(subcommand)]
         command: ReviewsCommand,
     },
+    /// A group's ranked table: provisional standings, or a published version.
+    Standings(StandingsArgs),
+    /// A unit's feedback: breakdown, points lost, findings, credits, timeliness.
+    Feedback(FeedbackArgs),
+    /// Indicator values.
+    Values {
+        #[command(subcommand)]
+        command: ValuesCommand,
+    },
+    /// Performance plans.
+    Plans {
+        #[command(subcommand)]
+        command: PlansCommand,
+    },
+    /// Who changed a resource, when and why.
+    Audit(AuditArgs),
+}
+
+#[derive(Args)]
+struct CallerArgs {
+    /// Server address.
+    #[arg(long, env = "JIXIAO_ADDR", default_value = "http://127.0.0.1:50051")]
+    addr: String,
+    /// Bearer token (`jixiao token issue`, or the one `serve` or `demo` prints).
+    #[arg(long, env = "JIXIAO_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+impl CallerArgs {
+    fn caller(self) -> jixiao::commands::Caller {
+        jixiao::commands::Caller {
+            addr: self.addr,
+            token: self.token,
+        }
+    }
+}
+
+#[derive(Args)]
+struct OutputArgs {
+    /// Write CSV.
+    #[arg(long, conflicts_with = "json")]
+    csv: bool,
+    /// Write JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl OutputArgs {
+    fn format(&self) -> Format {
+        match (self.csv, self.json) {
+            (true, _) => Format::Csv,
+            (_, true) => Format::Json,
+            _ => Format::Table,
+        }
+    }
+}
+
+#[derive(Args)]
+struct StandingsArgs {
+    /// The cycle, e.g. 2026.
+    #[arg(long)]
+    cycle: String,
+    /// The group, e.g. districts.
+    #[arg(long)]
+    group: String,
+    /// The latest published version instead of the provisional standings.
+    #[arg(long)]
+    published: bool,
+    /// A given published version.
+    #[arg(long, conflicts_with = "published")]
+    version: Option<i32>,
+    #[command(flatten)]
+    caller: CallerArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Args)]
+struct FeedbackArgs {
+    /// The cycle, e.g. 2026.
+    #[arg(long)]
+    cycle: String,
+    /// The group, e.g. districts.
+    #[arg(long)]
+    group: String,
+    /// The unit, e.g. huli.
+    #[arg(long)]
+    unit: String,
+    #[command(flatten)]
+    caller: CallerArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Subcommand)]
+enum ValuesCommand {
+    /// Report indicator values from a CSV file (columns unit, indicator,
+    /// period as 2026 / 2026-Q3 / 2026-M07, value; optional comment and
+    /// evidence_name, evidence_uri, evidence_sha256, evidence_size,
+    /// evidence_media_type). Safe to run again.
+    Report {
+        /// The CSV file.
+        file: PathBuf,
+        /// The cycle, e.g. 2026.
+        #[arg(long)]
+        cycle: String,
+        #[command(flatten)]
+        caller: CallerArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum PlansCommand {
+    /// Create or revise a unit's plan from a JSON file and submit it
+    /// ({"unit": "siming", "targets": {"GDP_GROWTH": "7.0"}, "goals": [...]}).
+    Submit {
+        /// The JSON file.
+        file: PathBuf,
+        /// The cycle, e.g. 2026.
+        #[arg(long)]
+        cycle: String,
+        #[command(flatten)]
+        caller: CallerArgs,
+    },
+}
+
+#[derive(Args)]
+struct AuditArgs {
+    /// A resource name or prefix, e.g. cycles/2026/plans/huli.
+    resource: String,
+    /// Only this service's trail (plans, indicators, inspections, reviews).
+    #[arg(long)]
+    service: Option<String>,
+    #[command(flatten)]
+    caller: CallerArgs,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Subcommand)]
@@ -52,12 +193,9 @@ enum ReviewsCommand {
         /// The campaign, e.g. cycles/2026/campaigns/survey.
         #[arg(long)]
         campaign: String,
-        /// Server address.
-        #[arg(long, env = "JIXIAO_ADDR", default_value = "http://127.0.0.1:50051")]
-        addr: String,
-        /// Bearer token of a survey platform bound to the campaign.
-        #[arg(long, env = "JIXIAO_TOKEN", hide_env_values = true)]
-        token: String,
+        /// The token is a survey platform's bound to the campaign.
+        #[command(flatten)]
+        caller: CallerArgs,
     },
 }
 
@@ -146,6 +284,16 @@ struct ServeArgs {
 }
 
 #[derive(Args)]
+struct DemoArgs {
+    /// The demo's folder; emptied first if an earlier demo made it.
+    #[arg(long, default_value = "./demo-data")]
+    data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    listen: SocketAddr,
+}
+
+#[derive(Args)]
 struct HealthArgs {
     /// Server address.
     #[arg(long, env = "JIXIAO_ADDR", default_value = "http://127.0.0.1:50051")]
@@ -183,6 +331,7 @@ enum TokenCommand {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => jixiao::demo::run(&args.data_dir, args.listen).await,
         Command::Serve(args) => serve(*args).await,
         Command::Healthcheck(args) => healthcheck(args).await,
         Command::Token {
@@ -200,10 +349,51 @@ async fn main() -> ExitCode {
                 ReviewsCommand::Import {
                     file,
                     campaign,
-                    addr,
-                    token,
+                    caller,
                 },
-        } => import_reviews(&file, &campaign, &addr, &token).await,
+        } => print_out(commands::import_responses(&caller.caller(), &file, &campaign).await),
+        Command::Standings(a) => {
+            let published = a.version.or(a.published.then_some(0));
+            let format = a.output.format();
+            print_out(
+                commands::standings(&a.caller.caller(), &a.cycle, &a.group, published, format)
+                    .await,
+            )
+        }
+        Command::Feedback(a) => {
+            let format = a.output.format();
+            print_out(
+                commands::feedback(&a.caller.caller(), &a.cycle, &a.group, &a.unit, format).await,
+            )
+        }
+        Command::Values {
+            command:
+                ValuesCommand::Report {
+                    file,
+                    cycle,
+                    caller,
+                },
+        } => print_out(commands::report_values(&caller.caller(), &cycle, &file).await),
+        Command::Plans {
+            command:
+                PlansCommand::Submit {
+                    file,
+                    cycle,
+                    caller,
+                },
+        } => print_out(commands::submit_plan(&caller.caller(), &cycle, &file).await),
+        Command::Audit(a) => {
+            let format = a.output.format();
+            print_out(
+                commands::audit(
+                    &a.caller.caller(),
+                    &a.resource,
+                    a.service.as_deref(),
+                    format,
+                )
+                .await,
+            )
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -212,6 +402,12 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints what a client command wrote.
+fn print_out(result: Result<String, String>) -> Result<(), String> {
+    print!("{}", result?);
+    Ok(())
 }
 
 fn issue(
@@ -235,7 +431,7 @@ fn issue(
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    telemetry::init(args.log_format);
+    telemetry::init(args.log_format, telemetry::SERVER_LOGS);
     let targets = parse_targets(&args.target)?;
     let (key, generated) = args.key.load(true)?;
     let mut database_urls = Vec::new();
@@ -306,58 +502,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         );
         println!("  office token (30 days):\n{token}");
     }
-    jixiao::start(config, listener, shutdown_signal())
+    jixiao::start(config, listener, jixiao::shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn import_reviews(
-    file: &std::path::Path,
-    campaign: &str,
-    addr: &str,
-    token: &str,
-) -> Result<(), String> {
-    let input = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let batches = jixiao::import::read_batches(std::io::BufReader::new(input), campaign)?;
-    let summary = jixiao::import::push(addr, token, batches, |sent, total| {
-        eprint!("\rsent {sent}/{total} responses");
-    })
-    .await?;
-    eprintln!();
-    println!("accepted   {}", summary.accepted);
-    println!("duplicates {}", summary.duplicates);
-    println!("rejected   {}", summary.rejected.len());
-    for r in summary.rejected.iter().take(50) {
-        println!("  {:<24} {:<18} {}", r.id, r.reason, r.message);
-    }
-    if summary.rejected.len() > 50 {
-        println!("  … and {} more", summary.rejected.len() - 50);
-    }
-    Ok(())
-}
-
-/// Completes on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }
 
 async fn healthcheck(args: HealthArgs) -> Result<(), String> {

@@ -210,3 +210,173 @@ fn token_issue_refuses_unit_roles_without_a_unit() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("need a unit"));
 }
+
+/// Runs `jixiao` with arguments; (success, stdout, stderr).
+fn jixiao(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The README's first command: `jixiao demo` loads and publishes a year,
+/// prints both ranked tables and a working token, and the client commands
+/// read what it published; Ctrl-C ends it with exit code 0.
+#[test]
+fn demo_prints_ranked_tables_and_tokens_the_client_commands_work_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let mut child = Command::new(BIN)
+        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start jixiao demo");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.expect("stdout");
+        let done = line.starts_with("viewer token");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let text = printed.join("\n");
+    let after = |label: &str| {
+        let i = printed
+            .iter()
+            .position(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("no {label:?} in:\n{text}"));
+        printed[i + 1].trim().to_string()
+    };
+    let office = after("office token");
+    let addr = printed
+        .iter()
+        .find_map(|l| l.strip_prefix("serving on "))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or_else(|| panic!("no address in:\n{text}"))
+        .to_string();
+    for heading in [
+        "区人民政府 (cycles/2026/groups/districts), published version 1",
+        "市直部门",
+    ] {
+        assert!(text.contains(heading), "{text}");
+    }
+    assert!(text.contains("   1  xiangan  翔安区人民政府"), "{text}");
+
+    // The office token reads the published table as CSV.
+    let (ok, csv, err) = jixiao(&[
+        "standings",
+        "--addr",
+        &addr,
+        "--token",
+        &office,
+        "--cycle",
+        "2026",
+        "--group",
+        "districts",
+        "--published",
+        "--csv",
+    ]);
+    assert!(ok, "{err}");
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 7, "{csv}");
+    assert!(rows[0].starts_with("rank,unit,name,indicator,survey"));
+    assert!(
+        rows[1].starts_with("1,xiangan,翔安区人民政府,54.909,"),
+        "{csv}"
+    );
+
+    // A unit reads its own feedback and no one else's.
+    let (ok, huli, err) = jixiao(&[
+        "token",
+        "issue",
+        "--role",
+        "unit",
+        "--unit",
+        "tongan",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let unit = huli.trim();
+    let (ok, feedback, err) = jixiao(&[
+        "feedback",
+        "--addr",
+        &addr,
+        "--token",
+        unit,
+        "--cycle",
+        "2026",
+        "--group",
+        "districts",
+        "--unit",
+        "tongan",
+    ]);
+    assert!(ok, "{err}");
+    assert!(feedback.contains("plan submitted late"), "{feedback}");
+    assert!(feedback.contains("points lost:"), "{feedback}");
+    let (ok, _, err) = jixiao(&[
+        "feedback",
+        "--addr",
+        &addr,
+        "--token",
+        unit,
+        "--cycle",
+        "2026",
+        "--group",
+        "districts",
+        "--unit",
+        "huli",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("PermissionDenied"), "{err}");
+
+    // The audit trail shows huli's plan returned with its reason, as JSON.
+    let (ok, audit, err) = jixiao(&[
+        "audit",
+        "cycles/2026/plans/huli",
+        "--addr",
+        &addr,
+        "--token",
+        &office,
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    assert!(audit.contains("\"action\": \"plans.return\""), "{audit}");
+
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no exit after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(exit.code(), Some(0));
+}
+
+#[test]
+fn demo_refuses_a_folder_it_did_not_make() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("thesis.tex"), "precious").unwrap();
+    let (ok, _, err) = jixiao(&[
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("did not make"), "{err}");
+    assert!(dir.path().join("thesis.tex").exists());
+}

@@ -14,11 +14,15 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber; later calls are ignored (tests start many
-/// suites in one process).
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,h2=warn,tower=warn,hyper=warn"));
+/// The filter of a server: every call logged.
+pub const SERVER_LOGS: &str = "info,sqlx=warn,h2=warn,tower=warn,hyper=warn";
+/// The filter of an interactive command (the demo): problems only.
+pub const QUIET_LOGS: &str = "warn,sqlx=error";
+
+/// Installs the global subscriber with `RUST_LOG`, or `default` when it is
+/// unset; later calls are ignored (tests start many suites in one process).
+pub fn init(format: LogFormat, default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Pretty => builder.compact().try_init(),

@@ -10,8 +10,7 @@ use jixiao_runtime::{Role, TokenKey};
 use sqlx::{Connection, Executor};
 use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::{
-    metadata::MetadataValue,
-    service::{Interceptor, interceptor::InterceptedService},
+    service::interceptor::InterceptedService,
     transport::{Channel, Endpoint},
 };
 
@@ -40,29 +39,7 @@ impl Backend {
     }
 }
 
-/// Adds `authorization: Bearer <token>` to every call.
-#[derive(Clone)]
-pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
-
-impl Bearer {
-    pub fn new(token: &str) -> Self {
-        Bearer(Some(
-            format!("Bearer {token}").parse().expect("ascii token"),
-        ))
-    }
-}
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(v) = &self.0 {
-            req.metadata_mut().insert("authorization", v.clone());
-        }
-        Ok(req)
-    }
-}
-
-/// A channel that authenticates as one principal.
-pub type Authed = InterceptedService<Channel, Bearer>;
+pub use jixiao::client::{Authed, Bearer};
 
 /// A running suite.
 pub struct Suite {
@@ -294,13 +271,15 @@ impl Suite {
 
     /// A channel that authenticates with `token`.
     pub fn authed(&self, token: &str) -> Authed {
-        let value = format!("Bearer {token}").parse().expect("ascii token");
-        InterceptedService::new(self.channel.clone(), Bearer(Some(value)))
+        InterceptedService::new(
+            self.channel.clone(),
+            Bearer::new(token).expect("ascii token"),
+        )
     }
 
     /// A channel without any token.
     pub fn anonymous(&self) -> Authed {
-        InterceptedService::new(self.channel.clone(), Bearer(None))
+        InterceptedService::new(self.channel.clone(), Bearer::anonymous())
     }
 
     /// Mints a token.

@@ -272,7 +272,7 @@ type Authed = InterceptedService<Chan, Bearer>;
 
 fn authed(channel: &Chan, key: &TokenKey, subject: &str, roles: &[Role]) -> Authed {
     let token = key.issue(subject, roles, None, 3600).expect("token");
-    InterceptedService::new(channel.clone(), Bearer::new(&token))
+    InterceptedService::new(channel.clone(), Bearer::new(&token).expect("ascii token"))
 }
 
 /// Registers units, a cycle, a group and a campaign.

@@ -167,7 +167,7 @@ async fn complete_year(channel: &Chan, key: &TokenKey, units: usize) -> Result<(
         let mut client =
             ReviewsServiceClient::new(tonic::service::interceptor::InterceptedService::new(
                 channel.clone(),
-                jixiao_testkit::Bearer::new(&token),
+                jixiao_testkit::Bearer::new(&token).expect("ascii token"),
             ));
         async move {
             client

@@ -1,0 +1,78 @@
+//! Calling the suite as a person or a program does: a channel carrying a
+//! bearer token, and error messages that spell out the details a status
+//! carries (which fields were bad, which preconditions failed).
+
+use std::time::Duration;
+
+use tonic::{
+    Status,
+    metadata::{Ascii, MetadataValue},
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::{Channel, Endpoint},
+};
+use tonic_types::StatusExt;
+
+/// Adds `authorization: Bearer <token>` to every call (nothing when anonymous).
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    pub fn new(token: &str) -> Result<Self, String> {
+        format!("Bearer {}", token.trim())
+            .parse()
+            .map(|v| Bearer(Some(v)))
+            .map_err(|_| "the token is not ASCII".to_string())
+    }
+
+    pub fn anonymous() -> Self {
+        Bearer(None)
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A channel that authenticates as one principal.
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+/// Connects to `addr` (`http://host:port`) as the holder of `token`.
+pub async fn connect(addr: &str, token: &str) -> Result<Authed, String> {
+    let channel = Endpoint::from_shared(addr.to_string())
+        .map_err(|e| format!("{addr}: {e}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| format!("cannot reach {addr}: {e}"))?;
+    Ok(InterceptedService::new(channel, Bearer::new(token)?))
+}
+
+/// A failed call in one readable paragraph: the code and message, then each
+/// bad field and each failed precondition on its own line.
+pub fn describe(status: &Status) -> String {
+    let mut out = format!("{:?}: {}", status.code(), status.message());
+    let details = status.get_error_details();
+    if let Some(info) = details.error_info() {
+        out.push_str(&format!(" ({})", info.reason));
+    }
+    if let Some(bad) = details.bad_request() {
+        for v in &bad.field_violations {
+            out.push_str(&format!("\n  {}: {}", v.field, v.description));
+        }
+    }
+    if let Some(failure) = details.precondition_failure() {
+        for v in &failure.violations {
+            out.push_str(&format!(
+                "\n  {} {}: {}",
+                v.r#type, v.subject, v.description
+            ));
+        }
+    }
+    out
+}
