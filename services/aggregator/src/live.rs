@@ -267,7 +267,9 @@ impl Live {
             if let Err(e) = self.refresh(&cell, dirty).await {
                 tracing::warn!(group = %cell.name, error = %e, "standings refresh failed");
             }
-            let took = started.elapsed().clamp(MIN_GAP / 2, MAX_GAP / 2);
+            let elapsed = started.elapsed();
+            tracing::debug!(group = %cell.name, sources = dirty, took_ms = elapsed.as_millis() as u64, "standings refreshed");
+            let took = elapsed.clamp(MIN_GAP / 2, MAX_GAP / 2);
             last = Some((tokio::time::Instant::now(), took));
             cell.done.send_replace(covers);
         }
@@ -317,38 +319,46 @@ impl Live {
                 .send_replace(View::Gone(format!("{group} is not a group")));
             return Ok(());
         }
-        fn settle<T>(
-            slot: &mut Option<T>,
+        /// Takes a fetched part; says whether anything readers see changed.
+        fn settle<T: PartialEq>(
+            slot: &mut Option<Arc<T>>,
             failed: &mut BTreeMap<Source, String>,
             source: Source,
-            got: Option<Result<T, Error>>,
-        ) {
+            got: Option<Result<Arc<T>, Error>>,
+        ) -> bool {
             match got {
                 Some(Ok(v)) => {
-                    *slot = Some(v);
-                    failed.remove(&source);
+                    let new = slot.as_deref() != Some(&*v);
+                    if new {
+                        *slot = Some(v);
+                    }
+                    failed.remove(&source).is_some() || new
                 }
                 Some(Err(e)) => {
-                    failed.insert(source, e.to_string());
+                    let why = e.to_string();
+                    failed.insert(source, why.clone()).as_ref() != Some(&why)
                 }
-                None => {}
+                None => false,
             }
         }
         let parts = &mut *parts;
-        settle(&mut parts.plans, &mut parts.failed, Source::Plans, p);
-        settle(
-            &mut parts.indicators,
-            &mut parts.failed,
-            Source::Indicators,
-            i,
-        );
-        settle(&mut parts.reviews, &mut parts.failed, Source::Reviews, r);
-        settle(
-            &mut parts.inspections,
-            &mut parts.failed,
-            Source::Inspections,
-            n,
-        );
+        let changed = [
+            settle(&mut parts.plans, &mut parts.failed, Source::Plans, p),
+            settle(
+                &mut parts.indicators,
+                &mut parts.failed,
+                Source::Indicators,
+                i,
+            ),
+            settle(&mut parts.reviews, &mut parts.failed, Source::Reviews, r),
+            settle(
+                &mut parts.inspections,
+                &mut parts.failed,
+                Source::Inspections,
+                n,
+            ),
+        ]
+        .contains(&true);
         let Some(plans) = parts.plans.clone() else {
             // Without members there is no table; keep what readers have and
             // say why it is stale.
@@ -364,6 +374,16 @@ impl Live {
             parts.reviews.clone(),
             parts.inspections.clone(),
         );
+        // A reconciliation or a signal that changed nothing this table
+        // shows costs no recomputation.
+        let current_reason = stale_reason(&reasons);
+        if !changed
+            && let View::Ready(s) = &*cell.view.borrow()
+            && s.inputs.is_some()
+            && s.standings.stale_reason == current_reason
+        {
+            return Ok(());
+        }
         let name = group.to_string();
         let year = plans.year;
         // Thousands of rows: computed off the async workers, so that reads
@@ -439,14 +459,16 @@ impl Live {
         let Some((standings, encoded)) = built else {
             return Ok(());
         };
-        store::save_standings(&self.inner.db, &cell.name, standings.revision, &encoded).await?;
+        let revision = standings.revision;
+        // Readers and watchers first: the stored copy only warms a restart,
+        // so its write stays off the freshness path.
         cell.view.send_replace(View::Ready(Arc::new(Snapshot {
             standings,
-            encoded,
+            encoded: encoded.clone(),
             inputs,
             year,
         })));
-        Ok(())
+        store::save_standings(&self.inner.db, &cell.name, revision, &encoded).await
     }
 
     // ------------------------------------------------------------ following

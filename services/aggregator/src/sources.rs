@@ -73,7 +73,7 @@ pub struct Channels {
 }
 
 /// What the plans service says about a group.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlansPart {
     /// Members, `units/{u}`, sorted.
     pub units: Vec<String>,

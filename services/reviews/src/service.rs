@@ -1199,25 +1199,30 @@ impl ReviewsApi {
 
 // ---------------------------------------------------------------- scores
 
+/// The stored figures a group's review scores are computed from.
+struct Figures {
+    /// The survey campaign and its mode.
+    survey: Option<(String, CampaignMode)>,
+    /// (unit, category) → running tally.
+    tallies: HashMap<(String, String), Tally>,
+    /// unit → (index units, sample size), in unit-results mode.
+    results: HashMap<String, (i64, i64)>,
+    /// Units whose small sample the office accepted.
+    accepted: HashSet<String>,
+    /// unit → (counted votes, value units).
+    vote_tallies: HashMap<String, (i64, i64)>,
+    /// ratee → the values of its latest ratings.
+    ratings: HashMap<String, Vec<Decimal>>,
+}
+
 impl ReviewsApi {
-    /// The review scores of a group, from the running tallies.
-    async fn scores(&self, group_name: &str) -> Result<GroupReviewScores, Error> {
-        let (cycle, gid) = names::group_name(group_name, "group")?;
-        let revision = Changes::revision(&self.db, cycle, gid).await?;
-        let group = self.plans.group(group_name).await?;
-        let scheme = self.plans.scheme(group_name).await?;
-        let max = |d: &Option<jixiao_proto::Decimal>| decimal::required(d).unwrap_or_default();
-        let (survey_max, online_max, mutual_max) = (
-            max(&scheme.survey_max),
-            max(&scheme.online_max),
-            max(&scheme.mutual_max),
-        );
-        let weights = weighted(&scheme.category_weights);
+    async fn figures(&self, cycle: &str, gid: &str) -> Result<Figures, Error> {
+        let read = &self.db.read;
         let campaigns =
             sqlx::query("SELECT id, mode FROM campaigns WHERE cycle_id = $1 AND group_id = $2")
                 .bind(cycle)
                 .bind(gid)
-                .fetch_all(&self.db.read)
+                .fetch_all(read)
                 .await?;
         let mut survey: Option<(String, CampaignMode)> = None;
         let mut votes: Option<String> = None;
@@ -1231,64 +1236,102 @@ impl ReviewsApi {
                 _ => {}
             }
         }
-        let mut tallies: HashMap<(String, String), Tally> = HashMap::new();
-        let mut results: HashMap<String, (i64, i64)> = HashMap::new();
-        let mut accepted: HashSet<String> = HashSet::new();
-        if let Some((name, mode)) = &survey {
-            if *mode == CampaignMode::RawResponses {
-                for r in sqlx::query("SELECT unit_id, category, responses, value_units FROM survey_tallies WHERE campaign = $1")
-                    .bind(name)
-                    .fetch_all(&self.db.read)
-                    .await?
-                {
-                    tallies.insert(
-                        (r.try_get("unit_id")?, r.try_get("category")?),
-                        Tally { responses: r.try_get("responses")?, value_units: r.try_get("value_units")? },
-                    );
-                }
-            } else {
-                for r in sqlx::query("SELECT unit_id, index_units, sample_size FROM unit_results WHERE campaign = $1")
-                    .bind(name)
-                    .fetch_all(&self.db.read)
-                    .await?
-                {
-                    results.insert(r.try_get("unit_id")?, (r.try_get("index_units")?, r.try_get("sample_size")?));
-                }
-            }
-            for r in sqlx::query("SELECT unit_id FROM sample_acceptances WHERE campaign = $1")
-                .bind(name)
-                .fetch_all(&self.db.read)
-                .await?
-            {
-                accepted.insert(r.try_get("unit_id")?);
-            }
-        }
-        let mut vote_tallies: HashMap<String, (i64, i64)> = HashMap::new();
-        if let Some(name) = &votes {
-            for r in sqlx::query(
+        let survey_name = survey.as_ref().map(|s| s.0.clone()).unwrap_or_default();
+        let raw = matches!(survey, Some((_, CampaignMode::RawResponses)));
+        let rows = |sql: &'static str, bind: String| async move {
+            sqlx::query(sql).bind(bind).fetch_all(read).await
+        };
+        let (survey_rows, accepted_rows, vote_rows, rating_rows) = tokio::try_join!(
+            rows(
+                if raw {
+                    "SELECT unit_id, category, responses, value_units FROM survey_tallies WHERE campaign = $1"
+                } else {
+                    "SELECT unit_id, index_units, sample_size FROM unit_results WHERE campaign = $1"
+                },
+                survey_name.clone(),
+            ),
+            rows(
+                "SELECT unit_id FROM sample_acceptances WHERE campaign = $1",
+                survey_name,
+            ),
+            rows(
                 "SELECT unit_id, counted, value_units FROM vote_tallies WHERE campaign = $1",
-            )
-            .bind(name)
-            .fetch_all(&self.db.read)
-            .await?
-            {
-                vote_tallies.insert(
+                votes.unwrap_or_default(),
+            ),
+            rows(
+                "SELECT ratee, value_units FROM mutual_ratings WHERE cycle_id = $1",
+                cycle.to_string(),
+            ),
+        )?;
+        let mut f = Figures {
+            survey,
+            tallies: HashMap::new(),
+            results: HashMap::new(),
+            accepted: HashSet::new(),
+            vote_tallies: HashMap::new(),
+            ratings: HashMap::new(),
+        };
+        for r in survey_rows {
+            if raw {
+                f.tallies.insert(
+                    (r.try_get("unit_id")?, r.try_get("category")?),
+                    Tally {
+                        responses: r.try_get("responses")?,
+                        value_units: r.try_get("value_units")?,
+                    },
+                );
+            } else {
+                f.results.insert(
                     r.try_get("unit_id")?,
-                    (r.try_get("counted")?, r.try_get("value_units")?),
+                    (r.try_get("index_units")?, r.try_get("sample_size")?),
                 );
             }
         }
-        let mut ratings: HashMap<String, Vec<Decimal>> = HashMap::new();
-        for r in sqlx::query("SELECT ratee, value_units FROM mutual_ratings WHERE cycle_id = $1")
-            .bind(cycle)
-            .fetch_all(&self.db.read)
-            .await?
-        {
-            ratings
+        for r in accepted_rows {
+            f.accepted.insert(r.try_get("unit_id")?);
+        }
+        for r in vote_rows {
+            f.vote_tallies.insert(
+                r.try_get("unit_id")?,
+                (r.try_get("counted")?, r.try_get("value_units")?),
+            );
+        }
+        for r in rating_rows {
+            f.ratings
                 .entry(r.try_get("ratee")?)
                 .or_default()
                 .push(scoring::from_units(r.try_get("value_units")?));
         }
+        Ok(f)
+    }
+
+    /// The review scores of a group, from the running tallies.
+    async fn scores(&self, group_name: &str) -> Result<GroupReviewScores, Error> {
+        let (cycle, gid) = names::group_name(group_name, "group")?;
+        // Read before the figures: a change committed meanwhile carries a
+        // later revision, so a follower never takes old figures for new.
+        let revision = Changes::revision(&self.db, cycle, gid).await?;
+        // Under ingest every round trip queues; these go out together.
+        let (group, scheme, figures) = tokio::try_join!(
+            self.plans.group(group_name),
+            self.plans.scheme(group_name),
+            self.figures(cycle, gid),
+        )?;
+        let Figures {
+            survey,
+            tallies,
+            results,
+            accepted,
+            vote_tallies,
+            ratings,
+        } = figures;
+        let max = |d: &Option<jixiao_proto::Decimal>| decimal::required(d).unwrap_or_default();
+        let (survey_max, online_max, mutual_max) = (
+            max(&scheme.survey_max),
+            max(&scheme.online_max),
+            max(&scheme.mutual_max),
+        );
+        let weights = weighted(&scheme.category_weights);
         let trim = usize::try_from(scheme.mutual_trim_min_raters).unwrap_or(5);
         let min_sample = i64::from(scheme.min_sample);
         let units = group

@@ -404,8 +404,15 @@ async fn serve_child(
     key_hex: String,
     targets: String,
     databases: String,
+    peers: String,
 ) -> Result<(), String> {
     let key = TokenKey::from_hex(&key_hex)?;
+    // Problems only, unless RUST_LOG asks for more (e.g.
+    // `jixiao_aggregator=debug` shows every standings refresh and its time).
+    jixiao_runtime::telemetry::init(
+        jixiao_runtime::telemetry::LogFormat::Pretty,
+        jixiao_runtime::telemetry::QUIET_LOGS,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
@@ -415,12 +422,17 @@ async fn serve_child(
         let (target, url) = spec.split_once('=').ok_or("bad database spec")?;
         database_urls.push((target.parse::<jixiao::Target>()?, url.to_string()));
     }
+    let mut called = Vec::new();
+    for spec in peers.split(',').filter(|s| !s.is_empty()) {
+        let (target, addr) = spec.split_once('=').ok_or("bad peer spec")?;
+        called.push((target.parse::<jixiao::Target>()?, addr.to_string()));
+    }
     let config = jixiao::SuiteConfig {
         targets: jixiao::parse_targets(&targets)?,
         data_dir,
         database_urls,
         key,
-        peers: Vec::new(),
+        peers: called,
         reconcile: std::time::Duration::from_secs(30),
     };
     jixiao::start(config, listener, std::future::pending())
@@ -428,12 +440,15 @@ async fn serve_child(
         .map_err(|e| e.to_string())
 }
 
-/// Starts `loadgen __serve` as a child process and returns it with its address.
+/// Starts `loadgen __serve` as a child process and returns it with its
+/// address. `databases` is `service=url,...`; `peers` (`service=http://…,…`)
+/// says where the services it calls but does not run listen.
 fn spawn_child(
     dir: &Path,
     key: &str,
     targets: &str,
     databases: &str,
+    peers: &str,
 ) -> Result<(Child, String), String> {
     spawn(&[
         "__serve",
@@ -441,6 +456,7 @@ fn spawn_child(
         key,
         targets,
         databases,
+        peers,
     ])
 }
 
@@ -505,10 +521,11 @@ impl BenchDatabases {
         Ok(out)
     }
 
-    /// `service=url,...` for `loadgen __serve`.
-    fn spec(&self) -> String {
+    /// `service=url,...` of `services` for `loadgen __serve`.
+    fn spec(&self, services: &[&str]) -> String {
         self.made
             .iter()
+            .filter(|m| services.contains(&m.0.as_str()))
             .map(|(s, _, url)| format!("{s}={url}"))
             .collect::<Vec<_>>()
             .join(",")
@@ -557,6 +574,7 @@ async fn surveys(a: Args) -> Result<(), String> {
         &key_hex,
         "plans,reviews",
         &databases,
+        "",
     )?;
     let result = async {
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
@@ -613,8 +631,14 @@ fn main() -> std::process::ExitCode {
         };
     }
     if argv.get(1).map(String::as_str) == Some("__serve") {
-        let [dir, key, targets, databases] = [2, 3, 4, 5].map(|i| argv[i].clone());
-        return match runtime.block_on(serve_child(PathBuf::from(dir), key, targets, databases)) {
+        let [dir, key, targets, databases, peers] = [2, 3, 4, 5, 6].map(|i| argv[i].clone());
+        return match runtime.block_on(serve_child(
+            PathBuf::from(dir),
+            key,
+            targets,
+            databases,
+            peers,
+        )) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("child: {e}");

@@ -402,25 +402,27 @@ async fn steady_ingest(
     rate: f64,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<usize, String> {
-    const BATCH: usize = 500;
+    // Ten batches a second: a platform pushing at this rate sends large
+    // batches, and one stream of small ones tops out well below it.
+    let batch = ((rate / 10.0) as usize).max(500);
     let mut client =
         ReviewsServiceClient::new(authed(&channel, &key, "loadgen", &[Role::SurveyPlatform]))
             .max_encoding_message_size(16 * 1024 * 1024);
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let producer = tokio::spawn(async move {
         let generator = Generator::new(units);
-        let mut tick = tokio::time::interval(Duration::from_secs_f64(BATCH as f64 / rate));
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(batch as f64 / rate));
         let (mut i, mut sent) = (first, 0);
         while !*stop.borrow() {
             tick.tick().await;
-            let mut responses = Vec::with_capacity(BATCH);
-            while responses.len() < BATCH {
+            let mut responses = Vec::with_capacity(batch);
+            while responses.len() < batch {
                 if i % units != PROBE {
                     responses.push(generator.response(i));
                 }
                 i += 1;
             }
-            sent += BATCH;
+            sent += batch;
             if tx
                 .send(PushResponsesRequest {
                     campaign: CAMPAIGN.into(),
@@ -461,9 +463,14 @@ fn probe_survey(s: &Standings) -> Option<rust_decimal::Decimal> {
 /// Pushes one satisfied response at a time to the probe unit (which only
 /// raises its survey score) and measures commit → first standings message
 /// showing a higher score.
-async fn probe(channel: Chan, key: TokenKey, until: Instant) -> Result<Vec<Duration>, String> {
+async fn probe(
+    channel: Chan,
+    aggregator: Chan,
+    key: TokenKey,
+    until: Instant,
+) -> Result<Vec<Duration>, String> {
     let mut watch =
-        AggregatorServiceClient::new(authed(&channel, &key, "probe-wall", &[Role::Viewer]))
+        AggregatorServiceClient::new(authed(&aggregator, &key, "probe-wall", &[Role::Viewer]))
             .max_decoding_message_size(64 * 1024 * 1024)
             .watch_standings(WatchStandingsRequest {
                 group: GROUP.into(),
@@ -526,18 +533,48 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
         ],
     )
     .await?;
-    let databases = created.spec();
     let key_hex = TokenKey::generate_hex();
     let key = TokenKey::from_hex(&key_hex)?;
-    let (mut child, addr) = spawn_child(&dir.path().join("data"), &key_hex, "all", &databases)?;
+    // As deployed: the aggregator in a process of its own, following the
+    // component services in another.
+    let components = ["plans", "indicators", "inspections", "reviews"];
+    let (mut child, addr) = spawn_child(
+        &dir.path().join("components"),
+        &key_hex,
+        &components.join(","),
+        &created.spec(&components),
+        "",
+    )?;
+    let peers = components
+        .iter()
+        .map(|c| format!("{c}=http://{addr}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let (mut agg_child, agg_addr) = match spawn_child(
+        &dir.path().join("aggregator"),
+        &key_hex,
+        "aggregator",
+        &created.spec(&["aggregator"]),
+        &peers,
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            child.kill().ok();
+            return Err(e);
+        }
+    };
     let mut bare_child = None;
     let result = async {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| e.to_string())?
-            .tcp_nodelay(true)
-            .connect()
-            .await
-            .map_err(|e| e.to_string())?;
+        let connect = |addr: String| async move {
+            tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                .map_err(|e| e.to_string())?
+                .tcp_nodelay(true)
+                .connect()
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let channel = connect(addr.clone()).await?;
+        let agg_channel = connect(agg_addr.clone()).await?;
         println!("setting up {} units ({}): framework, votes, assessed scores, mutual ratings", a.units, a.db);
         set_up(&channel, &key, a.units).await?;
         complete_year(&channel, &key, a.units).await?;
@@ -550,7 +587,7 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
         println!("ingest capacity {capacity:.0} responses/s ({:.1} s)", ingest.as_secs_f64());
 
         // Wait until every unit is ranked.
-        let mut viewer = AggregatorServiceClient::new(authed(&channel, &key, "wall", &[Role::Viewer]))
+        let mut viewer = AggregatorServiceClient::new(authed(&agg_channel, &key, "wall", &[Role::Viewer]))
             .max_decoding_message_size(64 * 1024 * 1024);
         let waited = Instant::now();
         let table = loop {
@@ -582,13 +619,13 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
         bare_child = Some(bare);
 
         println!("{readers} readers, {secs} s per phase");
-        let saturated = read_phase(&addr, &key, readers, secs, None).await?;
+        let saturated = read_phase(&agg_addr, &key, readers, secs, None).await?;
         saturated.print("aggregator, back to back (saturation)", secs);
         let bare_saturated = read_phase(&bare_addr, &key, readers, secs, None).await?;
         bare_saturated.print("bare tonic, back to back (saturation)", secs);
         let paced = Some(every);
         println!("each reader now starts a call every {} ms", every.as_millis());
-        let idle = read_phase(&addr, &key, readers, secs, paced).await?;
+        let idle = read_phase(&agg_addr, &key, readers, secs, paced).await?;
         idle.print("aggregator GetStandings, idle", secs);
         let base = read_phase(&bare_addr, &key, readers, secs, paced).await?;
         base.print("bare tonic, same bytes from memory", secs);
@@ -599,26 +636,41 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let ingest_rate = capacity / 2.0;
-        let ingest_task = tokio::spawn(steady_ingest(
-            channel.clone(),
-            key.clone(),
-            a.units,
-            a.responses,
-            ingest_rate,
-            stop_rx,
-        ));
+        // The pushing client gets a thread, a runtime and a connection of
+        // its own, so that generating and encoding responses never delays
+        // the readers' own calls in this process's run queue.
+        let (units, first, ingest_key, ingest_addr) =
+            (a.units, a.responses, key.clone(), addr.clone());
+        let ingest_task = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async move {
+                let channel = tonic::transport::Endpoint::from_shared(format!("http://{ingest_addr}"))
+                    .map_err(|e| e.to_string())?
+                    .tcp_nodelay(true)
+                    .connect()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                steady_ingest(channel, ingest_key, units, first, ingest_rate, stop_rx).await
+            })
+        });
         // Let the ingest settle before measuring.
         tokio::time::sleep(Duration::from_secs(1)).await;
         let measuring = Instant::now();
         let probe_task = tokio::spawn(probe(
             channel.clone(),
+            agg_channel.clone(),
             key.clone(),
             Instant::now() + Duration::from_secs_f64(secs),
         ));
-        let loaded = read_phase(&addr, &key, readers, secs, paced).await?;
+        let loaded = read_phase(&agg_addr, &key, readers, secs, paced).await?;
         let lags = probe_task.await.map_err(|e| e.to_string())??;
         stop_tx.send(true).ok();
-        let sent = ingest_task.await.map_err(|e| e.to_string())??;
+        let sent = ingest_task
+            .join()
+            .map_err(|_| "the ingest thread panicked".to_string())??;
         let elapsed = measuring.elapsed().as_secs_f64() + 1.0;
         loaded.print("aggregator GetStandings, under ingest", secs);
         let lag = Figures::of(lags, 0);
@@ -653,8 +705,10 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
         b.kill().ok();
         b.wait().ok();
     }
-    child.kill().ok();
-    child.wait().ok();
+    for c in [&mut agg_child, &mut child] {
+        c.kill().ok();
+        c.wait().ok();
+    }
     created.drop_all().await;
     result
 }
