@@ -16,9 +16,13 @@ use jixiao_proto::{
         aggregator_service_server::AggregatorService,
     },
     plans::Phase,
+    types::{
+        ListAuditRecordsRequest, ListAuditRecordsResponse, VerifyAuditChainRequest,
+        VerifyAuditChainResponse,
+    },
 };
 use jixiao_runtime::{
-    Error, Principal, Role, Violations, checked,
+    Error, Principal, Role, Violations, audit, checked,
     decimal::{round_half_away, to_proto},
     error::{Reply, Unmet, reply},
     idempotency, names,
@@ -477,6 +481,22 @@ impl AggregatorApi {
         })
     }
 
+    async fn list_audit(
+        &self,
+        p: Principal,
+        req: ListAuditRecordsRequest,
+    ) -> Result<ListAuditRecordsResponse, Error> {
+        audit::list_for_readers(&self.db.read, &p, &req).await
+    }
+
+    async fn verify_audit(
+        &self,
+        p: Principal,
+        _req: VerifyAuditChainRequest,
+    ) -> Result<VerifyAuditChainResponse, Error> {
+        audit::verify_for_readers(&self.db.read, &p).await
+    }
+
     async fn distribution(
         &self,
         p: Principal,
@@ -634,6 +654,20 @@ impl AggregatorService for AggregatorApi {
 
     async fn get_distribution(&self, req: Request<GetDistributionRequest>) -> Reply<Distribution> {
         checked!(DOMAIN, self, req, distribution)
+    }
+
+    async fn list_audit_records(
+        &self,
+        req: Request<ListAuditRecordsRequest>,
+    ) -> Reply<ListAuditRecordsResponse> {
+        checked!(DOMAIN, self, req, list_audit)
+    }
+
+    async fn verify_audit_chain(
+        &self,
+        req: Request<VerifyAuditChainRequest>,
+    ) -> Reply<VerifyAuditChainResponse> {
+        checked!(DOMAIN, self, req, verify_audit)
     }
 }
 

@@ -15,7 +15,10 @@ use jixiao_proto::{
         WatchScoreChangesRequest, indicators_service_server::IndicatorsService,
     },
     plans::{Direction, Group, Indicator, LockScope, Scheme, ScoringMethod},
-    types::{EvidenceItem, ListAuditRecordsRequest, ListAuditRecordsResponse, PeriodKind},
+    types::{
+        EvidenceItem, ListAuditRecordsRequest, ListAuditRecordsResponse, PeriodKind,
+        VerifyAuditChainRequest, VerifyAuditChainResponse,
+    },
 };
 use jixiao_runtime::{
     Db, Error, Principal, Role, Violations, audit,
@@ -1285,6 +1288,14 @@ impl IndicatorsApi {
         })
     }
 
+    async fn verify_audit(
+        &self,
+        p: Principal,
+        _req: VerifyAuditChainRequest,
+    ) -> Result<VerifyAuditChainResponse, Error> {
+        audit::verify_for_readers(&self.db.read, &p).await
+    }
+
     async fn list_audit(
         &self,
         p: Principal,
@@ -1377,5 +1388,11 @@ impl IndicatorsService for IndicatorsApi {
         req: Request<ListAuditRecordsRequest>,
     ) -> Reply<ListAuditRecordsResponse> {
         checked!(DOMAIN, self, req, list_audit)
+    }
+    async fn verify_audit_chain(
+        &self,
+        req: Request<VerifyAuditChainRequest>,
+    ) -> Reply<VerifyAuditChainResponse> {
+        checked!(DOMAIN, self, req, verify_audit)
     }
 }

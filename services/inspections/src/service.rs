@@ -18,7 +18,10 @@ use jixiao_proto::{
         WatchAdjustmentChangesRequest, inspections_service_server::InspectionsService,
     },
     plans::Scheme,
-    types::{ListAuditRecordsRequest, ListAuditRecordsResponse},
+    types::{
+        ListAuditRecordsRequest, ListAuditRecordsResponse, VerifyAuditChainRequest,
+        VerifyAuditChainResponse,
+    },
 };
 use jixiao_runtime::{
     Db, Error, Principal, Role, Violations, audit,
@@ -1318,6 +1321,14 @@ impl InspectionsApi {
         })
     }
 
+    async fn verify_audit(
+        &self,
+        p: Principal,
+        _req: VerifyAuditChainRequest,
+    ) -> Result<VerifyAuditChainResponse, Error> {
+        audit::verify_for_readers(&self.db.read, &p).await
+    }
+
     async fn list_audit(
         &self,
         p: Principal,
@@ -1436,5 +1447,11 @@ impl InspectionsService for InspectionsApi {
         req: Request<ListAuditRecordsRequest>,
     ) -> Reply<ListAuditRecordsResponse> {
         checked!(DOMAIN, self, req, list_audit)
+    }
+    async fn verify_audit_chain(
+        &self,
+        req: Request<VerifyAuditChainRequest>,
+    ) -> Reply<VerifyAuditChainResponse> {
+        checked!(DOMAIN, self, req, verify_audit)
     }
 }

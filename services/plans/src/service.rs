@@ -20,7 +20,10 @@ use jixiao_proto::{
         UnitTimeliness, UpdateCycleRequest, UpdateGroupRequest, UpdatePlanRequest,
         UpdateSchemeRequest, VersionOutcome, plans_service_server::PlansService,
     },
-    types::{ListAuditRecordsRequest, ListAuditRecordsResponse},
+    types::{
+        ListAuditRecordsRequest, ListAuditRecordsResponse, VerifyAuditChainRequest,
+        VerifyAuditChainResponse,
+    },
 };
 use jixiao_runtime::{
     Db, Error, Principal, Role, Violations, audit,
@@ -1985,6 +1988,14 @@ impl PlansApi {
         Ok(created)
     }
 
+    async fn verify_audit(
+        &self,
+        p: Principal,
+        _req: VerifyAuditChainRequest,
+    ) -> Result<VerifyAuditChainResponse, Error> {
+        audit::verify_for_readers(&self.db.read, &p).await
+    }
+
     async fn list_audit(
         &self,
         p: Principal,
@@ -2294,5 +2305,11 @@ impl PlansService for PlansApi {
         req: Request<ListAuditRecordsRequest>,
     ) -> Reply<ListAuditRecordsResponse> {
         checked!(DOMAIN, self, req, list_audit)
+    }
+    async fn verify_audit_chain(
+        &self,
+        req: Request<VerifyAuditChainRequest>,
+    ) -> Reply<VerifyAuditChainResponse> {
+        checked!(DOMAIN, self, req, verify_audit)
     }
 }

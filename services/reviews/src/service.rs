@@ -19,7 +19,10 @@ use jixiao_proto::{
         Rejection, ReviewChange, ReviewFlag, SubmitMutualRatingRequest, SurveyResponse,
         UnitReviewScore, WatchReviewChangesRequest, reviews_service_server::ReviewsService,
     },
-    types::{ListAuditRecordsRequest, ListAuditRecordsResponse},
+    types::{
+        ListAuditRecordsRequest, ListAuditRecordsResponse, VerifyAuditChainRequest,
+        VerifyAuditChainResponse,
+    },
 };
 use jixiao_runtime::{
     Db, Dialect, Error, Principal, Role, Violations, audit,
@@ -1425,6 +1428,14 @@ impl ReviewsApi {
         self.scores(&req.group).await
     }
 
+    async fn verify_audit(
+        &self,
+        p: Principal,
+        _req: VerifyAuditChainRequest,
+    ) -> Result<VerifyAuditChainResponse, Error> {
+        audit::verify_for_readers(&self.db.read, &p).await
+    }
+
     async fn list_audit(
         &self,
         p: Principal,
@@ -1526,5 +1537,11 @@ impl ReviewsService for ReviewsApi {
         req: Request<ListAuditRecordsRequest>,
     ) -> Reply<ListAuditRecordsResponse> {
         checked!(DOMAIN, self, req, list_audit)
+    }
+    async fn verify_audit_chain(
+        &self,
+        req: Request<VerifyAuditChainRequest>,
+    ) -> Reply<VerifyAuditChainResponse> {
+        checked!(DOMAIN, self, req, verify_audit)
     }
 }

@@ -22,7 +22,10 @@ use jixiao_proto::{
         Target, UpdatePlanRequest, plans_service_client::PlansServiceClient,
     },
     reviews::reviews_service_client::ReviewsServiceClient,
-    types::{AuditRecord, EvidenceItem, ListAuditRecordsRequest, Period, PeriodKind},
+    types::{
+        AuditRecord, EvidenceItem, ListAuditRecordsRequest, Period, PeriodKind,
+        VerifyAuditChainRequest,
+    },
 };
 use sha2::Digest;
 use tonic::Code;
@@ -265,16 +268,17 @@ pub async fn feedback(
     Ok(out)
 }
 
-/// A CSV period cell: `2026` (annual), `2026-Q3`, `2026-M07`.
+/// A CSV period cell, as in value names: `2026` (annual), `2026-Q3`,
+/// `2026-07`.
 fn period(cell: &str) -> Result<Period, String> {
-    let bad = || format!("period {cell:?} is not YYYY, YYYY-Qn or YYYY-Mnn");
+    let bad = || format!("period {cell:?} is not YYYY, YYYY-Qn or YYYY-MM");
     let (year, rest) = cell.split_once('-').unwrap_or((cell, ""));
     let year: i32 = year.parse().map_err(|_| bad())?;
-    let (kind, index) = match rest.chars().next() {
-        None => (PeriodKind::Annual, 0),
-        Some('Q') => (PeriodKind::Quarter, rest[1..].parse().map_err(|_| bad())?),
-        Some('M') => (PeriodKind::Month, rest[1..].parse().map_err(|_| bad())?),
-        _ => return Err(bad()),
+    let (kind, index) = match rest.strip_prefix('Q') {
+        _ if rest.is_empty() => (PeriodKind::Annual, 0),
+        Some(q) => (PeriodKind::Quarter, q.parse().map_err(|_| bad())?),
+        None if rest.len() == 2 => (PeriodKind::Month, rest.parse().map_err(|_| bad())?),
+        None => return Err(bad()),
     };
     Ok(Period {
         kind: kind as i32,
@@ -587,7 +591,13 @@ pub async fn submit_plan(caller: &Caller, cycle: &str, file: &Path) -> Result<St
 }
 
 /// The services that keep an audit trail.
-const AUDITED: [&str; 4] = ["plans", "indicators", "inspections", "reviews"];
+const AUDITED: [&str; 5] = [
+    "plans",
+    "indicators",
+    "inspections",
+    "reviews",
+    "aggregator",
+];
 
 async fn audit_page(
     channel: &Authed,
@@ -607,9 +617,93 @@ async fn audit_page(
                 .list_audit_records(req)
                 .await
         }
-        _ => ReviewsServiceClient::new(c).list_audit_records(req).await,
+        "reviews" => ReviewsServiceClient::new(c).list_audit_records(req).await,
+        _ => {
+            AggregatorServiceClient::new(c)
+                .list_audit_records(req)
+                .await
+        }
     };
     r.map(|r| r.into_inner())
+}
+
+async fn verify_chain(
+    channel: &Authed,
+    service: &str,
+) -> Result<jixiao_proto::types::VerifyAuditChainResponse, tonic::Status> {
+    let (c, req) = (channel.clone(), VerifyAuditChainRequest {});
+    let r = match service {
+        "plans" => PlansServiceClient::new(c).verify_audit_chain(req).await,
+        "indicators" => {
+            IndicatorsServiceClient::new(c)
+                .verify_audit_chain(req)
+                .await
+        }
+        "inspections" => {
+            InspectionsServiceClient::new(c)
+                .verify_audit_chain(req)
+                .await
+        }
+        "reviews" => ReviewsServiceClient::new(c).verify_audit_chain(req).await,
+        _ => {
+            AggregatorServiceClient::new(c)
+                .verify_audit_chain(req)
+                .await
+        }
+    };
+    r.map(|r| r.into_inner())
+}
+
+fn audited(service: Option<&str>) -> Result<Vec<&'static str>, String> {
+    match service {
+        None => Ok(AUDITED.to_vec()),
+        Some(s) => AUDITED
+            .iter()
+            .find(|a| **a == s)
+            .map(|a| vec![*a])
+            .ok_or(format!(
+                "{s:?} keeps no audit trail; choose {}",
+                AUDITED.join(", ")
+            )),
+    }
+}
+
+/// `jixiao audit --verify`: walks each service's audit hash chain; fails
+/// when any chain is broken.
+pub async fn verify_audit(
+    caller: &Caller,
+    service: Option<&str>,
+    format: Format,
+) -> Result<String, String> {
+    let channel = caller.channel().await?;
+    let mut t = Table::new(&[
+        "service",
+        "valid",
+        "records",
+        "first_broken",
+        "problem",
+        "head_digest",
+    ]);
+    let mut broken = 0;
+    for service in audited(service)? {
+        let v = verify_chain(&channel, service)
+            .await
+            .map_err(failed(format!("the {service} service's audit chain")))?;
+        broken += usize::from(!v.valid);
+        t.push(vec![
+            service.to_string(),
+            v.valid.to_string(),
+            v.records.to_string(),
+            v.first_broken_sequence.to_string(),
+            v.problem,
+            v.head_digest,
+        ]);
+    }
+    let out = t.render(format);
+    if broken > 0 {
+        return Err(format!("{broken} audit chain(s) do not verify:\n{out}"));
+    }
+    Ok(out)
 }
 
 /// `jixiao audit`: who changed a resource (a name or a prefix), when and
@@ -621,16 +715,7 @@ pub async fn audit(
     format: Format,
 ) -> Result<String, String> {
     let channel = caller.channel().await?;
-    let services: Vec<&str> = match service {
-        Some(s) if AUDITED.contains(&s) => vec![s],
-        Some(s) => {
-            return Err(format!(
-                "{s:?} keeps no audit trail; choose {}",
-                AUDITED.join(", ")
-            ));
-        }
-        None => AUDITED.to_vec(),
-    };
+    let services = audited(service)?;
     let mut records: Vec<(&str, AuditRecord)> = Vec::new();
     for service in services {
         let mut page_token = String::new();
@@ -696,8 +781,10 @@ mod tests {
             (PeriodKind::Quarter as i32, 2026, 3)
         );
         assert_eq!(period("2026").unwrap().kind, PeriodKind::Annual as i32);
-        assert_eq!(period("2026-M07").unwrap().index, 7);
+        assert_eq!(period("2026-07").unwrap().index, 7);
+        assert_eq!(period("2026-07").unwrap().kind, PeriodKind::Month as i32);
         assert!(period("2026-W1").unwrap_err().contains("YYYY-Qn"));
+        assert!(period("2026-7").is_err());
     }
 
     #[test]

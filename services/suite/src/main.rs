@@ -140,7 +140,7 @@ struct FeedbackArgs {
 #[derive(Subcommand)]
 enum ValuesCommand {
     /// Report indicator values from a CSV file (columns unit, indicator,
-    /// period as 2026 / 2026-Q3 / 2026-M07, value; optional comment and
+    /// period as 2026 / 2026-Q3 / 2026-07, value; optional comment and
     /// evidence_name, evidence_uri, evidence_sha256, evidence_size,
     /// evidence_media_type). Safe to run again.
     Report {
@@ -172,8 +172,12 @@ enum PlansCommand {
 #[derive(Args)]
 struct AuditArgs {
     /// A resource name or prefix, e.g. cycles/2026/plans/huli.
-    resource: String,
-    /// Only this service's trail (plans, indicators, inspections, reviews).
+    #[arg(required_unless_present = "verify")]
+    resource: Option<String>,
+    /// Walk every service's audit hash chain instead; exit 1 if one is broken.
+    #[arg(long, conflicts_with = "resource")]
+    verify: bool,
+    /// Only this service's trail (plans, indicators, inspections, reviews, aggregator).
     #[arg(long)]
     service: Option<String>,
     #[command(flatten)]
@@ -384,15 +388,14 @@ async fn main() -> ExitCode {
         } => print_out(commands::submit_plan(&caller.caller(), &cycle, &file).await),
         Command::Audit(a) => {
             let format = a.output.format();
-            print_out(
-                commands::audit(
-                    &a.caller.caller(),
-                    &a.resource,
-                    a.service.as_deref(),
-                    format,
-                )
-                .await,
-            )
+            let caller = a.caller.caller();
+            let service = a.service.as_deref();
+            print_out(match &a.resource {
+                Some(resource) if !a.verify => {
+                    commands::audit(&caller, resource, service, format).await
+                }
+                _ => commands::verify_audit(&caller, service, format).await,
+            })
         }
     };
     match result {

@@ -293,7 +293,7 @@ fn demo_prints_ranked_tables_and_tokens_the_client_commands_work_with() {
     );
 
     // A unit reads its own feedback and no one else's.
-    let (ok, huli, err) = jixiao(&[
+    let (ok, issued, err) = jixiao(&[
         "token",
         "issue",
         "--role",
@@ -304,7 +304,7 @@ fn demo_prints_ranked_tables_and_tokens_the_client_commands_work_with() {
         data.to_str().unwrap(),
     ]);
     assert!(ok, "{err}");
-    let unit = huli.trim();
+    let unit = issued.trim();
     let (ok, feedback, err) = jixiao(&[
         "feedback",
         "--addr",
@@ -349,6 +349,15 @@ fn demo_prints_ranked_tables_and_tokens_the_client_commands_work_with() {
     ]);
     assert!(ok, "{err}");
     assert!(audit.contains("\"action\": \"plans.return\""), "{audit}");
+    // Every service's audit chain verifies, the aggregator's publications too.
+    let (ok, chains, err) = jixiao(&[
+        "audit", "--verify", "--addr", &addr, "--token", &office, "--csv",
+    ]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = chains.lines().collect();
+    assert_eq!(lines.len(), 6, "{chains}");
+    assert!(lines[1..].iter().all(|l| l.contains(",true,")), "{chains}");
+    assert!(lines[5].starts_with("aggregator,true,2,"), "{chains}");
 
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])

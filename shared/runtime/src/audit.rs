@@ -12,7 +12,9 @@ use crate::{
     paging,
     time::{now_ms, timestamp},
 };
-use jixiao_proto::types::{AuditRecord, ListAuditRecordsRequest, ListAuditRecordsResponse};
+use jixiao_proto::types::{
+    AuditRecord, ListAuditRecordsRequest, ListAuditRecordsResponse, VerifyAuditChainResponse,
+};
 
 /// One change to record.
 pub struct Entry<'a> {
@@ -151,6 +153,111 @@ pub async fn list_for_readers(
         "read the audit trail",
     )?;
     list(pool, req).await
+}
+
+/// Walks the chain from its first record: each record must follow its
+/// predecessor's sequence number, name its digest, and hash to its own;
+/// the head must point at the last record. A row edited, inserted or
+/// deleted with plain SQL afterwards is named by sequence number.
+pub async fn verify(pool: &sqlx::AnyPool) -> Result<VerifyAuditChainResponse, Error> {
+    const PAGE: i64 = 2000;
+    let mut out = VerifyAuditChainResponse {
+        valid: true,
+        ..Default::default()
+    };
+    // The head first: records committed after it are not this walk's
+    // business, and the head and its record commit together.
+    let head = sqlx::query("SELECT seq, digest FROM audit_head WHERE id = 1")
+        .fetch_one(pool)
+        .await?;
+    let (head_seq, head_digest): (i64, String) = (head.try_get("seq")?, head.try_get("digest")?);
+    let (mut last_seq, mut last_digest) = (0i64, String::new());
+    let broken = |out: &mut VerifyAuditChainResponse, seq: i64, problem: String| {
+        out.valid = false;
+        out.first_broken_sequence = seq;
+        out.problem = problem;
+    };
+    'walk: loop {
+        let rows = sqlx::query(
+            "SELECT seq, at_ms, principal, action, resource, reason, detail, prev_digest, digest
+             FROM audit_log WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(last_seq)
+        .bind(head_seq)
+        .bind(PAGE)
+        .fetch_all(pool)
+        .await?;
+        for row in &rows {
+            let seq: i64 = row.try_get("seq")?;
+            let prev: String = row.try_get("prev_digest")?;
+            let digest: String = row.try_get("digest")?;
+            if seq != last_seq + 1 {
+                broken(
+                    &mut out,
+                    seq,
+                    format!(
+                        "record {seq} follows record {last_seq}: records in between are missing"
+                    ),
+                );
+                break 'walk;
+            }
+            if prev != last_digest {
+                broken(
+                    &mut out,
+                    seq,
+                    format!("record {seq} does not name the digest of record {last_seq}"),
+                );
+                break 'walk;
+            }
+            let recomputed = chain_digest(
+                &prev,
+                seq,
+                row.try_get("at_ms")?,
+                &row.try_get::<String, _>("principal")?,
+                &row.try_get::<String, _>("action")?,
+                &row.try_get::<String, _>("resource")?,
+                &row.try_get::<String, _>("reason")?,
+                &row.try_get::<String, _>("detail")?,
+            );
+            if recomputed != digest {
+                broken(
+                    &mut out,
+                    seq,
+                    format!("record {seq} was altered: its content no longer hashes to its digest"),
+                );
+                break 'walk;
+            }
+            out.records += 1;
+            (last_seq, last_digest) = (seq, digest);
+        }
+        if (rows.len() as i64) < PAGE {
+            break;
+        }
+    }
+    out.head_digest = last_digest.clone();
+    if out.valid && (head_seq, head_digest.as_str()) != (last_seq, last_digest.as_str()) {
+        out.valid = false;
+        out.problem = if head_seq == last_seq {
+            format!("the head's digest is not that of record {last_seq}")
+        } else {
+            format!(
+                "the head points at record {head_seq} but the chain ends at record {last_seq}: records were removed from its end"
+            )
+        };
+    }
+    Ok(out)
+}
+
+/// [`verify`] for the office and evaluators.
+pub async fn verify_for_readers(
+    pool: &sqlx::AnyPool,
+    principal: &Principal,
+) -> Result<VerifyAuditChainResponse, Error> {
+    principal.require(
+        &[crate::Role::Office, crate::Role::Evaluator],
+        "verify the audit trail",
+    )?;
+    verify(pool).await
 }
 
 fn escape_like(s: &str) -> String {
