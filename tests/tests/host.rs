@@ -81,3 +81,70 @@ async fn browsers_call_over_grpc_web_with_cors() {
     assert!(listed.contains("grpc-status:0"), "{listed}");
     suite.stop().await;
 }
+
+/// One principal may have 64 calls in flight; the 65th is refused with
+/// RESOURCE_EXHAUSTED while other principals are served, and places come
+/// back as calls finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runaway_caller_is_limited_and_others_are_not() {
+    use jixiao_proto::reviews::{
+        ListCampaignsRequest, PushResponsesRequest, reviews_service_client::ReviewsServiceClient,
+    };
+    use jixiao_runtime::{Role, host::MAX_CALLS_PER_PRINCIPAL};
+    use tonic::Code;
+
+    let suite = Suite::start(Backend::Sqlite).await;
+    let platform = || suite.as_roles("runaway", &[Role::SurveyPlatform], None);
+    // Streams that never send hold their calls open.
+    let mut senders = Vec::new();
+    let mut calls = Vec::new();
+    for _ in 0..MAX_CALLS_PER_PRINCIPAL {
+        let (tx, rx) = tokio::sync::mpsc::channel::<PushResponsesRequest>(1);
+        senders.push(tx);
+        let mut client = ReviewsServiceClient::new(platform());
+        calls.push(tokio::spawn(async move {
+            client
+                .stream_responses(tokio_stream::wrappers::ReceiverStream::new(rx))
+                .await
+        }));
+    }
+    let list = |channel| async move {
+        ReviewsServiceClient::new(channel)
+            .list_campaigns(ListCampaignsRequest {
+                parent: "cycles/2026".into(),
+                ..Default::default()
+            })
+            .await
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let refused = loop {
+        match list(platform()).await {
+            Err(s) if s.code() == Code::ResourceExhausted => break s,
+            _ => {
+                assert!(std::time::Instant::now() < deadline, "never limited");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    assert!(
+        refused.message().contains("64 calls in flight"),
+        "{refused:?}"
+    );
+    // Someone else is served meanwhile.
+    let other = list(suite.office()).await;
+    assert!(
+        !matches!(&other, Err(s) if s.code() == Code::ResourceExhausted),
+        "{other:?}"
+    );
+    // The streams end; the runaway caller is served again.
+    drop(senders);
+    for call in calls {
+        let _ = call.await;
+    }
+    let again = list(platform()).await;
+    assert!(
+        !matches!(&again, Err(s) if s.code() == Code::ResourceExhausted),
+        "{again:?}"
+    );
+    suite.stop().await;
+}

@@ -224,13 +224,19 @@ fn jixiao(args: &[&str]) -> (bool, String, String) {
 /// The README's first command: `jixiao demo` loads and publishes a year,
 /// prints both ranked tables and a working token, and the client commands
 /// read what it published; Ctrl-C ends it with exit code 0.
-#[test]
-fn demo_prints_ranked_tables_and_tokens_the_client_commands_work_with() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("demo");
+/// A running `jixiao demo`: the process, its address (`http://…`), its
+/// office token and everything it printed up to the tokens.
+struct Demo {
+    child: Child,
+    addr: String,
+    office: String,
+    text: String,
+}
+
+fn start_demo(data: &Path) -> Demo {
     let mut child = Command::new(BIN)
         .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
+        .arg(data)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -247,20 +253,46 @@ fn demo_prints_ranked_tables_and_tokens_the_client_commands_work_with() {
     }
     std::thread::spawn(move || for _ in lines {});
     let text = printed.join("\n");
-    let after = |label: &str| {
-        let i = printed
-            .iter()
-            .position(|l| l.starts_with(label))
-            .unwrap_or_else(|| panic!("no {label:?} in:\n{text}"));
-        printed[i + 1].trim().to_string()
-    };
-    let office = after("office token");
+    let office = printed
+        .iter()
+        .position(|l| l.starts_with("office token"))
+        .map(|i| printed[i + 1].trim().to_string())
+        .unwrap_or_else(|| panic!("no office token in:\n{text}"));
     let addr = printed
         .iter()
         .find_map(|l| l.strip_prefix("serving on "))
         .and_then(|l| l.split(' ').next())
         .unwrap_or_else(|| panic!("no address in:\n{text}"))
         .to_string();
+    Demo {
+        child,
+        addr,
+        office,
+        text,
+    }
+}
+
+fn wait_exit(child: &mut Child, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "no exit after {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn demo_prints_ranked_tables_and_tokens_the_client_commands_work_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let Demo {
+        mut child,
+        addr,
+        office,
+        text,
+    } = start_demo(&data);
     for heading in [
         "区人民政府 (cycles/2026/groups/districts), published version 1",
         "市直部门",
@@ -363,15 +395,7 @@ fn demo_prints_ranked_tables_and_tokens_the_client_commands_work_with() {
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let exit = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "no exit after Ctrl-C");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(exit.code(), Some(0));
+    assert_eq!(wait_exit(&mut child, "Ctrl-C").code(), Some(0));
 }
 
 #[test]
@@ -388,4 +412,125 @@ fn demo_refuses_a_folder_it_did_not_make() {
     assert!(!ok);
     assert!(err.contains("did not make"), "{err}");
     assert!(dir.path().join("thesis.tex").exists());
+}
+
+/// SIGTERM while a survey platform's stream is in flight: the stream may
+/// still finish and everything it sent is counted, new connections are
+/// refused, and the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_an_in_flight_stream_finish_and_refuses_new_calls() {
+    use jixiao_proto::reviews::{
+        Answer, Channel, GetGroupReviewScoresRequest, PushResponsesRequest, SurveyResponse,
+        reviews_service_client::ReviewsServiceClient,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let data_arg = data.clone();
+    let mut demo = tokio::task::spawn_blocking(move || start_demo(&data_arg))
+        .await
+        .unwrap();
+    let (ok, token, err) = jixiao(&[
+        "token",
+        "issue",
+        "--role",
+        "survey_platform",
+        "--subject",
+        "survey-firm",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let batch = |from: usize| PushResponsesRequest {
+        campaign: "cycles/2026/campaigns/survey-districts".into(),
+        responses: (from..from + 100)
+            .map(|i| SurveyResponse {
+                response_id: format!("late-{i}"),
+                unit: "units/siming".into(),
+                category: "residents".into(),
+                channel: Channel::Phone as i32,
+                answer_time: Some(prost_types::Timestamp {
+                    seconds: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs() as i64
+                        - 86_400,
+                    nanos: 0,
+                }),
+                answers: ["efficiency", "attitude", "openness", "integrity", "overall"]
+                    .iter()
+                    .map(|q| Answer {
+                        question: q.to_string(),
+                        answer: "satisfied".into(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    let sample = |office: String, addr: String| async move {
+        let channel = jixiao::client::connect(&addr, &office).await?;
+        ReviewsServiceClient::new(channel)
+            .get_group_review_scores(GetGroupReviewScoresRequest {
+                group: "cycles/2026/groups/districts".into(),
+            })
+            .await
+            .map_err(|s| s.to_string())
+            .map(|r| {
+                r.into_inner()
+                    .units
+                    .iter()
+                    .find(|u| u.unit == "units/siming")
+                    .map_or(0, |u| u.survey_sample)
+            })
+    };
+    let before = sample(demo.office.clone(), demo.addr.clone())
+        .await
+        .unwrap();
+
+    let mut client = ReviewsServiceClient::new(
+        jixiao::client::connect(&demo.addr, token.trim())
+            .await
+            .unwrap(),
+    );
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let call = tokio::spawn(async move {
+        client
+            .stream_responses(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
+    tx.send(batch(0)).await.unwrap();
+    // The first batch is committed (its tally is visible) before the signal.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sample(demo.office.clone(), demo.addr.clone())
+        .await
+        .unwrap()
+        < before + 100
+    {
+        assert!(Instant::now() < deadline, "the first batch never showed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Command::new("kill")
+        .args(["-TERM", &demo.child.id().to_string()])
+        .status()
+        .unwrap();
+    // New connections are refused once the server drains.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sample(demo.office.clone(), demo.addr.clone()).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "new calls still served after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The stream in flight finishes, and both batches count.
+    tx.send(batch(100)).await.unwrap();
+    drop(tx);
+    let summary = call.await.unwrap().expect("the in-flight stream completes");
+    assert_eq!(
+        (summary.get_ref().accepted, summary.get_ref().duplicates),
+        (200, 0)
+    );
+    let exit = tokio::task::spawn_blocking(move || wait_exit(&mut demo.child, "SIGTERM"))
+        .await
+        .unwrap();
+    assert_eq!(exit.code(), Some(0));
 }

@@ -106,6 +106,9 @@ pub enum Error {
     PermissionDenied(String),
     #[error("{0}")]
     Unauthenticated(String),
+    /// The caller has too many calls in flight.
+    #[error("{0}")]
+    Busy(String),
     /// A dependency (database or another service) cannot be reached.
     #[error("{dependency} is unavailable: {message}")]
     Unavailable { dependency: String, message: String },
@@ -162,6 +165,7 @@ impl Error {
             | Error::Aborted { reason, .. } => reason,
             Error::PermissionDenied(_) => "PERMISSION_DENIED",
             Error::Unauthenticated(_) => "UNAUTHENTICATED",
+            Error::Busy(_) => "TOO_MANY_CALLS",
             Error::Unavailable { .. } => "DEPENDENCY_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL",
         }
@@ -176,6 +180,7 @@ impl Error {
             Error::Aborted { .. } => Code::Aborted,
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::Unauthenticated(_) => Code::Unauthenticated,
+            Error::Busy(_) => Code::ResourceExhausted,
             Error::Unavailable { .. } => Code::Unavailable,
             Error::Internal(_) => Code::Internal,
         }

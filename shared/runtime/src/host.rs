@@ -7,6 +7,7 @@ use std::{
     convert::Infallible,
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
     time::Instant,
 };
@@ -110,7 +111,7 @@ pub async fn serve(
         .accept_http1(true)
         .layer(cors())
         .layer(tonic_web::GrpcWebLayer::new())
-        .layer(AuthLayer { key })
+        .layer(AuthLayer::new(key))
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(incoming, drain)
         .await?;
@@ -142,17 +143,72 @@ fn is_open(path: &str) -> bool {
     path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.")
 }
 
+/// Calls one principal may have in flight; more are refused with
+/// RESOURCE_EXHAUSTED (`TOO_MANY_CALLS`), so that one runaway caller cannot
+/// take every worker and connection from the others. Calls between the
+/// services (role `service`) are not limited: their callers bound them.
+pub const MAX_CALLS_PER_PRINCIPAL: usize = 64;
+
+/// In-flight calls per principal.
+#[derive(Default)]
+struct InFlight(std::sync::Mutex<std::collections::HashMap<String, usize>>);
+
+/// One admitted call; leaving gives its place back.
+struct Admitted {
+    counts: Arc<InFlight>,
+    subject: String,
+}
+
+impl InFlight {
+    fn admit(self: &Arc<Self>, subject: &str, max: usize) -> Option<Admitted> {
+        let mut counts = self.0.lock().expect("in-flight lock");
+        let n = counts.entry(subject.to_string()).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Admitted {
+            counts: self.clone(),
+            subject: subject.to_string(),
+        })
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut counts = self.counts.0.lock().expect("in-flight lock");
+        if let Some(n) = counts.get_mut(&self.subject) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.subject);
+            }
+        }
+    }
+}
+
 /// Authenticates every call (except health and reflection), puts the
-/// principal into the request's extensions, and logs each call with its
-/// method, principal, outcome and latency.
+/// principal into the request's extensions, limits each principal's calls
+/// in flight, and logs each call with its method, principal, outcome and
+/// latency.
 #[derive(Clone)]
 pub struct AuthLayer {
     key: TokenKey,
+    max_calls: usize,
+    in_flight: Arc<InFlight>,
 }
 
 impl AuthLayer {
     pub fn new(key: TokenKey) -> Self {
-        AuthLayer { key }
+        Self::with_limit(key, MAX_CALLS_PER_PRINCIPAL)
+    }
+
+    /// With another per-principal limit (tests).
+    pub fn with_limit(key: TokenKey, max_calls: usize) -> Self {
+        AuthLayer {
+            key,
+            max_calls,
+            in_flight: Arc::default(),
+        }
     }
 }
 
@@ -162,6 +218,8 @@ impl<S> Layer<S> for AuthLayer {
         AuthService {
             inner,
             key: self.key.clone(),
+            max_calls: self.max_calls,
+            in_flight: self.in_flight.clone(),
         }
     }
 }
@@ -171,6 +229,8 @@ impl<S> Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     key: TokenKey,
+    max_calls: usize,
+    in_flight: Arc<InFlight>,
 }
 
 impl<S, B> Service<http::Request<B>> for AuthService<S>
@@ -206,6 +266,21 @@ where
                 return Box::pin(async move { Ok(e.into_status("jixiao.auth").into_http()) });
             }
         };
+        let admitted = if principal.has(crate::Role::Service) {
+            None
+        } else {
+            match self.in_flight.admit(&principal.subject, self.max_calls) {
+                Some(a) => Some(a),
+                None => {
+                    tracing::warn!(method = %path, principal = %principal.subject, code = "RESOURCE_EXHAUSTED", "call refused");
+                    let e = crate::Error::Busy(format!(
+                        "{} has {} calls in flight, the most one caller may have; retry when some have finished",
+                        principal.subject, self.max_calls
+                    ));
+                    return Box::pin(async move { Ok(e.into_status("jixiao.auth").into_http()) });
+                }
+            }
+        };
         let span = tracing::info_span!(
             "rpc",
             method = %path,
@@ -216,6 +291,7 @@ where
             async move {
                 let started = Instant::now();
                 let result = inner.call(req).await;
+                drop(admitted);
                 if let Ok(res) = &result {
                     let code = res
                         .headers()
