@@ -266,6 +266,25 @@ where
                 return Box::pin(async move { Ok(e.into_status("jixiao.auth").into_http()) });
             }
         };
+        // The role gate of DOMAIN.md §1 (`crate::authz`), before any handler.
+        let allowed = crate::authz::allowed(&path).unwrap_or(&[]);
+        if !principal.has_any(allowed) {
+            let e = crate::Error::denied(if allowed.is_empty() {
+                format!("no role may call {path}")
+            } else {
+                format!(
+                    "{} may not call {path}: it needs one of the roles {}",
+                    principal.subject,
+                    allowed
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            });
+            tracing::warn!(method = %path, principal = %principal.subject, code = "PERMISSION_DENIED", "call refused");
+            return Box::pin(async move { Ok(e.into_status("jixiao.auth").into_http()) });
+        }
         let admitted = if principal.has(crate::Role::Service) {
             None
         } else {
