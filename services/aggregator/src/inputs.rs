@@ -804,4 +804,45 @@ mod tests {
         assert!(e.starts_with("line "), "{e}");
         assert!(GroupInputs::decode("other/1\n").is_err());
     }
+
+    // Verification decodes documents read back from storage, where anyone
+    // with database access could have changed them: any text must come
+    // back as a clean error, never a panic.
+    fn record() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let tag = prop::sample::select(vec![
+            "group",
+            "scheme",
+            "unit",
+            "indicator",
+            "item",
+            "review",
+            "category",
+            "inspection",
+            "finding",
+            "contested",
+            "credit",
+            "decision",
+            "bogus",
+        ]);
+        (tag, prop::collection::vec("[-0-9a-z.%,]{0,6}", 0..10))
+            .prop_map(|(tag, fields)| format!("{tag}\t{}", fields.join("\t")))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_document_decodes_or_fails_cleanly(
+            header in proptest::bool::ANY,
+            records in proptest::collection::vec(record(), 0..30),
+            noise in "\\PC{0,40}",
+        ) {
+            let mut doc = if header { format!("{FORMAT}\n") } else { String::new() };
+            for r in &records {
+                doc.push_str(r);
+                doc.push('\n');
+            }
+            doc.push_str(&noise);
+            let _ = GroupInputs::decode(&doc);
+        }
+    }
 }

@@ -829,4 +829,16 @@ mod tests {
             .contains("YYYY-MM-DD")
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_period_or_values_file_parses_or_fails_cleanly(
+            cell in "[0-9QM-]{0,8}|\\PC{0,8}",
+            csv in "(unit,indicator,period,value(,comment)?\n)?([a-z0-9,.\"QM -]{0,30}\n){0,8}",
+        ) {
+            let _ = period(&cell);
+            let _ = read_values(&csv);
+            let _ = plan_from_file(&csv);
+        }
+    }
 }

@@ -100,4 +100,17 @@ mod tests {
         assert!(unit_id("units/a/b", "u").is_err());
         assert_eq!(unit_id("units/xiang-an", "u").unwrap(), "xiang-an");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_name_parses_or_fails_cleanly(
+            name in "(cycles|units|groups|plans|/|[a-z0-9_-]{0,8}|\\PC{0,4}){0,10}",
+        ) {
+            let _ = group_name(&name, "g");
+            let _ = unit_id(&name, "u");
+            let _ = cycle_id(&name, "c");
+            let _ = parse(&name, "cycles/{cycle}/plans/{plan}/versions/{version}", "n");
+            let _ = valid_id(&name);
+        }
+    }
 }
