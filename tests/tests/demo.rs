@@ -112,6 +112,19 @@ async fn the_demo_year_publishes_the_same_plausible_tables_every_time(backend: B
     assert!(feedback.timeliness_problems[0].contains("plan submitted late"));
     assert!(!feedback.to_rectify.is_empty(), "{feedback:?}");
     assert_eq!(feedback.losses.len(), 7);
+    // Credits say what was found and what it earned.
+    assert!(!feedback.credits.is_empty());
+    assert!(
+        feedback
+            .credits
+            .iter()
+            .all(
+                |c| (c.starts_with("problem_found: ") || c.starts_with("staff_action: "))
+                    && c.contains(" (+0.")
+            ),
+        "{:?}",
+        feedback.credits
+    );
     suite.stop().await;
 }
 

@@ -19,7 +19,7 @@
 //! inspection <deductions> <credits>
 //! finding    <name> <deduction> <rectification> <category> <description>
 //! contested  <name> <deduction> <rectification> <category> <description>
-//! credit     <self-inspection item>
+//! credit     <self-inspection item> <item type> <credit> <problem>
 //! decision   <unit> <component> <flag> <reason>
 //! ```
 //!
@@ -34,7 +34,10 @@ use sha2::{Digest, Sha256};
 use crate::rules::{self, Component, Row};
 
 /// First line of the document; a new encoding gets a new number.
-pub const FORMAT: &str = "jixiao.aggregator.inputs/1";
+pub const FORMAT: &str = "jixiao.aggregator.inputs/2";
+/// The first encoding, whose credit records name the item only; documents
+/// stored in it still decode, re-encode and verify.
+pub const FORMAT_1: &str = "jixiao.aggregator.inputs/1";
 
 /// A group's scheme, as far as the table depends on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +138,16 @@ pub struct InspectionPart {
     /// Contested findings awaiting the office's decision.
     pub contested: Vec<FindingInput>,
     /// Verified self-inspection items.
-    pub credit_items: Vec<String>,
+    pub credit_items: Vec<CreditItem>,
+}
+
+/// A verified self-inspection item (only `name` in a /1 document).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CreditItem {
+    pub name: String,
+    pub item_type: String,
+    pub credit: Decimal,
+    pub problem: String,
 }
 
 /// Everything known of one unit.
@@ -226,6 +238,8 @@ pub struct GroupInputs {
     pub units: Vec<UnitInputs>,
     /// Sorted.
     pub decisions: Vec<Decision>,
+    /// Decoded from a [`FORMAT_1`] document, and encoded as one.
+    pub format_1: bool,
 }
 
 impl UnitInputs {
@@ -341,7 +355,7 @@ impl GroupInputs {
             out.push_str(&fields.join("\t"));
             out.push('\n');
         };
-        line(&[FORMAT]);
+        line(&[if self.format_1 { FORMAT_1 } else { FORMAT }]);
         line(&["group", &text(&self.group)]);
         let s = &self.scheme;
         line(&[
@@ -410,7 +424,17 @@ impl GroupInputs {
                     }
                 }
                 for c in &i.credit_items {
-                    line(&["credit", &text(c)]);
+                    if self.format_1 {
+                        line(&["credit", &text(&c.name)]);
+                    } else {
+                        line(&[
+                            "credit",
+                            &text(&c.name),
+                            &text(&c.item_type),
+                            &dec(c.credit),
+                            &text(&c.problem),
+                        ]);
+                    }
                 }
             }
         }
@@ -429,16 +453,20 @@ impl GroupInputs {
     /// Parses a canonical document.
     pub fn decode(doc: &str) -> Result<GroupInputs, String> {
         let mut lines = doc.split_terminator('\n').enumerate();
-        match lines.next() {
-            Some((_, FORMAT)) => {}
+        let format_1 = match lines.next() {
+            Some((_, FORMAT)) => false,
+            Some((_, FORMAT_1)) => true,
             other => {
                 return Err(format!(
                     "line 1: expected {FORMAT:?}, found {:?}",
                     other.map(|(_, l)| l).unwrap_or("")
                 ));
             }
-        }
-        let mut g = GroupInputs::default();
+        };
+        let mut g = GroupInputs {
+            format_1,
+            ..Default::default()
+        };
         for (n, l) in lines {
             let at = |e: String| format!("line {}: {e}", n + 1);
             let f: Vec<&str> = l.split('\t').collect();
@@ -490,7 +518,7 @@ impl GroupInputs {
                 }
                 tag => {
                     let u = unit.ok_or_else(|| at(format!("{tag} before any unit")))?;
-                    unit_record(u, &f).map_err(at)?;
+                    unit_record(u, &f, format_1).map_err(at)?;
                 }
             }
         }
@@ -509,7 +537,7 @@ pub fn digest_of(doc: &str) -> String {
 }
 
 /// Parses one record that belongs to the current unit.
-fn unit_record(u: &mut UnitInputs, f: &[&str]) -> Result<(), String> {
+fn unit_record(u: &mut UnitInputs, f: &[&str], format_1: bool) -> Result<(), String> {
     let need = |k: usize| {
         if f.len() == k {
             Ok(())
@@ -587,10 +615,23 @@ fn unit_record(u: &mut UnitInputs, f: &[&str]) -> Result<(), String> {
                 part.contested.push(finding);
             }
         }
-        "credit" => {
+        "credit" if format_1 => {
             need(2)?;
             let part = u.inspection.as_mut().ok_or_else(|| missing("inspection"))?;
-            part.credit_items.push(untext(f[1])?);
+            part.credit_items.push(CreditItem {
+                name: untext(f[1])?,
+                ..Default::default()
+            });
+        }
+        "credit" => {
+            need(5)?;
+            let part = u.inspection.as_mut().ok_or_else(|| missing("inspection"))?;
+            part.credit_items.push(CreditItem {
+                name: untext(f[1])?,
+                item_type: untext(f[2])?,
+                credit: undec(f[3])?,
+                problem: untext(f[4])?,
+            });
         }
         other => return Err(format!("unknown record {other:?}")),
     }
@@ -714,7 +755,12 @@ mod tests {
                     description: "desk empty,\nphone unanswered".into(),
                 }],
                 contested: vec![],
-                credit_items: vec!["cycles/2026/selfInspectionItems/s1".into()],
+                credit_items: vec![CreditItem {
+                    name: "cycles/2026/selfInspectionItems/s1".into(),
+                    item_type: "problem_found".into(),
+                    credit: d("0.5"),
+                    problem: "迟到, 早退".into(),
+                }],
             }),
         }
     }
@@ -728,6 +774,7 @@ mod tests {
                 unit("b", "49.9", ["24.0", "4.5", "4.6"], "7.5", "1.0"),
             ],
             decisions: vec![],
+            format_1: false,
         }
     }
 
@@ -803,6 +850,32 @@ mod tests {
         let e = GroupInputs::decode(&doc).unwrap_err();
         assert!(e.starts_with("line "), "{e}");
         assert!(GroupInputs::decode("other/1\n").is_err());
+    }
+
+    #[test]
+    fn first_format_documents_still_decode_and_reencode_the_same() {
+        let mut g = group();
+        g.format_1 = true;
+        for u in &mut g.units {
+            for i in u.inspection.iter_mut() {
+                for c in &mut i.credit_items {
+                    *c = CreditItem {
+                        name: c.name.clone(),
+                        ..Default::default()
+                    };
+                }
+            }
+        }
+        let doc = g.encode();
+        assert!(doc.starts_with("jixiao.aggregator.inputs/1\n"));
+        assert!(doc.contains("credit\tcycles/2026/selfInspectionItems/s1\n"));
+        let back = GroupInputs::decode(&doc).unwrap();
+        assert_eq!(back, g);
+        assert_eq!(back.encode(), doc);
+        // The current format carries the item's type, credit and problem.
+        let now = group().encode();
+        assert!(now.starts_with("jixiao.aggregator.inputs/2\n"));
+        assert!(now.contains("credit\tcycles/2026/selfInspectionItems/s1\tproblem_found\t0.5\t"));
     }
 
     // Verification decodes documents read back from storage, where anyone

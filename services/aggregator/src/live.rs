@@ -590,6 +590,7 @@ fn assemble(
         scheme: plans.scheme.clone(),
         units,
         decisions: Vec::new(),
+        format_1: false,
     }
 }
 

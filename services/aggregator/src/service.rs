@@ -437,7 +437,13 @@ impl AggregatorApi {
                     f.name, f.description
                 ));
             }
-            credits.extend(i.credit_items.iter().cloned());
+            credits.extend(i.credit_items.iter().map(|c| {
+                if c.item_type.is_empty() {
+                    c.name.clone()
+                } else {
+                    format!("{}: {} (+{}, {})", c.item_type, c.problem, c.credit, c.name)
+                }
+            }));
         }
         let change_from_last_year = match (decimal_of(&row.composite), year) {
             (Some(now), y) if y > 0 => store::archive(&self.db, unit_id)

@@ -31,8 +31,8 @@ use jixiao_runtime::{
 use rust_decimal::Decimal;
 
 use crate::inputs::{
-    CategoryInput, FindingInput, IndicatorItem, IndicatorPart, InspectionPart, ReviewPart,
-    SchemeFigures,
+    CategoryInput, CreditItem, FindingInput, IndicatorItem, IndicatorPart, InspectionPart,
+    ReviewPart, SchemeFigures,
 };
 
 /// A service the aggregator follows.
@@ -302,7 +302,18 @@ impl Sources {
                     .iter()
                     .map(finding)
                     .collect::<Result<_, _>>()?,
-                credit_items: u.items,
+                credit_items: u
+                    .verified_items
+                    .iter()
+                    .map(|i| {
+                        Ok(CreditItem {
+                            name: i.name.clone(),
+                            item_type: i.item_type.clone(),
+                            credit: dec(s, "verified_items.credit", &i.credit)?,
+                            problem: i.problem.clone(),
+                        })
+                    })
+                    .collect::<Result<_, Error>>()?,
             };
             out.insert(u.unit, part);
         }

@@ -1279,22 +1279,30 @@ impl InspectionsApi {
                 e.1.push(f.proto);
             }
         }
-        let rows = sqlx::query("SELECT id, unit_id, credit FROM self_items WHERE cycle_id = $1 AND group_id = $2 AND state = $3 ORDER BY create_ms, id")
+        let rows = sqlx::query("SELECT id, unit_id, item_type, problem, credit FROM self_items WHERE cycle_id = $1 AND group_id = $2 AND state = $3 ORDER BY create_ms, id")
             .bind(cycle)
             .bind(gid)
             .bind(ItemState::Verified as i32 as i64)
             .fetch_all(&self.db.read)
             .await?;
-        let mut credits: BTreeMap<String, (Decimal, Vec<String>)> = BTreeMap::new();
+        let mut credits: BTreeMap<String, (Decimal, Vec<SelfInspectionItem>)> = BTreeMap::new();
         for r in &rows {
-            let e = credits
-                .entry(format!("units/{}", r.try_get::<String, _>("unit_id")?))
-                .or_default();
-            e.0 += decimal::from_db(&r.try_get::<String, _>("credit")?)?;
-            e.1.push(format!(
-                "cycles/{cycle}/selfInspectionItems/{}",
-                r.try_get::<String, _>("id")?
-            ));
+            let unit = format!("units/{}", r.try_get::<String, _>("unit_id")?);
+            let credit = decimal::from_db(&r.try_get::<String, _>("credit")?)?;
+            let e = credits.entry(unit.clone()).or_default();
+            e.0 += credit;
+            e.1.push(SelfInspectionItem {
+                name: format!(
+                    "cycles/{cycle}/selfInspectionItems/{}",
+                    r.try_get::<String, _>("id")?
+                ),
+                unit,
+                item_type: r.try_get("item_type")?,
+                problem: r.try_get("problem")?,
+                state: ItemState::Verified as i32,
+                credit: Some(to_proto(credit)),
+                ..Default::default()
+            });
         }
         let units = group
             .units
@@ -1308,9 +1316,10 @@ impl InspectionsApi {
                     credits: Some(to_proto(c)),
                     adjustment: Some(to_proto(rules::adjustment(d, c, cap))),
                     findings: counting.iter().map(|f| f.name.clone()).collect(),
-                    items,
+                    items: items.iter().map(|i| i.name.clone()).collect(),
                     counting_findings: counting,
                     contested_findings: contested.remove(u).unwrap_or_default(),
+                    verified_items: items,
                 }
             })
             .collect();
