@@ -808,7 +808,122 @@ async fn a_split_cycle_is_ranked_published_verified_and_survives_a_service_outag
     split.reviews.resume().await;
     let fresh = standings_until(&mut office, "the stale mark cleared", |s| !s.stale).await;
     assert_eq!(fresh.rows.iter().map(columns).collect::<Vec<_>>(), expected);
+
     split.stop().await;
 }
 
-on_both_databases!(a_split_cycle_is_ranked_published_verified_and_survives_a_service_outage);
+/// A plan-side change (an amended target, approved) reaches the standings
+/// through the plans change stream, not at the next reconciliation (30 s
+/// away in the test kit).
+async fn an_amended_target_reaches_the_standings(backend: Backend) {
+    use jixiao_proto::plans::{
+        AmendPlanRequest, ApprovePlanRequest, GetPlanRequest, Plan, SubmitPlanRequest,
+        UpdatePlanRequest, plans_service_client::PlansServiceClient,
+    };
+    let suite = Suite::start(backend).await;
+    evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    approve_plans(
+        &suite,
+        "2026",
+        &[
+            ("siming", targets(["8", "0.45", "95", "300", "1000"])),
+            ("huli", targets(["7", "0.5", "95", "300", "1000"])),
+            ("jimei", targets(["6", "0.45", "95", "300", "1000"])),
+        ],
+    )
+    .await;
+    set_phase(&suite, "2026", Phase::Execution).await;
+    IndicatorsServiceClient::new(suite.as_roles("stats", &[Role::Provider], Some("stats")))
+        .batch_report_values(BatchReportValuesRequest {
+            parent: "cycles/2026".into(),
+            values: final_values(),
+            request_id: String::new(),
+        })
+        .await
+        .expect("finals");
+    let mut evaluator =
+        IndicatorsServiceClient::new(suite.as_roles("eval-1", &[Role::Evaluator], None));
+    for unit in ["siming", "huli", "jimei"] {
+        evaluator
+            .enter_assessed_score(EnterAssessedScoreRequest {
+                parent: "cycles/2026".into(),
+                unit: format!("units/{unit}"),
+                indicator: "KEY_PROJECTS".into(),
+                score: dec("4"),
+                justification: "按期推进".into(),
+                request_id: String::new(),
+            })
+            .await
+            .expect("assessed score");
+    }
+    let mut office = AggregatorServiceClient::new(suite.office());
+    let indicator = |s: &Standings| row(s, "jimei").indicator.as_ref().map(|d| d.value.clone());
+    let before = standings_until(&mut office, "jimei's indicator score", |s| {
+        indicator(s).is_some()
+    })
+    .await;
+    let before = indicator(&before).unwrap();
+
+    // jimei's GDP target goes from 6 to 10 by an approved amendment: its
+    // 5 % growth now scores half of the ratio's weight instead of 5/6.
+    let mut unit = PlansServiceClient::new(suite.unit("jimei"));
+    let mut plans = PlansServiceClient::new(suite.office());
+    let name = "cycles/2026/plans/jimei".to_string();
+    let plan = plans
+        .get_plan(GetPlanRequest { name: name.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    let plan = unit
+        .amend_plan(AmendPlanRequest {
+            name: name.clone(),
+            etag: plan.etag,
+            reason: "市里调高增长目标".into(),
+        })
+        .await
+        .expect("amend")
+        .into_inner();
+    let plan = unit
+        .update_plan(UpdatePlanRequest {
+            plan: Some(Plan {
+                name: name.clone(),
+                targets: targets(["10", "0.45", "95", "300", "1000"]),
+                etag: plan.etag,
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["targets".into()],
+            }),
+        })
+        .await
+        .expect("update")
+        .into_inner();
+    let plan = unit
+        .submit_plan(SubmitPlanRequest {
+            name: name.clone(),
+            etag: plan.etag,
+            request_id: String::new(),
+        })
+        .await
+        .expect("submit")
+        .into_inner();
+    plans
+        .approve_plan(ApprovePlanRequest {
+            name,
+            etag: plan.etag,
+            comment: String::new(),
+        })
+        .await
+        .expect("approve");
+    let after = standings_until(&mut office, "the amended target", |s| {
+        indicator(s).is_some_and(|i| i != before)
+    })
+    .await;
+    assert!(indicator(&after).unwrap() < before, "{before} -> {after:?}");
+    suite.stop().await;
+}
+
+on_both_databases!(
+    a_split_cycle_is_ranked_published_verified_and_survives_a_service_outage,
+    an_amended_target_reaches_the_standings
+);

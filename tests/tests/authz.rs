@@ -208,6 +208,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("plans/UpdatePlan", "office,unit"),
     ("plans/UpdateScheme", "office"),
     ("plans/VerifyAuditChain", "evaluator,office"),
+    ("plans/WatchPlanChanges", "evaluator,office,service"),
     ("reviews/AcceptInsufficientSample", "office"),
     ("reviews/CreateCampaign", "office"),
     (

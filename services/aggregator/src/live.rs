@@ -493,15 +493,22 @@ impl Live {
                     }
                     // Whatever changed while the stream was away is picked
                     // up by refetching this source for every group.
+                    // The component services score from plans data, so a
+                    // plan-side change refetches every source.
+                    let bits = if source == Source::Plans {
+                        ALL_SOURCES
+                    } else {
+                        source.bit()
+                    };
                     for cell in self.known() {
-                        self.mark(cell, source.bit());
+                        self.mark(cell, bits);
                     }
                     loop {
                         tokio::select! {
                             item = stream.next() => match item {
                                 Some(Ok(group)) => {
                                     let cell = self.cell(&group);
-                                    self.mark(cell, source.bit());
+                                    self.mark(cell, bits);
                                 }
                                 Some(Err(e)) => break e.to_string(),
                                 None => break format!("{} closed its change stream", source.service()),

@@ -15,7 +15,7 @@ use jixiao_proto::{
         Finding, GetGroupAdjustmentsRequest, RectificationState, WatchAdjustmentChangesRequest,
         inspections_service_client::InspectionsServiceClient,
     },
-    plans::Phase,
+    plans::{Phase, WatchPlanChangesRequest, plans_service_client::PlansServiceClient},
     reviews::{
         GetGroupReviewScoresRequest, ReviewFlag, WatchReviewChangesRequest,
         reviews_service_client::ReviewsServiceClient,
@@ -46,7 +46,12 @@ pub enum Source {
 
 impl Source {
     /// The three services with change streams.
-    pub const FOLLOWED: [Source; 3] = [Source::Indicators, Source::Reviews, Source::Inspections];
+    pub const FOLLOWED: [Source; 4] = [
+        Source::Plans,
+        Source::Indicators,
+        Source::Reviews,
+        Source::Inspections,
+    ];
 
     /// How errors and stale marks name it.
     pub fn service(self) -> &'static str {
@@ -88,6 +93,7 @@ pub struct PlansPart {
 #[derive(Clone)]
 pub struct Sources {
     plans: PlansLookup,
+    plans_changes: PlansServiceClient<ServiceChannel>,
     indicators: IndicatorsServiceClient<ServiceChannel>,
     reviews: ReviewsServiceClient<ServiceChannel>,
     inspections: InspectionsServiceClient<ServiceChannel>,
@@ -115,6 +121,7 @@ fn bad_answer(source: Source, field: &str, e: String) -> Error {
 impl Sources {
     pub fn new(c: Channels) -> Self {
         Sources {
+            plans_changes: PlansServiceClient::new(c.plans.clone()),
             plans: PlansLookup::new(c.plans),
             indicators: IndicatorsServiceClient::new(c.indicators),
             reviews: ReviewsServiceClient::new(c.reviews),
@@ -356,11 +363,15 @@ impl Sources {
                     .into_inner()
                     .map(move |c| c.map(|c| c.group).map_err(err)),
             ),
-            Source::Plans => {
-                return Err(Error::internal(std::io::Error::other(
-                    "the plans service has no change stream",
-                )));
-            }
+            Source::Plans => Box::pin(
+                self.plans_changes
+                    .clone()
+                    .watch_plan_changes(WatchPlanChangesRequest { cycle })
+                    .await
+                    .map_err(err)?
+                    .into_inner()
+                    .map(move |c| c.map(|c| c.group).map_err(err)),
+            ),
         })
     }
 }

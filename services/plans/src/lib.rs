@@ -30,7 +30,11 @@ pub async fn open(url: &str) -> Result<Db, Error> {
     Db::connect(url, &MIGRATIONS).await
 }
 
-/// The mountable tonic server for this service.
-pub fn server(db: Db) -> jixiao_proto::plans::plans_service_server::PlansServiceServer<PlansApi> {
-    jixiao_proto::plans::plans_service_server::PlansServiceServer::new(PlansApi::new(db))
+/// The mountable tonic server for this service; change streams end on
+/// `shutdown`.
+pub fn server(
+    db: Db,
+    shutdown: jixiao_runtime::host::Shutdown,
+) -> jixiao_proto::plans::plans_service_server::PlansServiceServer<PlansApi> {
+    jixiao_proto::plans::plans_service_server::PlansServiceServer::new(PlansApi::new(db, shutdown))
 }

@@ -15,10 +15,11 @@ use jixiao_proto::{
         ListLockExceptionsResponse, ListNoticesRequest, ListNoticesResponse,
         ListPlanVersionsRequest, ListPlanVersionsResponse, ListPlansRequest, ListPlansResponse,
         ListUnitsRequest, ListUnitsResponse, LockException, LockScope, Notice, Phase, Plan,
-        PlanState, PlanVersion, ReplaceFrameworkRequest, ReturnPlanRequest, Scheme,
+        PlanChange, PlanState, PlanVersion, ReplaceFrameworkRequest, ReturnPlanRequest, Scheme,
         SetCyclePhaseRequest, SubmitPlanRequest, TimelinessReport, Unit, UnitKind, UnitTargets,
         UnitTimeliness, UpdateCycleRequest, UpdateGroupRequest, UpdatePlanRequest,
-        UpdateSchemeRequest, VersionOutcome, plans_service_server::PlansService,
+        UpdateSchemeRequest, VersionOutcome, WatchPlanChangesRequest,
+        plans_service_server::PlansService,
     },
     types::{
         ListAuditRecordsRequest, ListAuditRecordsResponse, VerifyAuditChainRequest,
@@ -28,6 +29,7 @@ use jixiao_proto::{
 use jixiao_runtime::{
     Db, Error, Principal, Role, Violations, audit,
     auth::principal,
+    changes::Changes,
     checked, decimal,
     error::{Reply, reply},
     idempotency, names,
@@ -49,12 +51,67 @@ const PLAN_READERS: &[Role] = &[Role::Office, Role::Evaluator, Role::Service];
 #[derive(Clone, Debug)]
 pub struct PlansApi {
     db: Db,
+    changes: Changes,
 }
 
 impl PlansApi {
-    pub fn new(db: Db) -> Self {
-        PlansApi { db }
+    pub fn new(db: Db, shutdown: jixiao_runtime::host::Shutdown) -> Self {
+        PlansApi {
+            db,
+            changes: Changes::new(shutdown),
+        }
     }
+
+    /// Tells followers that something a group's scores depend on changed
+    /// (every group of the cycle for a cycle-wide change). It runs after
+    /// the change committed: a signal lost to a crash in between is caught
+    /// by the followers' reconciliation, and a failure here never undoes
+    /// the change it reports.
+    async fn signal(&self, name: &str) {
+        let result = async {
+            let parts: Vec<&str> = name.split('/').collect();
+            let (cycle, groups) = match parts.as_slice() {
+                ["cycles", cycle, "groups", group, ..] => (*cycle, vec![group.to_string()]),
+                ["cycles", cycle, ..] => {
+                    let rows = sqlx::query("SELECT id FROM peer_groups WHERE cycle_id = $1")
+                        .bind(*cycle)
+                        .fetch_all(&self.db.read)
+                        .await?;
+                    let ids = rows
+                        .iter()
+                        .map(|r| r.try_get::<String, _>("id"))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    (*cycle, ids)
+                }
+                _ => return Ok(()),
+            };
+            let mut tx = self.db.write.begin().await?;
+            let mut changes = Vec::with_capacity(groups.len());
+            for g in &groups {
+                changes.push(Changes::bump(&mut tx, cycle, g).await?);
+            }
+            tx.commit().await?;
+            self.changes.announce(changes);
+            Ok::<(), Error>(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(resource = name, error = %e, "change signal failed");
+        }
+    }
+}
+
+/// The body of a writing handler whose answer names what changed
+/// (`$name` of the answer): the call, then the change signal.
+macro_rules! signalled {
+    ($self:ident, $req:ident, $method:ident, $name:expr) => {{
+        let reply = checked!(DOMAIN, $self, $req, $method);
+        if let Ok(r) = &reply {
+            let name: String = $name(r.get_ref());
+            $self.signal(&name).await;
+        }
+        reply
+    }};
 }
 
 // ---------------------------------------------------------------- rows
@@ -2193,10 +2250,10 @@ impl PlansService for PlansApi {
         public_read!(self, req, list_cycles)
     }
     async fn update_cycle(&self, req: Request<UpdateCycleRequest>) -> Reply<Cycle> {
-        checked!(DOMAIN, self, req, update_cycle)
+        signalled!(self, req, update_cycle, |c: &Cycle| c.name.clone())
     }
     async fn set_cycle_phase(&self, req: Request<SetCyclePhaseRequest>) -> Reply<Cycle> {
-        checked!(DOMAIN, self, req, set_cycle_phase)
+        signalled!(self, req, set_cycle_phase, |c: &Cycle| c.name.clone())
     }
     async fn create_unit(&self, req: Request<CreateUnitRequest>) -> Reply<Unit> {
         checked!(DOMAIN, self, req, create_unit)
@@ -2208,7 +2265,7 @@ impl PlansService for PlansApi {
         public_read!(self, req, list_units)
     }
     async fn create_group(&self, req: Request<CreateGroupRequest>) -> Reply<Group> {
-        checked!(DOMAIN, self, req, create_group)
+        signalled!(self, req, create_group, |g: &Group| g.name.clone())
     }
     async fn get_group(&self, req: Request<GetGroupRequest>) -> Reply<Group> {
         public_read!(self, req, get_group)
@@ -2217,16 +2274,16 @@ impl PlansService for PlansApi {
         public_read!(self, req, list_groups)
     }
     async fn update_group(&self, req: Request<UpdateGroupRequest>) -> Reply<Group> {
-        checked!(DOMAIN, self, req, update_group)
+        signalled!(self, req, update_group, |g: &Group| g.name.clone())
     }
     async fn get_scheme(&self, req: Request<GetSchemeRequest>) -> Reply<Scheme> {
         public_read!(self, req, get_scheme)
     }
     async fn update_scheme(&self, req: Request<UpdateSchemeRequest>) -> Reply<Scheme> {
-        checked!(DOMAIN, self, req, update_scheme)
+        signalled!(self, req, update_scheme, |s: &Scheme| s.name.clone())
     }
     async fn replace_framework(&self, req: Request<ReplaceFrameworkRequest>) -> Reply<Framework> {
-        checked!(DOMAIN, self, req, replace_framework)
+        signalled!(self, req, replace_framework, |f: &Framework| f.name.clone())
     }
     async fn get_framework(&self, req: Request<GetFrameworkRequest>) -> Reply<Framework> {
         public_read!(self, req, get_framework)
@@ -2244,16 +2301,16 @@ impl PlansService for PlansApi {
         checked!(DOMAIN, self, req, update_plan)
     }
     async fn submit_plan(&self, req: Request<SubmitPlanRequest>) -> Reply<Plan> {
-        checked!(DOMAIN, self, req, submit_plan)
+        signalled!(self, req, submit_plan, |p: &Plan| p.group.clone())
     }
     async fn approve_plan(&self, req: Request<ApprovePlanRequest>) -> Reply<Plan> {
-        checked!(DOMAIN, self, req, approve_plan)
+        signalled!(self, req, approve_plan, |p: &Plan| p.group.clone())
     }
     async fn return_plan(&self, req: Request<ReturnPlanRequest>) -> Reply<Plan> {
-        checked!(DOMAIN, self, req, return_plan)
+        signalled!(self, req, return_plan, |p: &Plan| p.group.clone())
     }
     async fn amend_plan(&self, req: Request<AmendPlanRequest>) -> Reply<Plan> {
-        checked!(DOMAIN, self, req, amend_plan)
+        signalled!(self, req, amend_plan, |p: &Plan| p.group.clone())
     }
     async fn get_group_targets(&self, req: Request<GetGroupTargetsRequest>) -> Reply<GroupTargets> {
         checked!(DOMAIN, self, req, group_targets)
@@ -2306,6 +2363,30 @@ impl PlansService for PlansApi {
     ) -> Reply<ListAuditRecordsResponse> {
         checked!(DOMAIN, self, req, list_audit)
     }
+    type WatchPlanChangesStream =
+        std::pin::Pin<Box<dyn futures::Stream<Item = Result<PlanChange, tonic::Status>> + Send>>;
+
+    async fn watch_plan_changes(
+        &self,
+        req: Request<WatchPlanChangesRequest>,
+    ) -> Reply<Self::WatchPlanChangesStream> {
+        let p = principal(&req)?;
+        let run = async {
+            let changes = self
+                .changes
+                .watch_for(&self.db, &p, &req.get_ref().cycle)
+                .await?;
+            let stream = tokio_stream::StreamExt::map(changes, |c| {
+                Ok(PlanChange {
+                    group: c.group,
+                    revision: c.revision,
+                })
+            });
+            Ok::<Self::WatchPlanChangesStream, Error>(Box::pin(stream))
+        };
+        reply(DOMAIN, run.await)
+    }
+
     async fn verify_audit_chain(
         &self,
         req: Request<VerifyAuditChainRequest>,

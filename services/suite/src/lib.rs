@@ -213,7 +213,7 @@ pub async fn start(
         let db = match target {
             Target::Plans => {
                 let db = jixiao_plans::open(&url).await.map_err(database)?;
-                services.add(jixiao_plans::server(db.clone()));
+                services.add(jixiao_plans::server(db.clone(), shutdown_streams.clone()));
                 db
             }
             Target::Indicators => {

@@ -42,7 +42,10 @@ pub fn allowed(path: &str) -> Option<&'static [Role]> {
             "plans.v1.PlansService",
             "GetPlan" | "ListPlans" | "ListPlanVersions" | "DiffPlanVersions",
         ) => &[Office, Evaluator, Unit, Provider, Service],
-        ("plans.v1.PlansService", "GetGroupTargets" | "GetTimelinessReport") => FOLLOWED,
+        (
+            "plans.v1.PlansService",
+            "GetGroupTargets" | "GetTimelinessReport" | "WatchPlanChanges",
+        ) => FOLLOWED,
         ("plans.v1.PlansService", "CheckWriteWindow" | "ListLockExceptions") => {
             &[Office, Evaluator, Unit, Provider, Service]
         }
