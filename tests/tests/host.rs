@@ -95,10 +95,12 @@ async fn a_runaway_caller_is_limited_and_others_are_not() {
 
     let suite = Suite::start(Backend::Sqlite).await;
     let platform = || suite.as_roles("runaway", &[Role::SurveyPlatform], None);
-    // Streams that never send hold their calls open.
+    // Streams that never send hold their calls open; of MAX + 8 opened at
+    // once, MAX are held and 8 refused.
+    const EXTRA: usize = 8;
     let mut senders = Vec::new();
     let mut calls = Vec::new();
-    for _ in 0..MAX_CALLS_PER_PRINCIPAL {
+    for _ in 0..MAX_CALLS_PER_PRINCIPAL + EXTRA {
         let (tx, rx) = tokio::sync::mpsc::channel::<PushResponsesRequest>(1);
         senders.push(tx);
         let mut client = ReviewsServiceClient::new(platform());
@@ -108,6 +110,21 @@ async fn a_runaway_caller_is_limited_and_others_are_not() {
                 .await
         }));
     }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while calls.iter().filter(|c| c.is_finished()).count() < EXTRA {
+        assert!(std::time::Instant::now() < deadline, "never limited");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (done, held): (Vec<_>, Vec<_>) = calls.into_iter().partition(|c| c.is_finished());
+    assert_eq!(held.len(), MAX_CALLS_PER_PRINCIPAL);
+    for call in done {
+        let refused = call.await.unwrap().unwrap_err();
+        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+        assert!(
+            refused.message().contains("64 calls in flight"),
+            "{refused:?}"
+        );
+    }
     let list = |channel| async move {
         ReviewsServiceClient::new(channel)
             .list_campaigns(ListCampaignsRequest {
@@ -116,26 +133,15 @@ async fn a_runaway_caller_is_limited_and_others_are_not() {
             })
             .await
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let refused = loop {
-        match list(platform()).await {
-            Err(s) if s.code() == Code::ResourceExhausted => break s,
-            _ => {
-                assert!(std::time::Instant::now() < deadline, "never limited");
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-        }
-    };
-    assert!(
-        refused.message().contains("64 calls in flight"),
-        "{refused:?}"
-    );
-    // Someone else is served meanwhile.
+    // The runaway caller is refused; someone else is served meanwhile.
+    let refused = list(platform()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
     let other = list(suite.office()).await;
     assert!(
         !matches!(&other, Err(s) if s.code() == Code::ResourceExhausted),
         "{other:?}"
     );
+    let calls = held;
     // The streams end; the runaway caller is served again.
     drop(senders);
     for call in calls {
