@@ -15,16 +15,7 @@ use prost::Message;
 use tonic::{Code, Status};
 
 /// The roles of DOMAIN.md §1 and the services' own.
-const ROLES: [Role; 8] = [
-    Role::Office,
-    Role::Evaluator,
-    Role::Inspector,
-    Role::Unit,
-    Role::Provider,
-    Role::SurveyPlatform,
-    Role::Viewer,
-    Role::Service,
-];
+const ROLES: [Role; 8] = Role::ALL;
 
 /// Who may call what (`service/Method`, the roles in alphabetical order),
 /// as DOMAIN.md §1 reads. Survey platforms push and read their campaigns,

@@ -53,6 +53,20 @@ pub async fn connect(addr: &str, token: &str) -> Result<Authed, String> {
     Ok(InterceptedService::new(channel, Bearer::new(token)?))
 }
 
+/// Maps a failed call to "what: description" for a command's error.
+pub fn failed(what: impl std::fmt::Display) -> impl FnOnce(Status) -> String {
+    move |s| format!("{what}: {}", describe(&s))
+}
+
+/// `units/{u}` from `u` or `units/{u}` as people write it in files and flags.
+pub fn unit_name(unit: &str) -> String {
+    if unit.starts_with("units/") {
+        unit.to_string()
+    } else {
+        format!("units/{unit}")
+    }
+}
+
 /// A failed call in one readable paragraph: the code and message, then each
 /// bad field and each failed precondition on its own line.
 pub fn describe(status: &Status) -> String {

@@ -31,7 +31,7 @@ use sha2::Digest;
 use tonic::Code;
 
 use crate::{
-    client::{Authed, connect, describe},
+    client::{Authed, connect, describe, failed, unit_name},
     table::{self, Format, Table, decimal},
 };
 
@@ -45,10 +45,6 @@ impl Caller {
     async fn channel(&self) -> Result<Authed, String> {
         connect(&self.addr, &self.token).await
     }
-}
-
-fn failed(what: impl std::fmt::Display) -> impl FnOnce(tonic::Status) -> String {
-    move |s| format!("{what}: {}", describe(&s))
 }
 
 /// A status line: above an aligned table, or on stderr when the output
@@ -163,11 +159,7 @@ pub async fn feedback(
     unit: &str,
     format: Format,
 ) -> Result<String, String> {
-    let unit = if unit.starts_with("units/") {
-        unit.to_string()
-    } else {
-        format!("units/{unit}")
-    };
+    let unit = unit_name(unit);
     let f = AggregatorServiceClient::new(caller.channel().await?)
         .get_feedback(GetFeedbackRequest {
             group: group_name(cycle, group),
@@ -325,11 +317,7 @@ fn read_values(text: &str) -> Result<Vec<(usize, IndicatorValue)>, String> {
         out.push((
             line,
             IndicatorValue {
-                unit: if unit.starts_with("units/") {
-                    unit
-                } else {
-                    format!("units/{unit}")
-                },
+                unit: unit_name(&unit),
                 indicator: cell("indicator"),
                 period: Some(period(&cell("period")).map_err(|e| format!("line {line}: {e}"))?),
                 value: Some(Decimal {

@@ -62,11 +62,7 @@ pub fn read_batches(input: impl Read, campaign: &str) -> Result<Vec<PushResponse
             .map_err(|e| format!("line {line}: answer_time {:?}: {e}", cell(fixed[4])))?;
         current.push(SurveyResponse {
             response_id: cell(fixed[0]).to_string(),
-            unit: if unit.starts_with("units/") {
-                unit.to_string()
-            } else {
-                format!("units/{unit}")
-            },
+            unit: crate::client::unit_name(unit),
             category: cell(fixed[2]).to_string(),
             channel: channel as i32,
             answer_time: Some(answer_time),

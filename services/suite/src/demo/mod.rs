@@ -41,11 +41,9 @@ use jixiao_proto::{
 };
 use jixiao_runtime::{Role, TokenKey, time::timestamp};
 use rand::Rng;
-use tonic::{
-    Code, Status, service::interceptor::InterceptedService, transport::Channel as Transport,
-};
+use tonic::{Code, service::interceptor::InterceptedService, transport::Channel as Transport};
 
-use crate::client::{Authed, Bearer, describe};
+use crate::client::{Authed, Bearer, failed};
 use year::{CYCLE, GroupSpec, YEAR};
 
 const DAY: i64 = 24 * 3600 * 1000;
@@ -80,10 +78,6 @@ fn dec(s: impl Into<String>) -> Option<Decimal> {
 
 fn ts(ms: i64) -> Option<prost_types::Timestamp> {
     Some(timestamp(ms))
-}
-
-fn failed(what: impl std::fmt::Display) -> impl FnOnce(Status) -> String {
-    move |s| format!("{what}: {}", describe(&s))
 }
 
 impl Demo {

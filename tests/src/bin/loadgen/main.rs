@@ -417,16 +417,8 @@ async fn serve_child(
         .await
         .map_err(|e| e.to_string())?;
     println!("ADDR {}", listener.local_addr().map_err(|e| e.to_string())?);
-    let mut database_urls = Vec::new();
-    for spec in databases.split(',').filter(|s| !s.is_empty()) {
-        let (target, url) = spec.split_once('=').ok_or("bad database spec")?;
-        database_urls.push((target.parse::<jixiao::Target>()?, url.to_string()));
-    }
-    let mut called = Vec::new();
-    for spec in peers.split(',').filter(|s| !s.is_empty()) {
-        let (target, addr) = spec.split_once('=').ok_or("bad peer spec")?;
-        called.push((target.parse::<jixiao::Target>()?, addr.to_string()));
-    }
+    let database_urls = targets_spec(&databases)?;
+    let called = targets_spec(&peers)?;
     let config = jixiao::SuiteConfig {
         targets: jixiao::parse_targets(&targets)?,
         data_dir,
@@ -438,6 +430,17 @@ async fn serve_child(
     jixiao::start(config, listener, std::future::pending())
         .await
         .map_err(|e| e.to_string())
+}
+
+/// `service=value,...` (database URLs or addresses) as pairs.
+fn targets_spec(spec: &str) -> Result<Vec<(jixiao::Target, String)>, String> {
+    spec.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let (target, value) = s.split_once('=').ok_or(format!("bad spec {s:?}"))?;
+            Ok((target.parse::<jixiao::Target>()?, value.to_string()))
+        })
+        .collect()
 }
 
 /// Starts `loadgen __serve` as a child process and returns it with its
