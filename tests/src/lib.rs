@@ -1,6 +1,7 @@
 //! Shared fixtures for the end-to-end tests: a small evaluation year built
 //! through the public RPCs, and helpers to read error details.
 
+use jixiao::Target;
 use jixiao_proto::{
     Decimal,
     plans::{
@@ -8,12 +9,19 @@ use jixiao_proto::{
         Group, Indicator, ReplaceFrameworkRequest, ScoringMethod, Unit, UnitKind,
         plans_service_client::PlansServiceClient,
     },
+    reviews::{
+        Answer, Campaign, CampaignMode, Channel, CreateCampaignRequest, Question, SurveyResponse,
+        reviews_service_client::ReviewsServiceClient,
+    },
 };
-use jixiao_testkit::{Authed, Suite};
+use jixiao_runtime::{TokenKey, tls::Tls};
+use jixiao_testkit::{Authed, Backend, Options, Suite};
 use tonic::Status;
 use tonic_types::StatusExt;
 
 pub type Plans = PlansServiceClient<Authed>;
+
+pub const DAY: i64 = 24 * 3600 * 1000;
 
 pub fn dec(s: &str) -> Option<Decimal> {
     Some(Decimal { value: s.into() })
@@ -334,4 +342,136 @@ pub async fn set_phase(suite: &Suite, cycle: &str, phase: jixiao_proto::plans::P
         })
         .await
         .expect("set phase");
+}
+
+/// [`evaluation_year`] with the three districts' plans approved (GDP
+/// targets 8, 7 and 6) and the cycle in EXECUTION.
+pub async fn executing_year(suite: &Suite) -> Plans {
+    let plans = evaluation_year(suite, "2026", now_ms() + DAY).await;
+    approve_plans(
+        suite,
+        "2026",
+        &[
+            ("siming", targets(["8", "0.45", "95", "300", "1000"])),
+            ("huli", targets(["7", "0.5", "95", "300", "1000"])),
+            ("jimei", targets(["6", "0.45", "95", "300", "1000"])),
+        ],
+    )
+    .await;
+    set_phase(suite, "2026", jixiao_proto::plans::Phase::Execution).await;
+    plans
+}
+
+/// A survey campaign of the districts group in cycle 2026, bound to
+/// `platform-a`, with questions q1–q3 and a window around today.
+pub async fn survey_campaign(
+    office: &mut ReviewsServiceClient<Authed>,
+    id: &str,
+    mode: CampaignMode,
+) -> Campaign {
+    office
+        .create_campaign(CreateCampaignRequest {
+            parent: "cycles/2026".into(),
+            campaign_id: id.into(),
+            campaign: Some(Campaign {
+                group: "cycles/2026/groups/districts".into(),
+                title: "2026年度群众满意度调查".into(),
+                mode: mode as i32,
+                platforms: vec!["platform-a".into()],
+                questions: ["q1", "q2", "q3"]
+                    .iter()
+                    .map(|q| Question {
+                        id: q.to_string(),
+                        text: format!("问题 {q}"),
+                    })
+                    .collect(),
+                open_time: ts(now_ms() - 30 * DAY),
+                close_time: ts(now_ms() + 30 * DAY),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("campaign")
+        .into_inner()
+}
+
+/// A fixed time in the campaign's window, so a resent response is the same.
+pub fn answered_at() -> i64 {
+    (now_ms() / DAY - 1) * DAY
+}
+
+/// A phone response to q1–q3.
+pub fn response(id: &str, unit: &str, category: &str, answers: [&str; 3]) -> SurveyResponse {
+    SurveyResponse {
+        response_id: id.into(),
+        unit: format!("units/{unit}"),
+        category: category.into(),
+        channel: Channel::Phone as i32,
+        answer_time: ts(answered_at()),
+        answers: ["q1", "q2", "q3"]
+            .iter()
+            .zip(answers)
+            .map(|(q, a)| Answer {
+                question: q.to_string(),
+                answer: a.into(),
+            })
+            .collect(),
+    }
+}
+
+/// The five services, each on its own port and database, sharing a key,
+/// as in production.
+pub struct Split {
+    pub plans: Suite,
+    pub indicators: Suite,
+    pub inspections: Suite,
+    pub reviews: Suite,
+    pub aggregator: Suite,
+}
+
+impl Split {
+    pub async fn start(backend: Backend) -> Split {
+        Self::start_with(backend, None).await
+    }
+
+    /// With TLS on every port and every call between services.
+    pub async fn start_with(backend: Backend, tls: Option<Tls>) -> Split {
+        let key = TokenKey::from_hex(&TokenKey::generate_hex()).unwrap();
+        let one = |target: Target, peers: Vec<(Target, String)>| Options {
+            targets: vec![target],
+            key: Some(key.clone()),
+            peers,
+            tls: tls.clone(),
+        };
+        let plans = Suite::start_with(backend.clone(), one(Target::Plans, vec![])).await;
+        let to_plans = vec![(Target::Plans, plans.url())];
+        let indicators =
+            Suite::start_with(backend.clone(), one(Target::Indicators, to_plans.clone())).await;
+        let inspections =
+            Suite::start_with(backend.clone(), one(Target::Inspections, to_plans.clone())).await;
+        let reviews = Suite::start_with(backend.clone(), one(Target::Reviews, to_plans)).await;
+        let peers = vec![
+            (Target::Plans, plans.url()),
+            (Target::Indicators, indicators.url()),
+            (Target::Inspections, inspections.url()),
+            (Target::Reviews, reviews.url()),
+        ];
+        let aggregator = Suite::start_with(backend, one(Target::Aggregator, peers)).await;
+        Split {
+            plans,
+            indicators,
+            inspections,
+            reviews,
+            aggregator,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.aggregator.stop().await;
+        self.reviews.stop().await;
+        self.inspections.stop().await;
+        self.indicators.stop().await;
+        self.plans.stop().await;
+    }
 }

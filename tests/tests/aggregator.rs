@@ -31,10 +31,11 @@ use jixiao_proto::{
         reviews_service_client::ReviewsServiceClient,
     },
 };
-use jixiao_runtime::{Role, TokenKey};
-use jixiao_testkit::{Authed, Backend, Options, Suite, on_both_databases};
+use jixiao_runtime::Role;
+use jixiao_testkit::{Authed, Backend, Suite, on_both_databases};
 use jixiao_tests::{
-    approve_plans, dec, evaluation_year, final_values, now_ms, reason, set_phase, targets, ts,
+    Split, approve_plans, dec, evaluation_year, executing_year, final_values, now_ms, reason,
+    set_phase, targets, ts,
 };
 use sqlx::Connection;
 use tokio_stream::StreamExt;
@@ -45,57 +46,9 @@ const DAY: i64 = 24 * 3600 * 1000;
 const GROUP: &str = "cycles/2026/groups/districts";
 type Aggregator = AggregatorServiceClient<Authed>;
 
-/// The five services, each on its own port and database, sharing a key.
-struct Split {
-    plans: Suite,
-    indicators: Suite,
-    inspections: Suite,
-    reviews: Suite,
-    aggregator: Suite,
-}
-
-impl Split {
-    async fn start(backend: Backend) -> Split {
-        let key = TokenKey::from_hex(&TokenKey::generate_hex()).unwrap();
-        let one = |target: Target, peers: Vec<(Target, String)>| Options {
-            targets: vec![target],
-            key: Some(key.clone()),
-            peers,
-        };
-        let plans = Suite::start_with(backend.clone(), one(Target::Plans, vec![])).await;
-        let to_plans = vec![(Target::Plans, plans.url())];
-        let indicators =
-            Suite::start_with(backend.clone(), one(Target::Indicators, to_plans.clone())).await;
-        let inspections =
-            Suite::start_with(backend.clone(), one(Target::Inspections, to_plans.clone())).await;
-        let reviews = Suite::start_with(backend.clone(), one(Target::Reviews, to_plans)).await;
-        let peers = vec![
-            (Target::Plans, plans.url()),
-            (Target::Indicators, indicators.url()),
-            (Target::Inspections, inspections.url()),
-            (Target::Reviews, reviews.url()),
-        ];
-        let aggregator = Suite::start_with(backend, one(Target::Aggregator, peers)).await;
-        Split {
-            plans,
-            indicators,
-            inspections,
-            reviews,
-            aggregator,
-        }
-    }
-
-    fn office(&self) -> Aggregator {
-        AggregatorServiceClient::new(self.aggregator.office())
-    }
-
-    async fn stop(self) {
-        self.aggregator.stop().await;
-        self.reviews.stop().await;
-        self.inspections.stop().await;
-        self.indicators.stop().await;
-        self.plans.stop().await;
-    }
+/// The office's aggregator client.
+fn office(split: &Split) -> Aggregator {
+    AggregatorServiceClient::new(split.aggregator.office())
 }
 
 fn value(d: &Option<jixiao_proto::Decimal>) -> &str {
@@ -388,10 +341,9 @@ async fn publish(
     client.publish_results(req).await.map(|r| r.into_inner())
 }
 
-async fn a_split_cycle_is_ranked_published_verified_and_survives_a_service_outage(
-    backend: Backend,
-) {
-    let split = Split::start(backend.clone()).await;
+/// The year up to execution with every component recorded; returns the
+/// contested finding.
+async fn recorded_year(split: &Split) -> Finding {
     let mut plans = evaluation_year(&split.plans, "2026", now_ms() + DAY).await;
     let credit = |k: &str, v: &str| WeightedKey {
         key: k.into(),
@@ -424,11 +376,18 @@ async fn a_split_cycle_is_ranked_published_verified_and_survives_a_service_outag
     )
     .await;
     set_phase(&split.plans, "2026", Phase::Execution).await;
-    indicator_year(&split).await;
-    review_year(&split).await;
-    let contested = inspection_year(&split).await;
+    indicator_year(split).await;
+    review_year(split).await;
+    inspection_year(split).await
+}
 
-    let mut office = split.office();
+async fn a_split_cycle_is_ranked_published_verified_and_survives_a_service_outage(
+    backend: Backend,
+) {
+    let split = Split::start(backend.clone()).await;
+    let contested = recorded_year(&split).await;
+
+    let mut office = office(&split);
     // Publication waits for ASSESSMENT.
     let err = publish(
         &mut office,
@@ -821,18 +780,7 @@ async fn an_amended_target_reaches_the_standings(backend: Backend) {
         UpdatePlanRequest, plans_service_client::PlansServiceClient,
     };
     let suite = Suite::start(backend).await;
-    evaluation_year(&suite, "2026", now_ms() + DAY).await;
-    approve_plans(
-        &suite,
-        "2026",
-        &[
-            ("siming", targets(["8", "0.45", "95", "300", "1000"])),
-            ("huli", targets(["7", "0.5", "95", "300", "1000"])),
-            ("jimei", targets(["6", "0.45", "95", "300", "1000"])),
-        ],
-    )
-    .await;
-    set_phase(&suite, "2026", Phase::Execution).await;
+    executing_year(&suite).await;
     IndicatorsServiceClient::new(suite.as_roles("stats", &[Role::Provider], Some("stats")))
         .batch_report_values(BatchReportValuesRequest {
             parent: "cycles/2026".into(),
@@ -923,7 +871,115 @@ async fn an_amended_target_reaches_the_standings(backend: Backend) {
     suite.stop().await;
 }
 
+/// The component services answer "unchanged" to a reader that holds the
+/// current revision (the aggregator's reconciliation asks so, sparing a
+/// recomputation of every group), and the full table to anyone else.
+async fn a_current_revision_is_answered_unchanged(backend: Backend) {
+    use jixiao_proto::{
+        indicators::GetGroupScoresRequest,
+        inspections::GetGroupAdjustmentsRequest,
+        plans::{GetGroupRequest, plans_service_client::PlansServiceClient},
+        reviews::GetGroupReviewScoresRequest,
+    };
+    let split = Split::start(backend).await;
+    recorded_year(&split).await;
+    let service = |s: &Suite| s.as_roles("aggregator", &[Role::Service], None);
+    let mut indicators = IndicatorsServiceClient::new(service(&split.indicators));
+    let mut reviews = ReviewsServiceClient::new(service(&split.reviews));
+    let mut inspections = InspectionsServiceClient::new(service(&split.inspections));
+    // (revision, unchanged, rows) of each service for a known revision.
+    let mut ask = async |known: [i64; 3]| -> [(i64, bool, usize); 3] {
+        let i = indicators
+            .get_group_scores(GetGroupScoresRequest {
+                group: GROUP.into(),
+                known_revision: known[0],
+            })
+            .await
+            .expect("indicator scores")
+            .into_inner();
+        let r = reviews
+            .get_group_review_scores(GetGroupReviewScoresRequest {
+                group: GROUP.into(),
+                known_revision: known[1],
+            })
+            .await
+            .expect("review scores")
+            .into_inner();
+        let n = inspections
+            .get_group_adjustments(GetGroupAdjustmentsRequest {
+                group: GROUP.into(),
+                known_revision: known[2],
+            })
+            .await
+            .expect("adjustments")
+            .into_inner();
+        [
+            (i.revision, i.unchanged, i.units.len()),
+            (r.revision, r.unchanged, r.units.len()),
+            (n.revision, n.unchanged, n.units.len()),
+        ]
+    };
+    let full = ask([0; 3]).await;
+    let current = full.map(|(revision, _, _)| revision);
+    for (revision, unchanged, rows) in full {
+        assert!(revision > 0 && !unchanged && rows == 3, "{full:?}");
+    }
+    assert_eq!(
+        ask(current).await,
+        current.map(|revision| (revision, true, 0))
+    );
+    assert_eq!(ask(current.map(|r| r - 1)).await, full);
+
+    // A change moves the counter: the old revision gets the new table.
+    IndicatorsServiceClient::new(
+        split
+            .indicators
+            .as_roles("eval-1", &[Role::Evaluator], None),
+    )
+    .enter_assessed_score(EnterAssessedScoreRequest {
+        parent: "cycles/2026".into(),
+        unit: "units/jimei".into(),
+        indicator: "KEY_PROJECTS".into(),
+        score: dec("3"),
+        justification: "复核后调整".into(),
+        request_id: String::new(),
+    })
+    .await
+    .expect("assessed score");
+    let after = ask(current).await;
+    assert_eq!(after[0].0, current[0] + 1);
+    assert_eq!((after[0].1, after[0].2), (false, 3));
+    assert_eq!(
+        &after[1..],
+        &current[1..]
+            .iter()
+            .map(|r| (*r, true, 0))
+            .collect::<Vec<_>>()[..]
+    );
+
+    // Plans reports its own counter on the group, which the aggregator keys
+    // the copies on; a plan-side change moves it.
+    let mut plans = PlansServiceClient::new(service(&split.plans));
+    let group = |p: &mut PlansServiceClient<Authed>| {
+        let mut p = p.clone();
+        async move {
+            p.get_group(GetGroupRequest { name: GROUP.into() })
+                .await
+                .expect("group")
+                .into_inner()
+                .revision
+        }
+    };
+    let before = group(&mut plans).await;
+    assert!(before > 0);
+    set_phase(&split.plans, "2026", Phase::Assessment).await;
+    assert!(group(&mut plans).await > before);
+
+    split.stop().await;
+}
+
 on_both_databases!(
     a_split_cycle_is_ranked_published_verified_and_survives_a_service_outage,
-    an_amended_target_reaches_the_standings
+    an_amended_target_reaches_the_standings,
+    a_current_revision_is_answered_unchanged
 );

@@ -18,6 +18,7 @@ fn caller(suite: &Suite, subject: &str, roles: &[Role], unit: Option<&str>) -> C
     Caller {
         addr: suite.url(),
         token: suite.token(subject, roles, unit),
+        tls: Default::default(),
     }
 }
 

@@ -72,6 +72,7 @@ async fn the_demo_year_publishes_the_same_plausible_tables_every_time(backend: B
             targets: Target::ALL.to_vec(),
             key: Some(key.clone()),
             peers: Vec::new(),
+            tls: None,
         },
     )
     .await;

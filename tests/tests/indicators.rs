@@ -125,6 +125,7 @@ async fn group_scores_match_hand_computed_values_for_every_method(backend: Backe
     let scores = evaluator
         .get_group_scores(GetGroupScoresRequest {
             group: "cycles/2026/groups/districts".into(),
+            known_revision: 0,
         })
         .await
         .expect("scores")
@@ -245,6 +246,7 @@ async fn only_the_provider_reports_and_only_evaluators_assess(backend: Backend) 
     let err = IndicatorsServiceClient::new(suite.unit("huli"))
         .get_group_scores(GetGroupScoresRequest {
             group: "cycles/2026/groups/districts".into(),
+            known_revision: 0,
         })
         .await
         .unwrap_err();
@@ -529,6 +531,7 @@ async fn a_late_value_is_refused_then_accepted_under_an_exception(backend: Backe
     let scores = IndicatorsServiceClient::new(suite.office())
         .get_group_scores(GetGroupScoresRequest {
             group: "cycles/2026/groups/districts".into(),
+            known_revision: 0,
         })
         .await
         .unwrap()

@@ -255,6 +255,7 @@ async fn adjustments_follow_the_lifecycle_and_the_cap(backend: Backend) {
     let table = evaluator
         .get_group_adjustments(GetGroupAdjustmentsRequest {
             group: "cycles/2026/groups/districts".into(),
+            known_revision: 0,
         })
         .await
         .unwrap()
@@ -290,6 +291,7 @@ async fn adjustments_follow_the_lifecycle_and_the_cap(backend: Backend) {
     let pilot = evaluator
         .get_group_adjustments(GetGroupAdjustmentsRequest {
             group: "cycles/2026/groups/pilot".into(),
+            known_revision: 0,
         })
         .await
         .unwrap()
@@ -443,6 +445,7 @@ async fn roles_and_units_are_enforced(backend: Backend) {
     let err = huli
         .get_group_adjustments(GetGroupAdjustmentsRequest {
             group: "cycles/2026/groups/districts".into(),
+            known_revision: 0,
         })
         .await
         .unwrap_err();

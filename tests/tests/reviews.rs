@@ -9,16 +9,18 @@ use jixiao_proto::{
         plans_service_client::PlansServiceClient,
     },
     reviews::{
-        AcceptInsufficientSampleRequest, Answer, Campaign, CampaignMode, Channel,
-        CreateCampaignRequest, GetGroupReviewScoresRequest, GroupReviewScores, MutualRating,
-        PushResponsesRequest, PushUnitResultsRequest, PushVotesRequest, Question, ReviewFlag,
-        SubmitMutualRatingRequest, SurveyResponse, UnitResult, UnitReviewScore, Vote,
-        WatchReviewChangesRequest, reviews_service_client::ReviewsServiceClient,
+        AcceptInsufficientSampleRequest, Campaign, CampaignMode, CreateCampaignRequest,
+        GetGroupReviewScoresRequest, GroupReviewScores, MutualRating, PushResponsesRequest,
+        PushUnitResultsRequest, PushVotesRequest, ReviewFlag, SubmitMutualRatingRequest,
+        SurveyResponse, UnitResult, UnitReviewScore, Vote, WatchReviewChangesRequest,
+        reviews_service_client::ReviewsServiceClient,
     },
 };
 use jixiao_runtime::Role;
 use jixiao_testkit::{Authed, Backend, Suite, on_both_databases};
-use jixiao_tests::{bad_fields, dec, evaluation_year, now_ms, reason, set_phase, ts};
+use jixiao_tests::{
+    answered_at, bad_fields, dec, evaluation_year, now_ms, reason, response, set_phase, ts,
+};
 use tonic::Code;
 
 const DAY: i64 = 24 * 3600 * 1000;
@@ -34,54 +36,7 @@ fn reader(suite: &Suite) -> Reviews {
 }
 
 async fn campaign(suite: &Suite, id: &str, mode: CampaignMode) -> Campaign {
-    ReviewsServiceClient::new(suite.office())
-        .create_campaign(CreateCampaignRequest {
-            parent: "cycles/2026".into(),
-            campaign_id: id.into(),
-            campaign: Some(Campaign {
-                group: "cycles/2026/groups/districts".into(),
-                title: "2026年度群众满意度调查".into(),
-                mode: mode as i32,
-                platforms: vec!["platform-a".into()],
-                questions: ["q1", "q2", "q3"]
-                    .iter()
-                    .map(|q| Question {
-                        id: q.to_string(),
-                        text: format!("问题 {q}"),
-                    })
-                    .collect(),
-                open_time: ts(now_ms() - 30 * DAY),
-                close_time: ts(now_ms() + 30 * DAY),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("campaign")
-        .into_inner()
-}
-
-/// A fixed time in the campaign's window, so a resent response is the same.
-fn answered_at() -> i64 {
-    (now_ms() / DAY - 1) * DAY
-}
-
-fn response(id: &str, unit: &str, category: &str, answers: [&str; 3]) -> SurveyResponse {
-    SurveyResponse {
-        response_id: id.into(),
-        unit: format!("units/{unit}"),
-        category: category.into(),
-        channel: Channel::Phone as i32,
-        answer_time: ts(answered_at()),
-        answers: ["q1", "q2", "q3"]
-            .iter()
-            .zip(answers)
-            .map(|(q, a)| Answer {
-                question: q.to_string(),
-                answer: a.into(),
-            })
-            .collect(),
-    }
+    jixiao_tests::survey_campaign(&mut ReviewsServiceClient::new(suite.office()), id, mode).await
 }
 
 /// `n` responses for `unit`, ids `{prefix}-{i}`, all satisfied.
@@ -115,6 +70,7 @@ async fn scores(suite: &Suite) -> GroupReviewScores {
     reader(suite)
         .get_group_review_scores(GetGroupReviewScoresRequest {
             group: "cycles/2026/groups/districts".into(),
+            known_revision: 0,
         })
         .await
         .expect("review scores")
@@ -266,6 +222,7 @@ async fn only_bound_platforms_push(backend: Backend) {
     let err = ReviewsServiceClient::new(suite.unit("siming"))
         .get_group_review_scores(GetGroupReviewScoresRequest {
             group: "cycles/2026/groups/districts".into(),
+            known_revision: 0,
         })
         .await
         .unwrap_err();
@@ -573,7 +530,8 @@ async fn a_csv_file_is_imported_through_the_stream(backend: Backend) {
     let addr = format!("http://{}", suite.addr);
     let import = || async {
         let batches = jixiao::import::read_batches(csv.as_bytes(), CAMPAIGN).unwrap();
-        jixiao::import::push(&addr, &token, batches, |_, _| {})
+        let channel = jixiao::client::connect(&addr, &token).await.unwrap();
+        jixiao::import::push(channel, batches, |_, _| {})
             .await
             .unwrap()
     };

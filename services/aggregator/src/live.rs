@@ -1,9 +1,11 @@
-//! Live standings: the aggregator follows the change streams of the
-//! indicators, reviews and inspections services (and reconciles with the
-//! plans service periodically as a safety net), refetches only the
-//! component that changed, recomputes the group's table, stores it and
-//! hands readers the stored, already encoded result. A read never reaches
-//! another service.
+//! Live standings: the aggregator follows the change streams of the plans,
+//! indicators, reviews and inspections services, refetches only what
+//! changed (a plan-side change refetches every component, which score from
+//! plans data), recomputes the group's table, stores it and hands readers
+//! the stored, already encoded result. A read never reaches another
+//! service. A periodic reconciliation is the safety net for lost signals;
+//! it sends the change counters of the copies held, so a component whose
+//! counter has not moved answers "unchanged" instead of recomputing.
 //!
 //! Each group has one refresh task at a time; changes that arrive while it
 //! runs are coalesced into the next round, so a burst of pushes costs one
@@ -30,18 +32,29 @@ use tokio::sync::watch;
 use crate::{
     inputs::{GroupInputs, IndicatorPart, InspectionPart, ReviewPart, UnitInputs, UnitRow},
     rules::Component,
-    sources::{PlansPart, Source, Sources},
+    sources::{PlansPart, Revised, Source, Sources},
     store,
 };
 
-/// Bounds of the pause between two refreshes of one group. Under a steady
-/// stream of pushes, refreshing back to back would spend a core of this
-/// service and of the component services on tables nobody has read yet, so
-/// a group pauses twice as long as its last refresh took, within these
-/// bounds: refreshing stays under a third of the time, and a change is
-/// visible well within the one second DOMAIN.md §8 allows.
-pub const MIN_GAP: Duration = Duration::from_millis(150);
+/// Bounds of the pause between two refreshes of one group.
+pub const MIN_GAP: Duration = Duration::from_millis(100);
 pub const MAX_GAP: Duration = Duration::from_millis(500);
+/// What a change may wait for, at worst, before readers see it: DOMAIN.md
+/// §8 allows one second, and the push and the read take some of it.
+const FRESHNESS: Duration = Duration::from_millis(900);
+
+/// The pause after a refresh that took `took`. Under a steady stream of
+/// pushes, refreshing back to back would spend a core of this service and
+/// of the component services on tables nobody has read yet, so a group
+/// pauses twice as long as its refresh took (refreshing a third of the
+/// time); but a change that lands just after a refresh started waits for
+/// the rest of it, the pause and one more refresh, so the pause shrinks
+/// when refreshes are slow, to keep that within [`FRESHNESS`].
+pub fn gap(took: Duration) -> Duration {
+    let lazy = took * 2;
+    let fresh = FRESHNESS.saturating_sub(took * 2);
+    lazy.min(fresh).clamp(MIN_GAP, MAX_GAP)
+}
 
 /// One group's current standings, as readers get them.
 #[derive(Debug)]
@@ -69,12 +82,84 @@ pub enum View {
 /// a table off the async workers needs no copy).
 #[derive(Default)]
 struct Parts {
-    plans: Option<Arc<PlansPart>>,
-    indicators: Option<Arc<HashMap<String, IndicatorPart>>>,
-    reviews: Option<Arc<HashMap<String, ReviewPart>>>,
-    inspections: Option<Arc<HashMap<String, InspectionPart>>>,
+    plans: Option<Held<PlansPart>>,
+    indicators: Option<Held<HashMap<String, IndicatorPart>>>,
+    reviews: Option<Held<HashMap<String, ReviewPart>>>,
+    inspections: Option<Held<HashMap<String, InspectionPart>>>,
     /// Last fetch failure per source.
     failed: BTreeMap<Source, String>,
+}
+
+/// A part as fetched, with the change counters it was read under.
+struct Held<T> {
+    value: Arc<T>,
+    /// The source's counter for the group.
+    revision: i64,
+    /// The plan-side counter of a change known committed before the read:
+    /// the component services score from plans data without counting its
+    /// changes, so a copy is only asked about while this still holds.
+    plans_revision: i64,
+}
+
+/// Fetches a part when its source is marked or nothing is held, asking
+/// the service to skip the work when the held copy is still current
+/// (never in a full refresh, nor after a plan-side change).
+async fn fetch<T, F, Fut>(
+    held: &Option<Held<T>>,
+    marked: bool,
+    full: bool,
+    plans_revision: i64,
+    get: F,
+) -> Option<Result<Revised<T>, Error>>
+where
+    F: FnOnce(i64) -> Fut,
+    Fut: Future<Output = Result<Revised<T>, Error>>,
+{
+    let known = match held {
+        None => 0,
+        Some(_) if !marked => return None,
+        Some(h) if !full && h.plans_revision == plans_revision => h.revision,
+        Some(_) => 0,
+    };
+    Some(get(known).await)
+}
+
+/// Takes a fetched part; says whether anything readers see changed.
+fn settle<T: PartialEq>(
+    slot: &mut Option<Held<T>>,
+    failed: &mut BTreeMap<Source, String>,
+    source: Source,
+    got: Option<Result<Revised<T>, Error>>,
+    plans_revision: i64,
+) -> bool {
+    match got {
+        Some(Ok(Revised { revision, part })) => {
+            let new = match (part, slot.as_mut()) {
+                (None, Some(h)) => {
+                    h.revision = revision;
+                    h.plans_revision = plans_revision;
+                    false
+                }
+                // Only asked about a copy that is held.
+                (None, None) => false,
+                (Some(v), _) => {
+                    let new = slot.as_ref().is_none_or(|h| *h.value != v);
+                    *slot = Some(Held {
+                        value: Arc::new(v),
+                        revision,
+                        plans_revision,
+                    });
+                    new
+                }
+            };
+            failed.remove(&source).is_some() || new
+        }
+        Some(Err(e)) => {
+            let why = e.to_string();
+            failed.insert(source, why.clone()).as_ref() != Some(&why)
+        }
+        None => false,
+    }
 }
 
 /// A group's pending refresh work. `requested` counts marks; `done` (in
@@ -111,6 +196,11 @@ pub struct Live {
 }
 
 const ALL_SOURCES: u8 = 0b1111;
+/// With [`ALL_SOURCES`]: refetch every part in full, trusting no counter.
+const FULL: u8 = 0b1_0000;
+/// Every this many reconciliations is a full one: a crash between a plans
+/// commit and its counter bump would otherwise go unseen.
+const FULL_EVERY: u32 = 10;
 
 impl Live {
     /// Loads the stored standings (marked stale until refreshed) and starts
@@ -195,6 +285,13 @@ impl Live {
         mark
     }
 
+    /// Marks a group from inside its own refresh: the loop running it
+    /// takes the mark on its next round.
+    fn mark_again(&self, cell: &Cell, sources: u8) {
+        let mut w = cell.work.lock().expect("work lock");
+        w.dirty |= sources;
+    }
+
     /// A group's current view; an unknown group is computed on first use.
     pub async fn view(&self, group: &str) -> Result<Arc<Snapshot>, Error> {
         let cell = self.cell(group);
@@ -224,7 +321,7 @@ impl Live {
     pub async fn refresh_now(&self, group: &str) -> Result<Arc<Snapshot>, Error> {
         let cell = self.cell(group);
         let mut done = cell.done.subscribe();
-        let mark = self.mark(cell.clone(), ALL_SOURCES);
+        let mark = self.mark(cell.clone(), ALL_SOURCES | FULL);
         let finished =
             tokio::time::timeout(Duration::from_secs(30), done.wait_for(|d| *d >= mark)).await;
         if !matches!(finished, Ok(Ok(_))) {
@@ -252,8 +349,8 @@ impl Live {
     async fn refresh_loop(self, cell: Arc<Cell>) {
         let mut last: Option<(tokio::time::Instant, Duration)> = None;
         loop {
-            if let Some((at, took)) = last {
-                tokio::time::sleep_until(at + took * 2).await;
+            if let Some((at, pause)) = last {
+                tokio::time::sleep_until(at + pause).await;
             }
             let (dirty, covers) = {
                 let mut w = cell.work.lock().expect("work lock");
@@ -269,97 +366,98 @@ impl Live {
             }
             let elapsed = started.elapsed();
             tracing::debug!(group = %cell.name, sources = dirty, took_ms = elapsed.as_millis() as u64, "standings refreshed");
-            let took = elapsed.clamp(MIN_GAP / 2, MAX_GAP / 2);
-            last = Some((tokio::time::Instant::now(), took));
+            last = Some((tokio::time::Instant::now(), gap(elapsed)));
             cell.done.send_replace(covers);
         }
     }
 
     async fn refresh(&self, cell: &Cell, dirty: u8) -> Result<(), Error> {
         let mut parts = cell.parts.lock().await;
+        let parts = &mut *parts;
         let wants = |s: Source, have: bool| dirty & s.bit() != 0 || !have;
         let group = cell.name.as_str();
         let src = &self.inner.sources;
-        let plans = wants(Source::Plans, parts.plans.is_some());
-        let ind = wants(Source::Indicators, parts.indicators.is_some());
-        let rev = wants(Source::Reviews, parts.reviews.is_some());
-        let ins = wants(Source::Inspections, parts.inspections.is_some());
+        // The plan-side counter of the plans data held: a component's copy
+        // may only be kept if it was read after that data was committed.
+        let plans_revision = parts.plans.as_ref().map_or(0, |h| h.revision);
+        let full = dirty & FULL != 0;
+        let fetch_if = |s: Source| dirty & s.bit() != 0;
         let (p, i, r, n) = tokio::join!(
             async {
-                if plans {
-                    Some(src.plans_part(group).await.map(Arc::new))
+                if wants(Source::Plans, parts.plans.is_some()) {
+                    Some(src.plans_part(group).await)
                 } else {
                     None
                 }
             },
-            async {
-                if ind {
-                    Some(src.indicators(group).await.map(Arc::new))
-                } else {
-                    None
-                }
-            },
-            async {
-                if rev {
-                    Some(src.reviews(group).await.map(Arc::new))
-                } else {
-                    None
-                }
-            },
-            async {
-                if ins {
-                    Some(src.inspections(group).await.map(Arc::new))
-                } else {
-                    None
-                }
-            },
+            fetch(
+                &parts.indicators,
+                fetch_if(Source::Indicators),
+                full,
+                plans_revision,
+                |k| src.indicators(group, k)
+            ),
+            fetch(
+                &parts.reviews,
+                fetch_if(Source::Reviews),
+                full,
+                plans_revision,
+                |k| src.reviews(group, k)
+            ),
+            fetch(
+                &parts.inspections,
+                fetch_if(Source::Inspections),
+                full,
+                plans_revision,
+                |k| src.inspections(group, k)
+            ),
         );
         if let Some(Err(Error::NotFound { .. })) = &p {
             cell.view
                 .send_replace(View::Gone(format!("{group} is not a group")));
             return Ok(());
         }
-        /// Takes a fetched part; says whether anything readers see changed.
-        fn settle<T: PartialEq>(
-            slot: &mut Option<Arc<T>>,
-            failed: &mut BTreeMap<Source, String>,
-            source: Source,
-            got: Option<Result<Arc<T>, Error>>,
-        ) -> bool {
-            match got {
-                Some(Ok(v)) => {
-                    let new = slot.as_deref() != Some(&*v);
-                    if new {
-                        *slot = Some(v);
-                    }
-                    failed.remove(&source).is_some() || new
-                }
-                Some(Err(e)) => {
-                    let why = e.to_string();
-                    failed.insert(source, why.clone()).as_ref() != Some(&why)
-                }
-                None => false,
-            }
+        // A plan-side change this refresh discovered (its signal was lost)
+        // makes the components' "unchanged" answers worthless: their copies
+        // keep the older plans counter, so the round that follows at once
+        // refetches them in full.
+        let fetched_plans = match &p {
+            Some(Ok(r)) => r.revision,
+            _ => plans_revision,
+        };
+        if fetched_plans != plans_revision && !full {
+            self.mark_again(cell, ALL_SOURCES);
         }
-        let parts = &mut *parts;
-        let changed = [
-            settle(&mut parts.plans, &mut parts.failed, Source::Plans, p),
-            settle(
-                &mut parts.indicators,
-                &mut parts.failed,
-                Source::Indicators,
-                i,
-            ),
-            settle(&mut parts.reviews, &mut parts.failed, Source::Reviews, r),
-            settle(
-                &mut parts.inspections,
-                &mut parts.failed,
-                Source::Inspections,
-                n,
-            ),
-        ]
-        .contains(&true);
-        let Some(plans) = parts.plans.clone() else {
+        let mut changed = settle(
+            &mut parts.plans,
+            &mut parts.failed,
+            Source::Plans,
+            p,
+            fetched_plans,
+        );
+        let failed = &mut parts.failed;
+        changed |= settle(
+            &mut parts.indicators,
+            failed,
+            Source::Indicators,
+            i,
+            plans_revision,
+        );
+        changed |= settle(
+            &mut parts.reviews,
+            failed,
+            Source::Reviews,
+            r,
+            plans_revision,
+        );
+        changed |= settle(
+            &mut parts.inspections,
+            failed,
+            Source::Inspections,
+            n,
+            plans_revision,
+        );
+        let Some(plans) = parts.plans.as_ref().map(|h| h.value.clone()) else {
             // Without members there is no table; keep what readers have and
             // say why it is stale.
             self.mark_stale(cell, &parts.failed);
@@ -370,9 +468,9 @@ impl Live {
             reasons.entry(*s).or_insert_with(|| why.clone());
         }
         let (ind, rev, ins) = (
-            parts.indicators.clone(),
-            parts.reviews.clone(),
-            parts.inspections.clone(),
+            parts.indicators.as_ref().map(|h| h.value.clone()),
+            parts.reviews.as_ref().map(|h| h.value.clone()),
+            parts.inspections.as_ref().map(|h| h.value.clone()),
         );
         // A reconciliation or a signal that changed nothing this table
         // shows costs no recomputation.
@@ -496,7 +594,7 @@ impl Live {
                     // The component services score from plans data, so a
                     // plan-side change refetches every source.
                     let bits = if source == Source::Plans {
-                        ALL_SOURCES
+                        ALL_SOURCES | FULL
                     } else {
                         source.bit()
                     };
@@ -540,14 +638,21 @@ impl Live {
         }
     }
 
-    /// Refetches every active group in full now and then.
+    /// Refetches every active group now and then: plans data always (its
+    /// timeliness flags move with the clock), the components when their
+    /// counters moved, and everything in full every [`FULL_EVERY`] rounds.
     async fn reconcile(self, every: Duration) {
-        loop {
+        for round in 0u32.. {
+            let bits = if round % FULL_EVERY == 0 {
+                ALL_SOURCES | FULL
+            } else {
+                ALL_SOURCES
+            };
             match self.inner.sources.active_groups().await {
                 Ok(groups) => {
                     for g in groups {
                         let cell = self.cell(&g);
-                        self.mark(cell, ALL_SOURCES);
+                        self.mark(cell, bits);
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "reconciliation could not list groups"),
@@ -663,4 +768,21 @@ pub(crate) fn component_from_proto(c: ProtoComponent) -> Option<Component> {
         ProtoComponent::Inspection => Component::Inspection,
         ProtoComponent::Unspecified | ProtoComponent::Composite => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pause_is_twice_a_quick_refresh_and_shrinks_for_slow_ones() {
+        let ms = Duration::from_millis;
+        assert_eq!(gap(ms(10)), MIN_GAP);
+        assert_eq!(gap(ms(150)), ms(300));
+        assert_eq!(gap(ms(225)), ms(450));
+        // Slow refreshes: the rest of one, the pause and the next fit.
+        assert_eq!(gap(ms(300)), ms(300));
+        assert_eq!(gap(ms(350)), ms(200));
+        assert_eq!(gap(ms(2000)), MIN_GAP);
+    }
 }

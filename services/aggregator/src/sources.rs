@@ -89,6 +89,14 @@ pub struct PlansPart {
     pub year: i32,
 }
 
+/// A group's figures from one service with the change counter they were
+/// read under; `part` is `None` when the caller's copy is still current.
+#[derive(Debug)]
+pub struct Revised<T> {
+    pub revision: i64,
+    pub part: Option<T>,
+}
+
 /// Reads the component services.
 #[derive(Clone)]
 pub struct Sources {
@@ -142,8 +150,9 @@ impl Sources {
         Ok(out)
     }
 
-    /// Members, names, scheme and timeliness of a group.
-    pub async fn plans_part(&self, group_name: &str) -> Result<PlansPart, Error> {
+    /// Members, names, scheme and timeliness of a group, with the group's
+    /// plan-side change counter (read before the rest).
+    pub async fn plans_part(&self, group_name: &str) -> Result<Revised<PlansPart>, Error> {
         let (cycle, _) = jixiao_runtime::names::group_name(group_name, "group")?;
         let (group, scheme, cycle_info, units, timeliness) = tokio::try_join!(
             self.plans.group(group_name),
@@ -153,6 +162,7 @@ impl Sources {
             self.plans.timeliness(cycle),
         )?;
         let p = Source::Plans;
+        let revision = group.revision;
         let mut members = group.units;
         members.sort();
         let display_names = units
@@ -173,7 +183,7 @@ impl Sources {
                 problems.push("PLAN_LATE".into());
             }
         }
-        Ok(PlansPart {
+        let part = PlansPart {
             units: members,
             display_names,
             scheme: SchemeFigures {
@@ -185,21 +195,33 @@ impl Sources {
             },
             timeliness: late,
             year: cycle_info.year,
+        };
+        Ok(Revised {
+            revision,
+            part: Some(part),
         })
     }
 
-    /// Indicator components by unit.
-    pub async fn indicators(&self, group: &str) -> Result<HashMap<String, IndicatorPart>, Error> {
+    /// Indicator components by unit, unless `known` is still current.
+    pub async fn indicators(
+        &self,
+        group: &str,
+        known: i64,
+    ) -> Result<Revised<HashMap<String, IndicatorPart>>, Error> {
         let s = Source::Indicators;
         let scores = self
             .indicators
             .clone()
             .get_group_scores(GetGroupScoresRequest {
                 group: group.into(),
+                known_revision: known,
             })
             .await
             .map_err(|e| dependency_error(s.service(), e))?
             .into_inner();
+        if scores.unchanged {
+            return unchanged(s, known, scores.revision);
+        }
         let mut out = HashMap::with_capacity(scores.units.len());
         for u in scores.units {
             let mut items = Vec::with_capacity(u.indicators.len());
@@ -223,25 +245,40 @@ impl Sources {
                 },
             );
         }
-        Ok(out)
+        Ok(Revised {
+            revision: scores.revision,
+            part: Some(out),
+        })
     }
 
-    /// Review components by unit.
-    pub async fn reviews(&self, group: &str) -> Result<HashMap<String, ReviewPart>, Error> {
+    /// Review components by unit, unless `known` is still current.
+    pub async fn reviews(
+        &self,
+        group: &str,
+        known: i64,
+    ) -> Result<Revised<HashMap<String, ReviewPart>>, Error> {
         let s = Source::Reviews;
         let scores = self
             .reviews
             .clone()
             .get_group_review_scores(GetGroupReviewScoresRequest {
                 group: group.into(),
+                known_revision: known,
             })
             .await
             .map_err(|e| dependency_error(s.service(), e))?
             .into_inner();
+        if scores.unchanged {
+            return unchanged(s, known, scores.revision);
+        }
         let mut out = HashMap::with_capacity(scores.units.len());
         for u in scores.units {
             let mut categories = Vec::with_capacity(u.categories.len());
             for c in &u.categories {
+                // A category nobody has answered yet has no mean.
+                if c.responses == 0 && c.mean.is_none() {
+                    continue;
+                }
                 categories.push(CategoryInput {
                     code: c.category.clone(),
                     responses: c.responses,
@@ -265,21 +302,32 @@ impl Sources {
             };
             out.insert(u.unit, part);
         }
-        Ok(out)
+        Ok(Revised {
+            revision: scores.revision,
+            part: Some(out),
+        })
     }
 
-    /// Inspection components by unit.
-    pub async fn inspections(&self, group: &str) -> Result<HashMap<String, InspectionPart>, Error> {
+    /// Inspection components by unit, unless `known` is still current.
+    pub async fn inspections(
+        &self,
+        group: &str,
+        known: i64,
+    ) -> Result<Revised<HashMap<String, InspectionPart>>, Error> {
         let s = Source::Inspections;
         let adjustments = self
             .inspections
             .clone()
             .get_group_adjustments(GetGroupAdjustmentsRequest {
                 group: group.into(),
+                known_revision: known,
             })
             .await
             .map_err(|e| dependency_error(s.service(), e))?
             .into_inner();
+        if adjustments.unchanged {
+            return unchanged(s, known, adjustments.revision);
+        }
         let finding = |f: &Finding| -> Result<FindingInput, Error> {
             let rect = f.rectification_state();
             Ok(FindingInput {
@@ -324,7 +372,10 @@ impl Sources {
             };
             out.insert(u.unit, part);
         }
-        Ok(out)
+        Ok(Revised {
+            revision: adjustments.revision,
+            part: Some(out),
+        })
     }
 
     /// The change stream of a followed service over every cycle: group
@@ -374,6 +425,21 @@ impl Sources {
             ),
         })
     }
+}
+
+/// An "unchanged" answer, which only counts for the revision asked about.
+fn unchanged<T>(source: Source, known: i64, revision: i64) -> Result<Revised<T>, Error> {
+    if known == 0 || revision != known {
+        return Err(bad_answer(
+            source,
+            "unchanged mark",
+            format!("revision {revision} is not the {known} asked about"),
+        ));
+    }
+    Ok(Revised {
+        revision,
+        part: None,
+    })
 }
 
 fn strip(name: &str, prefix: &str) -> String {

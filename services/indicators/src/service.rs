@@ -23,7 +23,7 @@ use jixiao_proto::{
 use jixiao_runtime::{
     Db, Error, Principal, Role, Violations, audit,
     auth::principal,
-    changes::Changes,
+    changes::{Changes, unchanged_since},
     checked,
     client::ServiceChannel,
     decimal::{self, to_proto},
@@ -1019,6 +1019,14 @@ impl IndicatorsApi {
         // The revision is read first: a change committed meanwhile shows as a
         // newer revision, never as a newer table under an older number.
         let revision = Changes::revision(&self.db, cycle, gid).await?;
+        if unchanged_since(req.known_revision, revision) {
+            return Ok(GroupScores {
+                group: req.group,
+                revision,
+                unchanged: true,
+                ..Default::default()
+            });
+        }
         let view = self.group_view_by_name(&req.group).await?;
         let (finals, assessed) = self.group_inputs(cycle, gid).await?;
         let floor = decimal::required(&view.scheme.peer_rank_floor).unwrap_or(Decimal::new(6, 1));
@@ -1113,6 +1121,7 @@ impl IndicatorsApi {
             units,
             revision,
             compute_time: Some(timestamp(now_ms())),
+            unchanged: false,
         })
     }
 

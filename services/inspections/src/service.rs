@@ -26,7 +26,7 @@ use jixiao_proto::{
 use jixiao_runtime::{
     Db, Error, Principal, Role, Violations, audit,
     auth::principal,
-    changes::Changes,
+    changes::{Changes, unchanged_since},
     checked,
     client::ServiceChannel,
     decimal::{self, to_proto},
@@ -1252,6 +1252,14 @@ impl InspectionsApi {
         )?;
         let (cycle, gid) = names::group_name(&req.group, "group")?;
         let revision = Changes::revision(&self.db, cycle, gid).await?;
+        if unchanged_since(req.known_revision, revision) {
+            return Ok(GroupAdjustments {
+                group: req.group,
+                revision,
+                unchanged: true,
+                ..Default::default()
+            });
+        }
         let group = self.plans.group(&req.group).await?;
         let scheme = self.plans.scheme(&req.group).await?;
         let cap = decimal::required(&scheme.inspection_cap).unwrap_or(Decimal::from(5));
@@ -1327,6 +1335,7 @@ impl InspectionsApi {
             group: req.group,
             units,
             revision,
+            unchanged: false,
         })
     }
 

@@ -252,6 +252,7 @@ async fn load_group(conn: &mut AnyConnection, cycle: &str, group: &str) -> Resul
             name: format!("cycles/{cycle}/groups/{group}"),
             display_name: row.try_get("display_name")?,
             units,
+            revision: 0,
         },
         scheme,
         framework,
@@ -2149,8 +2150,11 @@ impl PlansApi {
 
     async fn get_group(&self, req: GetGroupRequest) -> Result<Group, Error> {
         let (cycle, gid) = names::group_name(&req.name, "name")?;
+        let revision = Changes::revision(&self.db, cycle, gid).await?;
         let mut conn = self.db.read.acquire().await?;
-        Ok(load_group(&mut conn, cycle, gid).await?.group)
+        let mut group = load_group(&mut conn, cycle, gid).await?.group;
+        group.revision = revision;
+        Ok(group)
     }
 
     async fn list_groups(&self, req: ListGroupsRequest) -> Result<ListGroupsResponse, Error> {

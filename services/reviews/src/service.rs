@@ -27,7 +27,7 @@ use jixiao_proto::{
 use jixiao_runtime::{
     Db, Dialect, Error, Principal, Role, Violations, audit,
     auth::principal,
-    changes::{Change, Changes},
+    changes::{Change, Changes, unchanged_since},
     checked,
     client::ServiceChannel,
     decimal::{self, to_proto},
@@ -1190,7 +1190,7 @@ impl ReviewsApi {
         tx.commit().await?;
         self.changes.announce([change]);
         let scores = self
-            .scores(&format!("cycles/{}/groups/{}", ctx.cycle, ctx.group))
+            .scores(&format!("cycles/{}/groups/{}", ctx.cycle, ctx.group), 0)
             .await?;
         scores
             .units
@@ -1309,11 +1309,19 @@ impl ReviewsApi {
     }
 
     /// The review scores of a group, from the running tallies.
-    async fn scores(&self, group_name: &str) -> Result<GroupReviewScores, Error> {
+    async fn scores(&self, group_name: &str, known: i64) -> Result<GroupReviewScores, Error> {
         let (cycle, gid) = names::group_name(group_name, "group")?;
         // Read before the figures: a change committed meanwhile carries a
         // later revision, so a follower never takes old figures for new.
         let revision = Changes::revision(&self.db, cycle, gid).await?;
+        if unchanged_since(known, revision) {
+            return Ok(GroupReviewScores {
+                group: group_name.to_string(),
+                revision,
+                unchanged: true,
+                ..Default::default()
+            });
+        }
         // Under ingest every round trip queues; these go out together.
         let (group, scheme, figures) = tokio::try_join!(
             self.plans.group(group_name),
@@ -1416,6 +1424,7 @@ impl ReviewsApi {
             group: group_name.to_string(),
             units,
             revision,
+            unchanged: false,
         })
     }
 
@@ -1425,7 +1434,7 @@ impl ReviewsApi {
         req: GetGroupReviewScoresRequest,
     ) -> Result<GroupReviewScores, Error> {
         p.require(READERS, "read group review scores")?;
-        self.scores(&req.group).await
+        self.scores(&req.group, req.known_revision).await
     }
 
     async fn verify_audit(

@@ -8,9 +8,11 @@ use tonic::{
     Status,
     metadata::{Ascii, MetadataValue},
     service::{Interceptor, interceptor::InterceptedService},
-    transport::{Channel, Endpoint},
+    transport::Channel,
 };
 use tonic_types::StatusExt;
+
+pub use jixiao_runtime::tls::Tls;
 
 /// Adds `authorization: Bearer <token>` to every call (nothing when anonymous).
 #[derive(Clone)]
@@ -43,8 +45,13 @@ pub type Authed = InterceptedService<Channel, Bearer>;
 
 /// Connects to `addr` (`http://host:port`) as the holder of `token`.
 pub async fn connect(addr: &str, token: &str) -> Result<Authed, String> {
-    let channel = Endpoint::from_shared(addr.to_string())
-        .map_err(|e| format!("{addr}: {e}"))?
+    connect_with(addr, token, &Tls::default()).await
+}
+
+/// [`connect`] to an `https://` address too, trusting the authority in `tls`.
+pub async fn connect_with(addr: &str, token: &str, tls: &Tls) -> Result<Authed, String> {
+    let channel = tls
+        .endpoint(addr)?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .connect()

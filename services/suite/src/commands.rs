@@ -31,7 +31,7 @@ use sha2::Digest;
 use tonic::Code;
 
 use crate::{
-    client::{Authed, connect, describe, failed, unit_name},
+    client::{Authed, Tls, connect_with, describe, failed, unit_name},
     table::{self, Format, Table, decimal},
 };
 
@@ -39,11 +39,13 @@ use crate::{
 pub struct Caller {
     pub addr: String,
     pub token: String,
+    /// The authority trusted for an `https://` address.
+    pub tls: Tls,
 }
 
 impl Caller {
     async fn channel(&self) -> Result<Authed, String> {
-        connect(&self.addr, &self.token).await
+        connect_with(&self.addr, &self.token, &self.tls).await
     }
 }
 
@@ -405,7 +407,8 @@ pub async fn import_responses(
     let total = batches.iter().map(|b| b.responses.len()).sum();
     let bar = progress(total, "responses");
     let shown = bar.clone();
-    let summary = crate::import::push(&caller.addr, &caller.token, batches, move |sent, _| {
+    let channel = caller.channel().await?;
+    let summary = crate::import::push(channel, batches, move |sent, _| {
         shown.set_position(sent as u64);
     })
     .await;

@@ -93,13 +93,11 @@ pub fn read_batches(input: impl Read, campaign: &str) -> Result<Vec<PushResponse
 
 /// Pushes the batches over one stream, reporting progress after each.
 pub async fn push(
-    addr: &str,
-    token: &str,
+    channel: crate::client::Authed,
     batches: Vec<PushResponsesRequest>,
     mut progress: impl FnMut(usize, usize) + Send + 'static,
 ) -> Result<PushResponsesResponse, String> {
-    let mut client = ReviewsServiceClient::new(crate::client::connect(addr, token).await?)
-        .max_encoding_message_size(16 * 1024 * 1024);
+    let mut client = ReviewsServiceClient::new(channel).max_encoding_message_size(16 * 1024 * 1024);
     let total: usize = batches.iter().map(|b| b.responses.len()).sum();
     let mut sent = 0;
     let stream = tokio_stream::iter(batches.into_iter().inspect(move |b| {

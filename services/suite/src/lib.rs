@@ -138,8 +138,11 @@ pub struct SuiteConfig {
     /// service it runs is called in-process, one not named here at
     /// `http://127.0.0.1:50051`.
     pub peers: Vec<(Target, String)>,
-    /// How often the aggregator refetches every active group in full.
+    /// How often the aggregator reconciles every active group with the
+    /// component services.
     pub reconcile: std::time::Duration,
+    /// TLS for this process's port and its calls to `https://` peers.
+    pub tls: jixiao_runtime::tls::Tls,
 }
 
 impl SuiteConfig {
@@ -191,16 +194,22 @@ pub async fn start(
 ) -> Result<(), StartError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| StartError::DataDir(config.data_dir.clone(), e))?;
+    let scheme = if config.tls.serves() { "https" } else { "http" };
     let own = listener
         .local_addr()
-        .map(|a| format!("http://{a}"))
+        .map(|a| format!("{scheme}://{a}"))
         .map_err(|e| StartError::Server(Box::new(e)))?;
     let (trigger, shutdown_streams) = jixiao_runtime::host::Shutdown::new();
     let mut services = Services::new();
     // Each service gets its own lazily connected clients, signed as itself.
     let client = |to: Target, subject: &'static str| {
-        jixiao_runtime::client::connect(&config.addr_of(to, &own), &config.key, subject)
-            .map_err(|e| StartError::Server(Box::new(e)))
+        jixiao_runtime::client::connect(
+            &config.addr_of(to, &own),
+            &config.key,
+            subject,
+            &config.tls,
+        )
+        .map_err(|e| StartError::Server(Box::new(e)))
     };
     let plans_client = |subject: &'static str| client(Target::Plans, subject);
     for &target in &config.targets {
@@ -265,6 +274,7 @@ pub async fn start(
                 db
             }
         };
+        services.depends_on(db.clone());
         let calls: Vec<String> = target
             .calls()
             .iter()
@@ -276,7 +286,7 @@ pub async fn start(
         shutdown.await;
         trigger.fire();
     };
-    jixiao_runtime::host::serve(listener, services, config.key, shutdown)
+    jixiao_runtime::host::serve(listener, services, config.key, &config.tls, shutdown)
         .await
         .map_err(StartError::Server)
 }

@@ -10,7 +10,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use jixiao::{SuiteConfig, Target, commands, parse_targets, table::Format};
-use jixiao_runtime::{Role, TokenKey, telemetry};
+use jixiao_runtime::{Role, TokenKey, telemetry, tls::Tls};
 
 #[derive(Parser)]
 #[command(
@@ -69,14 +69,18 @@ struct CallerArgs {
     /// Bearer token (`jixiao token issue`, or the one `serve` or `demo` prints).
     #[arg(long, env = "JIXIAO_TOKEN", hide_env_values = true)]
     token: String,
+    /// PEM file of the certificate authority to trust for an `https://` address.
+    #[arg(long, env = "JIXIAO_TLS_CA")]
+    tls_ca: Option<PathBuf>,
 }
 
 impl CallerArgs {
-    fn caller(self) -> jixiao::commands::Caller {
-        jixiao::commands::Caller {
+    fn caller(self) -> Result<jixiao::commands::Caller, String> {
+        Ok(jixiao::commands::Caller {
+            tls: Tls::from_files(None, None, self.tls_ca.as_deref())?,
             addr: self.addr,
             token: self.token,
-        }
+        })
     }
 }
 
@@ -283,6 +287,16 @@ struct ServeArgs {
     /// (a safety net under the change streams).
     #[arg(long, env = "JIXIAO_RECONCILE_SECS", default_value_t = 30)]
     reconcile_secs: u64,
+    /// PEM certificate chain of this process's port: with `--tls-key` the
+    /// port speaks TLS only.
+    #[arg(long, env = "JIXIAO_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "JIXIAO_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM certificate authority trusted when calling `https://` peers.
+    #[arg(long, env = "JIXIAO_TLS_CA")]
+    tls_ca: Option<PathBuf>,
     #[command(flatten)]
     key: KeyArgs,
 }
@@ -308,6 +322,9 @@ struct HealthArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 3)]
     timeout_secs: u64,
+    /// PEM file of the certificate authority to trust for an `https://` address.
+    #[arg(long, env = "JIXIAO_TLS_CA")]
+    tls_ca: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -355,19 +372,28 @@ async fn main() -> ExitCode {
                     campaign,
                     caller,
                 },
-        } => print_out(commands::import_responses(&caller.caller(), &file, &campaign).await),
+        } => print_out(
+            async { commands::import_responses(&caller.caller()?, &file, &campaign).await }.await,
+        ),
         Command::Standings(a) => {
             let published = a.version.or(a.published.then_some(0));
             let format = a.output.format();
             print_out(
-                commands::standings(&a.caller.caller(), &a.cycle, &a.group, published, format)
-                    .await,
+                async {
+                    let caller = a.caller.caller()?;
+                    commands::standings(&caller, &a.cycle, &a.group, published, format).await
+                }
+                .await,
             )
         }
         Command::Feedback(a) => {
             let format = a.output.format();
             print_out(
-                commands::feedback(&a.caller.caller(), &a.cycle, &a.group, &a.unit, format).await,
+                async {
+                    let caller = a.caller.caller()?;
+                    commands::feedback(&caller, &a.cycle, &a.group, &a.unit, format).await
+                }
+                .await,
             )
         }
         Command::Values {
@@ -377,7 +403,9 @@ async fn main() -> ExitCode {
                     cycle,
                     caller,
                 },
-        } => print_out(commands::report_values(&caller.caller(), &cycle, &file).await),
+        } => print_out(
+            async { commands::report_values(&caller.caller()?, &cycle, &file).await }.await,
+        ),
         Command::Plans {
             command:
                 PlansCommand::Submit {
@@ -385,17 +413,24 @@ async fn main() -> ExitCode {
                     cycle,
                     caller,
                 },
-        } => print_out(commands::submit_plan(&caller.caller(), &cycle, &file).await),
+        } => {
+            print_out(async { commands::submit_plan(&caller.caller()?, &cycle, &file).await }.await)
+        }
         Command::Audit(a) => {
             let format = a.output.format();
-            let caller = a.caller.caller();
             let service = a.service.as_deref();
-            print_out(match &a.resource {
-                Some(resource) if !a.verify => {
-                    commands::audit(&caller, resource, service, format).await
+            print_out(
+                async {
+                    let caller = a.caller.caller()?;
+                    match &a.resource {
+                        Some(resource) if !a.verify => {
+                            commands::audit(&caller, resource, service, format).await
+                        }
+                        _ => commands::verify_audit(&caller, service, format).await,
+                    }
                 }
-                _ => commands::verify_audit(&caller, service, format).await,
-            })
+                .await,
+            )
         }
     };
     match result {
@@ -465,6 +500,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         key: key.clone(),
         peers,
         reconcile: Duration::from_secs(args.reconcile_secs.max(1)),
+        tls: Tls::from_files(
+            args.tls_cert.as_deref(),
+            args.tls_key.as_deref(),
+            args.tls_ca.as_deref(),
+        )?,
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -474,14 +514,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         tracing::info!(service = %t, database = %jixiao_runtime::db::mask_password(&config.database_url(*t)), "configured");
     }
     println!(
-        "jixiao serving {} on {addr} (gRPC, gRPC-Web; health and reflection open)",
+        "jixiao serving {} on {addr} ({}gRPC, gRPC-Web; health and reflection open)",
         targets
             .iter()
             .map(|t| t.as_str())
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        if config.tls.serves() { "TLS, " } else { "" }
     );
-    let own = format!("http://{addr}");
+    let scheme = if config.tls.serves() { "https" } else { "http" };
+    let own = format!("{scheme}://{addr}");
     for t in &targets {
         println!(
             "  {t:<12} database {}",
@@ -518,8 +560,8 @@ async fn healthcheck(args: HealthArgs) -> Result<(), String> {
     };
     let timeout = Duration::from_secs(args.timeout_secs);
     let check = async {
-        let channel = tonic::transport::Endpoint::from_shared(args.addr.clone())
-            .map_err(|e| e.to_string())?
+        let channel = Tls::from_files(None, None, args.tls_ca.as_deref())?
+            .endpoint(&args.addr)?
             .connect_timeout(timeout)
             .connect()
             .await

@@ -41,6 +41,13 @@ pub struct Change {
     pub revision: i64,
 }
 
+/// Whether a reader holding the figures of revision `known` (0: none) may
+/// keep them: a group's counter moves with every change, so an equal
+/// counter means an equal answer.
+pub fn unchanged_since(known: i64, current: i64) -> bool {
+    known > 0 && known == current
+}
+
 /// The broadcast side, one per service.
 #[derive(Clone, Debug)]
 pub struct Changes {
@@ -144,5 +151,19 @@ impl Changes {
         // the skipped ones did.
         let live = live.filter_map(move |c| c.ok().filter(|c| c.group.starts_with(&prefix)));
         Ok(self.shutdown.cut(tokio_stream::iter(current).chain(live)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unchanged_since;
+
+    #[test]
+    fn only_an_equal_nonzero_counter_keeps_a_copy() {
+        assert!(unchanged_since(7, 7));
+        assert!(!unchanged_since(6, 7));
+        assert!(!unchanged_since(8, 7));
+        // 0 means the caller holds nothing, even for a group never changed.
+        assert!(!unchanged_since(0, 0));
     }
 }

@@ -11,7 +11,7 @@ use tonic::{
     transport::{Channel, Endpoint},
 };
 
-use crate::{Error, Role, TokenKey};
+use crate::{Error, Role, TokenKey, tls::Tls};
 
 /// How long one call to another service may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -41,10 +41,17 @@ impl Interceptor for ServiceToken {
 /// A channel to another service, authenticated as `subject`.
 pub type ServiceChannel = InterceptedService<Channel, ServiceToken>;
 
-/// Connects lazily to `addr` (`http://host:port`).
-pub fn connect(addr: &str, key: &TokenKey, subject: &'static str) -> Result<ServiceChannel, Error> {
-    let endpoint = Endpoint::from_shared(addr.to_string())
-        .map_err(|e| Error::invalid("address", format!("{addr:?} is not a URL: {e}")))?
+/// Connects lazily to `addr` (`http://host:port`, or `https://` trusting
+/// the authority in `tls`).
+pub fn connect(
+    addr: &str,
+    key: &TokenKey,
+    subject: &'static str,
+    tls: &Tls,
+) -> Result<ServiceChannel, Error> {
+    let endpoint: Endpoint = tls
+        .endpoint(addr)
+        .map_err(|e| Error::invalid("address", e))?
         .connect_timeout(Duration::from_secs(3))
         .timeout(CALL_TIMEOUT)
         .tcp_nodelay(true);

@@ -194,19 +194,45 @@ impl Error {
         let mut metadata = HashMap::new();
         match &self {
             Error::Invalid(violations) => {
-                for v in violations {
-                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
+                let fit = fitting(
+                    violations
+                        .iter()
+                        .map(|v| [v.field.as_str(), &v.description]),
+                );
+                for v in &violations[..fit] {
+                    details.add_bad_request_violation(
+                        clip(&v.field, MAX_DETAIL),
+                        clip(&v.description, MAX_DETAIL),
+                    );
+                }
+                if fit < violations.len() {
+                    details.add_bad_request_violation(
+                        "…",
+                        format!("and {} more", violations.len() - fit),
+                    );
                 }
             }
             Error::NotFound { resource } | Error::AlreadyExists { resource } => {
-                metadata.insert("resource".to_string(), resource.clone());
+                metadata.insert("resource".to_string(), clip(resource, MAX_DETAIL));
             }
             Error::Unmet { items, .. } => {
-                for u in items {
+                let fit = fitting(
+                    items
+                        .iter()
+                        .map(|u| [u.kind.as_str(), &u.subject, &u.description]),
+                );
+                for u in &items[..fit] {
                     details.add_precondition_failure_violation(
-                        u.kind.clone(),
-                        u.subject.clone(),
-                        u.description.clone(),
+                        clip(&u.kind, MAX_DETAIL),
+                        clip(&u.subject, MAX_DETAIL),
+                        clip(&u.description, MAX_DETAIL),
+                    );
+                }
+                if fit < items.len() {
+                    details.add_precondition_failure_violation(
+                        "MORE",
+                        "",
+                        format!("and {} more of the same kinds", items.len() - fit),
                     );
                 }
             }
@@ -219,8 +245,45 @@ impl Error {
             _ => {}
         }
         details.set_error_info(self.reason(), domain, metadata);
-        Status::with_error_details(self.code(), self.to_string(), details)
+        Status::with_error_details(self.code(), clip(&self.to_string(), MAX_MESSAGE), details)
     }
+}
+
+/// A status travels in HTTP/2 trailers, which clients cap (16 KiB by
+/// default) after percent-encoding the message and base64-encoding the
+/// details: errors that echo a huge input, or list thousands of items,
+/// are cut to fit, saying so.
+const MAX_MESSAGE: usize = 1000;
+const MAX_DETAIL: usize = 200;
+const DETAILS_BUDGET: usize = 6000;
+
+/// How many of the items fit the details budget, each text clipped.
+fn fitting<'a, const N: usize>(items: impl Iterator<Item = [&'a str; N]>) -> usize {
+    let mut used = 0;
+    let mut fit = 0;
+    for texts in items {
+        used += texts
+            .iter()
+            .map(|t| t.len().min(MAX_DETAIL) + 8)
+            .sum::<usize>();
+        if used > DETAILS_BUDGET {
+            break;
+        }
+        fit += 1;
+    }
+    fit
+}
+
+/// `s` cut at a character boundary to at most `max` bytes, marked with "…".
+fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max - '…'.len_utf8();
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
 }
 
 /// What a tonic handler answers.
@@ -258,14 +321,28 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        match &e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                Error::Unavailable {
-                    dependency: "database".into(),
-                    message: e.to_string(),
-                }
+        let lost = match &e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::Io(_)
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => true,
+            // A server shutting down or restarting ends its sessions with
+            // these: the next call gets a new connection, so the caller may
+            // retry rather than report a bug.
+            sqlx::Error::Database(d) => d
+                .code()
+                .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+            _ => false,
+        };
+        if lost {
+            Error::Unavailable {
+                dependency: "database".into(),
+                message: e.to_string(),
             }
-            _ => Error::internal(e),
+        } else {
+            Error::internal(e)
         }
     }
 }
@@ -311,6 +388,41 @@ mod tests {
         let info = details.error_info().unwrap();
         assert_eq!(info.reason, "VALIDATION_FAILED");
         assert_eq!(info.domain, "jixiao.plans");
+    }
+
+    #[test]
+    fn a_status_fits_the_trailers_whatever_it_echoes() {
+        let mut v = Violations::new();
+        for i in 0..5000 {
+            v.add(
+                format!("values[{i}].unit"),
+                format!("{} is unknown", "长".repeat(5000)),
+            );
+        }
+        let status = v
+            .into_result()
+            .unwrap_err()
+            .into_status("jixiao.indicators");
+        let mut headers = http::HeaderMap::new();
+        status.add_header(&mut headers).unwrap();
+        let size: usize = headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 32)
+            .sum();
+        assert!(size < 16 * 1024, "{size} bytes of trailers");
+        let violations = status
+            .get_error_details()
+            .bad_request()
+            .unwrap()
+            .field_violations
+            .clone();
+        assert_eq!(violations[0].field, "values[0].unit");
+        assert!(violations[0].description.ends_with('…'));
+        let last = violations.last().unwrap();
+        assert_eq!(
+            last.description,
+            format!("and {} more", 5000 - (violations.len() - 1))
+        );
     }
 
     #[test]

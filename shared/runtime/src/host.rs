@@ -1,7 +1,8 @@
 //! The gRPC host: one tonic server per process mounting the enabled
 //! services, with `grpc.health.v1` per service, reflection (v1 and v1alpha),
 //! grpc-web with CORS for browser dashboards, authentication and request
-//! tracing, and graceful shutdown (NOT_SERVING, stop accepting, drain).
+//! tracing, a database probe behind each service's health, and graceful
+//! shutdown (NOT_SERVING, stop accepting, drain).
 
 use std::{
     convert::Infallible,
@@ -9,7 +10,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use tokio::net::TcpListener;
@@ -21,7 +22,7 @@ use tower::{Layer, Service};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
-use crate::auth::TokenKey;
+use crate::{Db, auth::TokenKey, tls::Tls};
 
 /// The gRPC services a process mounts, with their names for health checks
 /// and reflection.
@@ -29,7 +30,14 @@ use crate::auth::TokenKey;
 pub struct Services {
     routes: RoutesBuilder,
     names: Vec<&'static str>,
+    /// The database behind each service, probed for its health.
+    databases: Vec<(&'static str, Db)>,
 }
+
+/// How often a service's database is probed, and how long a probe may
+/// take before the database counts as down.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Services {
     pub fn new() -> Self {
@@ -52,6 +60,14 @@ impl Services {
         self
     }
 
+    /// The last mounted service reports NOT_SERVING while `db` does not
+    /// answer, and SERVING again once it does.
+    pub fn depends_on(&mut self, db: Db) -> &mut Self {
+        let name = *self.names.last().expect("a service mounted first");
+        self.databases.push((name, db));
+        self
+    }
+
     /// Fully-qualified names of the mounted services.
     pub fn names(&self) -> &[&'static str] {
         &self.names
@@ -66,6 +82,7 @@ pub async fn serve(
     listener: TcpListener,
     services: Services,
     key: TokenKey,
+    tls: &Tls,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), BoxError> {
     let (reporter, health) = tonic_health::server::health_reporter();
@@ -88,6 +105,7 @@ pub async fn serve(
     let reflection_v1alpha = reflection(&services.names).build_v1alpha()?;
 
     let names = services.names.clone();
+    let probing = tokio::spawn(probe(services.databases, reporter.clone()));
     let mut routes = services.routes;
     routes
         .add_service(health)
@@ -97,6 +115,7 @@ pub async fn serve(
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let drain = async move {
         shutdown.await;
+        probing.abort();
         tracing::info!("shutting down: marking services NOT_SERVING and draining calls");
         reporter
             .set_service_status("", ServingStatus::NotServing)
@@ -107,7 +126,11 @@ pub async fn serve(
                 .await;
         }
     };
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(config) = tls.server() {
+        builder = builder.tls_config(config)?;
+    }
+    builder
         .accept_http1(true)
         .layer(cors())
         .layer(tonic_web::GrpcWebLayer::new())
@@ -116,6 +139,55 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, drain)
         .await?;
     Ok(())
+}
+
+/// Keeps each service's health in step with its database: NOT_SERVING
+/// while it does not answer (and the whole process, "", with it), so that
+/// balancers and orchestrators send calls elsewhere; the pools reconnect by
+/// themselves once it is back.
+async fn probe(databases: Vec<(&'static str, Db)>, reporter: tonic_health::server::HealthReporter) {
+    let mut down: Vec<bool> = vec![false; databases.len()];
+    let mut tick = tokio::time::interval(PROBE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let mut changed = false;
+        for (i, (name, db)) in databases.iter().enumerate() {
+            let up = tokio::time::timeout(PROBE_TIMEOUT, db.ping())
+                .await
+                .unwrap_or(false);
+            let was_up = !down[i];
+            if up == was_up {
+                continue;
+            }
+            changed = true;
+            down[i] = !up;
+            if up {
+                tracing::info!(service = name, "database answers again; SERVING");
+                reporter
+                    .set_service_status(*name, ServingStatus::Serving)
+                    .await;
+            } else {
+                tracing::warn!(service = name, database = %db.display_url(), "database does not answer; NOT_SERVING");
+                reporter
+                    .set_service_status(*name, ServingStatus::NotServing)
+                    .await;
+            }
+        }
+        if changed {
+            let all_up = !down.contains(&true);
+            reporter
+                .set_service_status(
+                    "",
+                    if all_up {
+                        ServingStatus::Serving
+                    } else {
+                        ServingStatus::NotServing
+                    },
+                )
+                .await;
+        }
+    }
 }
 
 /// Browsers may call from any origin: every call still needs a bearer token.

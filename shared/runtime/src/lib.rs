@@ -18,6 +18,7 @@ pub mod paging;
 pub mod plans_lookup;
 pub mod telemetry;
 pub mod time;
+pub mod tls;
 
 pub use auth::{Principal, Role, TokenKey, principal};
 pub use db::{Db, Dialect, Migrations};

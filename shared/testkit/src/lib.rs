@@ -9,10 +9,7 @@ use jixiao::{SuiteConfig, Target};
 use jixiao_runtime::{Role, TokenKey};
 use sqlx::{Connection, Executor};
 use tokio::{sync::oneshot, task::JoinHandle};
-use tonic::{
-    service::interceptor::InterceptedService,
-    transport::{Channel, Endpoint},
-};
+use tonic::{service::interceptor::InterceptedService, transport::Channel};
 
 /// Environment variable with an admin URL of a PostgreSQL server for tests,
 /// e.g. `postgres://postgres@127.0.0.1:5432/postgres`.
@@ -63,6 +60,8 @@ pub struct Options {
     pub key: Option<TokenKey>,
     /// Addresses of services run elsewhere.
     pub peers: Vec<(Target, String)>,
+    /// TLS for the port and for calls to `https://` peers.
+    pub tls: Option<jixiao_runtime::tls::Tls>,
 }
 
 impl Options {
@@ -98,6 +97,32 @@ async fn create_pg_database(admin_url: &str, name: &str) -> String {
     .expect("create test database");
     conn.close().await.ok();
     with_database(admin_url, name)
+}
+
+/// A PostgreSQL database of its own for a service run outside the test
+/// kit (a child process); dropped by [`Scratch::drop_now`].
+pub struct Scratch {
+    admin: String,
+    name: String,
+    pub url: String,
+}
+
+impl Scratch {
+    /// Creates an empty database on the server at `admin`.
+    pub async fn create(admin: &str, label: &str) -> Scratch {
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("{DB_PREFIX}{}_{label}", &run[..12]);
+        let url = create_pg_database(admin, &name).await;
+        Scratch {
+            admin: admin.to_string(),
+            name,
+            url,
+        }
+    }
+
+    pub async fn drop_now(self) {
+        drop_databases(&self.admin, &[self.name]).await;
+    }
 }
 
 /// The admin URL with another database name.
@@ -157,12 +182,16 @@ impl Suite {
             key: key.clone(),
             peers: options.peers,
             reconcile: Duration::from_secs(30),
+            tls: options.tls.unwrap_or_default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
+        let scheme = if config.tls.serves() { "https" } else { "http" };
+        let channel = config
+            .tls
+            .endpoint(&format!("{scheme}://{addr}"))
             .expect("endpoint")
             .tcp_nodelay(true)
             .connect_lazy();
@@ -196,7 +225,12 @@ impl Suite {
 
     /// The address other services call this one at.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.config.tls.serves() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The database URL of one of this suite's services.

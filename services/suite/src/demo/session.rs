@@ -95,6 +95,7 @@ pub async fn run(data_dir: &Path, listen: SocketAddr) -> Result<(), String> {
         key: key.clone(),
         peers: Vec::new(),
         reconcile: Duration::from_secs(30),
+        tls: Default::default(),
     };
     println!(
         "jixiao demo: plans, indicators, inspections, reviews and aggregator on {addr}, SQLite in {}",

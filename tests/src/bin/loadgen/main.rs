@@ -426,6 +426,7 @@ async fn serve_child(
         key,
         peers: called,
         reconcile: std::time::Duration::from_secs(30),
+        tls: Default::default(),
     };
     jixiao::start(config, listener, std::future::pending())
         .await
