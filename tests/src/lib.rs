@@ -362,6 +362,45 @@ pub async fn executing_year(suite: &Suite) -> Plans {
     plans
 }
 
+/// Every indicator of the three districts in: the provider's final values
+/// and an assessed KEY_PROJECTS score of 4 each.
+pub async fn complete_indicators(indicators: &Suite) {
+    use jixiao_proto::indicators::{
+        BatchReportValuesRequest, EnterAssessedScoreRequest,
+        indicators_service_client::IndicatorsServiceClient,
+    };
+    IndicatorsServiceClient::new(indicators.as_roles(
+        PROVIDER,
+        &[jixiao_runtime::Role::Provider],
+        Some(PROVIDER),
+    ))
+    .batch_report_values(BatchReportValuesRequest {
+        parent: "cycles/2026".into(),
+        values: final_values(),
+        request_id: String::new(),
+    })
+    .await
+    .expect("final values");
+    let mut evaluator = IndicatorsServiceClient::new(indicators.as_roles(
+        "eval-1",
+        &[jixiao_runtime::Role::Evaluator],
+        None,
+    ));
+    for unit in DISTRICTS {
+        evaluator
+            .enter_assessed_score(EnterAssessedScoreRequest {
+                parent: "cycles/2026".into(),
+                unit: format!("units/{unit}"),
+                indicator: "KEY_PROJECTS".into(),
+                score: dec("4"),
+                justification: "按期推进".into(),
+                request_id: String::new(),
+            })
+            .await
+            .expect("assessed score");
+    }
+}
+
 /// A survey campaign of the districts group in cycle 2026, bound to
 /// `platform-a`, with questions q1–q3 and a window around today.
 pub async fn survey_campaign(

@@ -34,8 +34,8 @@ use jixiao_proto::{
 use jixiao_runtime::Role;
 use jixiao_testkit::{Authed, Backend, Suite, on_both_databases};
 use jixiao_tests::{
-    Split, approve_plans, dec, evaluation_year, executing_year, final_values, now_ms, reason,
-    set_phase, targets, ts,
+    Split, approve_plans, complete_indicators, dec, evaluation_year, executing_year, final_values,
+    now_ms, reason, set_phase, targets, ts,
 };
 use sqlx::Connection;
 use tokio_stream::StreamExt;
@@ -781,29 +781,7 @@ async fn an_amended_target_reaches_the_standings(backend: Backend) {
     };
     let suite = Suite::start(backend).await;
     executing_year(&suite).await;
-    IndicatorsServiceClient::new(suite.as_roles("stats", &[Role::Provider], Some("stats")))
-        .batch_report_values(BatchReportValuesRequest {
-            parent: "cycles/2026".into(),
-            values: final_values(),
-            request_id: String::new(),
-        })
-        .await
-        .expect("finals");
-    let mut evaluator =
-        IndicatorsServiceClient::new(suite.as_roles("eval-1", &[Role::Evaluator], None));
-    for unit in ["siming", "huli", "jimei"] {
-        evaluator
-            .enter_assessed_score(EnterAssessedScoreRequest {
-                parent: "cycles/2026".into(),
-                unit: format!("units/{unit}"),
-                indicator: "KEY_PROJECTS".into(),
-                score: dec("4"),
-                justification: "按期推进".into(),
-                request_id: String::new(),
-            })
-            .await
-            .expect("assessed score");
-    }
+    complete_indicators(&suite).await;
     let mut office = AggregatorServiceClient::new(suite.office());
     let indicator = |s: &Standings| row(s, "jimei").indicator.as_ref().map(|d| d.value.clone());
     // 20 × 5/6 + 15 × 0.45/0.6 + 10 + 5 × 100/300 + 5 × 0.6 + 4 = 46.583334

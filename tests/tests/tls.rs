@@ -7,15 +7,11 @@ use std::time::Duration;
 
 use jixiao_proto::{
     aggregator::{GetStandingsRequest, aggregator_service_client::AggregatorServiceClient},
-    indicators::{
-        BatchReportValuesRequest, EnterAssessedScoreRequest,
-        indicators_service_client::IndicatorsServiceClient,
-    },
     plans::{GetCycleRequest, plans_service_client::PlansServiceClient},
 };
-use jixiao_runtime::{Role, tls::Tls};
+use jixiao_runtime::tls::Tls;
 use jixiao_testkit::{Backend, on_both_databases};
-use jixiao_tests::{Split, dec, executing_year, final_values};
+use jixiao_tests::{Split, complete_indicators, executing_year};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
 /// A fresh authority: (its certificate, TLS for a server at 127.0.0.1 or
@@ -48,38 +44,7 @@ async fn the_split_suite_runs_over_tls(backend: Backend) {
     executing_year(&split.plans).await;
     // The indicators service checks the values against the framework it
     // reads from plans over TLS.
-    let reported = IndicatorsServiceClient::new(split.indicators.as_roles(
-        "stats",
-        &[Role::Provider],
-        Some("stats"),
-    ))
-    .batch_report_values(BatchReportValuesRequest {
-        parent: "cycles/2026".into(),
-        values: final_values(),
-        request_id: String::new(),
-    })
-    .await
-    .expect("values reported over TLS")
-    .into_inner();
-    assert_eq!(reported.values.len(), final_values().len());
-    let mut evaluator = IndicatorsServiceClient::new(split.indicators.as_roles(
-        "eval-1",
-        &[Role::Evaluator],
-        None,
-    ));
-    for unit in ["siming", "huli", "jimei"] {
-        evaluator
-            .enter_assessed_score(EnterAssessedScoreRequest {
-                parent: "cycles/2026".into(),
-                unit: format!("units/{unit}"),
-                indicator: "KEY_PROJECTS".into(),
-                score: dec("4"),
-                justification: "按期推进".into(),
-                request_id: String::new(),
-            })
-            .await
-            .expect("assessed score over TLS");
-    }
+    complete_indicators(&split.indicators).await;
 
     // The aggregator follows and reads all four services over TLS.
     let mut office = AggregatorServiceClient::new(split.aggregator.office());

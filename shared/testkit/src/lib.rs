@@ -209,6 +209,37 @@ impl Suite {
         suite
     }
 
+    /// A handle on a suite serving elsewhere (a child process) at `addr`,
+    /// signing tokens with `key`; stopping it stops nothing.
+    pub fn attach(addr: SocketAddr, key: TokenKey) -> Suite {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = SuiteConfig {
+            targets: Target::ALL.to_vec(),
+            data_dir: dir.path().join("data"),
+            database_urls: Vec::new(),
+            key: key.clone(),
+            peers: Vec::new(),
+            reconcile: Duration::from_secs(30),
+            tls: Default::default(),
+        };
+        let channel = config
+            .tls
+            .endpoint(&format!("http://{addr}"))
+            .expect("endpoint")
+            .tcp_nodelay(true)
+            .connect_lazy();
+        Suite {
+            addr,
+            key,
+            channel,
+            stop: None,
+            task: None,
+            postgres: None,
+            config,
+            _dir: dir,
+        }
+    }
+
     async fn serve(&mut self, listener: tokio::net::TcpListener) {
         let (stop, stopped) = oneshot::channel::<()>();
         self.task = Some(tokio::spawn(jixiao::start(
