@@ -340,3 +340,314 @@ async fn every_rpc_refuses_every_role_outside_its_row() {
         observed.len() * (ROLES.len() + 1)
     );
 }
+
+/// The unit level of the matrix: each RPC a unit may call (its row holds
+/// `unit`) either names a unit's data, and is then called by siming for
+/// its own data (allowed: any answer but PERMISSION_DENIED) and for huli's
+/// (PERMISSION_DENIED), or serves every unit alike and is listed in
+/// `SHARED`. An RPC newly opened to units fails here until it is placed.
+const UNIT_SCOPED: &[&str] = &[
+    "aggregator/GetFeedback",
+    "indicators/GetProgress",
+    "indicators/GetValue",
+    "indicators/ListValueHistory",
+    "indicators/ListValues",
+    "inspections/ContestFinding",
+    "inspections/CreateSelfInspectionItem",
+    "inspections/ListOverdueRectifications",
+    "inspections/ListSelfInspectionItems",
+    "inspections/ReportRectification",
+    "plans/AmendPlan",
+    "plans/CreatePlan",
+    "plans/DiffPlanVersions",
+    "plans/GetPlan",
+    "plans/ListLockExceptions",
+    "plans/ListPlanVersions",
+    "plans/SubmitPlan",
+    "plans/UpdatePlan",
+    "reviews/ListMutualRatings",
+];
+
+/// Open to every unit alike: the setup everyone reads, published results
+/// (the archive holds nothing else: DOMAIN.md §1 lets units read published
+/// results), campaigns, inspections as published, rating another unit (the
+/// rater is the caller) and the plan list (filtered to the caller's own).
+const SHARED: &[&str] = &[
+    "aggregator/GetArchive",
+    "aggregator/GetPublication",
+    "aggregator/ListPublications",
+    "aggregator/VerifyPublication",
+    "inspections/GetInspection",
+    "inspections/ListDocuments",
+    "inspections/ListInspections",
+    "plans/CheckWriteWindow",
+    "plans/GetCycle",
+    "plans/GetFramework",
+    "plans/GetGroup",
+    "plans/GetScheme",
+    "plans/GetUnit",
+    "plans/ListCycles",
+    "plans/ListGroups",
+    "plans/ListNotices",
+    "plans/ListPlans",
+    "plans/ListUnits",
+    "reviews/GetCampaign",
+    "reviews/ListCampaigns",
+    "reviews/SubmitMutualRating",
+];
+
+/// Calls `method` as the unit siming about `unit`'s data.
+async fn as_siming(suite: &Suite, method: &str, unit: &str, finding: &str) -> Result<(), Status> {
+    use jixiao_proto::{
+        aggregator::{GetFeedbackRequest, aggregator_service_client::AggregatorServiceClient},
+        indicators::{
+            GetProgressRequest, GetValueRequest, ListValueHistoryRequest, ListValuesRequest,
+            indicators_service_client::IndicatorsServiceClient,
+        },
+        inspections::{
+            ContestFindingRequest, CreateSelfInspectionItemRequest,
+            ListOverdueRectificationsRequest, ListSelfInspectionItemsRequest,
+            ReportRectificationRequest, SelfInspectionItem,
+            inspections_service_client::InspectionsServiceClient,
+        },
+        plans::{
+            AmendPlanRequest, CreatePlanRequest, DiffPlanVersionsRequest, GetPlanRequest,
+            ListLockExceptionsRequest, ListPlanVersionsRequest, Plan, SubmitPlanRequest,
+            UpdatePlanRequest, plans_service_client::PlansServiceClient,
+        },
+        reviews::{ListMutualRatingsRequest, reviews_service_client::ReviewsServiceClient},
+    };
+    let ch = suite.unit("siming");
+    let group = "cycles/2026/groups/districts".to_string();
+    let unit_name = format!("units/{unit}");
+    let plan = format!("cycles/2026/plans/{unit}");
+    let value = format!("cycles/2026/units/{unit}/indicators/GDP_GROWTH/periods/2026");
+    let mut plans = PlansServiceClient::new(ch.clone());
+    let mut indicators = IndicatorsServiceClient::new(ch.clone());
+    let mut inspections = InspectionsServiceClient::new(ch.clone());
+    match method {
+        "aggregator/GetFeedback" => AggregatorServiceClient::new(ch)
+            .get_feedback(GetFeedbackRequest {
+                group,
+                unit: unit_name,
+            })
+            .await
+            .map(drop),
+        "indicators/GetProgress" => indicators
+            .get_progress(GetProgressRequest {
+                group,
+                unit: unit_name,
+                expected_share: None,
+            })
+            .await
+            .map(drop),
+        "indicators/GetValue" => indicators
+            .get_value(GetValueRequest { name: value })
+            .await
+            .map(drop),
+        "indicators/ListValueHistory" => indicators
+            .list_value_history(ListValueHistoryRequest {
+                name: value,
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+        "indicators/ListValues" => indicators
+            .list_values(ListValuesRequest {
+                parent: "cycles/2026".into(),
+                unit: unit_name,
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+        "inspections/ContestFinding" => inspections
+            .contest_finding(ContestFindingRequest {
+                name: finding.into(),
+                reason: "当日系统故障".into(),
+            })
+            .await
+            .map(drop),
+        "inspections/CreateSelfInspectionItem" => inspections
+            .create_self_inspection_item(CreateSelfInspectionItemRequest {
+                parent: "cycles/2026".into(),
+                item: Some(SelfInspectionItem {
+                    unit: unit_name,
+                    item_type: "problem_found".into(),
+                    problem: "窗口人员迟到".into(),
+                    action_taken: "约谈".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .map(drop),
+        "inspections/ListOverdueRectifications" => inspections
+            .list_overdue_rectifications(ListOverdueRectificationsRequest {
+                parent: "cycles/2026".into(),
+                unit: unit_name,
+            })
+            .await
+            .map(drop),
+        "inspections/ListSelfInspectionItems" => inspections
+            .list_self_inspection_items(ListSelfInspectionItemsRequest {
+                parent: "cycles/2026".into(),
+                unit: unit_name,
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+        "inspections/ReportRectification" => inspections
+            .report_rectification(ReportRectificationRequest {
+                name: finding.into(),
+                report: "已整改".into(),
+                evidence: jixiao_tests::evidence(),
+            })
+            .await
+            .map(drop),
+        "plans/AmendPlan" => plans
+            .amend_plan(AmendPlanRequest {
+                name: plan,
+                etag: String::new(),
+                reason: "调整".into(),
+            })
+            .await
+            .map(drop),
+        "plans/CreatePlan" => plans
+            .create_plan(CreatePlanRequest {
+                parent: "cycles/2026".into(),
+                plan: Some(Plan {
+                    unit: unit_name,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .map(drop),
+        "plans/DiffPlanVersions" => plans
+            .diff_plan_versions(DiffPlanVersionsRequest {
+                name: plan,
+                from_version: 1,
+                to_version: 1,
+            })
+            .await
+            .map(drop),
+        "plans/GetPlan" => plans
+            .get_plan(GetPlanRequest { name: plan })
+            .await
+            .map(drop),
+        "plans/ListLockExceptions" => plans
+            .list_lock_exceptions(ListLockExceptionsRequest {
+                parent: "cycles/2026".into(),
+                unit: unit_name,
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+        "plans/ListPlanVersions" => plans
+            .list_plan_versions(ListPlanVersionsRequest {
+                parent: plan,
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+        "plans/SubmitPlan" => plans
+            .submit_plan(SubmitPlanRequest {
+                name: plan,
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+        "plans/UpdatePlan" => plans
+            .update_plan(UpdatePlanRequest {
+                plan: Some(Plan {
+                    name: plan,
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["goals".into()],
+                }),
+            })
+            .await
+            .map(drop),
+        "reviews/ListMutualRatings" => ReviewsServiceClient::new(ch)
+            .list_mutual_ratings(ListMutualRatingsRequest {
+                parent: "cycles/2026".into(),
+                rater: unit_name,
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+        other => panic!("{other} has no request in this test"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unit_reaches_its_own_data_and_no_other_units() {
+    use jixiao_proto::inspections::{
+        ConfirmFindingRequest, CreateInspectionRequest, Finding, Inspection, InspectionKind,
+        inspections_service_client::InspectionsServiceClient,
+    };
+    // Every RPC open to units is placed.
+    let unit_rows: BTreeSet<&str> = EXPECTED
+        .iter()
+        .filter(|(_, roles)| roles.split(',').any(|r| r == "unit"))
+        .map(|(m, _)| *m)
+        .collect();
+    let placed: BTreeSet<&str> = UNIT_SCOPED.iter().chain(SHARED).copied().collect();
+    assert_eq!(unit_rows, placed, "place every RPC units may call");
+
+    let suite = Suite::start(Backend::Sqlite).await;
+    jixiao_tests::executing_year(&suite).await;
+    jixiao_tests::complete_indicators(&suite).await;
+    // A confirmed finding for each of the two districts.
+    let mut findings = BTreeMap::new();
+    for unit in ["siming", "huli"] {
+        let inspection =
+            InspectionsServiceClient::new(suite.as_roles("inspector-li", &[Role::Inspector], None))
+                .create_inspection(CreateInspectionRequest {
+                    parent: "cycles/2026".into(),
+                    inspection: Some(Inspection {
+                        unit: format!("units/{unit}"),
+                        kind: InspectionKind::Covert as i32,
+                        inspect_time: jixiao_tests::ts(
+                            jixiao_tests::now_ms() - 3 * jixiao_tests::DAY,
+                        ),
+                        inspectors: vec!["李明".into()],
+                        place: "政务服务中心".into(),
+                        findings: vec![Finding {
+                            category: "absence".into(),
+                            description: "窗口无人".into(),
+                            deduction: jixiao_tests::dec("1.0"),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                })
+                .await
+                .expect("inspection")
+                .into_inner();
+        let name = inspection.findings[0].name.clone();
+        InspectionsServiceClient::new(suite.office())
+            .confirm_finding(ConfirmFindingRequest { name: name.clone() })
+            .await
+            .expect("confirm");
+        findings.insert(unit, name);
+    }
+
+    let mut wrong = Vec::new();
+    for method in UNIT_SCOPED {
+        for unit in ["huli", "siming"] {
+            let code = match as_siming(&suite, method, unit, &findings[unit]).await {
+                Ok(()) => Code::Ok,
+                Err(s) => s.code(),
+            };
+            let denied = code == Code::PermissionDenied;
+            if denied != (unit == "huli") || code == Code::Unauthenticated {
+                wrong.push(format!("{method} as siming about {unit}: {code:?}"));
+            }
+        }
+    }
+    suite.stop().await;
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

@@ -154,3 +154,83 @@ async fn a_runaway_caller_is_limited_and_others_are_not() {
     );
     suite.stop().await;
 }
+
+/// Limits: a message over a service's size limit is refused before any
+/// handler sees it; a batch over the documented count is refused naming
+/// the field; a call whose deadline passes ends with DEADLINE_EXCEEDED
+/// instead of hanging; and the server keeps serving afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_messages_big_batches_and_deadlines() {
+    use jixiao_proto::{
+        plans::{
+            CreateCycleRequest, Cycle, ListCyclesRequest, plans_service_client::PlansServiceClient,
+        },
+        reviews::{PushResponsesRequest, reviews_service_client::ReviewsServiceClient},
+    };
+    use jixiao_runtime::Role;
+    use jixiao_tests::{bad_fields, response};
+    use tonic::Code;
+
+    let suite = Suite::start(Backend::Sqlite).await;
+    // 5 MiB of title: over plans' 4 MiB limit.
+    let err = PlansServiceClient::new(suite.office())
+        .max_encoding_message_size(64 * 1024 * 1024)
+        .create_cycle(CreateCycleRequest {
+            cycle_id: "2031".into(),
+            cycle: Some(Cycle {
+                year: 2031,
+                title: "长".repeat(5 * 1024 * 1024 / 3),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.code(), Code::ResourceExhausted | Code::OutOfRange),
+        "{err:?}"
+    );
+
+    // 5,001 responses in one batch: refused by count, naming the field.
+    jixiao_tests::evaluation_year(&suite, "2026", jixiao_tests::now_ms() + jixiao_tests::DAY).await;
+    jixiao_tests::survey_campaign(
+        &mut ReviewsServiceClient::new(suite.office()),
+        "survey",
+        jixiao_proto::reviews::CampaignMode::RawResponses,
+    )
+    .await;
+    let err =
+        ReviewsServiceClient::new(suite.as_roles("platform-a", &[Role::SurveyPlatform], None))
+            .max_encoding_message_size(64 * 1024 * 1024)
+            .push_responses(PushResponsesRequest {
+                campaign: "cycles/2026/campaigns/survey".into(),
+                responses: (0..5001)
+                    .map(|i| response(&format!("r{i}"), "siming", "residents", ["satisfied"; 3]))
+                    .collect(),
+            })
+            .await
+            .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(bad_fields(&err), ["responses"]);
+
+    // A deadline of a microsecond cannot be met: the call ends at once.
+    let mut req = tonic::Request::new(ListCyclesRequest::default());
+    req.set_timeout(std::time::Duration::from_micros(1));
+    let started = std::time::Instant::now();
+    let err = PlansServiceClient::new(suite.office())
+        .list_cycles(req)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+
+    // Still serving.
+    PlansServiceClient::new(suite.office())
+        .list_cycles(ListCyclesRequest::default())
+        .await
+        .expect("serving after the refusals");
+    suite.stop().await;
+}
