@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use jixiao_runtime::Role;
-use jixiao_testkit::{Authed, Backend, Suite};
+use jixiao_testkit::{Authed, Backend, Suite, on_both_databases};
 use jixiao_tests::{DAY, evaluation_year, now_ms};
 use prost_reflect::{
     DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor,
@@ -179,9 +179,8 @@ async fn call(channel: Authed, method: &MethodDescriptor, rng: &mut ChaCha8Rng) 
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn arbitrary_requests_get_clean_statuses() {
-    let suite = Suite::start(Backend::Sqlite).await;
+async fn arbitrary_requests_get_clean_statuses(backend: Backend) {
+    let suite = Suite::start(backend).await;
     evaluation_year(&suite, "2026", now_ms() + DAY).await;
     let pool = DescriptorPool::decode(jixiao_proto::FILE_DESCRIPTOR_SET).unwrap();
     // Principals that pass the gate of one method or another.
@@ -242,3 +241,5 @@ async fn arbitrary_requests_get_clean_statuses() {
     assert_eq!(cycle.into_inner().name, "cycles/2026");
     suite.stop().await;
 }
+
+on_both_databases!(arbitrary_requests_get_clean_statuses);
