@@ -124,6 +124,11 @@ where
     Some(get(known).await)
 }
 
+/// Whether a fetch was answered "unchanged".
+fn kept<T>(got: &Option<Result<Revised<T>, Error>>) -> bool {
+    matches!(got, Some(Ok(Revised { part: None, .. })))
+}
+
 /// Takes a fetched part; says whether anything readers see changed.
 fn settle<T: PartialEq>(
     slot: &mut Option<Held<T>>,
@@ -425,7 +430,7 @@ impl Live {
             Some(Ok(r)) => r.revision,
             _ => plans_revision,
         };
-        if fetched_plans != plans_revision && !full {
+        if fetched_plans != plans_revision && (kept(&i) || kept(&r) || kept(&n)) {
             self.mark_again(cell, ALL_SOURCES);
         }
         let mut changed = settle(
