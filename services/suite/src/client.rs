@@ -77,8 +77,16 @@ pub fn unit_name(unit: &str) -> String {
 /// A failed call in one readable paragraph: the code and message, then each
 /// bad field and each failed precondition on its own line.
 pub fn describe(status: &Status) -> String {
-    let mut out = format!("{:?}: {}", status.code(), status.message());
     let details = status.get_error_details();
+    let fields = details
+        .bad_request()
+        .is_some_and(|b| !b.field_violations.is_empty());
+    // A refusal by field lists its fields below; its message says the same.
+    let mut out = if fields {
+        format!("{:?}", status.code())
+    } else {
+        format!("{:?}: {}", status.code(), status.message())
+    };
     if let Some(info) = details.error_info() {
         out.push_str(&format!(" ({})", info.reason));
     }
@@ -96,4 +104,34 @@ pub fn describe(status: &Status) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jixiao_runtime::error::Violations;
+
+    #[test]
+    fn a_refusal_by_field_lists_each_field_once() {
+        let mut v = Violations::new();
+        v.add("values[1].value", "is required");
+        v.add("values[2].unit", "units/x is not a unit");
+        let status = v
+            .into_result()
+            .unwrap_err()
+            .into_status("jixiao.indicators");
+        assert_eq!(
+            describe(&status),
+            "InvalidArgument (VALIDATION_FAILED)\n  values[1].value: is required\n  values[2].unit: units/x is not a unit"
+        );
+    }
+
+    #[test]
+    fn other_refusals_keep_their_message() {
+        let status = jixiao_runtime::Error::not_found("cycles/2031").into_status("jixiao.plans");
+        assert_eq!(
+            describe(&status),
+            "NotFound: cycles/2031 not found (NOT_FOUND)"
+        );
+    }
 }
