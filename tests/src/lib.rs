@@ -514,3 +514,50 @@ impl Split {
         self.plans.stop().await;
     }
 }
+
+/// Reads the districts' standings until `done` holds, retrying failed
+/// reads, for up to 20 s (a change reaches them within about a second).
+pub async fn standings_until(
+    office: &mut jixiao_proto::aggregator::aggregator_service_client::AggregatorServiceClient<
+        Authed,
+    >,
+    what: &str,
+    done: impl Fn(&jixiao_proto::aggregator::Standings) -> bool,
+) -> jixiao_proto::aggregator::Standings {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let s = office
+            .get_standings(jixiao_proto::aggregator::GetStandingsRequest {
+                group: "cycles/2026/groups/districts".into(),
+            })
+            .await
+            .map(|r| r.into_inner());
+        if let Ok(s) = &s
+            && done(s)
+        {
+            return s.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "standings never showed {what}: {s:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A figure of `/proc/{pid}/status` in KiB (`VmRSS`, `VmHWM`, …).
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status
+        .lines()
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The `q` quantile of sorted samples (0 for none).
+pub fn percentile(sorted: &[std::time::Duration], q: f64) -> std::time::Duration {
+    if sorted.is_empty() {
+        return std::time::Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+}

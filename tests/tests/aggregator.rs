@@ -34,15 +34,14 @@ use jixiao_proto::{
 use jixiao_runtime::Role;
 use jixiao_testkit::{Authed, Backend, Suite, on_both_databases};
 use jixiao_tests::{
-    Split, approve_plans, complete_indicators, dec, evaluation_year, executing_year, final_values,
-    now_ms, reason, set_phase, targets, ts,
+    DAY, Split, approve_plans, complete_indicators, dec, evaluation_year, executing_year,
+    final_values, now_ms, reason, set_phase, targets, ts,
 };
 use sqlx::Connection;
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-const DAY: i64 = 24 * 3600 * 1000;
 const GROUP: &str = "cycles/2026/groups/districts";
 type Aggregator = AggregatorServiceClient<Authed>;
 

@@ -12,11 +12,9 @@ use jixiao_proto::{
     types::{VerifyAuditChainRequest, VerifyAuditChainResponse},
 };
 use jixiao_testkit::{Authed, Backend, Suite, on_both_databases};
-use jixiao_tests::{evaluation_year, now_ms};
+use jixiao_tests::{DAY, evaluation_year, now_ms};
 use sqlx::Connection;
 use tonic::Code;
-
-const DAY: i64 = 24 * 3600 * 1000;
 
 async fn verify(
     channel: Authed,

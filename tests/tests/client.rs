@@ -10,15 +10,13 @@ use jixiao_proto::{
 };
 use jixiao_runtime::Role;
 use jixiao_testkit::{Backend, Suite, on_both_databases};
-use jixiao_tests::{approve_plans, evaluation_year, now_ms, set_phase, targets};
-
-const DAY: i64 = 24 * 3600 * 1000;
+use jixiao_tests::{DAY, approve_plans, evaluation_year, now_ms, set_phase, targets};
 
 fn caller(suite: &Suite, subject: &str, roles: &[Role], unit: Option<&str>) -> Caller {
     Caller {
         addr: suite.url(),
         token: suite.token(subject, roles, unit),
-        tls: Default::default(),
+        tls_ca: None,
     }
 }
 

@@ -12,20 +12,18 @@ use jixiao_proto::{
         WatchScoreChangesRequest, indicators_service_client::IndicatorsServiceClient,
     },
     plans::{
-        Cycle, Deadlines, GrantLockExceptionRequest, LockException, LockScope, Phase,
-        UpdateCycleRequest, plans_service_client::PlansServiceClient,
+        Cycle, Deadlines, GrantLockExceptionRequest, LockException, LockScope, UpdateCycleRequest,
+        plans_service_client::PlansServiceClient,
     },
     types::{ListAuditRecordsRequest, Period, PeriodKind},
 };
 use jixiao_runtime::Role;
 use jixiao_testkit::{Authed, Backend, Options, Suite, on_both_databases};
 use jixiao_tests::{
-    annual, approve_plans, bad_fields, dec, evaluation_year, evidence, final_values, now_ms,
-    reason, set_phase, targets, ts,
+    DAY, annual, bad_fields, dec, evidence, executing_year, final_values, now_ms, reason, ts,
 };
 use tonic::Code;
 
-const DAY: i64 = 24 * 3600 * 1000;
 type Indicators = IndicatorsServiceClient<Authed>;
 
 fn provider(suite: &Suite) -> Indicators {
@@ -51,22 +49,6 @@ fn value(unit: &str, code: &str, period: Option<Period>, v: &str) -> IndicatorVa
     }
 }
 
-/// The fixture year with approved plans, in EXECUTION.
-async fn year_in_execution(suite: &Suite) {
-    evaluation_year(suite, "2026", now_ms() + DAY).await;
-    approve_plans(
-        suite,
-        "2026",
-        &[
-            ("siming", targets(["8", "0.45", "95", "300", "1000"])),
-            ("huli", targets(["7", "0.5", "95", "300", "1000"])),
-            ("jimei", targets(["6", "0.45", "95", "300", "1000"])),
-        ],
-    )
-    .await;
-    set_phase(suite, "2026", Phase::Execution).await;
-}
-
 async fn report_batch(
     client: &mut Indicators,
     values: Vec<IndicatorValue>,
@@ -83,7 +65,7 @@ async fn report_batch(
 
 async fn group_scores_match_hand_computed_values_for_every_method(backend: Backend) {
     let suite = Suite::start(backend).await;
-    year_in_execution(&suite).await;
+    executing_year(&suite).await;
     let mut stats = provider(&suite);
     let rows = final_values();
     let stored = report_batch(&mut stats, rows).await.expect("report finals");
@@ -182,7 +164,7 @@ async fn group_scores_match_hand_computed_values_for_every_method(backend: Backe
 
 async fn only_the_provider_reports_and_only_evaluators_assess(backend: Backend) {
     let suite = Suite::start(backend).await;
-    year_in_execution(&suite).await;
+    executing_year(&suite).await;
     let attempts = [
         suite.unit("huli"),
         suite.as_roles("jimei", &[Role::Provider], Some("jimei")),
@@ -256,7 +238,7 @@ async fn only_the_provider_reports_and_only_evaluators_assess(backend: Backend) 
 
 async fn a_bad_batch_is_rejected_whole_naming_every_bad_row(backend: Backend) {
     let suite = Suite::start(backend).await;
-    year_in_execution(&suite).await;
+    executing_year(&suite).await;
     let mut stats = provider(&suite);
     let mut wrong_year = value(
         "jimei",
@@ -338,7 +320,7 @@ async fn a_bad_batch_is_rejected_whole_naming_every_bad_row(backend: Backend) {
 
 async fn a_correction_is_a_new_version_with_history(backend: Backend) {
     let suite = Suite::start(backend).await;
-    year_in_execution(&suite).await;
+    executing_year(&suite).await;
     let mut stats = provider(&suite);
     let first = stats
         .report_value(ReportValueRequest {
@@ -450,7 +432,7 @@ async fn a_correction_is_a_new_version_with_history(backend: Backend) {
 
 async fn a_late_value_is_refused_then_accepted_under_an_exception(backend: Backend) {
     let suite = Suite::start(backend).await;
-    year_in_execution(&suite).await;
+    executing_year(&suite).await;
     let mut stats = provider(&suite);
     let early = stats
         .report_value(ReportValueRequest {
@@ -570,7 +552,7 @@ async fn a_late_value_is_refused_then_accepted_under_an_exception(backend: Backe
 
 async fn progress_flags_a_unit_that_trails(backend: Backend) {
     let suite = Suite::start(backend).await;
-    year_in_execution(&suite).await;
+    executing_year(&suite).await;
     let mut stats = provider(&suite);
     report_batch(
         &mut stats,
@@ -628,7 +610,7 @@ async fn progress_flags_a_unit_that_trails(backend: Backend) {
 
 async fn score_changes_are_streamed(backend: Backend) {
     let suite = Suite::start(backend).await;
-    year_in_execution(&suite).await;
+    executing_year(&suite).await;
     let mut watcher =
         IndicatorsServiceClient::new(suite.as_roles("aggregator", &[Role::Service], None));
     let mut stream = watcher

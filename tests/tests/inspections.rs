@@ -21,10 +21,9 @@ use jixiao_proto::{
 };
 use jixiao_runtime::Role;
 use jixiao_testkit::{Authed, Backend, Suite, on_both_databases};
-use jixiao_tests::{bad_fields, dec, evaluation_year, now_ms, reason, ts};
+use jixiao_tests::{DAY, bad_fields, dec, evaluation_year, now_ms, reason, ts};
 use tonic::Code;
 
-const DAY: i64 = 24 * 3600 * 1000;
 type Inspections = InspectionsServiceClient<Authed>;
 
 fn inspector(suite: &Suite) -> Inspections {

@@ -16,11 +16,9 @@ use jixiao_proto::{
 };
 use jixiao_runtime::Role;
 use jixiao_testkit::{Backend, Suite, on_both_databases};
-use jixiao_tests::{Plans, bad_fields, dec, evaluation_year, framework, now_ms, reason, ts};
+use jixiao_tests::{DAY, Plans, bad_fields, dec, evaluation_year, framework, now_ms, reason, ts};
 use prost_types::FieldMask;
 use tonic::Code;
-
-const DAY: i64 = 24 * 3600 * 1000;
 
 fn mask(paths: &[&str]) -> Option<FieldMask> {
     Some(FieldMask {

@@ -19,11 +19,10 @@ use jixiao_proto::{
 use jixiao_runtime::Role;
 use jixiao_testkit::{Authed, Backend, Suite, on_both_databases};
 use jixiao_tests::{
-    answered_at, bad_fields, dec, evaluation_year, now_ms, reason, response, set_phase, ts,
+    DAY, answered_at, bad_fields, dec, evaluation_year, now_ms, reason, response, set_phase, ts,
 };
 use tonic::Code;
 
-const DAY: i64 = 24 * 3600 * 1000;
 const CAMPAIGN: &str = "cycles/2026/campaigns/survey";
 type Reviews = ReviewsServiceClient<Authed>;
 

@@ -6,12 +6,12 @@
 use std::time::Duration;
 
 use jixiao_proto::{
-    aggregator::{GetStandingsRequest, aggregator_service_client::AggregatorServiceClient},
+    aggregator::aggregator_service_client::AggregatorServiceClient,
     plans::{GetCycleRequest, plans_service_client::PlansServiceClient},
 };
 use jixiao_runtime::tls::Tls;
 use jixiao_testkit::{Backend, on_both_databases};
-use jixiao_tests::{Split, complete_indicators, executing_year};
+use jixiao_tests::{Split, complete_indicators, executing_year, standings_until};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
 /// A fresh authority: (its certificate, TLS for a server at 127.0.0.1 or
@@ -48,27 +48,10 @@ async fn the_split_suite_runs_over_tls(backend: Backend) {
 
     // The aggregator follows and reads all four services over TLS.
     let mut office = AggregatorServiceClient::new(split.aggregator.office());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let s = office
-            .get_standings(GetStandingsRequest {
-                group: "cycles/2026/groups/districts".into(),
-            })
-            .await
-            .map(|r| r.into_inner());
-        if let Ok(s) = &s
-            && !s.stale
-            && s.rows.len() == 3
-            && s.rows.iter().all(|r| r.indicator.is_some())
-        {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "standings over TLS: {s:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    standings_until(&mut office, "standings over TLS", |s| {
+        !s.stale && s.rows.len() == 3 && s.rows.iter().all(|r| r.indicator.is_some())
+    })
+    .await;
 
     // Plain text is refused, and so is a caller trusting another authority.
     let port = split.plans.addr.port();

@@ -37,8 +37,8 @@ use crate::{
 };
 
 /// Bounds of the pause between two refreshes of one group.
-pub const MIN_GAP: Duration = Duration::from_millis(100);
-pub const MAX_GAP: Duration = Duration::from_millis(500);
+const MIN_GAP: Duration = Duration::from_millis(100);
+const MAX_GAP: Duration = Duration::from_millis(500);
 /// What a change may wait for, at worst, before readers see it: DOMAIN.md
 /// §8 allows one second, and the push and the read take some of it.
 const FRESHNESS: Duration = Duration::from_millis(900);
@@ -50,7 +50,7 @@ const FRESHNESS: Duration = Duration::from_millis(900);
 /// time); but a change that lands just after a refresh started waits for
 /// the rest of it, the pause and one more refresh, so the pause shrinks
 /// when refreshes are slow, to keep that within [`FRESHNESS`].
-pub fn gap(took: Duration) -> Duration {
+fn gap(took: Duration) -> Duration {
     let lazy = took * 2;
     let fresh = FRESHNESS.saturating_sub(took * 2);
     lazy.min(fresh).clamp(MIN_GAP, MAX_GAP)
@@ -379,7 +379,6 @@ impl Live {
     async fn refresh(&self, cell: &Cell, dirty: u8) -> Result<(), Error> {
         let mut parts = cell.parts.lock().await;
         let parts = &mut *parts;
-        let wants = |s: Source, have: bool| dirty & s.bit() != 0 || !have;
         let group = cell.name.as_str();
         let src = &self.inner.sources;
         // The plan-side counter of the plans data held: a component's copy
@@ -389,7 +388,7 @@ impl Live {
         let fetch_if = |s: Source| dirty & s.bit() != 0;
         let (p, i, r, n) = tokio::join!(
             async {
-                if wants(Source::Plans, parts.plans.is_some()) {
+                if fetch_if(Source::Plans) || parts.plans.is_none() {
                     Some(src.plans_part(group).await)
                 } else {
                     None

@@ -39,13 +39,14 @@ use crate::{
 pub struct Caller {
     pub addr: String,
     pub token: String,
-    /// The authority trusted for an `https://` address.
-    pub tls: Tls,
+    /// PEM file of the authority trusted for an `https://` address.
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 impl Caller {
     async fn channel(&self) -> Result<Authed, String> {
-        connect_with(&self.addr, &self.token, &self.tls).await
+        let tls = Tls::from_files(None, None, self.tls_ca.as_deref())?;
+        connect_with(&self.addr, &self.token, &tls).await
     }
 }
 

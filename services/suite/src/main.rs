@@ -75,12 +75,12 @@ struct CallerArgs {
 }
 
 impl CallerArgs {
-    fn caller(self) -> Result<jixiao::commands::Caller, String> {
-        Ok(jixiao::commands::Caller {
-            tls: Tls::from_files(None, None, self.tls_ca.as_deref())?,
+    fn caller(self) -> jixiao::commands::Caller {
+        jixiao::commands::Caller {
             addr: self.addr,
             token: self.token,
-        })
+            tls_ca: self.tls_ca,
+        }
     }
 }
 
@@ -372,28 +372,19 @@ async fn main() -> ExitCode {
                     campaign,
                     caller,
                 },
-        } => print_out(
-            async { commands::import_responses(&caller.caller()?, &file, &campaign).await }.await,
-        ),
+        } => print_out(commands::import_responses(&caller.caller(), &file, &campaign).await),
         Command::Standings(a) => {
             let published = a.version.or(a.published.then_some(0));
             let format = a.output.format();
             print_out(
-                async {
-                    let caller = a.caller.caller()?;
-                    commands::standings(&caller, &a.cycle, &a.group, published, format).await
-                }
-                .await,
+                commands::standings(&a.caller.caller(), &a.cycle, &a.group, published, format)
+                    .await,
             )
         }
         Command::Feedback(a) => {
             let format = a.output.format();
             print_out(
-                async {
-                    let caller = a.caller.caller()?;
-                    commands::feedback(&caller, &a.cycle, &a.group, &a.unit, format).await
-                }
-                .await,
+                commands::feedback(&a.caller.caller(), &a.cycle, &a.group, &a.unit, format).await,
             )
         }
         Command::Values {
@@ -403,9 +394,7 @@ async fn main() -> ExitCode {
                     cycle,
                     caller,
                 },
-        } => print_out(
-            async { commands::report_values(&caller.caller()?, &cycle, &file).await }.await,
-        ),
+        } => print_out(commands::report_values(&caller.caller(), &cycle, &file).await),
         Command::Plans {
             command:
                 PlansCommand::Submit {
@@ -413,24 +402,17 @@ async fn main() -> ExitCode {
                     cycle,
                     caller,
                 },
-        } => {
-            print_out(async { commands::submit_plan(&caller.caller()?, &cycle, &file).await }.await)
-        }
+        } => print_out(commands::submit_plan(&caller.caller(), &cycle, &file).await),
         Command::Audit(a) => {
             let format = a.output.format();
+            let caller = a.caller.caller();
             let service = a.service.as_deref();
-            print_out(
-                async {
-                    let caller = a.caller.caller()?;
-                    match &a.resource {
-                        Some(resource) if !a.verify => {
-                            commands::audit(&caller, resource, service, format).await
-                        }
-                        _ => commands::verify_audit(&caller, service, format).await,
-                    }
+            print_out(match &a.resource {
+                Some(resource) if !a.verify => {
+                    commands::audit(&caller, resource, service, format).await
                 }
-                .await,
-            )
+                _ => commands::verify_audit(&caller, service, format).await,
+            })
         }
     };
     match result {

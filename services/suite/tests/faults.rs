@@ -14,9 +14,7 @@ use std::{
 use common::Process;
 use jixiao::Target;
 use jixiao_proto::{
-    aggregator::{
-        GetStandingsRequest, Standings, aggregator_service_client::AggregatorServiceClient,
-    },
+    aggregator::aggregator_service_client::AggregatorServiceClient,
     reviews::{
         CampaignMode, GetGroupReviewScoresRequest, GroupReviewScores, PushResponsesRequest,
         reviews_service_client::ReviewsServiceClient,
@@ -24,7 +22,7 @@ use jixiao_proto::{
 };
 use jixiao_runtime::{Role, TokenKey};
 use jixiao_testkit::{Authed, Backend, Options, Scratch, Suite, on_both_databases};
-use jixiao_tests::{evaluation_year, now_ms, response, survey_campaign};
+use jixiao_tests::{evaluation_year, now_ms, response, standings_until, survey_campaign};
 use rust_decimal::{Decimal, RoundingStrategy};
 
 const GROUP: &str = "cycles/2026/groups/districts";
@@ -43,32 +41,6 @@ async fn review_scores(reviews: &mut ReviewsServiceClient<Authed>) -> Option<Gro
         .await
         .ok()
         .map(|r| r.into_inner())
-}
-
-async fn standings_until(
-    office: &mut AggregatorServiceClient<Authed>,
-    what: &str,
-    ok: impl Fn(&Standings) -> bool,
-) -> Standings {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let s = office
-            .get_standings(GetStandingsRequest {
-                group: GROUP.into(),
-            })
-            .await
-            .map(|r| r.into_inner());
-        if let Ok(s) = &s
-            && ok(s)
-        {
-            return s.clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "standings never showed {what}: {s:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 const BATCHES: usize = 24;

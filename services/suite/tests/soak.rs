@@ -27,7 +27,10 @@ use jixiao_proto::{
 };
 use jixiao_runtime::{Role, TokenKey};
 use jixiao_testkit::{Backend, Scratch, Suite, on_both_databases};
-use jixiao_tests::{complete_indicators, dec, evidence, executing_year, response, survey_campaign};
+use jixiao_tests::{
+    complete_indicators, dec, evidence, executing_year, percentile, proc_status_kib, response,
+    survey_campaign,
+};
 use tokio_stream::StreamExt;
 
 const GROUP: &str = "cycles/2026/groups/districts";
@@ -50,26 +53,6 @@ fn record(tallies: &Tallies, kind: &'static str, started: Instant, result: Resul
     if let Err(e) = result {
         t.errors.push(e);
     }
-}
-
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 async fn soak(backend: Backend) {
@@ -258,7 +241,7 @@ async fn soak(backend: Backend) {
     let pid = server.pid();
     let mut curve = Vec::new();
     while Instant::now() < end {
-        curve.push(rss_kib(pid));
+        curve.push(proc_status_kib(pid, "VmRSS").unwrap_or(0));
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let mut unique = 0;

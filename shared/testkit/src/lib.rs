@@ -125,6 +125,22 @@ impl Scratch {
     }
 }
 
+/// Where a suite run with `config` listens at `addr`.
+fn url_of(config: &SuiteConfig, addr: SocketAddr) -> String {
+    let scheme = if config.tls.serves() { "https" } else { "http" };
+    format!("{scheme}://{addr}")
+}
+
+/// A lazily connected channel to a suite run with `config` at `addr`.
+fn channel_to(config: &SuiteConfig, addr: SocketAddr) -> Channel {
+    config
+        .tls
+        .endpoint(&url_of(config, addr))
+        .expect("endpoint")
+        .tcp_nodelay(true)
+        .connect_lazy()
+}
+
 /// The admin URL with another database name.
 pub fn with_database(admin_url: &str, name: &str) -> String {
     let (base, query) = match admin_url.split_once('?') {
@@ -188,13 +204,7 @@ impl Suite {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let scheme = if config.tls.serves() { "https" } else { "http" };
-        let channel = config
-            .tls
-            .endpoint(&format!("{scheme}://{addr}"))
-            .expect("endpoint")
-            .tcp_nodelay(true)
-            .connect_lazy();
+        let channel = channel_to(&config, addr);
         let mut suite = Suite {
             addr,
             key,
@@ -222,12 +232,7 @@ impl Suite {
             reconcile: Duration::from_secs(30),
             tls: Default::default(),
         };
-        let channel = config
-            .tls
-            .endpoint(&format!("http://{addr}"))
-            .expect("endpoint")
-            .tcp_nodelay(true)
-            .connect_lazy();
+        let channel = channel_to(&config, addr);
         Suite {
             addr,
             key,
@@ -256,12 +261,7 @@ impl Suite {
 
     /// The address other services call this one at.
     pub fn url(&self) -> String {
-        let scheme = if self.config.tls.serves() {
-            "https"
-        } else {
-            "http"
-        };
-        format!("{scheme}://{}", self.addr)
+        url_of(&self.config, self.addr)
     }
 
     /// The database URL of one of this suite's services.

@@ -391,10 +391,7 @@ async fn push_all(
 }
 
 fn peak_rss_mb(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    jixiao_tests::proc_status_kib(pid, "VmHWM").map(|kb| kb as f64 / 1024.0)
 }
 
 /// Runs services in this process (the child side). `databases` is

@@ -245,7 +245,7 @@ struct Figures {
 impl Figures {
     fn of(mut samples: Vec<Duration>, bytes: usize) -> Figures {
         samples.sort();
-        let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+        let at = |q: f64| jixiao_tests::percentile(&samples, q);
         Figures {
             calls: samples.len(),
             p50: at(0.50),
