@@ -139,12 +139,29 @@ async fn the_same_batch_twice_counts_once_and_conflicts_are_refused(backend: Bac
             ("x-6", "OUT_OF_WINDOW"),
         ]
     );
+    // A new batch hiding stored ids where the resend check does not look
+    // (it samples every sixth id here) is still sorted row by row.
+    let mut hidden = batch("h", "siming", 100);
+    hidden.insert(1, response("r-1", "siming", "residents", ["satisfied"; 3]));
+    hidden.insert(
+        2,
+        response("r-2", "siming", "residents", ["dissatisfied"; 3]),
+    );
+    let out = push(&mut a, hidden).await.unwrap();
+    assert_eq!((out.accepted, out.duplicates), (100, 1));
+    assert_eq!(
+        out.rejected
+            .iter()
+            .map(|r| (r.id.as_str(), r.reason.as_str()))
+            .collect::<Vec<_>>(),
+        [("r-2", "CONFLICT")]
+    );
     let s = scores(&suite).await;
-    assert_eq!(row(&s, "siming").survey_sample, 40);
+    assert_eq!(row(&s, "siming").survey_sample, 140);
     assert_eq!(
         value(&row(&s, "siming").survey),
         "30",
-        "40 satisfied respondents, one conflict ignored"
+        "140 satisfied respondents, the conflicts ignored"
     );
     assert_eq!(row(&s, "huli").survey_sample, 1);
     suite.stop().await;

@@ -56,58 +56,129 @@ pub struct Batch<'a> {
     /// The campaign's question ids, by position.
     pub questions: &'a [String],
     pub rows: &'a [NewResponse],
+    /// PostgreSQL: `rows` as `COPY` text, made while the batch was
+    /// checked (empty when not made).
+    pub copy: &'a [String],
+    /// The tally deltas of all `rows`, made while the batch was checked:
+    /// what is added when every row is new.
+    pub deltas: Option<&'a Deltas>,
 }
 
-/// Tally deltas of the newly stored responses.
+/// Tally deltas of stored responses, per unit: by respondent category and
+/// by question position.
 #[derive(Default)]
-struct Deltas<'a> {
-    categories: HashMap<(&'a str, &'a str), (i64, i64)>,
-    questions: HashMap<(&'a str, &'a str), (i64, i64)>,
+pub struct Deltas {
+    units: HashMap<String, UnitDeltas>,
 }
 
-impl<'a> Deltas<'a> {
-    fn of(rows: impl Iterator<Item = &'a NewResponse>, questions: &'a [String]) -> Deltas<'a> {
+#[derive(Default)]
+struct UnitDeltas {
+    /// (category, responses, value units); a scheme has a handful.
+    categories: Vec<(String, i64, i64)>,
+    /// (counted, value units) by question position.
+    questions: Vec<(i64, i64)>,
+}
+
+impl Deltas {
+    pub fn of<'r>(rows: impl IntoIterator<Item = &'r NewResponse>) -> Deltas {
         let mut d = Deltas::default();
         for r in rows {
-            if let Some(v) = r.value_units {
-                let e = d
-                    .categories
-                    .entry((r.unit.as_str(), r.category.as_str()))
-                    .or_default();
-                e.0 += 1;
-                e.1 += v;
-            }
-            for (q, v) in &r.question_values {
-                let e = d
-                    .questions
-                    .entry((r.unit.as_str(), questions[*q as usize].as_str()))
-                    .or_default();
-                e.0 += 1;
-                e.1 += v;
-            }
+            d.add(r);
         }
         d
+    }
+
+    fn add(&mut self, r: &NewResponse) {
+        let u = match self.units.get_mut(r.unit.as_str()) {
+            Some(u) => u,
+            None => self.units.entry(r.unit.clone()).or_default(),
+        };
+        if let Some(v) = r.value_units {
+            match u.categories.iter_mut().find(|c| c.0 == r.category) {
+                Some(c) => {
+                    c.1 += 1;
+                    c.2 += v;
+                }
+                None => u.categories.push((r.category.clone(), 1, v)),
+            }
+        }
+        for &(q, v) in &r.question_values {
+            let q = q as usize;
+            if u.questions.len() <= q {
+                u.questions.resize(q + 1, (0, 0));
+            }
+            u.questions[q].0 += 1;
+            u.questions[q].1 += v;
+        }
+    }
+
+    /// Adds another batch's deltas.
+    pub fn merge(&mut self, other: Deltas) {
+        for (unit, o) in other.units {
+            let u = self.units.entry(unit).or_default();
+            for (category, n, v) in o.categories {
+                match u.categories.iter_mut().find(|c| c.0 == category) {
+                    Some(c) => {
+                        c.1 += n;
+                        c.2 += v;
+                    }
+                    None => u.categories.push((category, n, v)),
+                }
+            }
+            if u.questions.len() < o.questions.len() {
+                u.questions.resize(o.questions.len(), (0, 0));
+            }
+            for (q, (n, v)) in o.questions.into_iter().enumerate() {
+                u.questions[q].0 += n;
+                u.questions[q].1 += v;
+            }
+        }
+    }
+
+    /// (unit, category, responses, value units).
+    fn categories(&self) -> impl Iterator<Item = (&str, &str, i64, i64)> {
+        self.units.iter().flat_map(|(unit, u)| {
+            u.categories
+                .iter()
+                .map(move |(c, n, v)| (unit.as_str(), c.as_str(), *n, *v))
+        })
+    }
+
+    /// (unit, question id, counted, value units) of questions answered.
+    fn questions<'a>(
+        &'a self,
+        names: &'a [String],
+    ) -> impl Iterator<Item = (&'a str, &'a str, i64, i64)> {
+        self.units.iter().flat_map(move |(unit, u)| {
+            u.questions
+                .iter()
+                .enumerate()
+                .filter(|(_, (n, _))| *n > 0)
+                .map(move |(q, (n, v))| (unit.as_str(), names[q].as_str(), *n, *v))
+        })
     }
 }
 
 /// Sorts stored, duplicate and conflicting rows given the ids inserted now
 /// and the digests already stored for the others.
-fn classify(
+fn classify<K: std::borrow::Borrow<str> + std::hash::Hash + Eq>(
     rows: &[NewResponse],
-    inserted: &HashSet<String>,
-    existing: &HashMap<String, i64>,
+    inserted: &HashSet<&str>,
+    existing: &HashMap<K, i64>,
 ) -> Vec<Outcome> {
     let mut seen_now: HashMap<&str, i64> = HashMap::default();
     rows.iter()
         .map(|r| {
-            if inserted.contains(&r.response_id) && !seen_now.contains_key(r.response_id.as_str()) {
+            if inserted.contains(r.response_id.as_str())
+                && !seen_now.contains_key(r.response_id.as_str())
+            {
                 seen_now.insert(&r.response_id, r.digest);
                 Outcome::Stored
             } else {
                 let stored = seen_now
                     .get(r.response_id.as_str())
                     .copied()
-                    .or_else(|| existing.get(&r.response_id).copied());
+                    .or_else(|| existing.get(r.response_id.as_str()).copied());
                 if stored == Some(r.digest) {
                     Outcome::Duplicate
                 } else {
@@ -143,8 +214,8 @@ const CHUNK: usize = 4000;
 const LOOKUP_CHUNK: usize = 30_000;
 
 macro_rules! upsert_tallies {
-    ($conn:ident, $campaign:expr, $deltas:expr) => {{
-        let cats: Vec<_> = $deltas.categories.iter().collect();
+    ($conn:ident, $campaign:expr, $deltas:expr, $questions:expr) => {{
+        let cats: Vec<_> = $deltas.categories().collect();
         for chunk in cats.chunks(CHUNK) {
             let mut sql = String::from("INSERT INTO survey_tallies (campaign, unit_id, category, responses, value_units) VALUES ");
             placeholders(&mut sql, chunk.len(), 5);
@@ -153,12 +224,12 @@ macro_rules! upsert_tallies {
                   value_units = survey_tallies.value_units + excluded.value_units",
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for ((unit, category), (n, v)) in chunk {
+            for (unit, category, n, v) in chunk {
                 q = q.bind($campaign).bind(*unit).bind(*category).bind(*n).bind(*v);
             }
             q.execute(&mut *$conn).await?;
         }
-        let qs: Vec<_> = $deltas.questions.iter().collect();
+        let qs: Vec<_> = $deltas.questions($questions).collect();
         for chunk in qs.chunks(CHUNK) {
             let mut sql = String::from("INSERT INTO question_tallies (campaign, unit_id, question, counted, value_units) VALUES ");
             placeholders(&mut sql, chunk.len(), 5);
@@ -167,7 +238,7 @@ macro_rules! upsert_tallies {
                   value_units = question_tallies.value_units + excluded.value_units",
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for ((unit, question), (n, v)) in chunk {
+            for (unit, question, n, v) in chunk {
                 q = q.bind($campaign).bind(*unit).bind(*question).bind(*n).bind(*v);
             }
             q.execute(&mut *$conn).await?;
@@ -215,22 +286,61 @@ macro_rules! existing_digests {
     }};
 }
 
-/// Stores a batch on SQLite, through the portable pool's one writer. With
-/// one writer nothing can slip in between the look-up of stored ids and the
-/// insert, so the insert needs neither a conflict clause nor RETURNING.
+/// Stores a batch on SQLite, through the portable pool's one writer. As on
+/// PostgreSQL, a batch none of whose sampled ids is stored is inserted at
+/// once under a savepoint; only a resend, or an insert that meets a stored
+/// id, looks every id up and inserts the rest. With one writer nothing can
+/// slip in between that look-up and the insert.
 pub async fn store_sqlite(
     conn: &mut AnyConnection,
     principal: &Principal,
     batch: &Batch<'_>,
 ) -> Result<(Vec<Outcome>, Option<Change>), Error> {
+    use sqlx::Executor;
     let unique = first_occurrences(batch.rows);
-    let ids: Vec<&String> = unique.iter().map(|r| &r.response_id).collect();
-    let existing = existing_digests!(conn, batch.campaign, ids);
-    let fresh: Vec<&&NewResponse> = unique
-        .iter()
-        .filter(|r| !existing.contains_key(&r.response_id))
-        .collect();
-    for chunk in fresh.chunks(CHUNK) {
+    let sample: Vec<&String> = sample(&unique).map(|r| &r.response_id).collect();
+    let optimistic = existing_digests!(conn, batch.campaign, sample).is_empty() && {
+        conn.execute("SAVEPOINT fresh_insert").await?;
+        match insert_rows(conn, batch.campaign, &unique).await {
+            Ok(()) => {
+                conn.execute("RELEASE SAVEPOINT fresh_insert").await?;
+                true
+            }
+            Err(e) if is_unique_violation(&e) => {
+                conn.execute("ROLLBACK TO SAVEPOINT fresh_insert").await?;
+                false
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let (fresh, existing) = if optimistic {
+        (unique, HashMap::default())
+    } else {
+        let ids: Vec<&String> = unique.iter().map(|r| &r.response_id).collect();
+        let existing = existing_digests!(conn, batch.campaign, ids);
+        let fresh: Vec<&NewResponse> = unique
+            .into_iter()
+            .filter(|r| !existing.contains_key(&r.response_id))
+            .collect();
+        insert_rows(conn, batch.campaign, &fresh).await?;
+        (fresh, existing)
+    };
+    let inserted: HashSet<&str> = fresh.iter().map(|r| r.response_id.as_str()).collect();
+    finish_sqlite(conn, principal, batch, &inserted, &existing).await
+}
+
+/// A few ids spread over a batch: enough to recognise a resend.
+fn sample<'r>(unique: &[&'r NewResponse]) -> impl Iterator<Item = &'r NewResponse> {
+    unique.iter().step_by((unique.len() / 16).max(1)).copied()
+}
+
+/// Inserts rows with multi-row statements (SQLite).
+async fn insert_rows(
+    conn: &mut AnyConnection,
+    campaign: &str,
+    rows: &[&NewResponse],
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(CHUNK) {
         let mut sql = String::from(
             "INSERT INTO responses (campaign, response_id, unit_id, category, channel, answer_ms, answers, digest) VALUES ",
         );
@@ -238,7 +348,7 @@ pub async fn store_sqlite(
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in chunk {
             q = q
-                .bind(batch.campaign)
+                .bind(campaign)
                 .bind(r.response_id.as_str())
                 .bind(r.unit.as_str())
                 .bind(r.category.as_str())
@@ -249,31 +359,22 @@ pub async fn store_sqlite(
         }
         q.execute(&mut *conn).await?;
     }
-    let inserted: HashSet<String> = fresh.iter().map(|r| r.response_id.clone()).collect();
-    finish_sqlite(conn, principal, batch, &inserted, &existing).await
+    Ok(())
 }
 
 async fn finish_sqlite(
     conn: &mut AnyConnection,
     principal: &Principal,
     batch: &Batch<'_>,
-    inserted: &HashSet<String>,
+    inserted: &HashSet<&str>,
     existing: &HashMap<String, i64>,
 ) -> Result<(Vec<Outcome>, Option<Change>), Error> {
-    let outcomes = classify(batch.rows, inserted, existing);
-    let deltas = Deltas::of(
-        batch
-            .rows
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, o)| **o == Outcome::Stored)
-            .map(|(r, _)| r),
-        batch.questions,
-    );
+    let (outcomes, own) = outcomes(batch, inserted, existing);
+    let deltas = own.as_ref().or(batch.deltas).expect("deltas of the batch");
     let change = if inserted.is_empty() {
         None
     } else {
-        upsert_tallies!(conn, batch.campaign, deltas);
+        upsert_tallies!(conn, batch.campaign, deltas, batch.questions);
         Some(Changes::bump(conn, batch.cycle, batch.group).await?)
     };
     let resource = format!(
@@ -317,11 +418,7 @@ pub async fn store_pg(
         .await?;
     let unique = first_occurrences(batch.rows);
     // A resent batch is recognised by a few of its ids and skips the copy.
-    let sample: Vec<&str> = unique
-        .iter()
-        .step_by((unique.len() / 16).max(1))
-        .map(|r| r.response_id.as_str())
-        .collect();
+    let sample: Vec<&str> = sample(&unique).map(|r| r.response_id.as_str()).collect();
     let seen: i64 = sqlx::query(
         "SELECT count(*) AS n FROM responses WHERE campaign = $1 AND response_id = ANY($2)",
     )
@@ -332,7 +429,12 @@ pub async fn store_pg(
     .try_get("n")?;
     let optimistic = seen == 0 && {
         conn.execute("SAVEPOINT fresh_copy").await?;
-        match copy_rows(conn, batch.campaign, &unique).await {
+        let copied = if unique.len() == batch.rows.len() && !batch.copy.is_empty() {
+            copy_text(conn, batch.copy).await
+        } else {
+            copy_rows(conn, batch.campaign, &unique).await
+        };
+        match copied {
             Ok(()) => {
                 conn.execute("RELEASE SAVEPOINT fresh_copy").await?;
                 true
@@ -344,7 +446,7 @@ pub async fn store_pg(
             Err(e) => return Err(e.into()),
         }
     };
-    let mut existing: HashMap<String, i64> = HashMap::default();
+    let mut existing: HashMap<&str, i64> = HashMap::default();
     let fresh: Vec<&NewResponse> = if optimistic {
         unique
     } else {
@@ -369,36 +471,26 @@ pub async fn store_pg(
         {
             differing.insert(row.try_get("id")?, row.try_get("missing")?);
         }
-        for r in &unique {
-            match differing.get(&r.response_id) {
-                Some(true) => {}
+        let mut fresh = Vec::new();
+        for r in unique {
+            let id = r.response_id.as_str();
+            match differing.get(id) {
+                Some(true) => fresh.push(r),
                 // Stored with other content: any digest but this one.
-                Some(false) => drop(existing.insert(r.response_id.clone(), !r.digest)),
-                None => drop(existing.insert(r.response_id.clone(), r.digest)),
+                Some(false) => drop(existing.insert(id, !r.digest)),
+                None => drop(existing.insert(id, r.digest)),
             }
         }
-        let fresh: Vec<&NewResponse> = unique
-            .into_iter()
-            .filter(|r| !existing.contains_key(&r.response_id))
-            .collect();
         copy_rows(conn, batch.campaign, &fresh).await?;
         fresh
     };
-    let inserted: HashSet<String> = fresh.iter().map(|r| r.response_id.clone()).collect();
-    let outcomes = classify(batch.rows, &inserted, &existing);
-    let deltas = Deltas::of(
-        batch
-            .rows
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, o)| **o == Outcome::Stored)
-            .map(|(r, _)| r),
-        batch.questions,
-    );
+    let inserted: HashSet<&str> = fresh.iter().map(|r| r.response_id.as_str()).collect();
+    let (outcomes, own) = outcomes(batch, &inserted, &existing);
+    let deltas = own.as_ref().or(batch.deltas).expect("deltas of the batch");
     let change = if inserted.is_empty() {
         None
     } else {
-        upsert_tallies_pg(conn, batch.campaign, &deltas).await?;
+        upsert_tallies_pg(conn, batch.campaign, batch.questions, deltas).await?;
         Some(Changes::bump_pg(conn, batch.cycle, batch.group).await?)
     };
     let resource = format!(
@@ -425,19 +517,15 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
         .is_some_and(|d| d.is_unique_violation())
 }
 
-/// `COPY`s rows into the responses table.
-async fn copy_rows(
-    conn: &mut sqlx::PgConnection,
+/// Appends rows to `COPY` text for the responses table.
+pub fn copy_lines<'r>(
+    text: &mut String,
     campaign: &str,
-    rows: &[&NewResponse],
-) -> Result<(), sqlx::Error> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut text = String::with_capacity(rows.len() * 200);
+    rows: impl IntoIterator<Item = &'r NewResponse>,
+) {
+    use std::fmt::Write;
     let campaign = copy_escape(campaign);
     for r in rows {
-        use std::fmt::Write;
         let _ = writeln!(
             text,
             "{campaign}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
@@ -450,33 +538,83 @@ async fn copy_rows(
             r.digest
         );
     }
+}
+
+/// `COPY`s rows into the responses table.
+async fn copy_rows(
+    conn: &mut sqlx::PgConnection,
+    campaign: &str,
+    rows: &[&NewResponse],
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut text = String::with_capacity(rows.len() * 200);
+    copy_lines(&mut text, campaign, rows.iter().copied());
+    copy_text(conn, &[text]).await
+}
+
+/// `COPY`s text made by [`copy_lines`] into the responses table.
+async fn copy_text(conn: &mut sqlx::PgConnection, parts: &[String]) -> Result<(), sqlx::Error> {
     let mut copy = conn
         .copy_in_raw("COPY responses (campaign, response_id, unit_id, category, channel, answer_ms, answers, digest) FROM STDIN")
         .await?;
-    if let Err(e) = copy.send(text.as_bytes()).await {
-        let _ = copy.abort("send failed").await;
-        return Err(e);
+    for part in parts {
+        if let Err(e) = copy.send(part.as_bytes()).await {
+            let _ = copy.abort("send failed").await;
+            return Err(e);
+        }
     }
     copy.finish().await.map(|_| ())
+}
+
+/// Each row's outcome, and the tally deltas of the stored rows when the
+/// batch's own (made for all rows) do not apply.
+fn outcomes<K: std::borrow::Borrow<str> + std::hash::Hash + Eq>(
+    batch: &Batch<'_>,
+    inserted: &HashSet<&str>,
+    existing: &HashMap<K, i64>,
+) -> (Vec<Outcome>, Option<Deltas>) {
+    let outcomes = if existing.is_empty() && inserted.len() == batch.rows.len() {
+        // The usual first push: every row new, each id once.
+        vec![Outcome::Stored; batch.rows.len()]
+    } else {
+        classify(batch.rows, inserted, existing)
+    };
+    let all_stored = outcomes.iter().all(|o| *o == Outcome::Stored);
+    let own = (!all_stored || batch.deltas.is_none()).then(|| {
+        Deltas::of(
+            batch
+                .rows
+                .iter()
+                .zip(&outcomes)
+                .filter(|(_, o)| **o == Outcome::Stored)
+                .map(|(r, _)| r),
+        )
+    });
+    (outcomes, own)
 }
 
 /// Adds tally deltas with one array-valued statement per table.
 async fn upsert_tallies_pg(
     conn: &mut sqlx::PgConnection,
     campaign: &str,
-    d: &Deltas<'_>,
+    questions: &[String],
+    d: &Deltas,
 ) -> Result<(), Error> {
+    let by_category: Vec<_> = d.categories().collect();
+    let by_question: Vec<_> = d.questions(questions).collect();
     for (table, key, count, rows) in [
-        ("survey_tallies", "category", "responses", &d.categories),
-        ("question_tallies", "question", "counted", &d.questions),
+        ("survey_tallies", "category", "responses", by_category),
+        ("question_tallies", "question", "counted", by_question),
     ] {
         let (mut units, mut keys, mut counts, mut sums) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for ((unit, k), (n, v)) in rows.iter() {
-            units.push(*unit);
-            keys.push(*k);
-            counts.push(*n);
-            sums.push(*v);
+        for (unit, k, n, v) in rows {
+            units.push(unit);
+            keys.push(k);
+            counts.push(n);
+            sums.push(v);
         }
         let sql = format!(
             "INSERT INTO {table} (campaign, unit_id, {key}, {count}, value_units)
@@ -536,7 +674,7 @@ mod tests {
             row("a", 1),
             row("a", 9),
         ];
-        let inserted: HashSet<String> = ["a".to_string()].into_iter().collect();
+        let inserted: HashSet<&str> = ["a"].into_iter().collect();
         let existing: HashMap<String, i64> = [("b".to_string(), 2), ("c".to_string(), 4)]
             .into_iter()
             .collect();
@@ -549,6 +687,46 @@ mod tests {
                 Outcome::Duplicate,
                 Outcome::Conflict
             ]
+        );
+    }
+
+    #[test]
+    fn batch_deltas_merge_to_the_deltas_of_all_rows() {
+        let rows: Vec<NewResponse> = (0..12)
+            .map(|i| NewResponse {
+                unit: format!("units/{}", i % 3),
+                category: ["residents", "enterprises"][i % 2].into(),
+                value_units: (i % 5 != 0).then_some(i as i64 * 10),
+                question_values: vec![(0, i as i64), (2, 1)],
+                ..row(&format!("r{i}"), i as i64)
+            })
+            .collect();
+        let questions = ["q1".to_string(), "q2".into(), "q3".into()];
+        let sorted = |d: &Deltas| {
+            let mut c: Vec<_> = d
+                .categories()
+                .map(|(u, c, n, v)| format!("{u} {c} {n} {v}"))
+                .collect();
+            c.extend(
+                d.questions(&questions)
+                    .map(|(u, q, n, v)| format!("{u} {q} {n} {v}")),
+            );
+            c.sort();
+            c
+        };
+        let mut merged = Deltas::of(&rows[..5]);
+        merged.merge(Deltas::of(&rows[5..]));
+        assert_eq!(sorted(&merged), sorted(&Deltas::of(&rows)));
+        // units/0 holds rows 0, 3, 6, 9: rows 3 and 9 are enterprises,
+        // rows 0 and 6 residents of which row 0 counted nothing.
+        let all = sorted(&Deltas::of(&rows));
+        assert!(all.contains(&"units/0 enterprises 2 120".to_string()));
+        assert!(all.contains(&"units/0 residents 1 60".to_string()));
+        assert!(all.contains(&"units/0 q1 4 18".to_string()));
+        assert!(all.contains(&"units/0 q3 4 4".to_string()));
+        assert!(
+            !all.iter().any(|l| l.contains(" q2 ")),
+            "q2 was never answered"
         );
     }
 

@@ -4,7 +4,10 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -44,12 +47,13 @@ use rustc_hash::FxHashSet;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
+use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 use tonic::{Request, Status, Streaming};
 
 use crate::{
     DOMAIN,
-    ingest::{self, Batch, NewResponse, Outcome},
+    ingest::{self, Batch, Deltas, NewResponse, Outcome},
     scoring::{self, Tally},
 };
 
@@ -59,7 +63,7 @@ const DONT_KNOW: &str = "dont_know";
 /// Responses per batch at most.
 pub const MAX_BATCH: usize = 5000;
 /// Rows written in one transaction at most when batches queue up.
-const GROUP_COMMIT_ROWS: usize = 20_000;
+const GROUP_COMMIT_ROWS: usize = 40_000;
 /// How long a campaign's context (members, scheme) is reused.
 const CONTEXT_TTL: Duration = Duration::from_secs(30);
 
@@ -94,6 +98,10 @@ struct Checked {
     ctx: Arc<CampaignCtx>,
     rows: Vec<NewResponse>,
     rejected: Vec<Rejection>,
+    /// Made here, while the batch before is being written: the rows'
+    /// tally deltas and, on PostgreSQL, their `COPY` text.
+    deltas: Deltas,
+    copy: String,
 }
 
 /// Campaign contexts by campaign name, with when they were fetched.
@@ -285,8 +293,15 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Rejectio
     let mut asked: Vec<u16> = Vec::with_capacity(r.answers.len());
     let mut question_values = Vec::with_capacity(r.answers.len());
     let (mut sum, mut counted) = (0i64, 0i64);
-    for a in &r.answers {
-        let Some(q) = ctx.questions.iter().position(|q| *q == a.question) else {
+    for (i, a) in r.answers.iter().enumerate() {
+        // Platforms send answers in the questionnaire's order: look there
+        // first.
+        let q = if ctx.questions.get(i) == Some(&a.question) {
+            Some(i)
+        } else {
+            ctx.questions.iter().position(|q| *q == a.question)
+        };
+        let Some(q) = q else {
             return Err(rejection(
                 id,
                 "UNKNOWN_QUESTION",
@@ -354,7 +369,14 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Rejectio
 impl ReviewsApi {
     /// Checks a batch against its campaign: the caller must be bound to
     /// it; each response is prepared or rejected with its reason.
-    async fn check(&self, p: &Principal, req: PushResponsesRequest) -> Result<Checked, Error> {
+    /// `copy`: make the batch's `COPY` text now (PostgreSQL), worth it
+    /// while the stream is pushing new responses.
+    async fn check(
+        &self,
+        p: &Principal,
+        req: PushResponsesRequest,
+        copy: bool,
+    ) -> Result<Checked, Error> {
         let ctx = self.context(&req.campaign, "campaign").await?;
         Self::require_bound(p, &ctx)?;
         Self::require_mode(&ctx, CampaignMode::RawResponses)?;
@@ -372,10 +394,22 @@ impl ReviewsApi {
                 Err(rej) => rejected.push(rej),
             }
         }
+        let deltas = Deltas::of(&rows);
+        let copy = {
+            let wanted = copy;
+            let mut copy = String::new();
+            if wanted && self.pg.is_some() {
+                copy.reserve(rows.len() * 200);
+                ingest::copy_lines(&mut copy, &ctx.name, &rows);
+            }
+            copy
+        };
         Ok(Checked {
             ctx,
             rows,
             rejected,
+            deltas,
+            copy,
         })
     }
 
@@ -390,11 +424,17 @@ impl ReviewsApi {
         };
         let mut out = PushResponsesResponse::default();
         let mut rows = Vec::with_capacity(batches.iter().map(|b| b.rows.len()).sum());
+        let (mut deltas, mut copy) = (Deltas::default(), Vec::new());
         for b in batches {
             out.rejected.extend(b.rejected);
             rows.extend(b.rows);
+            deltas.merge(b.deltas);
+            copy.push(b.copy);
         }
-        let (outcomes, change) = self.store(p, &ctx, &rows).await?;
+        if copy.iter().any(String::is_empty) {
+            copy.clear();
+        }
+        let (outcomes, change) = self.store(p, &ctx, &rows, &copy, &deltas).await?;
         self.changes.announce(change);
         for (row, o) in rows.iter().zip(outcomes) {
             match o {
@@ -416,7 +456,7 @@ impl ReviewsApi {
         p: &Principal,
         req: PushResponsesRequest,
     ) -> Result<PushResponsesResponse, Error> {
-        let checked = self.check(p, req).await?;
+        let checked = self.check(p, req, false).await?;
         self.commit(p, vec![checked]).await
     }
 
@@ -425,6 +465,8 @@ impl ReviewsApi {
         p: &Principal,
         ctx: &CampaignCtx,
         rows: &[NewResponse],
+        copy: &[String],
+        deltas: &Deltas,
     ) -> Result<(Vec<Outcome>, Option<Change>), Error> {
         if rows.is_empty() {
             return Ok((Vec::new(), None));
@@ -435,6 +477,8 @@ impl ReviewsApi {
             group: &ctx.group,
             questions: &ctx.questions,
             rows,
+            copy,
+            deltas: Some(deltas),
         };
         match &self.pg {
             Some(pool) => {
@@ -462,55 +506,72 @@ impl ReviewsApi {
         p: Principal,
         mut input: Streaming<PushResponsesRequest>,
     ) -> Result<PushResponsesResponse, Error> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Checked, Error>>(4);
+        // Each batch is checked by a task of its own while the reader
+        // decodes the next one; the handles queue in stream order.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<JoinHandle<Result<Checked, Error>>>(8);
         let (api, checker) = (self.clone(), p.clone());
+        // A stream that is resending what is stored gains nothing from
+        // COPY text made ahead.
+        let resending = Arc::new(AtomicBool::new(false));
+        let resent = resending.clone();
         let reader = tokio::spawn(async move {
             loop {
-                let next = match input.message().await {
-                    Ok(Some(m)) => api.check(&checker, m).await,
+                let (next, last) = match input.message().await {
+                    Ok(Some(m)) => {
+                        let (api, checker) = (api.clone(), checker.clone());
+                        let copy = !resent.load(Ordering::Relaxed);
+                        (
+                            tokio::spawn(async move { api.check(&checker, m, copy).await }),
+                            false,
+                        )
+                    }
                     Ok(None) => return,
-                    Err(s) => Err(Error::invalid(
-                        "stream",
-                        format!("the stream broke: {}", s.message()),
-                    )),
+                    Err(s) => {
+                        let e =
+                            Error::invalid("stream", format!("the stream broke: {}", s.message()));
+                        (tokio::spawn(std::future::ready(Err(e))), true)
+                    }
                 };
-                let failed = next.is_err();
-                if tx.send(next).await.is_err() || failed {
+                if tx.send(next).await.is_err() || last {
                     return;
                 }
             }
         });
+        let checked = |h: JoinHandle<Result<Checked, Error>>| async move {
+            h.await.map_err(Error::internal)?
+        };
         let mut total = PushResponsesResponse::default();
         let mut peeked = None;
         loop {
             let first = match peeked.take() {
                 Some(c) => c,
                 None => match rx.recv().await {
-                    Some(c) => c?,
+                    Some(h) => checked(h).await?,
                     None => break,
                 },
             };
             let mut rows = first.rows.len();
             let mut group = vec![first];
             while rows < GROUP_COMMIT_ROWS {
-                match rx.try_recv() {
-                    Ok(Ok(c)) if c.ctx.name == group[0].ctx.name => {
+                let Ok(h) = rx.try_recv() else { break };
+                match checked(h).await {
+                    Ok(c) if c.ctx.name == group[0].ctx.name => {
                         rows += c.rows.len();
                         group.push(c);
                     }
-                    Ok(Ok(c)) => {
+                    Ok(c) => {
                         peeked = Some(c);
                         break;
                     }
-                    Ok(Err(e)) => {
+                    Err(e) => {
                         // Store what came before the failure, then report it.
                         self.commit(&p, group).await?;
                         return Err(e);
                     }
-                    Err(_) => break,
                 }
             }
             let summary = self.commit(&p, group).await?;
+            resending.store(summary.duplicates > summary.accepted, Ordering::Relaxed);
             total.accepted += summary.accepted;
             total.duplicates += summary.duplicates;
             total.rejected.extend(summary.rejected);
