@@ -68,6 +68,8 @@ struct Args {
     readers: usize,
     seconds: f64,
     interval_ms: u64,
+    /// `standings`: leave every process on every core.
+    shared_cpus: bool,
     postgres_url: String,
 }
 
@@ -82,6 +84,7 @@ fn parse_args() -> Result<(String, Args), String> {
         readers: 16,
         seconds: 10.0,
         interval_ms: 100,
+        shared_cpus: false,
         postgres_url: std::env::var(jixiao_testkit::POSTGRES_ENV)
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
     };
@@ -102,6 +105,7 @@ fn parse_args() -> Result<(String, Args), String> {
             }
             "--seconds" => a.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             "--postgres-url" => a.postgres_url = value()?,
+            "--shared-cpus" => a.shared_cpus = true,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -718,7 +722,7 @@ fn main() -> std::process::ExitCode {
             let every = Duration::from_millis(args.interval_ms);
             runtime.block_on(standings::run(args, readers, secs, every))
         }
-        _ => Err("usage: loadgen surveys|standings [--db sqlite|postgres] [--responses N] [--batch N] [--units N] [--readers N] [--interval-ms MS] [--seconds S] [--postgres-url URL]".into()),
+        _ => Err("usage: loadgen surveys|standings [--db sqlite|postgres] [--responses N] [--batch N] [--units N] [--readers N] [--interval-ms MS] [--seconds S] [--postgres-url URL] [--shared-cpus]".into()),
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

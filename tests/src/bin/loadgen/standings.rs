@@ -14,8 +14,13 @@
 //!    unit no other push touches and times how long the push takes from
 //!    its commit to the first standings message that shows it.
 //!
+//! 4. the bare server under the same ingest: what the machine alone does
+//!    to a read's tail meanwhile.
+//!
 //! Readers receive each response's bytes whole but do not decode them, so
-//! the figures are the service's latency, not the client's parsing.
+//! the figures are the service's latency, not the client's parsing. The
+//! processes are pinned to cores as deployed (see [`Placement`]) unless
+//! `--shared-cpus` is given.
 
 use std::{
     path::PathBuf,
@@ -56,6 +61,8 @@ use crate::{
 };
 
 const GROUP: &str = "cycles/2026/groups/all";
+/// The largest batch the reviews service takes.
+const MAX_BATCH: usize = 5000;
 /// The probe unit: the load never pushes to it.
 const PROBE: usize = 0;
 
@@ -402,9 +409,10 @@ async fn steady_ingest(
     rate: f64,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<usize, String> {
-    // Ten batches a second: a platform pushing at this rate sends large
-    // batches, and one stream of small ones tops out well below it.
-    let batch = ((rate / 10.0) as usize).max(500);
+    // Ten batches a second (more when they would exceed the largest batch
+    // allowed): a platform pushing at this rate sends large batches, and
+    // one stream of small ones tops out well below it.
+    let batch = ((rate / 10.0) as usize).clamp(500, MAX_BATCH);
     let mut client =
         ReviewsServiceClient::new(authed(&channel, &key, "loadgen", &[Role::SurveyPlatform]))
             .max_encoding_message_size(16 * 1024 * 1024);
@@ -518,9 +526,87 @@ async fn probe(
     Ok(lags)
 }
 
+// ---------------------------------------------------------------- placement
+
+/// Which core each side runs on. Deployed, the aggregator and the
+/// dashboards do not share CPUs with the ingest path (the component
+/// services and the platform pushing); on one 2-core machine that is
+/// emulated by pinning: the aggregator, the bare baseline and the readers
+/// on core 0, the component services and the pushing thread on core 1.
+/// Unpinned (`--shared-cpus`), the readers' tail under ingest is the
+/// scheduler's, as the bare server under the same ingest shows.
+#[derive(Clone, Copy)]
+struct Placement {
+    pinned: bool,
+}
+
+impl Placement {
+    const READS: usize = 0;
+    const INGEST: usize = 1;
+
+    fn new(shared: bool) -> Placement {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let pinned = !shared && cores >= 2 && which_taskset();
+        Placement { pinned }
+    }
+
+    fn describe(&self) -> &'static str {
+        if self.pinned {
+            "aggregator, bare baseline and readers on core 0; component services and the pushing client on core 1"
+        } else {
+            "every process on every core"
+        }
+    }
+
+    /// Pins a process, all its threads (and those they start), to `core`.
+    fn process(&self, pid: u32, core: usize) -> Result<(), String> {
+        self.taskset(&["-a", "-p", "-c", &core.to_string(), &pid.to_string()])
+    }
+
+    /// Pins the calling thread (and those it starts) to `core`.
+    fn this_thread(&self, core: usize) -> Result<(), String> {
+        let me = std::fs::read_link("/proc/thread-self").map_err(|e| e.to_string())?;
+        let tid = me
+            .file_name()
+            .and_then(|t| t.to_str())
+            .ok_or("no thread id")?
+            .to_string();
+        self.taskset(&["-p", "-c", &core.to_string(), &tid])
+    }
+
+    fn taskset(&self, args: &[&str]) -> Result<(), String> {
+        if !self.pinned {
+            return Ok(());
+        }
+        let out = std::process::Command::new("taskset")
+            .args(args)
+            .output()
+            .map_err(|e| format!("taskset: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "taskset {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+}
+
+fn which_taskset() -> bool {
+    std::process::Command::new("taskset")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 // ---------------------------------------------------------------- run
 
 pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<(), String> {
+    let place = Placement::new(a.shared_cpus);
+    println!("placement: {}", place.describe());
+    place.process(std::process::id(), Placement::READS)?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let created = crate::BenchDatabases::create(
         &a,
@@ -565,6 +651,8 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
     };
     let mut bare_child = None;
     let result = async {
+        place.process(child.id(), Placement::INGEST)?;
+        place.process(agg_child.id(), Placement::READS)?;
         let connect = |addr: String| async move {
             tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
                 .map_err(|e| e.to_string())?
@@ -616,6 +704,7 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
         let bytes_file = dir.path().join("standings.bin");
         std::fs::write(&bytes_file, table.encode_to_vec()).map_err(|e| e.to_string())?;
         let (bare, bare_addr) = spawn_bare(&bytes_file)?;
+        place.process(bare.id(), Placement::READS)?;
         bare_child = Some(bare);
 
         println!("{readers} readers, {secs} s per phase");
@@ -629,10 +718,6 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
         idle.print("aggregator GetStandings, idle", secs);
         let base = read_phase(&bare_addr, &key, readers, secs, paced).await?;
         base.print("bare tonic, same bytes from memory", secs);
-        if let Some(mut b) = bare_child.take() {
-            b.kill().ok();
-            b.wait().ok();
-        }
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let ingest_rate = capacity / 2.0;
@@ -642,6 +727,7 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
         let (units, first, ingest_key, ingest_addr) =
             (a.units, a.responses, key.clone(), addr.clone());
         let ingest_task = std::thread::spawn(move || {
+            place.this_thread(Placement::INGEST)?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -667,12 +753,16 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
         ));
         let loaded = read_phase(&agg_addr, &key, readers, secs, paced).await?;
         let lags = probe_task.await.map_err(|e| e.to_string())??;
+        // The same load against the bare server: what this machine's
+        // scheduler alone does to a read's tail while ingest runs.
+        let bare_loaded = read_phase(&bare_addr, &key, readers, secs, paced).await?;
         stop_tx.send(true).ok();
         let sent = ingest_task
             .join()
             .map_err(|_| "the ingest thread panicked".to_string())??;
         let elapsed = measuring.elapsed().as_secs_f64() + 1.0;
         loaded.print("aggregator GetStandings, under ingest", secs);
+        bare_loaded.print("bare tonic, under the same ingest", secs);
         let lag = Figures::of(lags, 0);
         println!(
             "ingest during the phase {:.0} responses/s (target {ingest_rate:.0}, half of capacity)",
@@ -697,6 +787,11 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
         println!(
             "ratio p99 under ingest/idle {:.2} (target <= 1.5)",
             ms(loaded.p99) / ms(idle.p99)
+        );
+        println!(
+            "bare tonic under the same ingest: p99 {:.2}x its idle figure; aggregator/bare under ingest {:.2}",
+            ms(bare_loaded.p99) / ms(base.p99),
+            ms(loaded.p99) / ms(bare_loaded.p99)
         );
         Ok(())
     }
