@@ -61,7 +61,7 @@ pub struct Batch<'a> {
     pub copy: &'a [String],
     /// The tally deltas of all `rows`, made while the batch was checked:
     /// what is added when every row is new.
-    pub deltas: Option<&'a Deltas>,
+    pub deltas: &'a Deltas,
 }
 
 /// Tally deltas of stored responses, per unit: by respondent category and
@@ -79,6 +79,26 @@ struct UnitDeltas {
     questions: Vec<(i64, i64)>,
 }
 
+impl UnitDeltas {
+    fn add_category(&mut self, category: &str, n: i64, v: i64) {
+        match self.categories.iter_mut().find(|c| c.0 == category) {
+            Some(c) => {
+                c.1 += n;
+                c.2 += v;
+            }
+            None => self.categories.push((category.to_string(), n, v)),
+        }
+    }
+
+    fn add_question(&mut self, q: usize, n: i64, v: i64) {
+        if self.questions.len() <= q {
+            self.questions.resize(q + 1, (0, 0));
+        }
+        self.questions[q].0 += n;
+        self.questions[q].1 += v;
+    }
+}
+
 impl Deltas {
     pub fn of<'r>(rows: impl IntoIterator<Item = &'r NewResponse>) -> Deltas {
         let mut d = Deltas::default();
@@ -94,21 +114,10 @@ impl Deltas {
             None => self.units.entry(r.unit.clone()).or_default(),
         };
         if let Some(v) = r.value_units {
-            match u.categories.iter_mut().find(|c| c.0 == r.category) {
-                Some(c) => {
-                    c.1 += 1;
-                    c.2 += v;
-                }
-                None => u.categories.push((r.category.clone(), 1, v)),
-            }
+            u.add_category(&r.category, 1, v);
         }
         for &(q, v) in &r.question_values {
-            let q = q as usize;
-            if u.questions.len() <= q {
-                u.questions.resize(q + 1, (0, 0));
-            }
-            u.questions[q].0 += 1;
-            u.questions[q].1 += v;
+            u.add_question(q as usize, 1, v);
         }
     }
 
@@ -116,21 +125,11 @@ impl Deltas {
     pub fn merge(&mut self, other: Deltas) {
         for (unit, o) in other.units {
             let u = self.units.entry(unit).or_default();
-            for (category, n, v) in o.categories {
-                match u.categories.iter_mut().find(|c| c.0 == category) {
-                    Some(c) => {
-                        c.1 += n;
-                        c.2 += v;
-                    }
-                    None => u.categories.push((category, n, v)),
-                }
-            }
-            if u.questions.len() < o.questions.len() {
-                u.questions.resize(o.questions.len(), (0, 0));
+            for (category, n, v) in &o.categories {
+                u.add_category(category, *n, *v);
             }
             for (q, (n, v)) in o.questions.into_iter().enumerate() {
-                u.questions[q].0 += n;
-                u.questions[q].1 += v;
+                u.add_question(q, n, v);
             }
         }
     }
@@ -286,6 +285,25 @@ macro_rules! existing_digests {
     }};
 }
 
+/// Runs a first write of a batch's rows under a savepoint: true when it
+/// went through, false (rolled back) when it met a stored id.
+macro_rules! first_try {
+    ($conn:ident, $write:expr) => {{
+        $conn.execute("SAVEPOINT first_try").await?;
+        match $write.await {
+            Ok(()) => {
+                $conn.execute("RELEASE SAVEPOINT first_try").await?;
+                true
+            }
+            Err(e) if is_unique_violation(&e) => {
+                $conn.execute("ROLLBACK TO SAVEPOINT first_try").await?;
+                false
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }};
+}
+
 /// Stores a batch on SQLite, through the portable pool's one writer. As on
 /// PostgreSQL, a batch none of whose sampled ids is stored is inserted at
 /// once under a savepoint; only a resend, or an insert that meets a stored
@@ -299,20 +317,8 @@ pub async fn store_sqlite(
     use sqlx::Executor;
     let unique = first_occurrences(batch.rows);
     let sample: Vec<&String> = sample(&unique).map(|r| &r.response_id).collect();
-    let optimistic = existing_digests!(conn, batch.campaign, sample).is_empty() && {
-        conn.execute("SAVEPOINT fresh_insert").await?;
-        match insert_rows(conn, batch.campaign, &unique).await {
-            Ok(()) => {
-                conn.execute("RELEASE SAVEPOINT fresh_insert").await?;
-                true
-            }
-            Err(e) if is_unique_violation(&e) => {
-                conn.execute("ROLLBACK TO SAVEPOINT fresh_insert").await?;
-                false
-            }
-            Err(e) => return Err(e.into()),
-        }
-    };
+    let optimistic = existing_digests!(conn, batch.campaign, sample).is_empty()
+        && first_try!(conn, insert_rows(conn, batch.campaign, &unique));
     let (fresh, existing) = if optimistic {
         (unique, HashMap::default())
     } else {
@@ -370,7 +376,7 @@ async fn finish_sqlite(
     existing: &HashMap<String, i64>,
 ) -> Result<(Vec<Outcome>, Option<Change>), Error> {
     let (outcomes, own) = outcomes(batch, inserted, existing);
-    let deltas = own.as_ref().or(batch.deltas).expect("deltas of the batch");
+    let deltas = own.as_ref().unwrap_or(batch.deltas);
     let change = if inserted.is_empty() {
         None
     } else {
@@ -427,25 +433,12 @@ pub async fn store_pg(
     .fetch_one(&mut *conn)
     .await?
     .try_get("n")?;
-    let optimistic = seen == 0 && {
-        conn.execute("SAVEPOINT fresh_copy").await?;
-        let copied = if unique.len() == batch.rows.len() && !batch.copy.is_empty() {
-            copy_text(conn, batch.copy).await
+    let optimistic = seen == 0
+        && if unique.len() == batch.rows.len() && !batch.copy.is_empty() {
+            first_try!(conn, copy_text(conn, batch.copy))
         } else {
-            copy_rows(conn, batch.campaign, &unique).await
+            first_try!(conn, copy_rows(conn, batch.campaign, &unique))
         };
-        match copied {
-            Ok(()) => {
-                conn.execute("RELEASE SAVEPOINT fresh_copy").await?;
-                true
-            }
-            Err(e) if is_unique_violation(&e) => {
-                conn.execute("ROLLBACK TO SAVEPOINT fresh_copy").await?;
-                false
-            }
-            Err(e) => return Err(e.into()),
-        }
-    };
     let mut existing: HashMap<&str, i64> = HashMap::default();
     let fresh: Vec<&NewResponse> = if optimistic {
         unique
@@ -486,7 +479,7 @@ pub async fn store_pg(
     };
     let inserted: HashSet<&str> = fresh.iter().map(|r| r.response_id.as_str()).collect();
     let (outcomes, own) = outcomes(batch, &inserted, &existing);
-    let deltas = own.as_ref().or(batch.deltas).expect("deltas of the batch");
+    let deltas = own.as_ref().unwrap_or(batch.deltas);
     let change = if inserted.is_empty() {
         None
     } else {
@@ -568,8 +561,8 @@ async fn copy_text(conn: &mut sqlx::PgConnection, parts: &[String]) -> Result<()
     copy.finish().await.map(|_| ())
 }
 
-/// Each row's outcome, and the tally deltas of the stored rows when the
-/// batch's own (made for all rows) do not apply.
+/// Each row's outcome, and the tally deltas of the stored rows when not
+/// every row was stored (otherwise the batch's own apply).
 fn outcomes<K: std::borrow::Borrow<str> + std::hash::Hash + Eq>(
     batch: &Batch<'_>,
     inserted: &HashSet<&str>,
@@ -582,7 +575,7 @@ fn outcomes<K: std::borrow::Borrow<str> + std::hash::Hash + Eq>(
         classify(batch.rows, inserted, existing)
     };
     let all_stored = outcomes.iter().all(|o| *o == Outcome::Stored);
-    let own = (!all_stored || batch.deltas.is_none()).then(|| {
+    let own = (!all_stored).then(|| {
         Deltas::of(
             batch
                 .rows

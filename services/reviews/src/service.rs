@@ -478,7 +478,7 @@ impl ReviewsApi {
             questions: &ctx.questions,
             rows,
             copy,
-            deltas: Some(deltas),
+            deltas,
         };
         match &self.pg {
             Some(pool) => {
