@@ -491,6 +491,8 @@ impl ReviewsApi {
                 let mut tx = self.db.write.begin().await?;
                 let out = ingest::store_sqlite(&mut tx, p, &batch).await?;
                 tx.commit().await?;
+                // The checkpoint copies this batch's pages off the writer.
+                self.db.committed();
                 Ok(out)
             }
         }

@@ -5,14 +5,25 @@
 //! SQLite allows one writer at a time, so writes go through a pool of one
 //! connection (no SQLITE_BUSY races between writers) while reads use a pool
 //! of several connections over WAL. On PostgreSQL both are the same pool.
+//!
+//! SQLite's WAL is copied back into the database file by a checkpointer
+//! connection of its own rather than by the writer at commit: a checkpoint
+//! copies every page a transaction wrote, and on the writer that copy would
+//! sit on the one path every write waits for.
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{
+    path::Path,
+    str::FromStr,
+    sync::{Arc, Weak},
+    time::Duration,
+};
 
 use sqlx::{
-    AnyPool, Executor,
+    AnyConnection, AnyPool, ConnectOptions, Executor,
     any::{AnyConnectOptions, AnyPoolOptions},
     migrate::Migrator,
 };
+use tokio::sync::Notify;
 
 use crate::error::Error;
 
@@ -38,7 +49,20 @@ pub struct Db {
     /// Pool for writes (one connection on SQLite).
     pub write: AnyPool,
     url: String,
+    /// SQLite: wakes the checkpointer.
+    checkpoints: Option<Arc<Notify>>,
 }
+
+/// The writer checkpoints by itself only when the WAL has grown past this
+/// many pages (64 MiB of 4 KiB pages), i.e. when the checkpointer fell
+/// behind; SQLite's default is 1,000.
+const WRITER_CHECKPOINT_PAGES: u32 = 16_384;
+/// A WAL that grew during a burst of writes is cut back to this size when
+/// it restarts.
+const WAL_SIZE_LIMIT: u64 = 64 << 20;
+/// The checkpointer runs at least this often, for writes that do not call
+/// [`Db::committed`].
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// Tables every service has: the audit trail (a hash chain), the
 /// idempotency records and the change counters per group. Created idempotently before the service's own
@@ -102,8 +126,11 @@ impl Db {
                     .max_connections(1)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
-                            conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;")
-                                .await?;
+                            conn.execute(sqlx::AssertSqlSafe(format!(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;
+                                 PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES}; PRAGMA journal_size_limit = {WAL_SIZE_LIMIT};"
+                            )))
+                            .await?;
                             Ok(())
                         })
                     })
@@ -120,14 +147,18 @@ impl Db {
                             Ok(())
                         })
                     })
-                    .connect_with(options)
+                    .connect_with(options.clone())
                     .await
                     .map_err(unavailable)?;
+                let wake = Arc::new(Notify::new());
+                let checkpointer = options.connect().await.map_err(unavailable)?;
+                tokio::spawn(checkpoint(Arc::downgrade(&wake), checkpointer));
                 Db {
                     dialect,
                     read,
                     write,
                     url,
+                    checkpoints: Some(wake),
                 }
             }
             Dialect::Postgres => {
@@ -142,6 +173,7 @@ impl Db {
                     read: pool.clone(),
                     write: pool,
                     url: url.to_string(),
+                    checkpoints: None,
                 }
             }
         };
@@ -170,10 +202,33 @@ impl Db {
         mask_password(&self.url)
     }
 
+    /// Tells the checkpointer that a large write committed (SQLite; a
+    /// no-op on PostgreSQL). Small writes need not call it: the checkpointer
+    /// also runs every second.
+    pub fn committed(&self) {
+        if let Some(wake) = &self.checkpoints {
+            wake.notify_one();
+        }
+    }
+
     /// Whether the database answers now.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.read).await.is_ok()
     }
+}
+
+/// Copies committed WAL pages into the SQLite file, on its own connection,
+/// whenever woken and at least every [`CHECKPOINT_EVERY`], until the `Db`
+/// is gone. PASSIVE: it never waits for or blocks the writer or readers.
+async fn checkpoint(wake: Weak<Notify>, mut conn: AnyConnection) {
+    while let Some(notify) = wake.upgrade() {
+        let _ = tokio::time::timeout(CHECKPOINT_EVERY, notify.notified()).await;
+        drop(notify);
+        if let Err(e) = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+            tracing::warn!(error = %e, "WAL checkpoint failed; the writer will checkpoint instead");
+        }
+    }
+    let _ = sqlx::Connection::close(conn).await;
 }
 
 fn unavailable(e: sqlx::Error) -> Error {
@@ -223,6 +278,56 @@ pub fn mask_password(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_checkpointer_copies_committed_pages_into_the_file_off_the_writer() {
+        static NONE: Migrator = Migrator::DEFAULT;
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(
+            &sqlite_url(dir.path(), "t"),
+            &Migrations {
+                sqlite: &NONE,
+                postgres: &NONE,
+            },
+        )
+        .await
+        .unwrap();
+        let file = dir.path().join("t.db");
+        let size = || std::fs::metadata(&file).unwrap().len();
+        db.write
+            .execute("CREATE TABLE t (x TEXT NOT NULL)")
+            .await
+            .unwrap();
+        // Another checkpoint may be under way after the schema writes: wait
+        // until the file stands still before taking its size.
+        let mut before = size();
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if size() == before {
+                break;
+            }
+            before = size();
+        }
+        // ~2 MB of rows: far below the writer's own checkpoint threshold,
+        // so only the checkpointer can move them into the file.
+        db.write
+            .execute(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+                 INSERT INTO t SELECT printf('%01000d', i) FROM n",
+            )
+            .await
+            .unwrap();
+        db.committed();
+        let mut grew = false;
+        for _ in 0..100 {
+            if size() >= before + 1_000_000 {
+                grew = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(grew, "file stayed at {} bytes (was {before})", size());
+    }
 
     #[test]
     fn passwords_are_masked() {

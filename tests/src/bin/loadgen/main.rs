@@ -456,6 +456,25 @@ async fn push_encoded(
     ))
 }
 
+/// How busy a process's threads were over `wall`, by thread name, e.g.
+/// `1.62 cores (tokio-rt-worker 1.21, sqlx-sqlite-worker 0.41)`.
+fn cpu_use(
+    before: &std::collections::BTreeMap<String, f64>,
+    after: &std::collections::BTreeMap<String, f64>,
+    wall: Duration,
+) -> String {
+    let wall = wall.as_secs_f64();
+    let mut parts: Vec<(String, f64)> = after
+        .iter()
+        .map(|(name, s)| (name.clone(), (s - before.get(name).unwrap_or(&0.0)) / wall))
+        .filter(|(_, cores)| *cores >= 0.01)
+        .collect();
+    parts.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total: f64 = parts.iter().map(|p| p.1).sum();
+    let list: Vec<String> = parts.iter().map(|(n, c)| format!("{n} {c:.2}")).collect();
+    format!("{total:.2} cores ({})", list.join(", "))
+}
+
 fn peak_rss_mb(pid: u32) -> Option<f64> {
     jixiao_tests::proc_status_kib(pid, "VmHWM").map(|kb| kb as f64 / 1024.0)
 }
@@ -653,7 +672,9 @@ async fn surveys(a: Args) -> Result<(), String> {
         set_up(&channel, &key, a.units).await?;
         let batches = encoded_batches(&a);
         println!("pushing {} responses of {QUESTIONS} answers in batches of {} over the streaming RPC ({}, {} units)", a.responses, a.batch, a.db, a.units);
+        let cpu_before = jixiao_tests::thread_cpu_seconds(child.id());
         let (ingest, accepted, dupes, rejected) = push_encoded(&channel, &key, &batches).await?;
+        let cpu = cpu_use(&cpu_before, &jixiao_tests::thread_cpu_seconds(child.id()), ingest);
         if accepted as usize != a.responses || rejected != 0 {
             return Err(format!("first ingest: accepted {accepted}, duplicates {dupes}, rejected {rejected}"));
         }
@@ -670,6 +691,7 @@ async fn surveys(a: Args) -> Result<(), String> {
         println!("service ingest   {:>10.0} responses/s  ({:.2} s)", ours, ingest.as_secs_f64());
         println!("raw {raw_path:<33} {:>10.0} responses/s  ({:.2} s)", base, raw.as_secs_f64());
         println!("ratio service/raw {:.2}  (target >= 0.50)", ours / base);
+        println!("service CPU during first ingest: {cpu}");
         println!("replay (all duplicates) {:>10.0} responses/s  ({:.2} s), {:.2}x first ingest", again, replay.as_secs_f64(), again / ours);
         match rss {
             Some(mb) => println!("service peak RSS {mb:.0} MB  (target < 300 MB)"),
