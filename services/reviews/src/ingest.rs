@@ -40,6 +40,9 @@ pub struct NewResponse {
     pub question_values: Vec<(u16, i64)>,
 }
 
+/// Stored responses' digests by response id.
+pub type Digests = HashMap<String, i64>;
+
 /// What happened to each response of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -209,8 +212,8 @@ fn first_occurrences(rows: &[NewResponse]) -> Vec<&NewResponse> {
 /// Rows per multi-row statement (8 columns each, under SQLite's 32,766
 /// parameters).
 const CHUNK: usize = 4000;
-/// Ids per look-up statement.
-const LOOKUP_CHUNK: usize = 30_000;
+/// Responses per look-up statement (2 parameters each).
+const LOOKUP_CHUNK: usize = 16_000;
 
 macro_rules! upsert_tallies {
     ($conn:ident, $campaign:expr, $deltas:expr, $questions:expr) => {{
@@ -260,25 +263,37 @@ fn placeholders(sql: &mut String, rows: usize, cols: usize) {
 }
 
 /// Digests already stored for some response ids of a campaign.
-macro_rules! existing_digests {
-    ($conn:ident, $campaign:expr, $ids:expr) => {{
-        // SQLite only: anonymous parameters (see `placeholders`).
-        let mut out: HashMap<String, i64> = HashMap::default();
-        let ids: Vec<&String> = $ids;
-        for chunk in ids.chunks(LOOKUP_CHUNK) {
-            let mut sql = String::from(
-                "SELECT response_id, digest FROM responses WHERE campaign = ? AND response_id IN (",
-            );
+macro_rules! stored_digests {
+    ($conn:ident, $campaign:expr, $rows:expr) => {{
+        // SQLite only: anonymous parameters (see `placeholders`). Rows
+        // cross from SQLite's thread one at a time, so only those that are
+        // not plain resends (new ids, and stored ids with another digest)
+        // come back: a resent batch brings back none.
+        let mut out = Digests::default();
+        let rows: &[&NewResponse] = $rows;
+        for chunk in rows.chunks(LOOKUP_CHUNK) {
+            let mut sql = String::from("SELECT v.column1 AS response_id, r.digest FROM (VALUES ");
             for i in 0..chunk.len() {
-                sql.push_str(if i == 0 { "?" } else { ", ?" });
+                sql.push_str(if i == 0 { "(?, ?)" } else { ", (?, ?)" });
             }
-            sql.push(')');
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind($campaign);
-            for id in chunk {
-                q = q.bind(id.as_str());
+            sql.push_str(
+                ") AS v LEFT JOIN responses r ON r.campaign = ? AND r.response_id = v.column1 \
+                 WHERE r.digest IS NOT v.column2",
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in chunk {
+                q = q.bind(r.response_id.as_str()).bind(r.digest);
             }
-            for row in q.fetch_all(&mut *$conn).await? {
-                out.insert(row.try_get("response_id")?, row.try_get("digest")?);
+            let mut unsettled: HashMap<String, Option<i64>> = HashMap::default();
+            for row in q.bind($campaign).fetch_all(&mut *$conn).await? {
+                unsettled.insert(row.try_get("response_id")?, row.try_get("digest")?);
+            }
+            for r in chunk {
+                match unsettled.get(r.response_id.as_str()) {
+                    None => drop(out.insert(r.response_id.clone(), r.digest)),
+                    Some(Some(stored)) => drop(out.insert(r.response_id.clone(), *stored)),
+                    Some(None) => {}
+                }
             }
         }
         out
@@ -316,14 +331,13 @@ pub async fn store_sqlite(
 ) -> Result<(Vec<Outcome>, Option<Change>), Error> {
     use sqlx::Executor;
     let unique = first_occurrences(batch.rows);
-    let sample: Vec<&String> = sample(&unique).map(|r| &r.response_id).collect();
-    let optimistic = existing_digests!(conn, batch.campaign, sample).is_empty()
+    let sample: Vec<&NewResponse> = sample(&unique).collect();
+    let optimistic = stored_digests!(conn, batch.campaign, &sample).is_empty()
         && first_try!(conn, insert_rows(conn, batch.campaign, &unique));
     let (fresh, existing) = if optimistic {
         (unique, HashMap::default())
     } else {
-        let ids: Vec<&String> = unique.iter().map(|r| &r.response_id).collect();
-        let existing = existing_digests!(conn, batch.campaign, ids);
+        let existing = stored_digests!(conn, batch.campaign, &unique);
         let fresh: Vec<&NewResponse> = unique
             .into_iter()
             .filter(|r| !existing.contains_key(&r.response_id))
@@ -373,7 +387,7 @@ async fn finish_sqlite(
     principal: &Principal,
     batch: &Batch<'_>,
     inserted: &HashSet<&str>,
-    existing: &HashMap<String, i64>,
+    existing: &Digests,
 ) -> Result<(Vec<Outcome>, Option<Change>), Error> {
     let (outcomes, own) = outcomes(batch, inserted, existing);
     let deltas = own.as_ref().unwrap_or(batch.deltas);

@@ -678,7 +678,9 @@ async fn surveys(a: Args) -> Result<(), String> {
         if accepted as usize != a.responses || rejected != 0 {
             return Err(format!("first ingest: accepted {accepted}, duplicates {dupes}, rejected {rejected}"));
         }
+        let cpu_before = jixiao_tests::thread_cpu_seconds(child.id());
         let (replay, accepted2, dupes2, _) = push_encoded(&channel, &key, &batches).await?;
+        let replay_cpu = cpu_use(&cpu_before, &jixiao_tests::thread_cpu_seconds(child.id()), replay);
         drop(batches);
         if accepted2 != 0 || dupes2 as usize != a.responses {
             return Err(format!("replay: accepted {accepted2}, duplicates {dupes2}"));
@@ -693,6 +695,7 @@ async fn surveys(a: Args) -> Result<(), String> {
         println!("ratio service/raw {:.2}  (target >= 0.50)", ours / base);
         println!("service CPU during first ingest: {cpu}");
         println!("replay (all duplicates) {:>10.0} responses/s  ({:.2} s), {:.2}x first ingest", again, replay.as_secs_f64(), again / ours);
+        println!("service CPU during replay: {replay_cpu}");
         match rss {
             Some(mb) => println!("service peak RSS {mb:.0} MB  (target < 300 MB)"),
             None => println!("service peak RSS unavailable (no /proc)"),
