@@ -262,42 +262,43 @@ fn placeholders(sql: &mut String, rows: usize, cols: usize) {
     }
 }
 
-/// Digests already stored for some response ids of a campaign.
-macro_rules! stored_digests {
-    ($conn:ident, $campaign:expr, $rows:expr) => {{
-        // SQLite only: anonymous parameters (see `placeholders`). Rows
-        // cross from SQLite's thread one at a time, so only those that are
-        // not plain resends (new ids, and stored ids with another digest)
-        // come back: a resent batch brings back none.
-        let mut out = Digests::default();
-        let rows: &[&NewResponse] = $rows;
-        for chunk in rows.chunks(LOOKUP_CHUNK) {
-            let mut sql = String::from("SELECT v.column1 AS response_id, r.digest FROM (VALUES ");
-            for i in 0..chunk.len() {
-                sql.push_str(if i == 0 { "(?, ?)" } else { ", (?, ?)" });
-            }
-            sql.push_str(
-                ") AS v LEFT JOIN responses r ON r.campaign = ? AND r.response_id = v.column1 \
-                 WHERE r.digest IS NOT v.column2",
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for r in chunk {
-                q = q.bind(r.response_id.as_str()).bind(r.digest);
-            }
-            let mut unsettled: HashMap<String, Option<i64>> = HashMap::default();
-            for row in q.bind($campaign).fetch_all(&mut *$conn).await? {
-                unsettled.insert(row.try_get("response_id")?, row.try_get("digest")?);
-            }
-            for r in chunk {
-                match unsettled.get(r.response_id.as_str()) {
-                    None => drop(out.insert(r.response_id.clone(), r.digest)),
-                    Some(Some(stored)) => drop(out.insert(r.response_id.clone(), *stored)),
-                    Some(None) => {}
-                }
+/// Digests already stored for some responses of a campaign (SQLite:
+/// anonymous parameters, see `placeholders`). Rows cross from SQLite's
+/// thread one at a time, so only those that are not plain resends (new
+/// ids, and stored ids with another digest) come back: a resent batch
+/// brings back none.
+async fn stored_digests(
+    conn: &mut AnyConnection,
+    campaign: &str,
+    rows: &[&NewResponse],
+) -> Result<Digests, sqlx::Error> {
+    let mut out = Digests::default();
+    for chunk in rows.chunks(LOOKUP_CHUNK) {
+        let mut sql = String::from("SELECT v.column1 AS response_id, r.digest FROM (VALUES ");
+        for i in 0..chunk.len() {
+            sql.push_str(if i == 0 { "(?, ?)" } else { ", (?, ?)" });
+        }
+        sql.push_str(
+            ") AS v LEFT JOIN responses r ON r.campaign = ? AND r.response_id = v.column1 \
+             WHERE r.digest IS NOT v.column2",
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in chunk {
+            q = q.bind(r.response_id.as_str()).bind(r.digest);
+        }
+        let mut unsettled: HashMap<String, Option<i64>> = HashMap::default();
+        for row in q.bind(campaign).fetch_all(&mut *conn).await? {
+            unsettled.insert(row.try_get("response_id")?, row.try_get("digest")?);
+        }
+        for r in chunk {
+            match unsettled.get(r.response_id.as_str()) {
+                None => drop(out.insert(r.response_id.clone(), r.digest)),
+                Some(Some(stored)) => drop(out.insert(r.response_id.clone(), *stored)),
+                Some(None) => {}
             }
         }
-        out
-    }};
+    }
+    Ok(out)
 }
 
 /// Runs a first write of a batch's rows under a savepoint: true when it
@@ -332,12 +333,14 @@ pub async fn store_sqlite(
     use sqlx::Executor;
     let unique = first_occurrences(batch.rows);
     let sample: Vec<&NewResponse> = sample(&unique).collect();
-    let optimistic = stored_digests!(conn, batch.campaign, &sample).is_empty()
+    let optimistic = stored_digests(conn, batch.campaign, &sample)
+        .await?
+        .is_empty()
         && first_try!(conn, insert_rows(conn, batch.campaign, &unique));
     let (fresh, existing) = if optimistic {
         (unique, HashMap::default())
     } else {
-        let existing = stored_digests!(conn, batch.campaign, &unique);
+        let existing = stored_digests(conn, batch.campaign, &unique).await?;
         let fresh: Vec<&NewResponse> = unique
             .into_iter()
             .filter(|r| !existing.contains_key(&r.response_id))
