@@ -590,3 +590,144 @@ pub fn percentile(sorted: &[std::time::Duration], q: f64) -> std::time::Duration
     }
     sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
 }
+
+/// Every method of the suite's services, read from the compiled
+/// descriptors: (path, client streaming, server streaming).
+pub fn rpc_methods() -> Vec<(String, bool, bool)> {
+    use prost::Message;
+    let set = prost_types::FileDescriptorSet::decode(jixiao_proto::FILE_DESCRIPTOR_SET).unwrap();
+    let mut out = Vec::new();
+    for file in &set.file {
+        let package = file.package();
+        if !package.starts_with("jixiao.") {
+            continue;
+        }
+        for service in &file.service {
+            for m in &service.method {
+                out.push((
+                    format!("/{package}.{}/{}", service.name(), m.name()),
+                    m.client_streaming(),
+                    m.server_streaming(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Calls `path` with an empty request (an empty stream for client
+/// streams) and returns the status code; a server stream that opens is Ok
+/// unless its first item fails within two seconds.
+pub async fn call_empty(
+    channel: Authed,
+    path: &str,
+    client_streaming: bool,
+    server_streaming: bool,
+) -> tonic::Code {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<(), ()>::default();
+    let path: http::uri::PathAndQuery = path.parse().unwrap();
+    let result: Result<(), Status> = match (client_streaming, server_streaming) {
+        (false, false) => grpc
+            .unary(tonic::Request::new(()), path, codec)
+            .await
+            .map(|_| ()),
+        (true, false) => grpc
+            .client_streaming(
+                tonic::Request::new(tokio_stream::iter(Vec::<()>::new())),
+                path,
+                codec,
+            )
+            .await
+            .map(|_| ()),
+        (false, true) => match grpc
+            .server_streaming(tonic::Request::new(()), path, codec)
+            .await
+        {
+            Ok(mut s) => {
+                match tokio::time::timeout(std::time::Duration::from_secs(2), s.get_mut().message())
+                    .await
+                {
+                    Ok(Err(status)) => Err(status),
+                    _ => Ok(()),
+                }
+            }
+            Err(s) => Err(s),
+        },
+        (true, true) => unreachable!("no bidirectional streams"),
+    };
+    match result {
+        Ok(()) => tonic::Code::Ok,
+        Err(s) => s.code(),
+    }
+}
+
+/// Sends `bytes` as the request message of `path` (as the one message of
+/// a client stream when `client_streaming`) and returns the status.
+pub async fn call_raw(
+    channel: Authed,
+    path: &str,
+    client_streaming: bool,
+    bytes: Vec<u8>,
+) -> Status {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path: http::uri::PathAndQuery = path.parse().unwrap();
+    let result = if client_streaming {
+        grpc.client_streaming(
+            tonic::Request::new(tokio_stream::iter(vec![bytes])),
+            path,
+            RawCodec,
+        )
+        .await
+        .map(|_| ())
+    } else {
+        grpc.unary(tonic::Request::new(bytes), path, RawCodec)
+            .await
+            .map(|_| ())
+    };
+    result.expect_err("malformed bytes were accepted")
+}
+
+/// Sends bytes as they are; ignores what comes back.
+#[derive(Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = ();
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), Status> {
+        use bytes::BufMut;
+        buf.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = ();
+    type Error = Status;
+    fn decode(&mut self, buf: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<()>, Status> {
+        use bytes::Buf;
+        let n = buf.remaining();
+        buf.advance(n);
+        Ok(Some(()))
+    }
+}

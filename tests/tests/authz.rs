@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use jixiao_runtime::Role;
-use jixiao_testkit::{Authed, Backend, Suite};
-use prost::Message;
+use jixiao_testkit::{Backend, Suite};
+use jixiao_tests::{call_empty, rpc_methods};
 use tonic::{Code, Status};
 
 /// The roles of DOMAIN.md §1 and the services' own.
@@ -222,84 +222,18 @@ const EXPECTED: &[(&str, &str)] = &[
     ("reviews/WatchReviewChanges", "evaluator,office,service"),
 ];
 
-/// Every method of the suite's services: (path, client streaming, server
-/// streaming).
-fn methods() -> Vec<(String, bool, bool)> {
-    let set = prost_types::FileDescriptorSet::decode(jixiao_proto::FILE_DESCRIPTOR_SET).unwrap();
-    let mut out = Vec::new();
-    for file in &set.file {
-        let package = file.package();
-        if !package.starts_with("jixiao.") {
-            continue;
-        }
-        for service in &file.service {
-            for m in &service.method {
-                out.push((
-                    format!("/{package}.{}/{}", service.name(), m.name()),
-                    m.client_streaming(),
-                    m.server_streaming(),
-                ));
-            }
-        }
-    }
-    out
-}
-
-/// Calls `path` with an empty request (an empty stream for client
-/// streams) and returns the status code.
-async fn call(channel: Authed, path: &str, client_streaming: bool, server_streaming: bool) -> Code {
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.unwrap();
-    let codec = tonic_prost::ProstCodec::<(), ()>::default();
-    let path: http::uri::PathAndQuery = path.parse().unwrap();
-    let result: Result<(), Status> = match (client_streaming, server_streaming) {
-        (false, false) => grpc
-            .unary(tonic::Request::new(()), path, codec)
-            .await
-            .map(|_| ()),
-        (true, false) => grpc
-            .client_streaming(
-                tonic::Request::new(tokio_stream::iter(Vec::<()>::new())),
-                path,
-                codec,
-            )
-            .await
-            .map(|_| ()),
-        (false, true) => match grpc
-            .server_streaming(tonic::Request::new(()), path, codec)
-            .await
-        {
-            // A stream that opens is allowed; its first item may still fail.
-            Ok(mut s) => {
-                match tokio::time::timeout(std::time::Duration::from_secs(2), s.get_mut().message())
-                    .await
-                {
-                    Ok(Err(status)) => Err(status),
-                    _ => Ok(()),
-                }
-            }
-            Err(s) => Err(s),
-        },
-        (true, true) => unreachable!("no bidirectional streams"),
-    };
-    match result {
-        Ok(()) => Code::Ok,
-        Err(s) => s.code(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rpc_refuses_every_role_outside_its_row() {
     let suite = Suite::start(Backend::Sqlite).await;
     let mut observed: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
-    for (path, cs, ss) in methods() {
-        let code = call(suite.anonymous(), &path, cs, ss).await;
+    for (path, cs, ss) in rpc_methods() {
+        let code = call_empty(suite.anonymous(), &path, cs, ss).await;
         assert_eq!(code, Code::Unauthenticated, "{path} without a token");
         let allowed = observed.entry(path.clone()).or_default();
         for role in ROLES {
             let unit = matches!(role, Role::Unit | Role::Provider).then_some("siming");
             let channel = suite.as_roles(&format!("probe-{}", role.as_str()), &[role], unit);
-            let code = call(channel, &path, cs, ss).await;
+            let code = call_empty(channel, &path, cs, ss).await;
             if code != Code::PermissionDenied {
                 allowed.insert(role.as_str());
             }

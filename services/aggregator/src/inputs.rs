@@ -83,7 +83,9 @@ pub struct IndicatorPart {
 impl IndicatorPart {
     /// The indicator score: the sum of the points (missing values at 0).
     pub fn total(&self) -> Decimal {
-        self.items.iter().map(|i| i.points).sum()
+        self.items
+            .iter()
+            .fold(Decimal::ZERO, |a, i| a.saturating_add(i.points))
     }
 }
 

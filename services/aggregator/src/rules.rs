@@ -90,7 +90,9 @@ pub fn published(d: Decimal) -> Decimal {
 
 /// The inspection adjustment (rule 2).
 pub fn adjustment(deductions: Decimal, credits: Decimal, cap: Decimal) -> Decimal {
-    (credits - deductions).clamp(-cap, Decimal::ZERO)
+    credits
+        .saturating_sub(deductions)
+        .clamp(-cap.abs(), Decimal::ZERO)
 }
 
 /// One unit's row without its rank (rules 1, 2, 4).
@@ -118,11 +120,11 @@ pub fn row(inputs: &Inputs, cap: Decimal) -> Row {
         }
     };
     let review_total = match (survey, online, mutual) {
-        (Some(s), Some(o), Some(m)) => Some(s + o + m),
+        (Some(s), Some(o), Some(m)) => Some(s.saturating_add(o).saturating_add(m)),
         _ => None,
     };
     let composite = match (indicator, review_total, adjustment) {
-        (Some(i), Some(r), Some(a)) => Some(i + r + a),
+        (Some(i), Some(r), Some(a)) => Some(i.saturating_add(r).saturating_add(a)),
         _ => None,
     };
     Row {

@@ -269,7 +269,7 @@ impl AggregatorApi {
             &self.db,
             &req.group,
             i64::MAX,
-            page.offset + page.fetch_limit(),
+            page.offset.saturating_add(page.fetch_limit()),
         )
         .await?;
         let mut rows: Vec<Publication> = all.drain(..).skip(page.offset as usize).collect();
@@ -537,11 +537,13 @@ fn distribution(sorted: &[Decimal]) -> Distribution {
     if n == 0 {
         return Distribution::default();
     }
-    let sum: Decimal = sorted.iter().sum();
+    let sum = sorted
+        .iter()
+        .fold(Decimal::ZERO, |a, b| a.saturating_add(*b));
     let median = if n % 2 == 1 {
         sorted[n / 2]
     } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / Decimal::TWO
+        sorted[n / 2 - 1] / Decimal::TWO + sorted[n / 2] / Decimal::TWO
     };
     Distribution {
         min: Some(fixed(sorted[0])),

@@ -86,18 +86,57 @@ pub fn achieved_share(higher_is_better: bool, target: Decimal, actual: Decimal) 
     if den <= Decimal::ZERO {
         return None;
     }
-    Some(jixiao_runtime::decimal::round_half_away(num / den, 4))
+    // A share is reported to 4 places and read against the pro-rata
+    // expectation (at most 1): past [`MAX_SHARE`] the exact quotient tells
+    // nothing more, and a quotient of two extreme values would not fit.
+    let max = Decimal::from(MAX_SHARE);
+    // Where den × max does not fit, |num / den| is below max anyway.
+    let share = match den.checked_mul(max) {
+        Some(bound) if num >= bound => max,
+        Some(bound) if num <= -bound => -max,
+        _ => num.checked_div(den)?,
+    };
+    Some(jixiao_runtime::decimal::round_half_away(share, 4))
 }
+
+/// The largest achieved share reported: 1,000,000 times the target.
+pub const MAX_SHARE: i64 = 1_000_000;
 
 /// At risk: trailing the pro-rata expectation by more than the threshold.
 pub fn at_risk(achieved: Decimal, expected: Decimal, threshold: Decimal) -> bool {
-    achieved < expected - threshold
+    achieved < expected.saturating_sub(threshold)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::str::FromStr;
+
+    #[test]
+    fn achieved_share_at_the_extremes_is_capped_not_a_panic() {
+        let tiny = Decimal::new(1, 28);
+        assert_eq!(
+            achieved_share(true, tiny, Decimal::from(45)),
+            Some(Decimal::from(MAX_SHARE))
+        );
+        assert_eq!(
+            achieved_share(false, Decimal::MAX, tiny),
+            Some(Decimal::from(MAX_SHARE))
+        );
+        assert_eq!(
+            achieved_share(true, Decimal::MAX, tiny),
+            Some(Decimal::ZERO)
+        );
+        assert_eq!(
+            achieved_share(true, tiny, Decimal::MIN),
+            Some(Decimal::from(-MAX_SHARE))
+        );
+        assert_eq!(
+            achieved_share(true, Decimal::MAX, Decimal::MIN),
+            Some(-Decimal::ONE)
+        );
+        assert!(!at_risk(Decimal::ZERO, Decimal::MIN, Decimal::MAX));
+    }
 
     fn d(s: &str) -> Decimal {
         Decimal::from_str(s).unwrap()

@@ -69,8 +69,19 @@ fn finish(w: Decimal, points: Decimal) -> Decimal {
     round_half_away(points, POINTS_DP).clamp(Decimal::ZERO, w)
 }
 
-fn clamp01(x: Decimal) -> Decimal {
-    x.clamp(Decimal::ZERO, Decimal::ONE)
+/// `clamp(num / den, 0, 1)` for `den > 0`, without dividing where the
+/// quotient could overflow: a ratio at or beyond 1 is 1 before any division
+/// (45 against a target of 10^-28 is simply met), and a quotient below 1
+/// always fits.
+fn share(num: Decimal, den: Decimal) -> Decimal {
+    debug_assert!(den > Decimal::ZERO);
+    if num <= Decimal::ZERO {
+        Decimal::ZERO
+    } else if num >= den {
+        Decimal::ONE
+    } else {
+        num.checked_div(den).unwrap_or(Decimal::ZERO)
+    }
 }
 
 /// RATIO (完成率): higher `w × clamp(A/T, 0, 1)`; lower `w × clamp(T/A, 0, 1)`
@@ -78,13 +89,13 @@ fn clamp01(x: Decimal) -> Decimal {
 /// or below (lower) leave no ratio to take: the unit then gets `w` when it
 /// is at least as good as the target, else 0.
 pub fn ratio(w: Decimal, dir: Direction, t: Decimal, a: Decimal) -> Decimal {
-    let share = match dir {
-        Direction::Higher if t > Decimal::ZERO => clamp01(a / t),
+    let part = match dir {
+        Direction::Higher if t > Decimal::ZERO => share(a, t),
         Direction::Higher => bool_share(a >= t),
-        Direction::Lower if a > Decimal::ZERO => clamp01(t / a),
+        Direction::Lower if a > Decimal::ZERO => share(t, a),
         Direction::Lower => bool_share(a <= t || t >= Decimal::ZERO),
     };
-    finish(w, w * share)
+    finish(w, w.saturating_mul(part))
 }
 
 fn bool_share(met: bool) -> Decimal {
@@ -97,18 +108,18 @@ pub fn threshold(w: Decimal, dir: Direction, t: Decimal, a: Decimal) -> Decimal 
         Direction::Higher => a >= t,
         Direction::Lower => a <= t,
     };
-    finish(w, w * bool_share(met))
+    finish(w, w.saturating_mul(bool_share(met)))
 }
 
 /// PEER_BEST (与最优比): higher `w × A / max(A)`, lower `w × min(A) / A`, over
 /// the units that have a value. When the best value is 0 or below there is
 /// no ratio: the best units get `w`, the others 0.
 pub fn peer_best(w: Decimal, dir: Direction, a: Decimal, values: &[Decimal]) -> Decimal {
-    let share = match dir {
+    let part = match dir {
         Direction::Higher => {
             let best = values.iter().copied().max().unwrap_or(a).max(a);
             if best > Decimal::ZERO {
-                clamp01(a / best)
+                share(a, best)
             } else {
                 bool_share(a == best)
             }
@@ -116,13 +127,13 @@ pub fn peer_best(w: Decimal, dir: Direction, a: Decimal, values: &[Decimal]) -> 
         Direction::Lower => {
             let best = values.iter().copied().min().unwrap_or(a).min(a);
             if a > Decimal::ZERO && best > Decimal::ZERO {
-                clamp01(best / a)
+                share(best, a)
             } else {
                 bool_share(a == best)
             }
         }
     };
-    finish(w, w * share)
+    finish(w, w.saturating_mul(part))
 }
 
 /// The competition rank of `a` (1 = best; ties share the better rank:
@@ -152,8 +163,9 @@ pub fn peer_rank(
     }
     let r = Decimal::from(rank(dir, a, values));
     let steps = Decimal::from(n - 1);
-    let share = Decimal::ONE - (r - Decimal::ONE) * (Decimal::ONE - floor) / steps;
-    finish(w, w * share)
+    let floor = floor.clamp(Decimal::ZERO, Decimal::ONE);
+    let drop = (r - Decimal::ONE) * (Decimal::ONE - floor) / steps;
+    finish(w, w.saturating_mul(Decimal::ONE - drop))
 }
 
 /// Scores one indicator for every unit of a group, in input order.
@@ -237,6 +249,39 @@ mod tests {
         assert_eq!(ratio(d("10"), Lower, d("0"), d("0")), d("10"));
         // Target 0 on lower-is-better with a positive actual: 0 / A = 0.
         assert_eq!(ratio(d("10"), Lower, d("0"), d("2")), d("0"));
+    }
+
+    #[test]
+    fn extremes_of_the_decimal_type_never_panic_and_stay_in_0_to_w() {
+        let extremes = [
+            Decimal::ZERO,
+            Decimal::new(1, 28),
+            Decimal::new(-1, 28),
+            Decimal::MAX,
+            Decimal::MIN,
+            d("9.999999999999999999999999999"),
+            d("0.3333333333333333333333333333"),
+            d("1234567890123456789012345678"),
+        ];
+        let w = d("20");
+        for &t in &extremes {
+            for &a in &extremes {
+                for dir in [Higher, Lower] {
+                    for p in [
+                        ratio(w, dir, t, a),
+                        threshold(w, dir, t, a),
+                        peer_best(w, dir, a, &[t, a]),
+                        peer_rank(w, dir, a, &[t, a], t),
+                    ] {
+                        assert!(p >= Decimal::ZERO && p <= w, "{p} for t={t} a={a}");
+                    }
+                }
+            }
+        }
+        // A ratio far beyond its cap is the cap; far below it, 0.
+        assert_eq!(ratio(w, Lower, d("10"), Decimal::new(1, 28)), w);
+        assert_eq!(ratio(w, Higher, Decimal::new(1, 28), d("45")), w);
+        assert_eq!(ratio(w, Higher, Decimal::MAX, d("45")), Decimal::ZERO);
     }
 
     #[test]

@@ -104,7 +104,7 @@ impl IndicatorsApi {
         let mut targets = HashMap::new();
         for u in approved.units {
             for t in u.targets {
-                if let Ok(v) = decimal::required(&t.value) {
+                if let Ok(v) = decimal::figure(&t.value) {
                     targets.insert((u.unit.clone(), t.indicator), v);
                 }
             }
@@ -346,10 +346,10 @@ impl IndicatorsApi {
                 continue;
             }
             rules::check_period(&row.period, year, &format!("{f}.period"), &mut v);
-            match decimal::required(&row.value) {
+            match decimal::figure(&row.value) {
                 Ok(value) => {
-                    let lo = decimal::required(&ind.plausible_min).unwrap_or(Decimal::MIN);
-                    let hi = decimal::required(&ind.plausible_max).unwrap_or(Decimal::MAX);
+                    let lo = decimal::figure(&ind.plausible_min).unwrap_or(Decimal::MIN);
+                    let hi = decimal::figure(&ind.plausible_max).unwrap_or(Decimal::MAX);
                     if value < lo || value > hi {
                         v.add(
                             format!("{f}.value"),
@@ -439,7 +439,11 @@ impl IndicatorsApi {
         // The window of the writer: providers obey the data deadline unless
         // the office granted them an exception; the office writes any time,
         // marked late once the window has closed.
-        let writer = p.unit.clone().unwrap_or_default();
+        let writer = if p.has(Role::Office) {
+            String::new()
+        } else {
+            p.own_unit()?.to_string()
+        };
         let late = if p.has(Role::Office) {
             false
         } else {
@@ -606,9 +610,7 @@ impl IndicatorsApi {
         let late = if p.has(Role::Office) {
             false
         } else {
-            let (open, late, reason) = self
-                .data_window(&cycle, p.unit.as_deref().unwrap_or_default())
-                .await?;
+            let (open, late, reason) = self.data_window(&cycle, p.own_unit()?).await?;
             if !open {
                 return Err(Error::precondition(
                     "DATA_DEADLINE_PASSED",
@@ -709,9 +711,9 @@ impl IndicatorsApi {
                 format!("{} is not ASSESSED; its provider reports a value", ind.code),
             );
         }
-        let weight = decimal::required(&ind.weight)
-            .map_err(|e| Error::internal(std::io::Error::other(e)))?;
-        let score = match decimal::required(&req.score) {
+        let weight =
+            decimal::figure(&ind.weight).map_err(|e| Error::internal(std::io::Error::other(e)))?;
+        let score = match decimal::figure(&req.score) {
             Ok(s) if s < Decimal::ZERO || s > weight => {
                 v.add(
                     "score",
@@ -877,7 +879,7 @@ impl IndicatorsApi {
         };
         if !p.has_any(READERS) {
             // A provider lists what it provides, a unit what concerns it.
-            let own = p.unit.clone().unwrap_or_default();
+            let own = p.own_unit()?.to_string();
             if p.has(Role::Provider) && (provider.is_empty() || provider == own) {
                 provider = own;
             } else if p.has(Role::Unit) && (unit.is_empty() || unit == own) {
@@ -1029,11 +1031,11 @@ impl IndicatorsApi {
         }
         let view = self.group_view_by_name(&req.group).await?;
         let (finals, assessed) = self.group_inputs(cycle, gid).await?;
-        let floor = decimal::required(&view.scheme.peer_rank_floor).unwrap_or(Decimal::new(6, 1));
+        let floor = decimal::figure(&view.scheme.peer_rank_floor).unwrap_or(Decimal::new(6, 1));
         let units = &view.group.units;
         let mut per_unit: Vec<Vec<IndicatorScore>> = vec![Vec::new(); units.len()];
         for ind in &view.indicators {
-            let weight = decimal::required(&ind.weight).unwrap_or_default();
+            let weight = decimal::figure(&ind.weight).unwrap_or_default();
             let spec = Spec {
                 method: method_of(ind),
                 direction: if higher(ind) {
@@ -1100,7 +1102,7 @@ impl IndicatorsApi {
             .map(|(u, indicators)| {
                 let total: Decimal = indicators
                     .iter()
-                    .filter_map(|s| decimal::optional(&s.points).ok().flatten())
+                    .filter_map(|s| decimal::optional_figure(&s.points).ok().flatten())
                     .sum();
                 let complete = indicators.iter().all(|s| {
                     !s.flags.iter().any(|f| {
@@ -1149,11 +1151,11 @@ impl IndicatorsApi {
                 }
             }
         }
-        let expected_override = decimal::optional(&req.expected_share)
+        let expected_override = decimal::optional_figure(&req.expected_share)
             .map_err(|e| Error::invalid("expected_share", e))?;
         let view = self.group_view_by_name(&req.group).await?;
         let threshold =
-            decimal::required(&view.scheme.at_risk_threshold).unwrap_or(Decimal::new(1, 1));
+            decimal::figure(&view.scheme.at_risk_threshold).unwrap_or(Decimal::new(1, 1));
         let rows = sqlx::query(
             "SELECT unit_id, indicator, period, period_kind, period_index, value FROM current_values
              WHERE cycle_id = $1 AND group_id = $2 AND period_kind <> $3",

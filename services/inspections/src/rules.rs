@@ -7,8 +7,12 @@ use jixiao_proto::inspections::{FindingState, SpotCheckCase};
 /// The inspection adjustment: `clamp(credits − deductions, −cap, 0)`.
 /// Credits offset deductions but never make it positive; the net deduction
 /// is capped at `cap`.
+/// Saturating, so that no sum of deductions can overflow: the result is
+/// clamped to at most `cap` below zero long before the 28 digits run out.
 pub fn adjustment(deductions: Decimal, credits: Decimal, cap: Decimal) -> Decimal {
-    (credits - deductions).clamp(-cap, Decimal::ZERO)
+    credits
+        .saturating_sub(deductions)
+        .clamp(-cap.abs(), Decimal::ZERO)
 }
 
 /// Whether a finding in this state counts towards the deductions: only
@@ -116,6 +120,29 @@ mod tests {
 
     fn amount() -> impl Strategy<Value = Decimal> {
         (0i64..2_000, 0u32..3).prop_map(|(m, s)| Decimal::new(m, s))
+    }
+
+    #[test]
+    fn the_adjustment_at_the_extremes_of_the_type() {
+        // Two findings of the largest decimal each: the sum saturates and
+        // the adjustment is the cap.
+        let total = Decimal::MAX.saturating_add(Decimal::MAX);
+        assert_eq!(
+            adjustment(total, Decimal::ZERO, Decimal::from(5)),
+            Decimal::from(-5)
+        );
+        assert_eq!(
+            adjustment(Decimal::ZERO, Decimal::MAX, Decimal::from(5)),
+            Decimal::ZERO
+        );
+        assert_eq!(
+            adjustment(Decimal::MAX, Decimal::MIN, Decimal::MAX),
+            -Decimal::MAX
+        );
+        assert_eq!(
+            adjustment(Decimal::new(1, 28), Decimal::ZERO, Decimal::from(5)),
+            Decimal::new(-1, 28)
+        );
     }
 
     proptest! {

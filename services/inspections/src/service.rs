@@ -105,17 +105,10 @@ impl InspectionsApi {
     }
 }
 
-fn new_id(kind: &str) -> String {
-    format!(
-        "{kind}-{}",
-        &uuid::Uuid::now_v7().simple().to_string()[..20]
-    )
-}
-
 fn scheme_value(list: &[jixiao_proto::plans::WeightedKey], key: &str) -> Option<Decimal> {
     list.iter()
         .find(|k| k.key == key)
-        .and_then(|k| decimal::required(&k.value).ok())
+        .and_then(|k| decimal::figure(&k.value).ok())
 }
 
 // ---------------------------------------------------------------- rows
@@ -323,7 +316,7 @@ impl InspectionsApi {
         if let Some(done) = idempotency::replay(&mut tx, p, request_id, digest).await? {
             return Ok(done);
         }
-        let id = new_id("insp");
+        let id = names::new_id("insp");
         let sql = format!(
             "INSERT INTO inspections ({INSPECTION_COLS}, create_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         );
@@ -412,11 +405,9 @@ impl InspectionsApi {
             "inspection.kind",
             "must be OPEN, COVERT, PATROL, CONCENTRATED, CROSS_DISTRICT or SPOT_CHECK",
         );
-        v.check(
-            ins.inspect_time.is_some(),
-            "inspection.inspect_time",
-            "is required",
-        );
+        let inspect_ms =
+            jixiao_runtime::time::required(&ins.inspect_time, "inspection.inspect_time", &mut v)
+                .unwrap_or_default();
         v.check(
             !ins.inspectors.is_empty() && ins.inspectors.iter().all(|i| !i.trim().is_empty()),
             "inspection.inspectors",
@@ -436,7 +427,7 @@ impl InspectionsApi {
                 "is required",
             );
             evidence::check(&f.evidence, &format!("{field}.evidence"), &mut v);
-            let deduction = match decimal::required(&f.deduction) {
+            let deduction = match decimal::figure(&f.deduction) {
                 Ok(d) if d < Decimal::ZERO => {
                     v.add(format!("{field}.deduction"), "must not be negative");
                     d
@@ -452,7 +443,11 @@ impl InspectionsApi {
                 description: f.description.trim().to_string(),
                 evidence: f.evidence.clone(),
                 deduction,
-                rect_due_ms: f.rectification_due_time.as_ref().map(millis),
+                rect_due_ms: jixiao_runtime::time::optional(
+                    &f.rectification_due_time,
+                    &format!("{field}.rectification_due_time"),
+                    &mut v,
+                ),
             });
         }
         let group = match self.group_of(&cycle, &ins.unit, "inspection.unit").await {
@@ -463,9 +458,24 @@ impl InspectionsApi {
             }
             Err(e) => return Err(e),
         };
+        if let Some(g) = &group {
+            // The net deduction is capped (DOMAIN.md §3 rule 2): no single
+            // finding can deduct more than the whole cap.
+            let scheme = self.scheme_of(&cycle, g).await?;
+            let cap = decimal::figure(&scheme.inspection_cap).unwrap_or(Decimal::from(5));
+            for (i, f) in findings.iter().enumerate() {
+                v.check(
+                    f.deduction <= cap,
+                    format!("inspection.findings[{i}].deduction"),
+                    format!(
+                        "{} is more than the group's inspection cap of {cap}, the most one finding may deduct",
+                        f.deduction
+                    ),
+                );
+            }
+        }
         v.into_result()?;
         let unit = ins.unit.trim_start_matches("units/").to_string();
-        let inspect_ms = ins.inspect_time.as_ref().map(millis).unwrap_or_default();
         self.store_inspection(
             &p,
             &cycle,
@@ -820,7 +830,7 @@ impl InspectionsApi {
         if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
             return Ok(done);
         }
-        let id = new_id("item");
+        let id = names::new_id("item");
         let actions: Vec<(String, i32)> = item
             .staff_actions
             .iter()
@@ -1016,7 +1026,7 @@ impl InspectionsApi {
         if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
             return Ok(done);
         }
-        let id = new_id("doc");
+        let id = names::new_id("doc");
         let now = now_ms();
         sqlx::query("INSERT INTO documents (cycle_id, id, kind, unit_id, title, body, findings, issue_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(&cycle)
@@ -1262,7 +1272,7 @@ impl InspectionsApi {
         }
         let group = self.plans.group(&req.group).await?;
         let scheme = self.plans.scheme(&req.group).await?;
-        let cap = decimal::required(&scheme.inspection_cap).unwrap_or(Decimal::from(5));
+        let cap = decimal::figure(&scheme.inspection_cap).unwrap_or(Decimal::from(5));
         let sql = format!(
             "SELECT {FINDING_COLS} FROM findings WHERE cycle_id = $1 AND group_id = $2 AND state IN ($3, $4, $5) ORDER BY inspection_id, position"
         );
@@ -1283,7 +1293,7 @@ impl InspectionsApi {
                 contested.entry(unit).or_default().push(f.proto);
             } else {
                 let e = deductions.entry(unit).or_default();
-                e.0 += f.deduction;
+                e.0 = e.0.saturating_add(f.deduction);
                 e.1.push(f.proto);
             }
         }
@@ -1298,7 +1308,7 @@ impl InspectionsApi {
             let unit = format!("units/{}", r.try_get::<String, _>("unit_id")?);
             let credit = decimal::from_db(&r.try_get::<String, _>("credit")?)?;
             let e = credits.entry(unit.clone()).or_default();
-            e.0 += credit;
+            e.0 = e.0.saturating_add(credit);
             e.1.push(SelfInspectionItem {
                 name: format!(
                     "cycles/{cycle}/selfInspectionItems/{}",

@@ -16,7 +16,7 @@ use jixiao_runtime::{
 use rust_decimal::Decimal;
 
 fn dec(s: &str) -> Decimal {
-    decimal::parse(s).expect("literal decimal")
+    decimal::parse_figure(s).expect("literal decimal")
 }
 
 fn keys(pairs: &[(&str, &str)]) -> Vec<WeightedKey> {
@@ -100,7 +100,7 @@ pub fn check_scheme(s: &mut Scheme, v: &mut Violations, prefix: &str) {
         ("peer_rank_floor", &s.peer_rank_floor),
         ("at_risk_threshold", &s.at_risk_threshold),
     ] {
-        if let Ok(d) = decimal::required(value)
+        if let Ok(d) = decimal::figure(value)
             && d > Decimal::ONE
         {
             v.add(format!("{prefix}.{field}"), "must lie between 0 and 1");
@@ -151,7 +151,7 @@ pub fn check_scheme(s: &mut Scheme, v: &mut Violations, prefix: &str) {
 }
 
 fn non_negative(value: &mut Option<jixiao_proto::Decimal>) -> Result<Decimal, String> {
-    let d = decimal::required(value)?;
+    let d = decimal::figure(value)?;
     if d < Decimal::ZERO {
         return Err("must not be negative".into());
     }
@@ -251,7 +251,7 @@ pub fn check_framework(
             format!("{f}.method"),
             "must be RATIO, THRESHOLD, PEER_BEST, PEER_RANK or ASSESSED",
         );
-        match decimal::required(&ind.weight) {
+        match decimal::figure(&ind.weight) {
             Ok(w) if w > Decimal::ZERO => {
                 total += w;
                 ind.weight = Some(to_proto(w));
@@ -259,8 +259,8 @@ pub fn check_framework(
             Ok(_) => v.add(format!("{f}.weight"), "must be positive"),
             Err(e) => v.add(format!("{f}.weight"), e),
         }
-        let min = decimal::required(&ind.plausible_min);
-        let max = decimal::required(&ind.plausible_max);
+        let min = decimal::figure(&ind.plausible_min);
+        let max = decimal::figure(&ind.plausible_max);
         match (&min, &max) {
             (Ok(lo), Ok(hi)) if lo > hi => v.add(
                 format!("{f}.plausible_max"),
@@ -291,6 +291,7 @@ pub fn check_framework(
             );
         }
         let mut assigned = HashSet::new();
+        let method = ind.method;
         for (j, t) in ind.assigned_targets.iter_mut().enumerate() {
             let tf = format!("{f}.assigned_targets[{j}]");
             if !ctx.members.contains(&t.unit) {
@@ -301,8 +302,11 @@ pub fn check_framework(
             } else if !assigned.insert(t.unit.clone()) {
                 v.add(format!("{tf}.unit"), format!("{} has two targets", t.unit));
             }
-            match decimal::required(&t.value) {
+            match decimal::figure(&t.value) {
                 Ok(d) => {
+                    if let Err(e) = usable_target(method, d) {
+                        v.add(format!("{tf}.value"), e);
+                    }
                     if let (Ok(lo), Ok(hi)) = (&min, &max)
                         && (d < *lo || d > *hi)
                     {
@@ -334,6 +338,18 @@ pub fn check_framework(
 /// scored by an evaluator and has none.
 pub fn needs_target(ind: &Indicator) -> bool {
     ind.method != ScoringMethod::Assessed as i32
+}
+
+/// A RATIO indicator divides by its target (A/T) or compares the target
+/// with the actual (T/A): a target of zero or below leaves no share to take.
+fn usable_target(method: i32, d: Decimal) -> Result<(), String> {
+    if method == ScoringMethod::Ratio as i32 && d <= Decimal::ZERO {
+        Err(format!(
+            "{d} cannot be the target of a RATIO indicator: the ratio needs a target above 0"
+        ))
+    } else {
+        Ok(())
+    }
 }
 
 /// Fills the targets the office assigned to `unit` into `targets`,
@@ -410,17 +426,19 @@ pub fn check_plan(
             continue;
         }
         let assigned = ind.assigned_targets.iter().find(|a| a.unit == unit);
-        match decimal::required(&t.value) {
+        match decimal::figure(&t.value) {
             Ok(d) => {
-                let lo = decimal::required(&ind.plausible_min).unwrap_or(Decimal::MIN);
-                let hi = decimal::required(&ind.plausible_max).unwrap_or(Decimal::MAX);
+                let lo = decimal::figure(&ind.plausible_min).unwrap_or(Decimal::MIN);
+                let hi = decimal::figure(&ind.plausible_max).unwrap_or(Decimal::MAX);
                 if let Some(a) = assigned {
-                    if decimal::required(&a.value).ok() != Some(d) {
+                    if decimal::figure(&a.value).ok() != Some(d) {
                         v.add(
                             format!("{f}.value"),
                             "was assigned by the office and cannot be changed",
                         );
                     }
+                } else if let Err(e) = usable_target(ind.method, d) {
+                    v.add(format!("{f}.value"), e);
                 } else if d < lo || d > hi {
                     v.add(
                         format!("{f}.value"),

@@ -480,13 +480,6 @@ fn scope_of(v: i32, field: &str) -> Result<LockScope, Error> {
     }
 }
 
-fn display_id(kind: &str) -> String {
-    format!(
-        "{kind}-{}",
-        &uuid::Uuid::now_v7().simple().to_string()[..20]
-    )
-}
-
 fn page(size: i32, token: &str, default: i64, max: i64) -> Result<Page, Error> {
     Page::from_request(size, token, default, max)
 }
@@ -1064,7 +1057,7 @@ impl PlansApi {
         let g = load_group(&mut tx, cycle, gid).await?;
         let known = known_units(&mut tx).await?;
         let members: HashSet<String> = g.group.units.iter().cloned().collect();
-        let indicator_max = decimal::required(&g.scheme.indicator_max)
+        let indicator_max = decimal::figure(&g.scheme.indicator_max)
             .map_err(|e| Error::internal(std::io::Error::other(e)))?;
         let mut indicators = req.indicators.clone();
         let mut v = Violations::new();
@@ -1260,7 +1253,7 @@ impl PlansApi {
         let only_unit = if p.has_any(PLAN_READERS) {
             None
         } else if p.has(Role::Unit) {
-            p.unit.clone()
+            Some(p.own_unit()?.to_string())
         } else {
             return Err(Error::denied(format!("{} may not list plans", p.subject)));
         };
@@ -1799,7 +1792,7 @@ impl PlansApi {
                 format!("units/{unit} is not a registered unit"),
             ));
         }
-        let id = display_id("le");
+        let id = names::new_id("le");
         sqlx::query(
             "INSERT INTO lock_exceptions (cycle_id, id, unit_id, scope, expire_ms, reason, granted_by, create_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -2004,7 +1997,7 @@ impl PlansApi {
             return Ok(done);
         }
         load_cycle(&mut tx, &cycle).await?;
-        let id = display_id("n");
+        let id = names::new_id("n");
         let now = now_ms();
         sqlx::query("INSERT INTO notices (cycle_id, id, title, body, author, publish_ms) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&cycle)

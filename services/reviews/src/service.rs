@@ -39,7 +39,7 @@ use jixiao_runtime::{
     idempotency, names,
     paging::Page,
     plans_lookup::PlansLookup,
-    time::{millis, now_ms, timestamp},
+    time::{self, millis, now_ms, timestamp},
 };
 use prost::Message;
 use rust_decimal::Decimal;
@@ -120,7 +120,7 @@ pub struct ReviewsApi {
 
 fn weighted(list: &[jixiao_proto::plans::WeightedKey]) -> Vec<(String, Decimal)> {
     list.iter()
-        .filter_map(|k| decimal::required(&k.value).ok().map(|v| (k.key.clone(), v)))
+        .filter_map(|k| decimal::figure(&k.value).ok().map(|v| (k.key.clone(), v)))
         .collect()
 }
 
@@ -276,8 +276,22 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Rejectio
             ),
         ));
     }
-    let Some(at) = r.answer_time.as_ref().map(millis) else {
-        return Err(rejection(id, "INVALID", "answer_time is required"));
+    if !matches!(
+        jixiao_proto::reviews::Channel::try_from(r.channel),
+        Ok(jixiao_proto::reviews::Channel::Phone
+            | jixiao_proto::reviews::Channel::InPerson
+            | jixiao_proto::reviews::Channel::Online)
+    ) {
+        return Err(rejection(
+            id,
+            "INVALID",
+            format!("channel {} is not PHONE, IN_PERSON or ONLINE", r.channel),
+        ));
+    }
+    let at = match r.answer_time.as_ref().map(time::valid) {
+        None => return Err(rejection(id, "INVALID", "answer_time is required")),
+        Some(Err(e)) => return Err(rejection(id, "INVALID", format!("answer_time {e}"))),
+        Some(Ok(ms)) => ms,
     };
     if ctx.open_ms.is_some_and(|o| at < o) || ctx.close_ms.is_some_and(|c| at > c) {
         return Err(rejection(
@@ -599,7 +613,7 @@ impl ReviewsApi {
                 format!("results[{i}].unit"),
                 format!("{:?} is not a unit of the campaign's group", r.unit),
             );
-            match decimal::required(&r.index) {
+            match decimal::figure(&r.index) {
                 Ok(x) if x >= Decimal::ZERO && x <= Decimal::ONE => rows.push((
                     r.unit.clone(),
                     scoring::to_units(x),
@@ -678,7 +692,7 @@ impl ReviewsApi {
         let mut tx = self.db.write.begin().await?;
         for vote in &req.votes {
             let id = vote.vote_id.as_str();
-            let at = vote.cast_time.as_ref().map(millis);
+            let at = vote.cast_time.as_ref().map(time::valid);
             let value = ctx.answer_value(&vote.answer);
             let problem = if !valid_external_id(id) {
                 Some((
@@ -699,9 +713,11 @@ impl ReviewsApi {
                 ))
             } else if at.is_none() {
                 Some(("INVALID", "cast_time is required".to_string()))
-            } else if at.is_some_and(|t| {
-                ctx.open_ms.is_some_and(|o| t < o) || ctx.close_ms.is_some_and(|c| t > c)
-            }) {
+            } else if let Some(Err(e)) = &at {
+                Some(("INVALID", format!("cast_time {e}")))
+            } else if let Some(Ok(t)) = at
+                && (ctx.open_ms.is_some_and(|o| t < o) || ctx.close_ms.is_some_and(|c| t > c))
+            {
                 Some((
                     "OUT_OF_WINDOW",
                     "cast outside the campaign's open and close times".to_string(),
@@ -713,7 +729,7 @@ impl ReviewsApi {
                 out.rejected.push(rejection(id, reason, message));
                 continue;
             }
-            let at = at.unwrap_or_default();
+            let at = at.and_then(Result::ok).unwrap_or_default();
             let inserted = sqlx::query(
                 "INSERT INTO votes (campaign, vote_id, voter, unit_id, answer, cast_ms) VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (campaign, vote_id) DO NOTHING RETURNING vote_id",
@@ -866,12 +882,10 @@ impl ReviewsApi {
                 "is required",
             );
         }
-        if let (Some(o), Some(cl)) = (&c.open_time, &c.close_time) {
-            v.check(
-                millis(o) < millis(cl),
-                "campaign.close_time",
-                "must come after open_time",
-            );
+        let open = time::optional(&c.open_time, "campaign.open_time", &mut v);
+        let close = time::optional(&c.close_time, "campaign.close_time", &mut v);
+        if let (Some(o), Some(cl)) = (open, close) {
+            v.check(o < cl, "campaign.close_time", "must come after open_time");
         }
         let group_ok = match names::group_name(&c.group, "campaign.group") {
             Ok((gc, _)) if gc == cycle => true,
@@ -1046,7 +1060,7 @@ impl ReviewsApi {
         };
         let scheme: Scheme = self.plans.scheme(&ratee_group.name).await?;
         let value = if scheme.mutual_scale == MutualScale::Numeric as i32 {
-            match decimal::required(&r.score) {
+            match decimal::figure(&r.score) {
                 Ok(s) if s >= Decimal::ZERO && s <= Decimal::ONE_HUNDRED => {
                     Some(s / Decimal::ONE_HUNDRED)
                 }
@@ -1101,7 +1115,7 @@ impl ReviewsApi {
             return Ok(done);
         }
         let now = now_ms();
-        let score = decimal::optional(&r.score)
+        let score = decimal::optional_figure(&r.score)
             .ok()
             .flatten()
             .map(decimal::canonical)
@@ -1130,7 +1144,10 @@ impl ReviewsApi {
             rater: r.rater.clone(),
             ratee: r.ratee.clone(),
             grade: r.grade.clone(),
-            score: decimal::optional(&r.score).ok().flatten().map(to_proto),
+            score: decimal::optional_figure(&r.score)
+                .ok()
+                .flatten()
+                .map(to_proto),
             rate_time: Some(timestamp(now)),
         };
         audit::append(
@@ -1399,7 +1416,7 @@ impl ReviewsApi {
             vote_tallies,
             ratings,
         } = figures;
-        let max = |d: &Option<jixiao_proto::Decimal>| decimal::required(d).unwrap_or_default();
+        let max = |d: &Option<jixiao_proto::Decimal>| decimal::figure(d).unwrap_or_default();
         let (survey_max, online_max, mutual_max) = (
             max(&scheme.survey_max),
             max(&scheme.online_max),

@@ -52,6 +52,8 @@ pub use jixiao::plans::v1 as plans;
 pub use jixiao::reviews::v1 as reviews;
 pub use jixiao::r#type::v1 as types;
 
+pub mod codec;
+
 /// The encoded `FileDescriptorSet` of every contract, for reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/jixiao_descriptor.bin"));

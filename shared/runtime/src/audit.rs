@@ -105,18 +105,27 @@ pub fn chain_digest(
     hex::encode(h.finalize())
 }
 
-/// Lists records whose resource starts with the request's prefix, oldest
+/// Lists records whose resource is the request's prefix or lies under it, oldest
 /// first. Authorisation is the caller's business.
 pub async fn list(
     pool: &sqlx::AnyPool,
     req: &ListAuditRecordsRequest,
 ) -> Result<ListAuditRecordsResponse, Error> {
     let page = paging::Page::from_request(req.page_size, &req.page_token, 100, 1000)?;
-    let pattern = format!("{}%", escape_like(&req.resource_prefix));
+    // A prefix matches whole name segments: `cycles/x/plans/ab` is that
+    // resource and what lies under it, never `cycles/x/plans/ab2`.
+    let exact = req.resource_prefix.trim_end_matches('/');
+    let pattern = if exact.is_empty() {
+        "%".to_string()
+    } else {
+        format!("{}/%", escape_like(exact))
+    };
     let rows = sqlx::query(
         "SELECT seq, at_ms, principal, action, resource, reason, detail, digest
-         FROM audit_log WHERE resource LIKE $1 ESCAPE '\\' ORDER BY seq LIMIT $2 OFFSET $3",
+         FROM audit_log WHERE ($1 = '' OR resource = $1 OR resource LIKE $2 ESCAPE '\\')
+         ORDER BY seq LIMIT $3 OFFSET $4",
     )
+    .bind(exact)
     .bind(pattern)
     .bind(page.fetch_limit())
     .bind(page.offset)

@@ -119,6 +119,15 @@ impl Principal {
         }
     }
 
+    /// The unit a unit-scoped principal acts for. Verified tokens with a
+    /// `unit` or `provider` role always name one; this refuses rather than
+    /// letting a missing unit read as "no filter".
+    pub fn own_unit(&self) -> Result<&str, Error> {
+        self.unit
+            .as_deref()
+            .ok_or_else(|| Error::denied(format!("{} does not act for any unit", self.subject)))
+    }
+
     /// True when the principal holds `role` for unit `unit_id`.
     pub fn acts_for(&self, role: Role, unit_id: &str) -> bool {
         self.has(role) && self.unit.as_deref() == Some(unit_id)
@@ -152,6 +161,50 @@ struct Claims {
     iss: String,
     iat: u64,
     exp: u64,
+}
+
+/// Longest subject a token may carry: it is written into every audit record.
+const MAX_SUBJECT: usize = 128;
+
+impl Claims {
+    /// The principal these claims name, or why no minted token carries them.
+    fn principal(&self) -> Result<Principal, String> {
+        let sub = &self.sub;
+        if sub.trim().is_empty() {
+            return Err("a token needs a subject".into());
+        }
+        if sub.len() > MAX_SUBJECT || sub.trim() != sub || sub.chars().any(char::is_control) {
+            return Err(format!(
+                "the subject must be at most {MAX_SUBJECT} bytes of printable text without surrounding spaces"
+            ));
+        }
+        if self.roles.is_empty() {
+            return Err("a token needs at least one role".into());
+        }
+        let mut roles = Vec::with_capacity(self.roles.len());
+        for r in &self.roles {
+            let role: Role = r.parse()?;
+            if roles.contains(&role) {
+                return Err(format!("the role {role} is named twice"));
+            }
+            roles.push(role);
+        }
+        let scoped = roles.iter().any(|r| r.is_unit_scoped());
+        match self.unit.as_deref() {
+            None if scoped => Err("the roles unit and provider need a unit".into()),
+            Some(_) if !scoped => {
+                Err("only the roles unit and provider act for a unit; this token names one".into())
+            }
+            Some(u) if !crate::names::valid_id(u) => Err(format!(
+                "the unit {u:?} is not a unit id (lower-case letters, digits, dashes)"
+            )),
+            unit => Ok(Principal {
+                subject: sub.clone(),
+                roles,
+                unit: unit.map(str::to_string),
+            }),
+        }
+    }
 }
 
 /// The shared signing key. Cloning is cheap.
@@ -224,15 +277,6 @@ impl TokenKey {
         unit: Option<&str>,
         ttl_secs: u64,
     ) -> Result<String, String> {
-        if subject.is_empty() {
-            return Err("a token needs a subject".into());
-        }
-        if roles.is_empty() {
-            return Err("a token needs at least one role".into());
-        }
-        if roles.iter().any(|r| r.is_unit_scoped()) && unit.is_none_or(str::is_empty) {
-            return Err("the roles unit and provider need a unit".into());
-        }
         let now = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
             sub: subject.to_string(),
@@ -240,31 +284,42 @@ impl TokenKey {
             unit: unit.map(str::to_string),
             iss: ISSUER.into(),
             iat: now,
-            exp: now + ttl_secs,
+            exp: now.saturating_add(ttl_secs),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.0.encoding)
+        claims.principal()?;
+        self.sign(&claims)
+    }
+
+    /// Signs any claims as they are, without the checks of [`issue`]: for
+    /// tests that show the verifier refuses what `issue` never makes.
+    /// Holding the key already allows this.
+    ///
+    /// [`issue`]: TokenKey::issue
+    pub fn sign_unchecked(&self, claims: &serde_json::Value) -> Result<String, String> {
+        self.sign(claims)
+    }
+
+    fn sign(&self, claims: &impl Serialize) -> Result<String, String> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.0.encoding)
             .map_err(|e| e.to_string())
     }
 
-    /// Verifies a bearer token and returns its principal.
+    /// Verifies a bearer token and returns its principal. A correctly
+    /// signed token is still refused unless [`issue`](TokenKey::issue) could
+    /// have made it: a token that fails open (a unit role without a unit
+    /// read as "every unit") is worse than no token.
     pub fn verify(&self, token: &str) -> Result<Principal, Error> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation)
             .map_err(|e| Error::Unauthenticated(format!("invalid token: {e}")))?;
         let c = data.claims;
-        let roles = c
-            .roles
-            .iter()
-            .map(|r| r.parse::<Role>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Error::Unauthenticated(format!("invalid token: {e}")))?;
-        if roles.is_empty() {
-            return Err(Error::Unauthenticated("invalid token: no roles".into()));
+        if c.iat > c.exp || c.iat > jsonwebtoken::get_current_timestamp() + self.0.validation.leeway
+        {
+            return Err(Error::Unauthenticated(
+                "invalid token: issued in the future or after it expires".into(),
+            ));
         }
-        Ok(Principal {
-            subject: c.sub,
-            roles,
-            unit: c.unit.filter(|u| !u.is_empty()),
-        })
+        c.principal()
+            .map_err(|e| Error::Unauthenticated(format!("invalid token: {e}")))
     }
 
     /// Verifies the value of an `authorization` header.
@@ -340,6 +395,65 @@ mod tests {
     #[test]
     fn unit_roles_need_a_unit() {
         assert!(key().issue("x", &[Role::Unit], None, 60).is_err());
+        assert!(key().issue("x", &[Role::Provider], Some(""), 60).is_err());
+        assert!(
+            key()
+                .issue("x", &[Role::Office], Some("siming"), 60)
+                .is_err()
+        );
+        assert!(key().issue("", &[Role::Office], None, 60).is_err());
+    }
+
+    #[test]
+    fn signed_tokens_that_issue_never_makes_are_refused() {
+        let k = key();
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = |sub: serde_json::Value, roles: serde_json::Value, unit: Option<&str>| {
+            let mut c = serde_json::json!({"sub": sub, "roles": roles, "iss": "jixiao", "iat": now, "exp": now + 60});
+            if let Some(u) = unit {
+                c["unit"] = u.into();
+            }
+            c
+        };
+        let good = k
+            .sign_unchecked(&claims(
+                "siming".into(),
+                serde_json::json!(["unit"]),
+                Some("siming"),
+            ))
+            .unwrap();
+        assert!(k.verify(&good).is_ok());
+        for bad in [
+            claims("siming".into(), serde_json::json!(["unit"]), None),
+            claims("stats".into(), serde_json::json!(["provider"]), Some("")),
+            claims("x".into(), serde_json::json!(["unit"]), Some("Not A Unit")),
+            claims("".into(), serde_json::json!(["office"]), None),
+            claims(" ".into(), serde_json::json!(["office"]), None),
+            claims("a\nb".into(), serde_json::json!(["office"]), None),
+            claims("x".repeat(129).into(), serde_json::json!(["office"]), None),
+            claims("office".into(), serde_json::json!([]), None),
+            claims("office".into(), serde_json::json!(["root"]), None),
+            claims(
+                "office".into(),
+                serde_json::json!(["office", "office"]),
+                None,
+            ),
+            claims(
+                "office".into(),
+                serde_json::json!(["office"]),
+                Some("siming"),
+            ),
+            claims(serde_json::json!(7), serde_json::json!(["office"]), None),
+            serde_json::json!({"sub": "office", "roles": ["office"], "iss": "jixiao", "exp": now + 60}),
+            serde_json::json!({"sub": "office", "roles": ["office"], "iss": "other", "iat": now, "exp": now + 60}),
+            serde_json::json!({"sub": "office", "roles": ["office"], "iss": "jixiao", "iat": now + 3600, "exp": now + 7200}),
+        ] {
+            let t = k.sign_unchecked(&bad).unwrap();
+            assert!(
+                matches!(k.verify(&t), Err(Error::Unauthenticated(_))),
+                "accepted {bad}"
+            );
+        }
     }
 
     #[test]

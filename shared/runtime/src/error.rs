@@ -336,6 +336,18 @@ impl From<sqlx::Error> for Error {
                 .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
             _ => false,
         };
+        if e.as_database_error()
+            .is_some_and(|d| d.is_unique_violation())
+        {
+            // Two writers raced for the same key: the check before the
+            // insert passed for both. A retry finds the row and answers as
+            // the service does for an existing resource or a replayed request.
+            return Error::Aborted {
+                reason: "CONCURRENT_WRITE",
+                message: "another call wrote the same resource at the same moment; retry the call"
+                    .into(),
+            };
+        }
         if lost {
             Error::Unavailable {
                 dependency: "database".into(),
@@ -350,18 +362,6 @@ impl From<sqlx::Error> for Error {
 impl From<sqlx::migrate::MigrateError> for Error {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
         Error::internal(e)
-    }
-}
-
-/// Whether a database error is a unique-constraint violation (a lost race
-/// between two writers of the same key).
-pub fn is_unique_violation(e: &Error) -> bool {
-    match e {
-        Error::Internal(source) => source
-            .downcast_ref::<sqlx::Error>()
-            .and_then(|e| e.as_database_error())
-            .is_some_and(|d| d.is_unique_violation()),
-        _ => false,
     }
 }
 

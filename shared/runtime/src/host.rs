@@ -7,12 +7,14 @@
 use std::{
     convert::Infallible,
     future::Future,
+    panic::AssertUnwindSafe,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
     time::{Duration, Instant},
 };
 
+use futures::FutureExt;
 use tokio::net::TcpListener;
 use tonic::{
     body::Body, server::NamedService, service::RoutesBuilder, transport::server::TcpIncoming,
@@ -131,6 +133,7 @@ pub async fn serve(
         builder = builder.tls_config(config)?;
     }
     builder
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
         .accept_http1(true)
         .layer(cors())
         .layer(tonic_web::GrpcWebLayer::new())
@@ -220,6 +223,11 @@ fn is_open(path: &str) -> bool {
 /// take every worker and connection from the others. Calls between the
 /// services (role `service`) are not limited: their callers bound them.
 pub const MAX_CALLS_PER_PRINCIPAL: usize = 64;
+
+/// HTTP/2 streams one connection may have open at once: a little more
+/// than one principal's calls, so that one connection cannot hold the
+/// calls of many principals' worth of streams.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 128;
 
 /// In-flight calls per principal.
 #[derive(Default)]
@@ -381,8 +389,13 @@ where
         Box::pin(
             async move {
                 let started = Instant::now();
-                let result = inner.call(req).await;
-                drop(admitted);
+                let result = match AssertUnwindSafe(inner.call(req)).catch_unwind().await {
+                    Ok(result) => result,
+                    Err(panic) => {
+                        tracing::error!(method = %path, panic = panic_text(&*panic), "handler panicked");
+                        return Ok(panicked(&path));
+                    }
+                };
                 if let Ok(res) = &result {
                     let code = res
                         .headers()
@@ -407,11 +420,82 @@ where
                         tracing::info!(code = ?code, latency_ms = ms, message, "call failed");
                     }
                 }
-                result
+                // The call holds its place until its response body ends: a
+                // server stream is in flight for as long as it streams.
+                result.map(|res| {
+                    res.map(|body| Body::new(Guarded {
+                        inner: body,
+                        _admitted: admitted,
+                        method: path,
+                        done: false,
+                    }))
+                })
             }
             .instrument(span),
         )
     }
+}
+
+/// A response body that keeps its call admitted until it ends, and turns a
+/// panic while it streams into an INTERNAL status in the trailers instead
+/// of a reset connection.
+struct Guarded {
+    inner: Body,
+    _admitted: Option<Admitted>,
+    method: String,
+    done: bool,
+}
+
+impl http_body::Body for Guarded {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let this = &mut *self;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| {
+            Pin::new(&mut this.inner).poll_frame(cx)
+        })) {
+            Ok(poll) => poll,
+            Err(panic) => {
+                tracing::error!(method = %this.method, panic = panic_text(&*panic), "stream panicked");
+                this.done = true;
+                let mut trailers = http::HeaderMap::new();
+                let _ = internal_status(&this.method).add_header(&mut trailers);
+                Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not text)")
+}
+
+/// What a caller sees of a bug: INTERNAL, nothing of the panic itself.
+fn internal_status(method: &str) -> tonic::Status {
+    crate::Error::Internal(format!("{method} panicked").into()).into_status("jixiao")
+}
+
+fn panicked(method: &str) -> http::Response<Body> {
+    internal_status(method).into_http()
 }
 
 /// Tells long-lived streams that the process is shutting down, so that

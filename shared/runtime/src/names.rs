@@ -4,6 +4,17 @@
 
 use crate::error::Error;
 
+/// A fresh id for a resource the server names (`insp-…`, `notice-…`).
+///
+/// All 32 hex digits of a UUIDv7: its 48-bit time prefix keeps ids in
+/// creation order, and the uuid crate fills the rest from a per-process
+/// counter and random bits, so two ids made in the same millisecond, in one
+/// process or in two replicas, still differ. (A 20-digit prefix, as used
+/// before, is the same for every id of one millisecond.)
+pub fn new_id(kind: &str) -> String {
+    format!("{kind}-{}", uuid::Uuid::now_v7().simple())
+}
+
 /// Whether `id` is a valid resource id.
 pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
@@ -99,6 +110,14 @@ mod tests {
         assert!(unit_id("units/", "u").is_err());
         assert!(unit_id("units/a/b", "u").is_err());
         assert_eq!(unit_id("units/xiang-an", "u").unwrap(), "xiang-an");
+    }
+
+    #[test]
+    fn new_ids_are_valid_and_distinct_within_one_millisecond() {
+        let ids: std::collections::HashSet<String> =
+            (0..100_000).map(|_| new_id("notice")).collect();
+        assert_eq!(ids.len(), 100_000);
+        assert!(ids.iter().all(|id| valid_id(id)));
     }
 
     proptest::proptest! {

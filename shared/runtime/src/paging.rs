@@ -38,7 +38,7 @@ impl Page {
     pub fn next_token<T>(&self, rows: &mut Vec<T>) -> String {
         if rows.len() as i64 > self.size {
             rows.truncate(self.size as usize);
-            encode(self.offset + self.size)
+            encode(self.offset.saturating_add(self.size))
         } else {
             String::new()
         }

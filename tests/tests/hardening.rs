@@ -1,0 +1,617 @@
+//! The classes of defect an outside tester found (issue 17), each shown
+//! through the public gRPC interface: server-made names under concurrency,
+//! decimals at the extremes of their type, correctly signed tokens that no
+//! minting could produce, name prefixes that cross unit boundaries, server
+//! streams and the per-principal limit, and malformed messages.
+
+use std::collections::HashSet;
+
+use futures::future::join_all;
+use jixiao_proto::{
+    aggregator::{WatchStandingsRequest, aggregator_service_client::AggregatorServiceClient},
+    indicators::{
+        IndicatorValue, ReportValueRequest, indicators_service_client::IndicatorsServiceClient,
+    },
+    inspections::{
+        CreateInspectionRequest, CreateSelfInspectionItemRequest, Document, DocumentKind, Finding,
+        Inspection, InspectionKind, IssueDocumentRequest, SelfInspectionItem,
+        inspections_service_client::InspectionsServiceClient,
+    },
+    plans::{
+        CreateNoticeRequest, CreateUnitRequest, GrantLockExceptionRequest, LockException,
+        LockScope, Notice, Unit, UnitKind, plans_service_client::PlansServiceClient,
+    },
+    reviews::{CampaignMode, PushResponsesRequest, reviews_service_client::ReviewsServiceClient},
+    types::ListAuditRecordsRequest,
+};
+use jixiao_runtime::Role;
+use jixiao_testkit::{Authed, Backend, Suite, on_both_databases};
+use jixiao_tests::{
+    DAY, annual, bad_fields, dec, evaluation_year, evidence, executing_year, now_ms, reason,
+    response, survey_campaign, ts,
+};
+use prost::Message;
+use tonic::Code;
+
+on_both_databases!(
+    server_named_resources_stay_distinct_under_concurrency,
+    extreme_decimals_are_refused_naming_the_field,
+    signed_tokens_that_no_minting_makes_are_refused_by_every_rpc,
+    audit_prefixes_match_whole_name_segments,
+    entry_checks_of_times_enums_and_exactness,
+);
+
+const PARALLEL: usize = 200;
+
+/// A client as its own principal, so that the per-principal limit of calls
+/// in flight does not stand between the test and the database.
+fn office_n(suite: &Suite, i: usize) -> Authed {
+    suite.as_roles(&format!("office-{i}"), &[Role::Office], None)
+}
+
+fn distinct(kind: &str, names: Vec<Result<String, tonic::Status>>) {
+    let mut seen = HashSet::new();
+    for n in names {
+        let n = n.unwrap_or_else(|s| panic!("{kind}: {:?} {}", s.code(), s.message()));
+        assert!(seen.insert(n.clone()), "{kind}: {n} named twice");
+    }
+    assert_eq!(seen.len(), PARALLEL, "{kind}");
+}
+
+async fn server_named_resources_stay_distinct_under_concurrency(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    executing_year(&suite).await;
+    let notices = join_all((0..PARALLEL).map(|i| {
+        let mut c = PlansServiceClient::new(office_n(&suite, i));
+        async move {
+            c.create_notice(CreateNoticeRequest {
+                parent: "cycles/2026".into(),
+                notice: Some(Notice {
+                    title: format!("通知 {i}"),
+                    body: "正文".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .map(|r| r.into_inner().name)
+        }
+    }))
+    .await;
+    distinct("notices", notices);
+    let exceptions = join_all((0..PARALLEL).map(|i| {
+        let mut c = PlansServiceClient::new(office_n(&suite, i));
+        async move {
+            c.grant_lock_exception(GrantLockExceptionRequest {
+                parent: "cycles/2026".into(),
+                lock_exception: Some(LockException {
+                    unit: "units/huli".into(),
+                    scope: LockScope::Data as i32,
+                    expire_time: ts(now_ms() + DAY),
+                    reason: format!("补报 {i}"),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .map(|r| r.into_inner().name)
+        }
+    }))
+    .await;
+    distinct("lock exceptions", exceptions);
+    let inspections = join_all((0..PARALLEL).map(|i| {
+        let mut c = InspectionsServiceClient::new(office_n(&suite, i));
+        async move {
+            c.create_inspection(CreateInspectionRequest {
+                parent: "cycles/2026".into(),
+                inspection: Some(Inspection {
+                    unit: "units/siming".into(),
+                    kind: InspectionKind::Patrol as i32,
+                    inspect_time: ts(now_ms() - DAY),
+                    inspectors: vec!["李明".into()],
+                    place: format!("窗口 {i}"),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .map(|r| r.into_inner().name)
+        }
+    }))
+    .await;
+    distinct("inspections", inspections);
+    let documents = join_all((0..PARALLEL).map(|i| {
+        let mut c = InspectionsServiceClient::new(office_n(&suite, i));
+        async move {
+            c.issue_document(IssueDocumentRequest {
+                parent: "cycles/2026".into(),
+                document: Some(Document {
+                    kind: DocumentKind::Bulletin as i32,
+                    unit: "units/siming".into(),
+                    title: format!("简报 {i}"),
+                    body: "正文".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .map(|r| r.into_inner().name)
+        }
+    }))
+    .await;
+    distinct("documents", documents);
+    let items = join_all((0..PARALLEL).map(|i| {
+        let mut c = InspectionsServiceClient::new(suite.as_roles(
+            &format!("siming-{i}"),
+            &[Role::Unit],
+            Some("siming"),
+        ));
+        async move {
+            c.create_self_inspection_item(CreateSelfInspectionItemRequest {
+                parent: "cycles/2026".into(),
+                item: Some(SelfInspectionItem {
+                    unit: "units/siming".into(),
+                    item_type: "problem_found".into(),
+                    problem: format!("问题 {i}"),
+                    action_taken: "整改".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .map(|r| r.into_inner().name)
+        }
+    }))
+    .await;
+    distinct("self-inspection items", items);
+    suite.stop().await;
+}
+
+const EXTREMES: [&str; 6] = [
+    "0.0000000000000000000000000001",
+    "-0.0000000000000000000000000001",
+    "79228162514264337593543950335",
+    "-79228162514264337593543950335",
+    "9.9999999999999999999999999999",
+    "1e15",
+];
+
+async fn extreme_decimals_are_refused_naming_the_field(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    executing_year(&suite).await;
+    let mut provider =
+        IndicatorsServiceClient::new(suite.as_roles("stats", &[Role::Provider], Some("stats")));
+    let mut inspector = InspectionsServiceClient::new(suite.office());
+    for x in EXTREMES {
+        let err = provider
+            .report_value(ReportValueRequest {
+                parent: "cycles/2026".into(),
+                value: Some(IndicatorValue {
+                    unit: "units/siming".into(),
+                    indicator: "ENERGY_INTENSITY".into(),
+                    period: annual(),
+                    value: dec(x),
+                    evidence: evidence(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .expect_err(x);
+        assert_eq!(err.code(), Code::InvalidArgument, "{x}: {}", err.message());
+        assert_eq!(bad_fields(&err), ["value.value"], "{x}");
+        let err = inspector
+            .create_inspection(CreateInspectionRequest {
+                parent: "cycles/2026".into(),
+                inspection: Some(Inspection {
+                    unit: "units/siming".into(),
+                    kind: InspectionKind::Covert as i32,
+                    inspect_time: ts(now_ms() - DAY),
+                    inspectors: vec!["李明".into()],
+                    findings: vec![Finding {
+                        category: "absence".into(),
+                        description: "离岗".into(),
+                        deduction: dec(x),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .expect_err(x);
+        assert_eq!(err.code(), Code::InvalidArgument, "{x}: {}", err.message());
+        assert_eq!(
+            bad_fields(&err),
+            ["inspection.findings[0].deduction"],
+            "{x}"
+        );
+    }
+    // One finding may not deduct more than the whole cap (5).
+    let err = inspector
+        .create_inspection(CreateInspectionRequest {
+            parent: "cycles/2026".into(),
+            inspection: Some(Inspection {
+                unit: "units/siming".into(),
+                kind: InspectionKind::Covert as i32,
+                inspect_time: ts(now_ms() - DAY),
+                inspectors: vec!["李明".into()],
+                findings: vec![Finding {
+                    category: "absence".into(),
+                    description: "离岗".into(),
+                    deduction: dec("5.001"),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["inspection.findings[0].deduction"]);
+    suite.stop().await;
+}
+
+/// Claims signed with the suite's own key that `TokenKey::issue` never
+/// produces.
+fn malformed_claims() -> Vec<(&'static str, serde_json::Value)> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let base = |sub: serde_json::Value, roles: serde_json::Value| serde_json::json!({"sub": sub, "roles": roles, "iss": "jixiao", "iat": now, "exp": now + 600});
+    let with_unit = |mut c: serde_json::Value, unit: &str| {
+        c["unit"] = unit.into();
+        c
+    };
+    vec![
+        (
+            "unit role without a unit",
+            base("siming".into(), serde_json::json!(["unit"])),
+        ),
+        (
+            "provider role without a unit",
+            base("stats".into(), serde_json::json!(["provider"])),
+        ),
+        (
+            "empty unit",
+            with_unit(base("stats".into(), serde_json::json!(["provider"])), ""),
+        ),
+        (
+            "unit that is no id",
+            with_unit(base("x".into(), serde_json::json!(["unit"])), "../huli"),
+        ),
+        (
+            "empty subject",
+            base("".into(), serde_json::json!(["office"])),
+        ),
+        (
+            "blank subject",
+            base("  ".into(), serde_json::json!(["office"])),
+        ),
+        ("no roles", base("office".into(), serde_json::json!([]))),
+        (
+            "unknown role",
+            base("office".into(), serde_json::json!(["admin"])),
+        ),
+        (
+            "role named twice",
+            base("office".into(), serde_json::json!(["viewer", "viewer"])),
+        ),
+        (
+            "unit on an office token",
+            with_unit(
+                base("office".into(), serde_json::json!(["office"])),
+                "siming",
+            ),
+        ),
+        (
+            "subject not a string",
+            base(serde_json::json!(42), serde_json::json!(["office"])),
+        ),
+        (
+            "issued in the future",
+            serde_json::json!({"sub": "office", "roles": ["office"], "iss": "jixiao", "iat": now + 3600, "exp": now + 7200}),
+        ),
+    ]
+}
+
+async fn signed_tokens_that_no_minting_makes_are_refused_by_every_rpc(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    let methods = jixiao_tests::rpc_methods();
+    assert!(methods.len() > 80, "{} methods", methods.len());
+    for (what, claims) in malformed_claims() {
+        let token = suite.key.sign_unchecked(&claims).unwrap();
+        for (path, cs, ss) in &methods {
+            let code = jixiao_tests::call_empty(suite.authed(&token), path, *cs, *ss).await;
+            assert_eq!(code, Code::Unauthenticated, "{what}: {path}");
+        }
+    }
+    suite.stop().await;
+}
+
+async fn audit_prefixes_match_whole_name_segments(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let mut office = PlansServiceClient::new(suite.office());
+    for id in ["ab", "ab2", "ab-x"] {
+        office
+            .create_unit(CreateUnitRequest {
+                unit_id: id.into(),
+                unit: Some(Unit {
+                    display_name_zh: format!("单位 {id}"),
+                    kind: UnitKind::CityDepartment as i32,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+    for prefix in ["units/ab", "units/ab/"] {
+        let records = office
+            .list_audit_records(ListAuditRecordsRequest {
+                resource_prefix: prefix.into(),
+                page_size: 100,
+                page_token: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .records;
+        let resources: Vec<&str> = records.iter().map(|r| r.resource.as_str()).collect();
+        assert_eq!(resources, ["units/ab"], "prefix {prefix}");
+    }
+    let all = office
+        .list_audit_records(ListAuditRecordsRequest {
+            resource_prefix: "units".into(),
+            page_size: 100,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert_eq!(all.len(), 3);
+    suite.stop().await;
+}
+
+async fn entry_checks_of_times_enums_and_exactness(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    executing_year(&suite).await;
+    let mut office = ReviewsServiceClient::new(suite.office());
+    survey_campaign(&mut office, "survey", CampaignMode::RawResponses).await;
+    let mut platform =
+        ReviewsServiceClient::new(suite.as_roles("platform-a", &[Role::SurveyPlatform], None));
+    let mut far = response("far", "siming", "residents", ["satisfied"; 3]);
+    far.answer_time = Some(prost_types::Timestamp {
+        seconds: 1_000_000_000_000_000_000,
+        nanos: 0,
+    });
+    let mut y10k = response("y10k", "siming", "residents", ["satisfied"; 3]);
+    y10k.answer_time = Some(prost_types::Timestamp {
+        seconds: 253_402_300_800,
+        nanos: 0,
+    });
+    let mut nanos = response("nanos", "siming", "residents", ["satisfied"; 3]);
+    nanos.answer_time.as_mut().unwrap().nanos = -1;
+    let mut channel = response("channel", "siming", "residents", ["satisfied"; 3]);
+    channel.channel = 99;
+    let out = platform
+        .push_responses(PushResponsesRequest {
+            campaign: "cycles/2026/campaigns/survey".into(),
+            responses: vec![far, y10k, nanos, channel],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(out.accepted, 0);
+    let refused: Vec<(&str, &str)> = out
+        .rejected
+        .iter()
+        .map(|r| (r.id.as_str(), r.reason.as_str()))
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            ("far", "INVALID"),
+            ("y10k", "INVALID"),
+            ("nanos", "INVALID"),
+            ("channel", "INVALID")
+        ]
+    );
+    // A decimal that cannot be kept exactly is refused, not rounded to 10.
+    let mut provider =
+        IndicatorsServiceClient::new(suite.as_roles("stats", &[Role::Provider], Some("stats")));
+    let err = provider
+        .report_value(ReportValueRequest {
+            parent: "cycles/2026".into(),
+            value: Some(IndicatorValue {
+                unit: "units/siming".into(),
+                indicator: "APPROVAL_ONLINE_RATE".into(),
+                period: annual(),
+                value: dec("9.9999999999999999999999999999"),
+                evidence: evidence(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["value.value"]);
+    assert_eq!(reason(&err), "VALIDATION_FAILED");
+    // A timestamp beyond year 9999 names its field.
+    let err = InspectionsServiceClient::new(suite.office())
+        .create_inspection(CreateInspectionRequest {
+            parent: "cycles/2026".into(),
+            inspection: Some(Inspection {
+                unit: "units/siming".into(),
+                kind: InspectionKind::Patrol as i32,
+                inspect_time: Some(prost_types::Timestamp {
+                    seconds: i64::MAX,
+                    nanos: 0,
+                }),
+                inspectors: vec!["李明".into()],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["inspection.inspect_time"]);
+    suite.stop().await;
+}
+
+/// One viewer's server streams count against its limit for as long as
+/// they stream: 200 opened, 64 admitted, and a place comes back when one
+/// ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_streams_hold_their_place_until_they_end() {
+    let suite = Suite::start(Backend::Sqlite).await;
+    evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    let token = suite.token("dashboard", &[Role::Viewer], None);
+    // Four connections, so that the per-connection stream limit (128) is
+    // not what refuses them.
+    let channels: Vec<Authed> = (0..4)
+        .map(|_| {
+            let ch = tonic::transport::Endpoint::from_shared(suite.url())
+                .unwrap()
+                .connect_lazy();
+            tonic::service::interceptor::InterceptedService::new(
+                ch,
+                jixiao_testkit::Bearer::new(&token).unwrap(),
+            )
+        })
+        .collect();
+    let opened = join_all((0..PARALLEL).map(|i| {
+        let mut c = AggregatorServiceClient::new(channels[i % 4].clone());
+        async move {
+            c.watch_standings(WatchStandingsRequest {
+                group: "cycles/2026/groups/districts".into(),
+            })
+            .await
+        }
+    }))
+    .await;
+    let (mut streams, mut refused) = (Vec::new(), 0);
+    for r in opened {
+        match r {
+            Ok(s) => streams.push(s.into_inner()),
+            Err(s) => {
+                assert_eq!(s.code(), Code::ResourceExhausted, "{}", s.message());
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(streams.len(), jixiao_runtime::host::MAX_CALLS_PER_PRINCIPAL);
+    assert_eq!(refused, PARALLEL - streams.len());
+    // Ending the streams gives the places back.
+    drop(streams);
+    let mut again = AggregatorServiceClient::new(channels[0].clone());
+    let mut admitted = false;
+    for _ in 0..100 {
+        match again
+            .watch_standings(WatchStandingsRequest {
+                group: "cycles/2026/groups/districts".into(),
+            })
+            .await
+        {
+            Ok(_) => {
+                admitted = true;
+                break;
+            }
+            Err(s) => {
+                assert_eq!(s.code(), Code::ResourceExhausted);
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+    assert!(admitted, "the places of ended streams never came back");
+    suite.stop().await;
+}
+
+/// One connection carries at most 128 streams at once (HTTP/2
+/// SETTINGS_MAX_CONCURRENT_STREAMS): the 129th waits, while another
+/// connection is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_carries_a_bounded_number_of_streams() {
+    let suite = Suite::start(Backend::Sqlite).await;
+    evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    let one = tonic::transport::Endpoint::from_shared(suite.url())
+        .unwrap()
+        .connect_lazy();
+    let limit = jixiao_runtime::host::MAX_STREAMS_PER_CONNECTION as usize;
+    let watch = |i: usize| {
+        let token = suite.token(&format!("dashboard-{i}"), &[Role::Viewer], None);
+        let mut c =
+            AggregatorServiceClient::new(tonic::service::interceptor::InterceptedService::new(
+                one.clone(),
+                jixiao_testkit::Bearer::new(&token).unwrap(),
+            ));
+        async move {
+            c.watch_standings(WatchStandingsRequest {
+                group: "cycles/2026/groups/districts".into(),
+            })
+            .await
+            .map(|s| s.into_inner())
+        }
+    };
+    let streams: Vec<_> = join_all((0..limit).map(watch))
+        .await
+        .into_iter()
+        .map(|r| r.expect("a stream within the limit"))
+        .collect();
+    let blocked = tokio::time::timeout(std::time::Duration::from_secs(2), watch(limit)).await;
+    assert!(
+        blocked.is_err(),
+        "stream {} was served on a full connection",
+        limit + 1
+    );
+    let mut other = PlansServiceClient::new(suite.office());
+    other
+        .get_cycle(jixiao_proto::plans::GetCycleRequest {
+            name: "cycles/2026".into(),
+        })
+        .await
+        .expect("another connection is served");
+    drop(streams);
+    suite.stop().await;
+}
+
+/// Bytes that are not a protobuf encoding of the request are the caller's
+/// error: INVALID_ARGUMENT, for unary and client-streaming calls alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages_are_invalid_argument() {
+    let suite = Suite::start(Backend::Sqlite).await;
+    evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    // Field 1 (a string in every request below) as invalid UTF-8, as a
+    // varint (wrong wire type), and with a length past the end.
+    let invalid_utf8 = vec![0x0a, 0x02, 0xff, 0xfe];
+    let wrong_wire_type = prost_types::Duration {
+        seconds: 5,
+        nanos: 0,
+    }
+    .encode_to_vec();
+    let truncated = vec![0x0a, 0x40, b'c'];
+    for bytes in [invalid_utf8, wrong_wire_type, truncated] {
+        for (path, cs) in [
+            ("/jixiao.plans.v1.PlansService/GetCycle", false),
+            ("/jixiao.reviews.v1.ReviewsService/StreamResponses", true),
+            ("/jixiao.indicators.v1.IndicatorsService/ReportValue", false),
+        ] {
+            let token = suite.token("platform-a", &[Role::SurveyPlatform, Role::Office], None);
+            let status =
+                jixiao_tests::call_raw(suite.authed(&token), path, cs, bytes.clone()).await;
+            assert_eq!(
+                status.code(),
+                Code::InvalidArgument,
+                "{path} {bytes:?}: {}",
+                status.message()
+            );
+            if !cs {
+                assert_eq!(reason(&status), "MALFORMED_MESSAGE", "{path}");
+            }
+        }
+    }
+    suite.stop().await;
+}
