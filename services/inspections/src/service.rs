@@ -458,22 +458,6 @@ impl InspectionsApi {
             }
             Err(e) => return Err(e),
         };
-        if let Some(g) = &group {
-            // The net deduction is capped (DOMAIN.md §3 rule 2): no single
-            // finding can deduct more than the whole cap.
-            let scheme = self.scheme_of(&cycle, g).await?;
-            let cap = decimal::figure(&scheme.inspection_cap).unwrap_or(Decimal::from(5));
-            for (i, f) in findings.iter().enumerate() {
-                v.check(
-                    f.deduction <= cap,
-                    format!("inspection.findings[{i}].deduction"),
-                    format!(
-                        "{} is more than the group's inspection cap of {cap}, the most one finding may deduct",
-                        f.deduction
-                    ),
-                );
-            }
-        }
         v.into_result()?;
         let unit = ins.unit.trim_start_matches("units/").to_string();
         self.store_inspection(

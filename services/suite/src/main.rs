@@ -309,6 +309,10 @@ struct DemoArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
+    /// Verify every publication and exit once the year is loaded, instead
+    /// of serving until Ctrl-C.
+    #[arg(long)]
+    exit: bool,
 }
 
 #[derive(Args)]
@@ -352,7 +356,7 @@ enum TokenCommand {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo(args) => jixiao::demo::run(&args.data_dir, args.listen).await,
+        Command::Demo(args) => jixiao::demo::run(&args.data_dir, args.listen, args.exit).await,
         Command::Serve(args) => serve(*args).await,
         Command::Healthcheck(args) => healthcheck(args).await,
         Command::Token {

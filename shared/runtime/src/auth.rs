@@ -191,10 +191,9 @@ impl Claims {
         }
         let scoped = roles.iter().any(|r| r.is_unit_scoped());
         match self.unit.as_deref() {
+            // A unit beside other roles is allowed (a principal may hold
+            // several); only the unit-scoped roles ever act on it.
             None if scoped => Err("the roles unit and provider need a unit".into()),
-            Some(_) if !scoped => {
-                Err("only the roles unit and provider act for a unit; this token names one".into())
-            }
             Some(u) if !crate::names::valid_id(u) => Err(format!(
                 "the unit {u:?} is not a unit id (lower-case letters, digits, dashes)"
             )),

@@ -78,8 +78,48 @@ fn print_tables(published: &[Published]) {
     }
 }
 
-/// Runs the demo until Ctrl-C or SIGTERM.
-pub async fn run(data_dir: &Path, listen: SocketAddr) -> Result<(), String> {
+/// Asks the aggregator to re-verify every publication of the demo from its
+/// stored inputs, as anyone may.
+async fn verify_all(url: &str, key: &TokenKey, published: &[Published]) -> Result<(), String> {
+    use jixiao_proto::aggregator::{
+        VerifyPublicationRequest, aggregator_service_client::AggregatorServiceClient,
+    };
+    let token = key.issue("dashboard", &[Role::Viewer], None, 3600)?;
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+        .map_err(|e| e.to_string())?
+        .connect()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut client = AggregatorServiceClient::with_interceptor(
+        channel,
+        crate::client::Bearer::new(&token).map_err(|e| e.to_string())?,
+    );
+    for p in published {
+        let answer = client
+            .verify_publication(VerifyPublicationRequest {
+                name: p.publication.name.clone(),
+            })
+            .await
+            .map_err(|s| format!("verifying {}: {}", p.publication.name, s.message()))?
+            .into_inner();
+        if !answer.valid {
+            return Err(format!(
+                "{} does not reproduce: {}",
+                p.publication.name,
+                answer.problems.join("; ")
+            ));
+        }
+        println!(
+            "  ✓ verified {} (sha256:{})",
+            p.publication.name, answer.recomputed_digest
+        );
+    }
+    Ok(())
+}
+
+/// Runs the demo until Ctrl-C or SIGTERM; with `exit`, verifies every
+/// publication and stops once the year is loaded (CI runs it so).
+pub async fn run(data_dir: &Path, listen: SocketAddr, exit: bool) -> Result<(), String> {
     telemetry::init(telemetry::LogFormat::Pretty, telemetry::QUIET_LOGS);
     fresh_folder(data_dir)?;
     let (key, _) = TokenKey::load_or_create(&data_dir.join("token.key"))?;
@@ -101,7 +141,14 @@ pub async fn run(data_dir: &Path, listen: SocketAddr) -> Result<(), String> {
         "jixiao demo: plans, indicators, inspections, reviews and aggregator on {addr}, SQLite in {}",
         data_dir.display()
     );
-    let mut server = tokio::spawn(crate::start(config, listener, crate::shutdown_signal()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        tokio::select! {
+            _ = crate::shutdown_signal() => {}
+            _ = stopped => {}
+        }
+    };
+    let mut server = tokio::spawn(crate::start(config, listener, shutdown));
     let loading = async {
         wait_serving(&url).await?;
         println!(
@@ -144,6 +191,16 @@ pub async fn run(data_dir: &Path, listen: SocketAddr) -> Result<(), String> {
         }
     };
     print_tables(&published);
+    if exit {
+        verify_all(&url, &key, &published).await?;
+        let _ = stop.send(());
+        println!("\nloaded, published and verified; stopping (--exit)");
+        return match server.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+    }
     let office = key.issue("office", &[Role::Office], None, 30 * 24 * 3600)?;
     let viewer = key.issue("dashboard", &[Role::Viewer], None, 30 * 24 * 3600)?;
     println!("\nserving on {url} until Ctrl-C");
