@@ -397,7 +397,7 @@ mod tests {
         assert!(key().issue("x", &[Role::Provider], Some(""), 60).is_err());
         assert!(
             key()
-                .issue("x", &[Role::Office], Some("siming"), 60)
+                .issue("x", &[Role::Viewer], Some("Bad Unit"), 60)
                 .is_err()
         );
         assert!(key().issue("", &[Role::Office], None, 60).is_err());
@@ -437,11 +437,7 @@ mod tests {
                 serde_json::json!(["office", "office"]),
                 None,
             ),
-            claims(
-                "office".into(),
-                serde_json::json!(["office"]),
-                Some("siming"),
-            ),
+            claims("office".into(), serde_json::json!(["office"]), Some("")),
             claims(serde_json::json!(7), serde_json::json!(["office"]), None),
             serde_json::json!({"sub": "office", "roles": ["office"], "iss": "jixiao", "exp": now + 60}),
             serde_json::json!({"sub": "office", "roles": ["office"], "iss": "other", "iat": now, "exp": now + 60}),
