@@ -671,10 +671,23 @@ pub async fn call_raw(
     client_streaming: bool,
     bytes: Vec<u8>,
 ) -> Status {
+    call_bytes(channel, path, client_streaming, bytes)
+        .await
+        .expect_err("malformed bytes were accepted")
+}
+
+/// Sends `bytes` as the request message of `path` (as the one message of
+/// a client stream when `client_streaming`); the reply is not decoded.
+pub async fn call_bytes(
+    channel: Authed,
+    path: &str,
+    client_streaming: bool,
+    bytes: Vec<u8>,
+) -> Result<(), Status> {
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
     let path: http::uri::PathAndQuery = path.parse().unwrap();
-    let result = if client_streaming {
+    if client_streaming {
         grpc.client_streaming(
             tonic::Request::new(tokio_stream::iter(vec![bytes])),
             path,
@@ -686,8 +699,7 @@ pub async fn call_raw(
         grpc.unary(tonic::Request::new(bytes), path, RawCodec)
             .await
             .map(|_| ())
-    };
-    result.expect_err("malformed bytes were accepted")
+    }
 }
 
 /// Sends bytes as they are; ignores what comes back.

@@ -14,12 +14,13 @@ use jixiao_proto::{
     },
     inspections::{
         CreateInspectionRequest, CreateSelfInspectionItemRequest, Document, DocumentKind, Finding,
-        Inspection, InspectionKind, IssueDocumentRequest, SelfInspectionItem,
-        inspections_service_client::InspectionsServiceClient,
+        Inspection, InspectionKind, IssueDocumentRequest, RecordSpotCheckRequest,
+        SelfInspectionItem, SpotCheckCase, inspections_service_client::InspectionsServiceClient,
     },
     plans::{
-        CreateNoticeRequest, CreateUnitRequest, GrantLockExceptionRequest, LockException,
-        LockScope, Notice, Unit, UnitKind, plans_service_client::PlansServiceClient,
+        CreateNoticeRequest, CreateUnitRequest, Cycle, Deadlines, GrantLockExceptionRequest,
+        LockException, LockScope, Notice, Unit, UnitKind, UpdateCycleRequest,
+        plans_service_client::PlansServiceClient,
     },
     reviews::{CampaignMode, PushResponsesRequest, reviews_service_client::ReviewsServiceClient},
     types::ListAuditRecordsRequest,
@@ -39,6 +40,7 @@ on_both_databases!(
     signed_tokens_that_no_minting_makes_are_refused_by_every_rpc,
     audit_prefixes_match_whole_name_segments,
     entry_checks_of_times_enums_and_exactness,
+    free_text_is_bounded_at_entry,
 );
 
 const PARALLEL: usize = 200;
@@ -434,6 +436,184 @@ async fn entry_checks_of_times_enums_and_exactness(backend: Backend) {
         .await
         .unwrap_err();
     assert_eq!(bad_fields(&err), ["inspection.inspect_time"]);
+    // Every caller's time is checked, including the office's own.
+    let beyond = Some(prost_types::Timestamp {
+        seconds: 253_402_300_800,
+        nanos: 0,
+    });
+    let mut plans = PlansServiceClient::new(suite.office());
+    let err = plans
+        .update_cycle(UpdateCycleRequest {
+            cycle: Some(Cycle {
+                name: "cycles/2026".into(),
+                deadlines: Some(Deadlines {
+                    review_close: beyond,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["deadlines.review_close".into()],
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["cycle.deadlines.review_close"]);
+    let err = plans
+        .grant_lock_exception(GrantLockExceptionRequest {
+            parent: "cycles/2026".into(),
+            lock_exception: Some(LockException {
+                unit: "units/siming".into(),
+                scope: LockScope::Data as i32,
+                expire_time: Some(prost_types::Timestamp {
+                    seconds: now_ms() / 1000 + 3600,
+                    nanos: -1,
+                }),
+                reason: "延期".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["lock_exception.expire_time"]);
+    let err = InspectionsServiceClient::new(suite.office())
+        .record_spot_check(RecordSpotCheckRequest {
+            parent: "cycles/2026".into(),
+            unit: "units/siming".into(),
+            inspect_time: beyond,
+            inspectors: vec!["李明".into()],
+            cases: vec![SpotCheckCase {
+                case_reference: "XK-1".into(),
+                legal_limit_days: 20,
+                actual_days: 10,
+                file_complete: true,
+            }],
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["inspect_time"]);
+    suite.stop().await;
+}
+
+/// Free text has a maximum length in characters (types.proto): one past it
+/// is refused naming the field, in every service, and nothing is stored.
+async fn free_text_is_bounded_at_entry(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    executing_year(&suite).await;
+    let label = "绩".repeat(jixiao_runtime::text::LABEL + 1);
+    let note = "效".repeat(jixiao_runtime::text::NOTE + 1);
+    let body = "x".repeat(jixiao_runtime::text::BODY + 1);
+    let huge = "评".repeat(768 * 1024 / 3);
+
+    let err = PlansServiceClient::new(suite.office())
+        .create_notice(CreateNoticeRequest {
+            parent: "cycles/2026".into(),
+            notice: Some(Notice {
+                title: label.clone(),
+                body: body.clone(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["notice.title", "notice.body"]);
+
+    let mut provider =
+        IndicatorsServiceClient::new(suite.as_roles("stats", &[Role::Provider], Some("stats")));
+    let err = provider
+        .report_value(ReportValueRequest {
+            parent: "cycles/2026".into(),
+            value: Some(IndicatorValue {
+                unit: "units/siming".into(),
+                indicator: "APPROVAL_ONLINE_RATE".into(),
+                period: annual(),
+                value: dec("96"),
+                evidence: evidence(),
+                comment: huge,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["value.comment"]);
+
+    let mut inspector = InspectionsServiceClient::new(suite.office());
+    let err = inspector
+        .create_inspection(CreateInspectionRequest {
+            parent: "cycles/2026".into(),
+            inspection: Some(Inspection {
+                unit: "units/siming".into(),
+                kind: InspectionKind::Patrol as i32,
+                inspect_time: ts(now_ms()),
+                inspectors: vec![label.clone()],
+                place: label.clone(),
+                findings: vec![Finding {
+                    category: "absence".into(),
+                    description: note.clone(),
+                    deduction: dec("1"),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        bad_fields(&err),
+        [
+            "inspection.inspectors[0]",
+            "inspection.place",
+            "inspection.findings[0].description"
+        ]
+    );
+    let listed = inspector
+        .list_inspections(jixiao_proto::inspections::ListInspectionsRequest {
+            parent: "cycles/2026".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.inspections.is_empty(), "nothing half-written");
+
+    let err = ReviewsServiceClient::new(suite.office())
+        .create_campaign(jixiao_proto::reviews::CreateCampaignRequest {
+            parent: "cycles/2026".into(),
+            campaign_id: "long".into(),
+            campaign: Some(jixiao_proto::reviews::Campaign {
+                group: "cycles/2026/groups/districts".into(),
+                title: label.clone(),
+                mode: CampaignMode::RawResponses as i32,
+                platforms: vec!["platform-a".into()],
+                questions: vec![jixiao_proto::reviews::Question {
+                    id: "q1".into(),
+                    text: note.clone(),
+                }],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        bad_fields(&err),
+        ["campaign.title", "campaign.questions[0].text"]
+    );
+
+    let err = AggregatorServiceClient::new(suite.office())
+        .publish_results(jixiao_proto::aggregator::PublishResultsRequest {
+            group: "cycles/2026/groups/districts".into(),
+            correction_reason: note,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["correction_reason"]);
     suite.stop().await;
 }
 

@@ -193,6 +193,7 @@ async fn oversized_messages_big_batches_and_deadlines() {
 
     // 5,001 responses in one batch: refused by count, naming the field.
     jixiao_tests::evaluation_year(&suite, "2026", jixiao_tests::now_ms() + jixiao_tests::DAY).await;
+    jixiao_tests::set_phase(&suite, "2026", jixiao_proto::plans::Phase::Execution).await;
     jixiao_tests::survey_campaign(
         &mut ReviewsServiceClient::new(suite.office()),
         "survey",

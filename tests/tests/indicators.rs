@@ -475,8 +475,13 @@ async fn a_late_value_is_refused_then_accepted_under_an_exception(backend: Backe
         .expect("the office accepts a late correction")
         .into_inner();
     assert_eq!(
-        (accepted.version, accepted.reported_by.as_str()),
-        (2, "office")
+        (
+            accepted.version,
+            accepted.reported_by.as_str(),
+            accepted.late
+        ),
+        (2, "office", true),
+        "a write after the deadline is late whoever makes it"
     );
 
     let request = ReportValueRequest {
@@ -489,6 +494,17 @@ async fn a_late_value_is_refused_then_accepted_under_an_exception(backend: Backe
         (err.code(), reason(&err).as_str()),
         (Code::FailedPrecondition, "DATA_DEADLINE_PASSED")
     );
+    // The office's own report after the deadline is taken, and late.
+    let by_office = IndicatorsServiceClient::new(suite.office())
+        .report_value(ReportValueRequest {
+            parent: "cycles/2026".into(),
+            value: Some(value("huli", "ENERGY_INTENSITY", annual(), "0.4")),
+            request_id: String::new(),
+        })
+        .await
+        .expect("the office reports after the deadline")
+        .into_inner();
+    assert!(by_office.late, "a write after the deadline is always late");
 
     office_plans
         .grant_lock_exception(GrantLockExceptionRequest {
@@ -541,7 +557,7 @@ async fn a_late_value_is_refused_then_accepted_under_an_exception(backend: Backe
             row.late,
             row.missing.len()
         ),
-        ("units/stats", 15, 2, 1, 13)
+        ("units/stats", 15, 3, 3, 12)
     );
     assert!(
         row.missing

@@ -15,13 +15,13 @@ use jixiao_proto::{
         WatchAdjustmentChangesRequest, inspections_service_client::InspectionsServiceClient,
     },
     plans::{
-        CreateGroupRequest, CreateUnitRequest, Group, Scheme, Unit, UnitKind, UpdateSchemeRequest,
-        WeightedKey,
+        CreateGroupRequest, CreateUnitRequest, Group, Phase, Scheme, Unit, UnitKind,
+        UpdateSchemeRequest, WeightedKey,
     },
 };
 use jixiao_runtime::Role;
 use jixiao_testkit::{Authed, Backend, Suite, on_both_databases};
-use jixiao_tests::{DAY, bad_fields, dec, evaluation_year, now_ms, reason, ts};
+use jixiao_tests::{DAY, bad_fields, dec, evaluation_year, now_ms, reason, set_phase, ts};
 use tonic::Code;
 
 type Inspections = InspectionsServiceClient<Authed>;
@@ -164,6 +164,8 @@ async fn year(suite: &Suite) {
         })
         .await
         .expect("credit table");
+    // Inspections happen during the year.
+    set_phase(suite, "2026", Phase::Execution).await;
 }
 
 async fn adjustments_follow_the_lifecycle_and_the_cap(backend: Backend) {

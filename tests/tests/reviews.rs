@@ -90,6 +90,7 @@ fn value(d: &Option<jixiao_proto::Decimal>) -> &str {
 async fn the_same_batch_twice_counts_once_and_conflicts_are_refused(backend: Backend) {
     let suite = Suite::start(backend).await;
     evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    set_phase(&suite, "2026", Phase::Execution).await;
     campaign(&suite, "survey", CampaignMode::RawResponses).await;
     let mut a = platform(&suite, "platform-a");
     let first = push(&mut a, batch("r", "siming", 40)).await.unwrap();
@@ -170,6 +171,7 @@ async fn the_same_batch_twice_counts_once_and_conflicts_are_refused(backend: Bac
 async fn a_broken_stream_resent_in_full_counts_exactly(backend: Backend) {
     let suite = Suite::start(backend).await;
     evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    set_phase(&suite, "2026", Phase::Execution).await;
     campaign(&suite, "survey", CampaignMode::RawResponses).await;
     let batches: Vec<PushResponsesRequest> = (0..4)
         .map(|b| PushResponsesRequest {
@@ -213,6 +215,7 @@ async fn a_broken_stream_resent_in_full_counts_exactly(backend: Backend) {
 async fn only_bound_platforms_push(backend: Backend) {
     let suite = Suite::start(backend).await;
     evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    set_phase(&suite, "2026", Phase::Execution).await;
     campaign(&suite, "survey", CampaignMode::RawResponses).await;
     for mut client in [
         platform(&suite, "platform-b"),
@@ -271,6 +274,7 @@ async fn only_bound_platforms_push(backend: Backend) {
 async fn categories_are_reweighted_and_small_samples_flagged(backend: Backend) {
     let suite = Suite::start(backend).await;
     evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    set_phase(&suite, "2026", Phase::Execution).await;
     campaign(&suite, "survey", CampaignMode::RawResponses).await;
     let mut a = platform(&suite, "platform-a");
     let mut watcher = reader(&suite);
@@ -363,6 +367,7 @@ async fn categories_are_reweighted_and_small_samples_flagged(backend: Backend) {
 async fn votes_and_unit_results(backend: Backend) {
     let suite = Suite::start(backend).await;
     evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    set_phase(&suite, "2026", Phase::Execution).await;
     campaign(&suite, "survey", CampaignMode::UnitResults).await;
     campaign(&suite, "portal", CampaignMode::OnlineVotes).await;
     let mut a = platform(&suite, "platform-a");
@@ -531,6 +536,7 @@ async fn mutual_ratings_are_trimmed_and_self_ratings_refused(backend: Backend) {
 async fn a_csv_file_is_imported_through_the_stream(backend: Backend) {
     let suite = Suite::start(backend).await;
     evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    set_phase(&suite, "2026", Phase::Execution).await;
     campaign(&suite, "survey", CampaignMode::RawResponses).await;
     let day = jixiao_runtime::time::timestamp(answered_at()).to_string();
     let mut csv = String::from("response_id,unit,category,channel,answer_time,q1,q2,q3\n");

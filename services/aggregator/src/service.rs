@@ -15,7 +15,6 @@ use jixiao_proto::{
         VerifyPublicationRequest, VerifyPublicationResponse, WatchStandingsRequest,
         aggregator_service_server::AggregatorService,
     },
-    plans::Phase,
     types::{
         ListAuditRecordsRequest, ListAuditRecordsResponse, VerifyAuditChainRequest,
         VerifyAuditChainResponse,
@@ -27,6 +26,7 @@ use jixiao_runtime::{
     error::{Reply, Unmet, reply},
     idempotency, names,
     paging::Page,
+    text,
     time::{now_ms, timestamp},
 };
 use rust_decimal::Decimal;
@@ -113,6 +113,7 @@ impl AggregatorApi {
             if d.reason.trim().is_empty() {
                 v.add(at("reason"), "is required: say why the office decided so");
             }
+            text::optional(&mut v, at("reason"), &d.reason, text::NOTE);
             if let Some(component) = component {
                 decisions.push(Decision {
                     unit: d.unit.clone(),
@@ -122,21 +123,25 @@ impl AggregatorApi {
                 });
             }
         }
+        text::optional(
+            &mut v,
+            "correction_reason",
+            &req.correction_reason,
+            text::NOTE,
+        );
         v.into_result()?;
         let digest = idempotency::request_digest("PublishResults", &req);
         if let Some(done) = store::replay(&self.db, &p, &req.request_id, &digest).await? {
             return Ok(done);
         }
+        self.plans
+            .admit(
+                &p,
+                "/jixiao.aggregator.v1.AggregatorService/PublishResults",
+                cycle,
+            )
+            .await?;
         let cycle_info = self.plans.cycle(cycle).await?;
-        if matches!(cycle_info.phase(), Phase::Planning | Phase::Execution) {
-            return Err(Error::precondition(
-                "WRONG_PHASE",
-                format!(
-                    "cycles/{cycle} is in {}; results are published from ASSESSMENT on",
-                    cycle_info.phase().as_str_name()
-                ),
-            ));
-        }
         // Publish what the services hold now, not what was last streamed.
         let snapshot = self.live.refresh_now(&req.group).await?;
         if snapshot.standings.stale {

@@ -14,7 +14,7 @@ use jixiao_proto::{
         ProviderCompleteness, ReportValueRequest, ScoreChange, ScoreFlag, UnitIndicatorScore,
         WatchScoreChangesRequest, indicators_service_server::IndicatorsService,
     },
-    plans::{Direction, Group, Indicator, LockScope, Scheme, ScoringMethod},
+    plans::{Direction, Group, Indicator, Scheme, ScoringMethod},
     types::{
         EvidenceItem, ListAuditRecordsRequest, ListAuditRecordsResponse, PeriodKind,
         VerifyAuditChainRequest, VerifyAuditChainResponse,
@@ -33,6 +33,7 @@ use jixiao_runtime::{
     idempotency, names,
     paging::Page,
     plans_lookup::PlansLookup,
+    text,
     time::{now_ms, timestamp},
 };
 use prost::Message;
@@ -122,13 +123,13 @@ impl IndicatorsApi {
         self.group_view(group).await
     }
 
-    /// Whether `unit` (the writer) may write data now: (open, late, reason).
-    async fn data_window(&self, cycle: &str, unit: &str) -> Result<(bool, bool, String), Error> {
-        let w = self
-            .plans
-            .write_window(cycle, unit, LockScope::Data)
-            .await?;
-        Ok((w.open, w.late, w.closed_reason))
+    /// The phase gate of DOMAIN.md §2 (`jixiao_runtime::phases`) for a
+    /// write of `method` to `cycle`: a provider writes in its own data
+    /// window (or under its lock exception, late); the office writes on a
+    /// provider's behalf after the deadline too, and is then late.
+    async fn admit(&self, p: &Principal, method: &str, cycle: &str) -> Result<bool, Error> {
+        let path = format!("/jixiao.indicators.v1.IndicatorsService/{method}");
+        self.plans.admit(p, &path, cycle).await
     }
 }
 
@@ -299,6 +300,7 @@ impl IndicatorsApi {
         let mut seen = std::collections::HashSet::new();
         for (i, row) in rows.iter().enumerate() {
             let f = prefix(i);
+            text::optional(&mut v, format!("{f}.comment"), &row.comment, text::NOTE);
             let unit = match names::unit_id(&row.unit, &format!("{f}.unit")) {
                 Ok(u) => u.to_string(),
                 Err(Error::Invalid(x)) => {
@@ -435,33 +437,13 @@ impl IndicatorsApi {
                 return Ok(done.values);
             }
         }
+        let method = if single {
+            "ReportValue"
+        } else {
+            "BatchReportValues"
+        };
+        let late = self.admit(&p, method, &cycle).await?;
         let values = self.validate_rows(&p, &cycle, &rows, prefix).await?;
-        // The window of the writer: providers obey the data deadline unless
-        // the office granted them an exception; the office writes any time,
-        // marked late once the window has closed.
-        let writer = if p.has(Role::Office) {
-            String::new()
-        } else {
-            p.own_unit()?.to_string()
-        };
-        let late = if p.has(Role::Office) {
-            false
-        } else {
-            let (open, late, reason) = self.data_window(&cycle, &writer).await?;
-            if !open {
-                return Err(Error::precondition(
-                    if reason.is_empty() {
-                        "DATA_DEADLINE_PASSED"
-                    } else {
-                        leak(reason.clone())
-                    },
-                    format!(
-                        "indicator data for cycles/{cycle} is closed for units/{writer} ({reason}); the office can grant a lock exception"
-                    ),
-                ));
-            }
-            late
-        };
         let mut tx = self.db.write.begin().await?;
         if let Some(done) =
             idempotency::replay::<BatchReportValuesResponse>(&mut tx, &p, request_id, digest)
@@ -564,9 +546,12 @@ impl IndicatorsApi {
     ) -> Result<IndicatorValue, Error> {
         let digest = idempotency::request_digest("CorrectValue", &req);
         let (cycle, unit, indicator, period) = value_key(&req.name, "name")?;
-        if req.reason.trim().is_empty() {
-            return Err(Error::invalid("reason", "a correction needs a reason"));
-        }
+        text::one(
+            "reason",
+            &req.reason,
+            text::NOTE,
+            "a correction needs a reason",
+        )?;
         {
             let mut conn = self.db.read.acquire().await?;
             if let Some(done) = idempotency::replay(&mut conn, &p, &req.request_id, &digest).await?
@@ -574,6 +559,7 @@ impl IndicatorsApi {
                 return Ok(done);
             }
         }
+        let late = self.admit(&p, "CorrectValue", &cycle).await?;
         let current = self.get_value_row(&req.name).await?;
         let row = IndicatorValue {
             unit: format!("units/{unit}"),
@@ -606,21 +592,6 @@ impl IndicatorsApi {
                 e => e,
             })?;
         let nv = nv.remove(0);
-        // After the data deadline only the office accepts a correction.
-        let late = if p.has(Role::Office) {
-            false
-        } else {
-            let (open, late, reason) = self.data_window(&cycle, p.own_unit()?).await?;
-            if !open {
-                return Err(Error::precondition(
-                    "DATA_DEADLINE_PASSED",
-                    format!(
-                        "the data deadline of cycles/{cycle} has passed ({reason}); only the office can accept this correction"
-                    ),
-                ));
-            }
-            late
-        };
         let mut tx = self.db.write.begin().await?;
         if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
             return Ok(done);
@@ -677,14 +648,11 @@ impl IndicatorsApi {
         p.require(&[Role::Evaluator, Role::Office], "enter assessed scores")?;
         let digest = idempotency::request_digest("EnterAssessedScore", &req);
         let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
+        self.admit(&p, "EnterAssessedScore", &cycle).await?;
         let unit_name = req.unit.clone();
         let unit = names::unit_id(&unit_name, "unit")?.to_string();
         let mut v = Violations::new();
-        v.check(
-            !req.justification.trim().is_empty(),
-            "justification",
-            "is required",
-        );
+        text::required(&mut v, "justification", &req.justification, text::NOTE);
         let groups = self.groups(&cycle).await?;
         let group = groups
             .into_iter()
@@ -784,16 +752,6 @@ impl IndicatorsApi {
         tx.commit().await?;
         self.changes.announce(vec![change]);
         Ok(out)
-    }
-}
-
-/// Reasons are `&'static str`; the few a dependency sends are interned here.
-fn leak(reason: String) -> &'static str {
-    match reason.as_str() {
-        "DATA_DEADLINE_PASSED" => "DATA_DEADLINE_PASSED",
-        "WRONG_PHASE" => "WRONG_PHASE",
-        "CYCLE_ARCHIVED" => "CYCLE_ARCHIVED",
-        _ => "DATA_WINDOW_CLOSED",
     }
 }
 

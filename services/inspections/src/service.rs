@@ -36,7 +36,8 @@ use jixiao_runtime::{
     idempotency, names,
     paging::Page,
     plans_lookup::PlansLookup,
-    time::{millis, now_ms, opt_timestamp, timestamp},
+    text,
+    time::{self, now_ms, opt_timestamp, timestamp},
 };
 use prost::Message;
 use rust_decimal::Decimal;
@@ -68,6 +69,13 @@ pub struct InspectionsApi {
 }
 
 impl InspectionsApi {
+    /// The phase gate of DOMAIN.md §2 (`jixiao_runtime::phases`) for a
+    /// write of `method` to `cycle`; returns whether it is late.
+    async fn admit(&self, p: &Principal, method: &str, cycle: &str) -> Result<bool, Error> {
+        let path = format!("/jixiao.inspections.v1.InspectionsService/{method}");
+        self.plans.admit(p, &path, cycle).await
+    }
+
     pub fn new(db: Db, plans: ServiceChannel, shutdown: Shutdown) -> Self {
         InspectionsApi {
             db,
@@ -162,6 +170,11 @@ fn finding_row(r: &AnyRow) -> Result<FindingRow, Error> {
         deduction,
         proto,
     })
+}
+
+/// The cycle id of a finding's name.
+fn finding_cycle(name: &str) -> Result<&str, Error> {
+    Ok(names::parse(name, "cycles/*/inspections/*/findings/*", "name")?[0])
 }
 
 async fn load_finding(conn: &mut AnyConnection, name: &str) -> Result<FindingRow, Error> {
@@ -397,6 +410,7 @@ impl InspectionsApi {
         p.require(RECORDERS, "record inspections")?;
         let digest = idempotency::request_digest("CreateInspection", &req);
         let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
+        self.admit(&p, "CreateInspection", &cycle).await?;
         let ins = req.inspection.clone().unwrap_or_default();
         let mut v = Violations::new();
         let kind = InspectionKind::try_from(ins.kind).unwrap_or(InspectionKind::Unspecified);
@@ -405,26 +419,37 @@ impl InspectionsApi {
             "inspection.kind",
             "must be OPEN, COVERT, PATROL, CONCENTRATED, CROSS_DISTRICT or SPOT_CHECK",
         );
-        let inspect_ms =
-            jixiao_runtime::time::required(&ins.inspect_time, "inspection.inspect_time", &mut v)
-                .unwrap_or_default();
+        let inspect_ms = time::required(&ins.inspect_time, "inspection.inspect_time", &mut v)
+            .unwrap_or_default();
         v.check(
             !ins.inspectors.is_empty() && ins.inspectors.iter().all(|i| !i.trim().is_empty()),
             "inspection.inspectors",
             "name at least one inspector",
         );
+        for (i, who) in ins.inspectors.iter().enumerate() {
+            text::optional(
+                &mut v,
+                format!("inspection.inspectors[{i}]"),
+                who,
+                text::LABEL,
+            );
+        }
+        text::optional(&mut v, "inspection.place", &ins.place, text::LABEL);
+        text::optional(&mut v, "inspection.notes", &ins.notes, text::NOTE);
         let mut findings = Vec::new();
         for (i, f) in ins.findings.iter().enumerate() {
             let field = format!("inspection.findings[{i}]");
-            v.check(
-                !f.category.trim().is_empty(),
+            text::required(
+                &mut v,
                 format!("{field}.category"),
-                "is required",
+                &f.category,
+                text::LABEL,
             );
-            v.check(
-                !f.description.trim().is_empty(),
+            text::required(
+                &mut v,
                 format!("{field}.description"),
-                "is required",
+                &f.description,
+                text::NOTE,
             );
             evidence::check(&f.evidence, &format!("{field}.evidence"), &mut v);
             let deduction = match decimal::figure(&f.deduction) {
@@ -485,19 +510,24 @@ impl InspectionsApi {
         p.require(RECORDERS, "record spot checks")?;
         let digest = idempotency::request_digest("RecordSpotCheck", &req);
         let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
+        self.admit(&p, "RecordSpotCheck", &cycle).await?;
         let mut v = Violations::new();
-        v.check(req.inspect_time.is_some(), "inspect_time", "is required");
+        let inspect_ms = time::required(&req.inspect_time, "inspect_time", &mut v);
         v.check(
             !req.inspectors.is_empty(),
             "inspectors",
             "name at least one inspector",
         );
+        for (i, who) in req.inspectors.iter().enumerate() {
+            text::required(&mut v, format!("inspectors[{i}]"), who, text::LABEL);
+        }
         v.check(!req.cases.is_empty(), "cases", "name at least one case");
         for (i, c) in req.cases.iter().enumerate() {
-            v.check(
-                !c.case_reference.trim().is_empty(),
+            text::required(
+                &mut v,
                 format!("cases[{i}].case_reference"),
-                "is required",
+                &c.case_reference,
+                text::LABEL,
             );
             v.check(
                 c.legal_limit_days > 0,
@@ -551,7 +581,7 @@ impl InspectionsApi {
             &unit,
             &group,
             InspectionKind::SpotCheck,
-            req.inspect_time.as_ref().map(millis).unwrap_or_default(),
+            inspect_ms.unwrap_or_default(),
             &req.inspectors,
             "",
             &notes,
@@ -604,6 +634,8 @@ impl InspectionsApi {
 
     async fn confirm(&self, p: Principal, req: ConfirmFindingRequest) -> Result<Finding, Error> {
         p.require(&[Role::Office], "confirm findings")?;
+        self.admit(&p, "ConfirmFinding", finding_cycle(&req.name)?)
+            .await?;
         self.transition(&p, &req.name, "findings.confirm", "", |f| {
             check_state(f, FindingState::Confirmed)?;
             f.state = FindingState::Confirmed;
@@ -613,9 +645,14 @@ impl InspectionsApi {
     }
 
     async fn contest(&self, p: Principal, req: ContestFindingRequest) -> Result<Finding, Error> {
-        if req.reason.trim().is_empty() {
-            return Err(Error::invalid("reason", "a contest needs a reason"));
-        }
+        text::one(
+            "reason",
+            &req.reason,
+            text::NOTE,
+            "a contest needs a reason",
+        )?;
+        self.admit(&p, "ContestFinding", finding_cycle(&req.name)?)
+            .await?;
         let unit_check = {
             let mut conn = self.db.read.acquire().await?;
             load_finding(&mut conn, &req.name).await?.unit
@@ -643,9 +680,9 @@ impl InspectionsApi {
 
     async fn decide(&self, p: Principal, req: DecideContestRequest) -> Result<Finding, Error> {
         p.require(&[Role::Office], "decide contests")?;
-        if req.note.trim().is_empty() {
-            return Err(Error::invalid("note", "a decision needs a note"));
-        }
+        self.admit(&p, "DecideContest", finding_cycle(&req.name)?)
+            .await?;
+        text::one("note", &req.note, text::NOTE, "a decision needs a note")?;
         let to = if req.uphold {
             FindingState::Upheld
         } else {
@@ -676,8 +713,12 @@ impl InspectionsApi {
         p: Principal,
         req: ReportRectificationRequest,
     ) -> Result<Finding, Error> {
+        // The cycle's rectification deadline closes reports; a finding's own
+        // due time does not: a late report is what the overdue list is for.
+        self.admit(&p, "ReportRectification", finding_cycle(&req.name)?)
+            .await?;
         let mut v = Violations::new();
-        v.check(!req.report.trim().is_empty(), "report", "say what was done");
+        text::required(&mut v, "report", &req.report, text::NOTE);
         evidence::check(&req.evidence, "evidence", &mut v);
         v.into_result()?;
         let unit = {
@@ -720,12 +761,17 @@ impl InspectionsApi {
         req: ReviewRectificationRequest,
     ) -> Result<Finding, Error> {
         p.require(&[Role::Office], "review rectifications")?;
+        self.admit(&p, "ReviewRectification", finding_cycle(&req.name)?)
+            .await?;
         if !req.accept && req.note.trim().is_empty() {
             return Err(Error::invalid(
                 "note",
                 "say why the rectification is sent back",
             ));
         }
+        let mut v = Violations::new();
+        text::optional(&mut v, "note", &req.note, text::NOTE);
+        v.into_result()?;
         let note = req.note.trim().to_string();
         let accept = req.accept;
         self.transition(
@@ -763,6 +809,7 @@ impl InspectionsApi {
     ) -> Result<SelfInspectionItem, Error> {
         let digest = idempotency::request_digest("CreateSelfInspectionItem", &req);
         let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
+        self.admit(&p, "CreateSelfInspectionItem", &cycle).await?;
         let item = req.item.clone().unwrap_or_default();
         let unit = names::unit_id(&item.unit, "item.unit")?.to_string();
         if !p.acts_for(Role::Unit, &unit) {
@@ -787,16 +834,8 @@ impl InspectionsApi {
                     .join(", ")
             ),
         );
-        v.check(
-            !item.problem.trim().is_empty(),
-            "item.problem",
-            "is required",
-        );
-        v.check(
-            !item.action_taken.trim().is_empty(),
-            "item.action_taken",
-            "is required",
-        );
+        text::required(&mut v, "item.problem", &item.problem, text::NOTE);
+        text::required(&mut v, "item.action_taken", &item.action_taken, text::NOTE);
         for (i, a) in item.staff_actions.iter().enumerate() {
             v.check(
                 STAFF_ACTIONS.contains(&a.kind.as_str()),
@@ -885,9 +924,13 @@ impl InspectionsApi {
         p.require(&[Role::Office], "verify self-inspection items")?;
         let ids = names::parse(&req.name, "cycles/*/selfInspectionItems/*", "name")?;
         let (cycle, id) = (ids[0].to_string(), ids[1].to_string());
+        self.admit(&p, "VerifySelfInspectionItem", &cycle).await?;
         if !req.verify && req.note.trim().is_empty() {
             return Err(Error::invalid("note", "say why the item is rejected"));
         }
+        let mut v = Violations::new();
+        text::optional(&mut v, "note", &req.note, text::NOTE);
+        v.into_result()?;
         let (item, group) = {
             let mut conn = self.db.read.acquire().await?;
             let item = self.load_item(&mut conn, &cycle, &id).await?;
@@ -970,6 +1013,7 @@ impl InspectionsApi {
         p.require(RECORDERS, "issue documents")?;
         let digest = idempotency::request_digest("IssueDocument", &req);
         let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
+        self.admit(&p, "IssueDocument", &cycle).await?;
         let doc = req.document.clone().unwrap_or_default();
         let mut v = Violations::new();
         v.check(
@@ -977,12 +1021,8 @@ impl InspectionsApi {
             "document.kind",
             "must be SUPERVISION_RECOMMENDATION, EFFICIENCY_RECOMMENDATION or BULLETIN",
         );
-        v.check(
-            !doc.title.trim().is_empty(),
-            "document.title",
-            "is required",
-        );
-        v.check(!doc.body.trim().is_empty(), "document.body", "is required");
+        text::required(&mut v, "document.title", &doc.title, text::LABEL);
+        text::required(&mut v, "document.body", &doc.body, text::BODY);
         let unit = match names::unit_id(&doc.unit, "document.unit") {
             Ok(u) => u.to_string(),
             Err(_) => {

@@ -1,17 +1,19 @@
 //! The plan rules of DOMAIN.md §2 and §4 as plain functions: scheme
-//! defaults and checks, framework checks, plan checks, version diffs and
-//! write windows (phases, deadlines, lock exceptions).
+//! defaults and checks, framework checks, plan checks and version diffs.
+//! The write windows (phases, deadlines, lock exceptions) are the suite's
+//! one table in `jixiao_runtime::phases`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jixiao_proto::plans::{
-    Direction, Framework, Goal, Indicator, LockScope, MutualScale, Phase, Plan, Scheme,
-    ScoringMethod, Target, WeightedKey,
+    Direction, Framework, Goal, Indicator, MutualScale, Plan, Scheme, ScoringMethod, Target,
+    WeightedKey,
 };
 use jixiao_runtime::{
     Violations,
     decimal::{self, canonical, to_proto},
-    time::millis,
+    text,
+    time::{self, millis},
 };
 use rust_decimal::Decimal;
 
@@ -233,10 +235,17 @@ pub fn check_framework(
         } else if !codes.insert(ind.code.clone()) {
             v.add(format!("{f}.code"), format!("{} appears twice", ind.code));
         }
-        v.check(
-            !ind.display_name.trim().is_empty(),
+        text::required(
+            v,
             format!("{f}.display_name"),
-            "is required",
+            &ind.display_name,
+            text::LABEL,
+        );
+        text::optional(
+            v,
+            format!("{f}.measurement_unit"),
+            &ind.measurement_unit,
+            text::LABEL,
         );
         v.check(
             matches!(
@@ -468,22 +477,16 @@ pub fn check_plan(
     }
     for (i, g) in plan.goals.iter().enumerate() {
         let f = format!("plan.goals[{i}]");
-        v.check(
-            !g.title.trim().is_empty(),
-            format!("{f}.title"),
-            "is required",
-        );
+        text::required(v, format!("{f}.title"), &g.title, text::LABEL);
+        text::optional(v, format!("{f}.description"), &g.description, text::NOTE);
         for (j, m) in g.milestones.iter().enumerate() {
-            v.check(
-                !m.description.trim().is_empty(),
+            text::required(
+                v,
                 format!("{f}.milestones[{j}].description"),
-                "is required",
+                &m.description,
+                text::NOTE,
             );
-            v.check(
-                m.due_time.is_some(),
-                format!("{f}.milestones[{j}].due_time"),
-                "is required",
-            );
+            time::required(&m.due_time, &format!("{f}.milestones[{j}].due_time"), v);
         }
     }
 }
@@ -586,86 +589,6 @@ pub fn diff(
         }
     }
     out
-}
-
-/// Whether a write in a scope may happen now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Window {
-    pub open: bool,
-    /// Open only through a lock exception: the write is late.
-    pub late: bool,
-    /// Why it is closed (machine-readable), empty when open.
-    pub closed_reason: &'static str,
-}
-
-/// The phases in which a scope is normally open.
-fn scope_phases(scope: LockScope) -> &'static [Phase] {
-    match scope {
-        LockScope::Plan => &[Phase::Planning],
-        LockScope::Data | LockScope::Review => &[Phase::Execution, Phase::Assessment],
-        LockScope::Rectification => &[Phase::Published, Phase::Rectification],
-        LockScope::Unspecified => &[],
-    }
-}
-
-/// The deadline reason of a scope, e.g. PLAN_DEADLINE_PASSED.
-pub fn deadline_reason(scope: LockScope) -> &'static str {
-    match scope {
-        LockScope::Plan => "PLAN_DEADLINE_PASSED",
-        LockScope::Data => "DATA_DEADLINE_PASSED",
-        LockScope::Review => "REVIEW_CLOSED",
-        LockScope::Rectification => "RECTIFICATION_DEADLINE_PASSED",
-        LockScope::Unspecified => "WRONG_PHASE",
-    }
-}
-
-/// The write window rule (DOMAIN.md §2): open in the scope's phases until
-/// its deadline; after the deadline or outside the phase only while the
-/// office's lock exception for the unit is in force, and then late. An
-/// archived cycle takes no writes at all.
-pub fn write_window(
-    phase: Phase,
-    scope: LockScope,
-    deadline_ms: Option<i64>,
-    exception_until_ms: Option<i64>,
-    now_ms: i64,
-) -> Window {
-    let in_phase = scope_phases(scope).contains(&phase);
-    let before_deadline = deadline_ms.is_none_or(|d| now_ms <= d);
-    if phase == Phase::Archived {
-        return Window {
-            open: false,
-            late: false,
-            closed_reason: "CYCLE_ARCHIVED",
-        };
-    }
-    if in_phase && before_deadline {
-        return Window {
-            open: true,
-            late: false,
-            closed_reason: "",
-        };
-    }
-    if exception_until_ms.is_some_and(|until| now_ms <= until) {
-        return Window {
-            open: true,
-            late: true,
-            closed_reason: "",
-        };
-    }
-    let passed_phase = scope_phases(scope)
-        .iter()
-        .all(|p| (*p as i32) < (phase as i32));
-    let closed_reason = if !before_deadline || (passed_phase && deadline_ms.is_some()) {
-        deadline_reason(scope)
-    } else {
-        "WRONG_PHASE"
-    };
-    Window {
-        open: false,
-        late: false,
-        closed_reason,
-    }
 }
 
 #[cfg(test)]
@@ -916,44 +839,5 @@ mod tests {
                 ("goals[1].title", "", "parks"),
             ]
         );
-    }
-
-    #[test]
-    fn window_is_open_before_the_deadline_and_late_only_under_an_exception() {
-        let plan = LockScope::Plan;
-        assert_eq!(
-            write_window(Phase::Planning, plan, Some(100), None, 50),
-            Window {
-                open: true,
-                late: false,
-                closed_reason: ""
-            }
-        );
-        assert_eq!(
-            write_window(Phase::Planning, plan, Some(100), None, 150).closed_reason,
-            "PLAN_DEADLINE_PASSED"
-        );
-        assert_eq!(
-            write_window(Phase::Planning, plan, Some(100), Some(200), 150),
-            Window {
-                open: true,
-                late: true,
-                closed_reason: ""
-            }
-        );
-        assert_eq!(
-            write_window(Phase::Planning, plan, Some(100), Some(120), 150).closed_reason,
-            "PLAN_DEADLINE_PASSED"
-        );
-        assert!(write_window(Phase::Execution, plan, Some(100), Some(200), 150).late);
-        assert_eq!(
-            write_window(Phase::Planning, LockScope::Data, Some(100), None, 50).closed_reason,
-            "WRONG_PHASE"
-        );
-        assert_eq!(
-            write_window(Phase::Archived, plan, None, Some(200), 150).closed_reason,
-            "CYCLE_ARCHIVED"
-        );
-        assert!(write_window(Phase::Execution, LockScope::Data, None, None, 150).open);
     }
 }

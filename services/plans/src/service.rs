@@ -34,7 +34,8 @@ use jixiao_runtime::{
     error::{Reply, reply},
     idempotency, names,
     paging::Page,
-    time::{millis, now_ms, opt_timestamp, timestamp},
+    phases, text,
+    time::{self, millis, now_ms, opt_timestamp, timestamp},
 };
 use prost::Message;
 use rust_decimal::Decimal;
@@ -437,10 +438,10 @@ async fn window(
     cycle: &CycleRow,
     unit: &str,
     scope: LockScope,
-) -> Result<(rules::Window, Option<String>), Error> {
+) -> Result<(phases::Window, Option<String>), Error> {
     let now = now_ms();
     let exception = active_exception(conn, &cycle.id, unit, scope, now).await?;
-    let w = rules::write_window(
+    let w = phases::write_window(
         cycle.phase,
         scope,
         cycle.deadline(scope),
@@ -451,7 +452,58 @@ async fn window(
     Ok((w, id))
 }
 
-fn closed_error(cycle: &CycleRow, scope: LockScope, w: &rules::Window) -> Error {
+/// The phase gate of DOMAIN.md §2 (`jixiao_runtime::phases`) for a write
+/// of `method` to `cycle`, by or for `unit`; checked before anything else
+/// of the request. Returns whether the write is late.
+async fn admit(
+    db: &Db,
+    p: &Principal,
+    method: &str,
+    cycle: &str,
+    unit: Option<&str>,
+) -> Result<bool, Error> {
+    let mut conn = db.read.acquire().await?;
+    let c = load_cycle(&mut conn, cycle).await?;
+    let path = format!("/jixiao.plans.v1.PlansService/{method}");
+    let call = phases::Call {
+        path: &path,
+        cycle,
+        phase: c.phase,
+        office: p.has(Role::Office),
+    };
+    phases::admit(call, |scope| async move {
+        let unit = unit.ok_or_else(|| {
+            Error::internal(std::io::Error::other(format!("{method} names no unit")))
+        })?;
+        Ok(window(&mut conn, &c, unit, scope).await?.0)
+    })
+    .await
+}
+
+const DEADLINE_FIELDS: [&str; 4] = [
+    "plan_deadline",
+    "data_deadline",
+    "review_close",
+    "rectification_deadline",
+];
+
+/// A cycle's deadlines in unix milliseconds, in [`DEADLINE_FIELDS`] order;
+/// a time outside 0001–9999 is recorded under `field.<deadline>`.
+fn deadlines_ms(d: &Deadlines, field: &str, v: &mut Violations) -> [Option<i64>; 4] {
+    let times = [
+        &d.plan_deadline,
+        &d.data_deadline,
+        &d.review_close,
+        &d.rectification_deadline,
+    ];
+    let mut out = [None; 4];
+    for (i, t) in times.into_iter().enumerate() {
+        out[i] = time::optional(t, &format!("{field}.{}", DEADLINE_FIELDS[i]), v);
+    }
+    out
+}
+
+fn closed_error(cycle: &CycleRow, scope: LockScope, w: &phases::Window) -> Error {
     let what = match scope {
         LockScope::Plan => "plan submission",
         LockScope::Data => "indicator data",
@@ -502,8 +554,9 @@ impl PlansApi {
             "cycle.year",
             "must be a year between 2000 and 2100",
         );
-        v.check(!cycle.title.trim().is_empty(), "cycle.title", "is required");
+        text::required(&mut v, "cycle.title", &cycle.title, text::LABEL);
         let d = cycle.deadlines.unwrap_or_default();
+        deadlines_ms(&d, "cycle.deadlines", &mut v);
         v.into_result()?;
         let mut tx = self.db.write.begin().await?;
         if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
@@ -564,6 +617,7 @@ impl PlansApi {
         p.require(&[Role::Office], "update cycles")?;
         let cycle = req.cycle.unwrap_or_default();
         let id = names::cycle_id(&cycle.name, "cycle.name")?.to_string();
+        admit(&self.db, &p, "UpdateCycle", &id, None).await?;
         let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
         if paths.is_empty() {
             return Err(Error::invalid("update_mask", "name the fields to change"));
@@ -578,24 +632,13 @@ impl PlansApi {
             current.rectification_deadline,
         ];
         let new = cycle.deadlines.unwrap_or_default();
-        let new_d = [
-            &new.plan_deadline,
-            &new.data_deadline,
-            &new.review_close,
-            &new.rectification_deadline,
-        ]
-        .map(|t| t.as_ref().map(millis));
-        let fields = [
-            "plan_deadline",
-            "data_deadline",
-            "review_close",
-            "rectification_deadline",
-        ];
         let mut v = Violations::new();
+        let new_d = deadlines_ms(&new, "cycle.deadlines", &mut v);
+        let fields = DEADLINE_FIELDS;
         for path in &paths {
             match path.as_str() {
                 "title" => {
-                    v.check(!cycle.title.trim().is_empty(), "cycle.title", "is required");
+                    text::required(&mut v, "cycle.title", &cycle.title, text::LABEL);
                     title = cycle.title.trim().to_string();
                 }
                 "deadlines" => d = new_d,
@@ -648,6 +691,7 @@ impl PlansApi {
     ) -> Result<Cycle, Error> {
         p.require(&[Role::Office], "change a cycle's phase")?;
         let id = names::cycle_id(&req.name, "name")?.to_string();
+        admit(&self.db, &p, "SetCyclePhase", &id, None).await?;
         let phase = match Phase::try_from(req.phase) {
             Ok(ph) if ph != Phase::Unspecified => ph,
             _ => return Err(Error::invalid("phase", "must be a phase")),
@@ -695,10 +739,17 @@ impl PlansApi {
             "unit_id",
             "must be 1-63 lower-case letters, digits or dashes",
         );
-        v.check(
-            !unit.display_name_zh.trim().is_empty(),
+        text::required(
+            &mut v,
             "unit.display_name_zh",
-            "is required",
+            &unit.display_name_zh,
+            text::LABEL,
+        );
+        text::optional(
+            &mut v,
+            "unit.display_name_en",
+            &unit.display_name_en,
+            text::LABEL,
         );
         v.check(
             UnitKind::try_from(unit.kind).is_ok_and(|k| k != UnitKind::Unspecified),
@@ -826,6 +877,7 @@ impl PlansApi {
         p.require(&[Role::Office], "create groups")?;
         let digest = idempotency::request_digest("CreateGroup", &req);
         let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
+        admit(&self.db, &p, "CreateGroup", &cycle, None).await?;
         let group = req.group.clone().unwrap_or_default();
         let mut v = Violations::new();
         v.check(
@@ -833,16 +885,16 @@ impl PlansApi {
             "group_id",
             "must be 1-63 lower-case letters, digits or dashes",
         );
-        v.check(
-            !group.display_name.trim().is_empty(),
+        text::required(
+            &mut v,
             "group.display_name",
-            "is required",
+            &group.display_name,
+            text::LABEL,
         );
         let mut tx = self.db.write.begin().await?;
         if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
             return Ok(done);
         }
-        let c = load_cycle(&mut tx, &cycle).await?;
         let ids = Self::check_members(
             &mut tx,
             &cycle,
@@ -853,7 +905,6 @@ impl PlansApi {
         )
         .await?;
         v.into_result()?;
-        require_planning(&c)?;
         let exists = sqlx::query("SELECT 1 FROM peer_groups WHERE cycle_id = $1 AND id = $2")
             .bind(&cycle)
             .bind(&req.group_id)
@@ -902,24 +953,24 @@ impl PlansApi {
         p.require(&[Role::Office], "update groups")?;
         let group = req.group.unwrap_or_default();
         let (cycle, gid) = names::group_name(&group.name, "group.name")?;
+        admit(&self.db, &p, "UpdateGroup", cycle, None).await?;
         let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
         if paths.is_empty() {
             return Err(Error::invalid("update_mask", "name the fields to change"));
         }
         let mut tx = self.db.write.begin().await?;
-        let c = load_cycle(&mut tx, cycle).await?;
         let current = load_group(&mut tx, cycle, gid).await?;
-        require_planning(&c)?;
         let mut v = Violations::new();
         let mut display = current.group.display_name.clone();
         let mut members = None;
         for path in &paths {
             match path.as_str() {
                 "display_name" => {
-                    v.check(
-                        !group.display_name.trim().is_empty(),
+                    text::required(
+                        &mut v,
                         "group.display_name",
-                        "is required",
+                        &group.display_name,
+                        text::LABEL,
                     );
                     display = group.display_name.trim().to_string();
                 }
@@ -973,14 +1024,13 @@ impl PlansApi {
         let incoming = req.scheme.unwrap_or_default();
         let ids = names::parse(&incoming.name, "cycles/*/groups/*/scheme", "scheme.name")?;
         let (cycle, gid) = (ids[0], ids[1]);
+        admit(&self.db, &p, "UpdateScheme", cycle, None).await?;
         let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
         if paths.is_empty() {
             return Err(Error::invalid("update_mask", "name the fields to change"));
         }
         let mut tx = self.db.write.begin().await?;
-        let c = load_cycle(&mut tx, cycle).await?;
         let current = load_group(&mut tx, cycle, gid).await?;
-        require_planning(&c)?;
         if !incoming.etag.is_empty() && incoming.etag != current.scheme.etag {
             return Err(Error::Aborted {
                 reason: "ETAG_MISMATCH",
@@ -1049,11 +1099,11 @@ impl PlansApi {
         let digest = idempotency::request_digest("ReplaceFramework", &req);
         let ids = names::parse(&req.name, "cycles/*/groups/*/framework", "name")?;
         let (cycle, gid) = (ids[0], ids[1]);
+        admit(&self.db, &p, "ReplaceFramework", cycle, None).await?;
         let mut tx = self.db.write.begin().await?;
         if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
             return Ok(done);
         }
-        let c = load_cycle(&mut tx, cycle).await?;
         let g = load_group(&mut tx, cycle, gid).await?;
         let known = known_units(&mut tx).await?;
         let members: HashSet<String> = g.group.units.iter().cloned().collect();
@@ -1071,7 +1121,6 @@ impl PlansApi {
             &mut v,
         );
         v.into_result()?;
-        require_planning(&c)?;
         let approved = sqlx::query(
             "SELECT 1 FROM plans WHERE cycle_id = $1 AND group_id = $2 AND approved_version > 0",
         )
@@ -1143,11 +1192,11 @@ impl PlansApi {
         let mut plan = req.plan.clone().unwrap_or_default();
         let unit = names::unit_id(&plan.unit, "plan.unit")?.to_string();
         p.require_office_or_unit(Role::Unit, &unit, "create a plan")?;
+        admit(&self.db, &p, "CreatePlan", &cycle, Some(&unit)).await?;
         let mut tx = self.db.write.begin().await?;
         if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
             return Ok(done);
         }
-        let c = load_cycle(&mut tx, &cycle).await?;
         let gid = group_of(&mut tx, &cycle, &unit).await?.ok_or_else(|| {
             Error::invalid(
                 "plan.unit",
@@ -1165,10 +1214,6 @@ impl PlansApi {
             &mut v,
         );
         v.into_result()?;
-        let (w, _) = window(&mut tx, &c, &unit, LockScope::Plan).await?;
-        if !w.open {
-            return Err(closed_error(&c, LockScope::Plan, &w));
-        }
         if sqlx::query("SELECT 1 FROM plans WHERE cycle_id = $1 AND unit_id = $2")
             .bind(&cycle)
             .bind(&unit)
@@ -1294,6 +1339,7 @@ impl PlansApi {
         if !p.acts_for(Role::Unit, &unit) {
             return Err(Error::denied(format!("only unit {unit} edits its plan")));
         }
+        admit(&self.db, &p, "UpdatePlan", &cycle, Some(&unit)).await?;
         let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
         if paths.is_empty() {
             return Err(Error::invalid(
@@ -1357,6 +1403,7 @@ impl PlansApi {
         if !p.acts_for(Role::Unit, &unit) {
             return Err(Error::denied(format!("only unit {unit} submits its plan")));
         }
+        admit(&self.db, &p, "SubmitPlan", &cycle, Some(&unit)).await?;
         let mut tx = self.db.write.begin().await?;
         if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
             return Ok(done);
@@ -1463,6 +1510,10 @@ impl PlansApi {
     async fn approve_plan(&self, p: Principal, req: ApprovePlanRequest) -> Result<Plan, Error> {
         p.require(&[Role::Office], "approve plans")?;
         let (cycle, unit) = plan_name(&req.name, "name")?;
+        admit(&self.db, &p, "ApprovePlan", &cycle, Some(&unit)).await?;
+        let mut v = Violations::new();
+        text::optional(&mut v, "comment", &req.comment, text::NOTE);
+        v.into_result()?;
         let mut tx = self.db.write.begin().await?;
         let mut plan = load_plan(&mut tx, &cycle, &unit).await?;
         check_etag(&plan, &req.etag)?;
@@ -1508,9 +1559,13 @@ impl PlansApi {
     async fn return_plan(&self, p: Principal, req: ReturnPlanRequest) -> Result<Plan, Error> {
         p.require(&[Role::Office], "return plans")?;
         let (cycle, unit) = plan_name(&req.name, "name")?;
-        if req.reason.trim().is_empty() {
-            return Err(Error::invalid("reason", "a returned plan needs a reason"));
-        }
+        admit(&self.db, &p, "ReturnPlan", &cycle, Some(&unit)).await?;
+        text::one(
+            "reason",
+            &req.reason,
+            text::NOTE,
+            "a returned plan needs a reason",
+        )?;
         let mut tx = self.db.write.begin().await?;
         let mut plan = load_plan(&mut tx, &cycle, &unit).await?;
         check_etag(&plan, &req.etag)?;
@@ -1547,20 +1602,14 @@ impl PlansApi {
         if !p.acts_for(Role::Unit, &unit) {
             return Err(Error::denied(format!("only unit {unit} amends its plan")));
         }
-        if req.reason.trim().is_empty() {
-            return Err(Error::invalid("reason", "an amendment needs a reason"));
-        }
+        admit(&self.db, &p, "AmendPlan", &cycle, Some(&unit)).await?;
+        text::one(
+            "reason",
+            &req.reason,
+            text::NOTE,
+            "an amendment needs a reason",
+        )?;
         let mut tx = self.db.write.begin().await?;
-        let c = load_cycle(&mut tx, &cycle).await?;
-        if !matches!(c.phase, Phase::Planning | Phase::Execution) {
-            return Err(Error::precondition(
-                "WRONG_PHASE",
-                format!(
-                    "plans of cycles/{cycle} can no longer be amended (phase {})",
-                    c.phase.as_str_name()
-                ),
-            ));
-        }
         let mut plan = load_plan(&mut tx, &cycle, &unit).await?;
         check_etag(&plan, &req.etag)?;
         require_state(&plan, &[PlanState::Approved], "amend it")?;
@@ -1747,6 +1796,7 @@ impl PlansApi {
         p.require(&[Role::Office], "grant lock exceptions")?;
         let digest = idempotency::request_digest("GrantLockException", &req);
         let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
+        admit(&self.db, &p, "GrantLockException", &cycle, None).await?;
         let e = req.lock_exception.clone().unwrap_or_default();
         let mut v = Violations::new();
         let unit = names::unit_id(&e.unit, "lock_exception.unit").map(str::to_string);
@@ -1763,17 +1813,13 @@ impl PlansApi {
             );
         }
         let now = now_ms();
-        let expire = e.expire_time.as_ref().map(millis);
+        let expire = time::required(&e.expire_time, "lock_exception.expire_time", &mut v);
         v.check(
-            expire.is_some_and(|t| t > now),
+            expire.is_none_or(|t| t > now),
             "lock_exception.expire_time",
             "must be in the future",
         );
-        v.check(
-            !e.reason.trim().is_empty(),
-            "lock_exception.reason",
-            "is required",
-        );
+        text::required(&mut v, "lock_exception.reason", &e.reason, text::NOTE);
         v.into_result()?;
         let (unit, scope, expire) = (unit?, scope?, expire.unwrap_or_default());
         let mut tx = self.db.write.begin().await?;
@@ -1987,10 +2033,11 @@ impl PlansApi {
         p.require(&[Role::Office], "publish notices")?;
         let digest = idempotency::request_digest("CreateNotice", &req);
         let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
+        admit(&self.db, &p, "CreateNotice", &cycle, None).await?;
         let n = req.notice.clone().unwrap_or_default();
         let mut v = Violations::new();
-        v.check(!n.title.trim().is_empty(), "notice.title", "is required");
-        v.check(!n.body.trim().is_empty(), "notice.body", "is required");
+        text::required(&mut v, "notice.title", &n.title, text::LABEL);
+        text::required(&mut v, "notice.body", &n.body, text::BODY);
         v.into_result()?;
         let mut tx = self.db.write.begin().await?;
         if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
@@ -2067,21 +2114,6 @@ impl PlansApi {
             }
         }
         audit::list(&self.db.read, &req).await
-    }
-}
-
-fn require_planning(c: &CycleRow) -> Result<(), Error> {
-    if c.phase == Phase::Planning {
-        Ok(())
-    } else {
-        Err(Error::precondition(
-            "WRONG_PHASE",
-            format!(
-                "cycles/{} is in {}; groups, schemes and frameworks change only in PLANNING",
-                c.id,
-                c.phase.as_str_name()
-            ),
-        ))
     }
 }
 

@@ -39,6 +39,7 @@ use jixiao_runtime::{
     idempotency, names,
     paging::Page,
     plans_lookup::PlansLookup,
+    text,
     time::{self, millis, now_ms, timestamp},
 };
 use prost::Message;
@@ -66,6 +67,9 @@ pub const MAX_BATCH: usize = 5000;
 const GROUP_COMMIT_ROWS: usize = 40_000;
 /// How long a campaign's context (members, scheme) is reused.
 const CONTEXT_TTL: Duration = Duration::from_secs(30);
+/// How long a stream's admission to a campaign's phase stands before the
+/// next batch checks it again.
+const ADMISSION_TTL: Duration = Duration::from_secs(10);
 
 /// What validating a push needs to know about its campaign.
 struct CampaignCtx {
@@ -200,6 +204,13 @@ impl ReviewsApi {
             .expect("contexts")
             .insert(name.to_string(), (ctx.clone(), Instant::now()));
         Ok(ctx)
+    }
+
+    /// The phase gate of DOMAIN.md §2 (`jixiao_runtime::phases`) for a
+    /// write of `method` to `cycle`; returns whether it is late.
+    async fn admit(&self, p: &Principal, method: &str, cycle: &str) -> Result<bool, Error> {
+        let path = format!("/jixiao.reviews.v1.ReviewsService/{method}");
+        self.plans.admit(p, &path, cycle).await
     }
 
     /// PERMISSION_DENIED unless the caller is a platform bound to the campaign.
@@ -389,10 +400,14 @@ impl ReviewsApi {
         &self,
         p: &Principal,
         req: PushResponsesRequest,
+        gate: Option<&str>,
         copy: bool,
     ) -> Result<Checked, Error> {
         let ctx = self.context(&req.campaign, "campaign").await?;
         Self::require_bound(p, &ctx)?;
+        if let Some(method) = gate {
+            self.admit(p, method, &ctx.cycle).await?;
+        }
         Self::require_mode(&ctx, CampaignMode::RawResponses)?;
         if req.responses.len() > MAX_BATCH {
             return Err(Error::invalid(
@@ -470,7 +485,7 @@ impl ReviewsApi {
         p: &Principal,
         req: PushResponsesRequest,
     ) -> Result<PushResponsesResponse, Error> {
-        let checked = self.check(p, req, false).await?;
+        let checked = self.check(p, req, Some("PushResponses"), false).await?;
         self.commit(p, vec![checked]).await
     }
 
@@ -531,13 +546,26 @@ impl ReviewsApi {
         let resending = Arc::new(AtomicBool::new(false));
         let resent = resending.clone();
         let reader = tokio::spawn(async move {
+            let mut admitted = HashMap::<String, Instant>::new();
             loop {
                 let (next, last) = match input.message().await {
                     Ok(Some(m)) => {
                         let (api, checker) = (api.clone(), checker.clone());
                         let copy = !resent.load(Ordering::Relaxed);
+                        // A campaign's phase gate is checked when the stream
+                        // first sends to it and again once that check is
+                        // ADMISSION_TTL old, so the batches of a stream in
+                        // flight need not ask the plans service each.
+                        let now = Instant::now();
+                        let gate = match admitted.get(&m.campaign) {
+                            Some(at) if now.duration_since(*at) < ADMISSION_TTL => None,
+                            _ => {
+                                admitted.insert(m.campaign.clone(), now);
+                                Some("StreamResponses")
+                            }
+                        };
                         (
-                            tokio::spawn(async move { api.check(&checker, m, copy).await }),
+                            tokio::spawn(async move { api.check(&checker, m, gate, copy).await }),
                             false,
                         )
                     }
@@ -604,6 +632,7 @@ impl ReviewsApi {
         let digest = idempotency::request_digest("PushUnitResults", &req);
         let ctx = self.context(&req.campaign, "campaign").await?;
         Self::require_bound(&p, &ctx)?;
+        self.admit(&p, "PushUnitResults", &ctx.cycle).await?;
         Self::require_mode(&ctx, CampaignMode::UnitResults)?;
         let mut v = Violations::new();
         let mut rows = Vec::new();
@@ -681,6 +710,7 @@ impl ReviewsApi {
     ) -> Result<PushVotesResponse, Error> {
         let ctx = self.context(&req.campaign, "campaign").await?;
         Self::require_bound(&p, &ctx)?;
+        self.admit(&p, "PushVotes", &ctx.cycle).await?;
         Self::require_mode(&ctx, CampaignMode::OnlineVotes)?;
         if req.votes.len() > MAX_BATCH {
             return Err(Error::invalid(
@@ -699,8 +729,11 @@ impl ReviewsApi {
                     "INVALID",
                     "vote_id must be 1-128 letters, digits or -_.:".to_string(),
                 ))
-            } else if vote.voter.trim().is_empty() {
-                Some(("INVALID", "voter is required".to_string()))
+            } else if vote.voter.trim().is_empty() || vote.voter.chars().count() > text::LABEL {
+                Some((
+                    "INVALID",
+                    format!("voter is required, at most {} characters", text::LABEL),
+                ))
             } else if !ctx.units.contains(&vote.unit) {
                 Some((
                     "UNKNOWN_UNIT",
@@ -843,6 +876,7 @@ impl ReviewsApi {
         p.require(&[Role::Office], "create campaigns")?;
         let digest = idempotency::request_digest("CreateCampaign", &req);
         let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
+        self.admit(&p, "CreateCampaign", &cycle).await?;
         let mut c = req.campaign.clone().unwrap_or_default();
         let mut v = Violations::new();
         v.check(
@@ -856,7 +890,7 @@ impl ReviewsApi {
             "campaign.mode",
             "must be RAW_RESPONSES, UNIT_RESULTS or ONLINE_VOTES",
         );
-        v.check(!c.title.trim().is_empty(), "campaign.title", "is required");
+        text::required(&mut v, "campaign.title", &c.title, text::LABEL);
         v.check(
             !c.platforms.is_empty() && c.platforms.iter().all(|p| !p.trim().is_empty()),
             "campaign.platforms",
@@ -876,10 +910,11 @@ impl ReviewsApi {
                 format!("campaign.questions[{i}].id"),
                 "must be a unique id of letters, digits or -_.:",
             );
-            v.check(
-                !q.text.trim().is_empty(),
+            text::required(
+                &mut v,
                 format!("campaign.questions[{i}].text"),
-                "is required",
+                &q.text,
+                text::NOTE,
             );
         }
         let open = time::optional(&c.open_time, "campaign.open_time", &mut v);
@@ -1038,6 +1073,7 @@ impl ReviewsApi {
                 p.subject
             )));
         }
+        self.admit(&p, "SubmitMutualRating", &cycle).await?;
         let mut v = Violations::new();
         v.check(
             r.ratee != r.rater,
@@ -1092,24 +1128,6 @@ impl ReviewsApi {
         };
         v.into_result()?;
         let value = value.unwrap_or_default();
-        let window = self
-            .plans
-            .write_window(&cycle, &rater, jixiao_proto::plans::LockScope::Review)
-            .await?;
-        if !window.open {
-            let reason = if window.closed_reason == "WRONG_PHASE" {
-                "WRONG_PHASE"
-            } else {
-                "REVIEW_CLOSED"
-            };
-            return Err(Error::precondition(
-                reason,
-                format!(
-                    "mutual review of cycles/{cycle} is closed ({})",
-                    window.closed_reason
-                ),
-            ));
-        }
         let mut tx = self.db.write.begin().await?;
         if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
             return Ok(done);
@@ -1233,10 +1251,15 @@ impl ReviewsApi {
         req: AcceptInsufficientSampleRequest,
     ) -> Result<UnitReviewScore, Error> {
         p.require(&[Role::Office], "accept small samples")?;
-        if req.reason.trim().is_empty() {
-            return Err(Error::invalid("reason", "say why the sample is accepted"));
-        }
+        text::one(
+            "reason",
+            &req.reason,
+            text::NOTE,
+            "say why the sample is accepted",
+        )?;
         let ctx = self.context(&req.campaign, "campaign").await?;
+        self.admit(&p, "AcceptInsufficientSample", &ctx.cycle)
+            .await?;
         if !ctx.units.contains(&req.unit) {
             return Err(Error::invalid(
                 "unit",

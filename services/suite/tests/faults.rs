@@ -22,7 +22,9 @@ use jixiao_proto::{
 };
 use jixiao_runtime::{Role, TokenKey};
 use jixiao_testkit::{Authed, Backend, Options, Scratch, Suite, on_both_databases};
-use jixiao_tests::{evaluation_year, now_ms, response, standings_until, survey_campaign};
+use jixiao_tests::{
+    evaluation_year, now_ms, response, set_phase, standings_until, survey_campaign,
+};
 use rust_decimal::{Decimal, RoundingStrategy};
 
 const GROUP: &str = "cycles/2026/groups/districts";
@@ -84,6 +86,8 @@ async fn reviews_killed_mid_stream_count_exactly_once_resent(backend: Backend) {
     )
     .await;
     evaluation_year(&components, "2026", now_ms() + 24 * 3600 * 1000).await;
+    // Surveys are pushed during the year.
+    set_phase(&components, "2026", jixiao_proto::plans::Phase::Execution).await;
     let scratch = match &backend {
         Backend::Postgres(admin) => Some(Scratch::create(admin, "reviews").await),
         Backend::Sqlite => None,

@@ -3,7 +3,7 @@
 
 use jixiao_proto::types::EvidenceItem;
 
-use crate::Violations;
+use crate::{Violations, text};
 
 /// Evidence items as stored: one protobuf message per list.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -17,16 +17,8 @@ pub struct EvidenceList {
 pub fn check(items: &[EvidenceItem], field: &str, v: &mut Violations) {
     for (i, e) in items.iter().enumerate() {
         let f = format!("{field}[{i}]");
-        v.check(
-            !e.name.trim().is_empty(),
-            format!("{f}.name"),
-            "is required",
-        );
-        v.check(
-            !e.media_type.trim().is_empty(),
-            format!("{f}.media_type"),
-            "is required",
-        );
+        text::required(v, format!("{f}.name"), &e.name, text::LABEL);
+        text::required(v, format!("{f}.media_type"), &e.media_type, text::LABEL);
         v.check(
             e.size_bytes >= 0,
             format!("{f}.size_bytes"),
@@ -40,7 +32,7 @@ pub fn check(items: &[EvidenceItem], field: &str, v: &mut Violations) {
             format!("{f}.sha256"),
             "must be 64 lower-case hex digits",
         );
-        v.check(!e.uri.trim().is_empty(), format!("{f}.uri"), "is required");
+        text::required(v, format!("{f}.uri"), &e.uri, text::URI);
     }
 }
 

@@ -365,6 +365,16 @@ where
             tracing::warn!(method = %path, principal = %principal.subject, code = "PERMISSION_DENIED", "call refused");
             return Box::pin(async move { Ok(e.into_status("jixiao.auth").into_http()) });
         }
+        // The phase gate of DOMAIN.md §2 (`crate::phases`): a write nobody
+        // placed in the calendar stays closed. Handlers check their row.
+        if crate::phases::gate(&path).is_none() {
+            let e = crate::Error::precondition(
+                "WRONG_PHASE",
+                format!("{path} has no row in the phase table and takes no writes"),
+            );
+            tracing::warn!(method = %path, code = "FAILED_PRECONDITION", "call refused");
+            return Box::pin(async move { Ok(e.into_status("jixiao.phases").into_http()) });
+        }
         let admitted = if principal.has(crate::Role::Service) {
             None
         } else {

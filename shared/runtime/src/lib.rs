@@ -15,8 +15,10 @@ pub mod host;
 pub mod idempotency;
 pub mod names;
 pub mod paging;
+pub mod phases;
 pub mod plans_lookup;
 pub mod telemetry;
+pub mod text;
 pub mod time;
 pub mod tls;
 

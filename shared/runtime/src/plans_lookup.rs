@@ -12,9 +12,11 @@ use jixiao_proto::plans::{
 };
 
 use crate::{
-    Error,
+    Error, Principal, Role,
     client::{ServiceChannel, dependency_error},
     names,
+    phases::{self, Window},
+    time::now_ms,
 };
 
 const PLANS: &str = "plans service";
@@ -195,5 +197,28 @@ impl PlansLookup {
             .await
             .map(|r| r.into_inner())
             .map_err(|s| dependency_error(PLANS, s))
+    }
+
+    /// The phase gate of DOMAIN.md §2 ([`phases::admit`]) for a write of
+    /// `path` to `cycle` by `p`; returns whether the write is late. A unit
+    /// or provider writes in its own window (its lock exception included);
+    /// the office and platforms are measured against the cycle's own.
+    pub async fn admit(&self, p: &Principal, path: &str, cycle: &str) -> Result<bool, Error> {
+        let c = self.cycle(cycle).await?;
+        let own_window = !p.has(Role::Office) && p.has_any(&[Role::Unit, Role::Provider]);
+        let call = phases::Call {
+            path,
+            cycle,
+            phase: c.phase(),
+            office: p.has(Role::Office),
+        };
+        phases::admit(call, |scope| async move {
+            if !own_window {
+                return Ok(Window::of_cycle(&c, scope, now_ms()));
+            }
+            let w = self.write_window(cycle, p.own_unit()?, scope).await?;
+            Ok(Window::from_response(&w))
+        })
+        .await
     }
 }
