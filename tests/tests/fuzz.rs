@@ -1,17 +1,19 @@
 //! Arbitrary requests to every RPC: each method's request type is read from
 //! the compiled descriptors and filled at random (names that exist and names
 //! that do not, huge and odd numbers, bad decimals, unknown enum values,
-//! out-of-range times, very long and non-ASCII text, nested messages),
-//! then sent by principals that pass the role gate, so the handlers and
-//! their validators see it. Every answer must be a clean status: never a
+//! out-of-range times, very long and non-ASCII text, nested messages)
+//! or is random bytes that are not a message at all, then sent by
+//! principals that pass the role gate, in each phase from PLANNING to
+//! ASSESSMENT, so the handlers and their validators see it. Every answer must be a clean status: never a
 //! panic, a dropped connection or an INTERNAL error; afterwards every
 //! service still serves. Seeded, so a failure reproduces.
 
 use std::time::Duration;
 
+use jixiao_proto::plans::Phase;
 use jixiao_runtime::Role;
 use jixiao_testkit::{Authed, Backend, Suite, on_both_databases};
-use jixiao_tests::{DAY, evaluation_year, now_ms};
+use jixiao_tests::{DAY, call_bytes, evaluation_year, now_ms, set_phase};
 use prost_reflect::{
     DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor,
     Value,
@@ -20,8 +22,10 @@ use rand::{Rng, SeedableRng, seq::IndexedRandom};
 use rand_chacha::ChaCha8Rng;
 use tonic::{Code, Status};
 
-/// Requests per method.
-const CASES: usize = 24;
+/// Requests per method and phase.
+const CASES: usize = 12;
+/// Random byte strings per method and phase.
+const BYTE_CASES: usize = 2;
 
 /// Text that means something somewhere in the suite, and text that breaks
 /// naive parsers.
@@ -56,6 +60,14 @@ const TEXT: &[&str] = &[
     "NaN",
     "99999999999999999999999999999999",
     "0.0000000000000000000000000001",
+    "-0.0000000000000000000000000001",
+    "79228162514264337593543950335",
+    "-79228162514264337593543950335",
+    "9.9999999999999999999999999999",
+    "1234567890123456789012345678",
+    "1e-28",
+    "1E+27",
+    "999999999999999.9999999999",
     "2026-06-30",
 ];
 
@@ -133,16 +145,17 @@ fn message(rng: &mut ChaCha8Rng, desc: &MessageDescriptor, depth: u32) -> Dynami
     m
 }
 
+fn path(method: &MethodDescriptor) -> String {
+    format!("/{}/{}", method.parent_service().full_name(), method.name())
+}
+
 /// Sends one random request (a few for a client stream) and returns the
 /// status; a server stream that opens counts by its first item.
 async fn call(channel: Authed, method: &MethodDescriptor, rng: &mut ChaCha8Rng) -> Status {
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
     let codec = tonic_prost::ProstCodec::<DynamicMessage, ()>::default();
-    let path: http::uri::PathAndQuery =
-        format!("/{}/{}", method.parent_service().full_name(), method.name())
-            .parse()
-            .unwrap();
+    let path: http::uri::PathAndQuery = path(method).parse().unwrap();
     let input = method.input();
     let request = message(rng, &input, 0);
     let result = match (method.is_client_streaming(), method.is_server_streaming()) {
@@ -195,29 +208,63 @@ async fn arbitrary_requests_get_clean_statuses(backend: Backend) {
     let mut rng = ChaCha8Rng::seed_from_u64(20261128);
     let mut cases = 0;
     let mut bad = Vec::new();
-    for service in pool.services() {
-        if !service.full_name().starts_with("jixiao.") {
-            continue;
+    // Writes are gated by phase before they are validated, so each phase
+    // lets a different set of handlers see the requests in full.
+    for phase in [Phase::Planning, Phase::Execution, Phase::Assessment] {
+        if phase != Phase::Planning {
+            set_phase(&suite, "2026", phase).await;
         }
-        for method in service.methods() {
-            for case in 0..CASES {
-                let channel = callers[case % callers.len()].clone();
-                let status =
-                    tokio::time::timeout(Duration::from_secs(20), call(channel, &method, &mut rng))
+        for service in pool.services() {
+            if !service.full_name().starts_with("jixiao.") {
+                continue;
+            }
+            for method in service.methods() {
+                // Bytes sent to a server stream that happen to decode would
+                // open a stream this unary caller cannot read.
+                let byte_cases = if method.is_server_streaming() {
+                    0
+                } else {
+                    BYTE_CASES
+                };
+                for case in 0..CASES + byte_cases {
+                    let channel = callers[case % callers.len()].clone();
+                    let answer = if case < CASES {
+                        tokio::time::timeout(
+                            Duration::from_secs(20),
+                            call(channel, &method, &mut rng),
+                        )
                         .await
-                        .unwrap_or_else(|_| Status::deadline_exceeded("no answer in 20 s"));
-                cases += 1;
-                if matches!(
-                    status.code(),
-                    Code::Internal | Code::Unknown | Code::DataLoss | Code::Unimplemented
-                ) || status.code() == Code::DeadlineExceeded
-                {
-                    bad.push(format!(
-                        "{} case {case}: {:?} {}",
-                        method.full_name(),
+                    } else {
+                        let bytes: Vec<u8> =
+                            (0..rng.random_range(1..48)).map(|_| rng.random()).collect();
+                        tokio::time::timeout(
+                            Duration::from_secs(20),
+                            call_bytes(
+                                channel,
+                                &path(&method),
+                                method.is_client_streaming(),
+                                bytes,
+                            ),
+                        )
+                        .await
+                        .map(|r| r.err().unwrap_or_else(|| Status::ok("")))
+                    };
+                    let status =
+                        answer.unwrap_or_else(|_| Status::deadline_exceeded("no answer in 20 s"));
+                    cases += 1;
+                    if matches!(
                         status.code(),
-                        status.message()
-                    ));
+                        Code::Internal | Code::Unknown | Code::DataLoss | Code::Unimplemented
+                    ) || status.code() == Code::DeadlineExceeded
+                    {
+                        bad.push(format!(
+                            "{} in {} case {case}: {:?} {}",
+                            method.full_name(),
+                            phase.as_str_name(),
+                            status.code(),
+                            status.message()
+                        ));
+                    }
                 }
             }
         }

@@ -51,7 +51,14 @@ fn office_n(suite: &Suite, i: usize) -> Authed {
     suite.as_roles(&format!("office-{i}"), &[Role::Office], None)
 }
 
-fn distinct(kind: &str, names: Vec<Result<String, tonic::Status>>) {
+/// Makes PARALLEL resources at once; all must be created, each with a
+/// name of its own.
+async fn created<F, Fut>(kind: &str, create: F)
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = Result<String, tonic::Status>>,
+{
+    let names = join_all((0..PARALLEL).map(create)).await;
     let mut seen = HashSet::new();
     for n in names {
         let n = n.unwrap_or_else(|s| panic!("{kind}: {:?} {}", s.code(), s.message()));
@@ -63,7 +70,7 @@ fn distinct(kind: &str, names: Vec<Result<String, tonic::Status>>) {
 async fn server_named_resources_stay_distinct_under_concurrency(backend: Backend) {
     let suite = Suite::start(backend).await;
     executing_year(&suite).await;
-    let notices = join_all((0..PARALLEL).map(|i| {
+    created("notices", |i| {
         let mut c = PlansServiceClient::new(office_n(&suite, i));
         async move {
             c.create_notice(CreateNoticeRequest {
@@ -78,10 +85,9 @@ async fn server_named_resources_stay_distinct_under_concurrency(backend: Backend
             .await
             .map(|r| r.into_inner().name)
         }
-    }))
+    })
     .await;
-    distinct("notices", notices);
-    let exceptions = join_all((0..PARALLEL).map(|i| {
+    created("lock exceptions", |i| {
         let mut c = PlansServiceClient::new(office_n(&suite, i));
         async move {
             c.grant_lock_exception(GrantLockExceptionRequest {
@@ -98,10 +104,9 @@ async fn server_named_resources_stay_distinct_under_concurrency(backend: Backend
             .await
             .map(|r| r.into_inner().name)
         }
-    }))
+    })
     .await;
-    distinct("lock exceptions", exceptions);
-    let inspections = join_all((0..PARALLEL).map(|i| {
+    created("inspections", |i| {
         let mut c = InspectionsServiceClient::new(office_n(&suite, i));
         async move {
             c.create_inspection(CreateInspectionRequest {
@@ -119,10 +124,9 @@ async fn server_named_resources_stay_distinct_under_concurrency(backend: Backend
             .await
             .map(|r| r.into_inner().name)
         }
-    }))
+    })
     .await;
-    distinct("inspections", inspections);
-    let documents = join_all((0..PARALLEL).map(|i| {
+    created("documents", |i| {
         let mut c = InspectionsServiceClient::new(office_n(&suite, i));
         async move {
             c.issue_document(IssueDocumentRequest {
@@ -139,10 +143,9 @@ async fn server_named_resources_stay_distinct_under_concurrency(backend: Backend
             .await
             .map(|r| r.into_inner().name)
         }
-    }))
+    })
     .await;
-    distinct("documents", documents);
-    let items = join_all((0..PARALLEL).map(|i| {
+    created("self-inspection items", |i| {
         let mut c = InspectionsServiceClient::new(suite.as_roles(
             &format!("siming-{i}"),
             &[Role::Unit],
@@ -163,9 +166,8 @@ async fn server_named_resources_stay_distinct_under_concurrency(backend: Backend
             .await
             .map(|r| r.into_inner().name)
         }
-    }))
+    })
     .await;
-    distinct("self-inspection items", items);
     suite.stop().await;
 }
 

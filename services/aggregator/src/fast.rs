@@ -14,23 +14,24 @@ use std::{
 };
 
 use bytes::{BufMut, Bytes};
-use jixiao_proto::aggregator::{
-    GetStandingsRequest, aggregator_service_server::AggregatorServiceServer,
+use jixiao_proto::{
+    aggregator::{GetStandingsRequest, aggregator_service_server::AggregatorServiceServer},
+    codec::CheckedDecoder,
 };
 use tonic::{
     Status,
     body::Body,
-    codec::{BufferSettings, Codec, EncodeBuf, Encoder},
+    codec::{Codec, EncodeBuf, Encoder},
     server::{Grpc, NamedService, UnaryService},
 };
-use tonic_prost::ProstDecoder;
 
 use crate::{DOMAIN, service::AggregatorApi};
 
 /// The path of the method served from pre-encoded bytes.
 pub const GET_STANDINGS_PATH: &str = "/jixiao.aggregator.v1.AggregatorService/GetStandings";
 
-/// Decodes requests with prost and sends responses that are already encoded.
+/// Decodes requests with prost (a malformed one is INVALID_ARGUMENT, as
+/// everywhere) and sends responses that are already encoded.
 pub struct EncodedCodec<D>(PhantomData<D>);
 
 impl<D> Default for EncodedCodec<D> {
@@ -43,14 +44,14 @@ impl<D: prost::Message + Default + Send + 'static> Codec for EncodedCodec<D> {
     type Encode = Bytes;
     type Decode = D;
     type Encoder = BytesEncoder;
-    type Decoder = ProstDecoder<D>;
+    type Decoder = CheckedDecoder<D>;
 
     fn encoder(&mut self) -> BytesEncoder {
         BytesEncoder
     }
 
-    fn decoder(&mut self) -> ProstDecoder<D> {
-        ProstDecoder::new(BufferSettings::default())
+    fn decoder(&mut self) -> CheckedDecoder<D> {
+        CheckedDecoder::default()
     }
 }
 

@@ -262,6 +262,43 @@ mod tests {
         assert_eq!(shared.iter().map(|r| r.rank).collect::<Vec<_>>(), [1, 1, 3]);
     }
 
+    /// The extremes of the decimal type: zero, the smallest steps, the
+    /// largest magnitudes, 28 significant digits.
+    fn extreme() -> impl Strategy<Value = Decimal> {
+        prop::sample::select(vec![
+            Decimal::ZERO,
+            Decimal::new(1, 28),
+            Decimal::new(-1, 28),
+            Decimal::MAX,
+            Decimal::MIN,
+            Decimal::from_i128_with_scale(1_234_567_890_123_456_789_012_345_678, 0),
+            Decimal::from_i128_with_scale(9_999_999_999_999_999_999_999_999_999, 28),
+        ])
+    }
+
+    proptest! {
+        /// No input a component service could send makes a row or a rank
+        /// panic: the sums saturate, the adjustment stays within the cap.
+        #[test]
+        fn rows_and_ranks_at_the_extremes_of_the_type(
+            units in prop::collection::vec(
+                (extreme(), extreme(), extreme(), extreme(), extreme(), extreme(), extreme()),
+                1..6,
+            ),
+        ) {
+            let mut rows: Vec<Row> = units
+                .iter()
+                .map(|(i, s, o, m, ded, cred, cap)| row(&Inputs { indicator: Some(*i), survey: Some(*s), online: Some(*o), mutual: Some(*m), inspection: Some((*ded, *cred)) }, *cap))
+                .collect();
+            rank(&mut rows);
+            for (r, (.., cap)) in rows.iter().zip(&units) {
+                let a = r.adjustment.unwrap();
+                prop_assert!(a <= Decimal::ZERO && a >= -published(cap.abs()) - Decimal::new(1, 3));
+                prop_assert!(r.composite.is_some() && r.rank >= 1);
+            }
+        }
+    }
+
     fn amount(max: i64) -> impl Strategy<Value = Decimal> {
         (0..=max * 10_000).prop_map(|m| Decimal::new(m, 4))
     }

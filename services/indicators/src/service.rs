@@ -1060,7 +1060,7 @@ impl IndicatorsApi {
             .map(|(u, indicators)| {
                 let total: Decimal = indicators
                     .iter()
-                    .filter_map(|s| decimal::optional_figure(&s.points).ok().flatten())
+                    .filter_map(|s| decimal::optional(&s.points).ok().flatten())
                     .sum();
                 let complete = indicators.iter().all(|s| {
                     !s.flags.iter().any(|f| {

@@ -32,7 +32,7 @@ pub fn from_units(units: i64) -> Decimal {
 pub fn response_value(answer_values: impl IntoIterator<Item = Option<Decimal>>) -> Option<Decimal> {
     let (mut sum, mut n) = (Decimal::ZERO, 0u32);
     for v in answer_values.into_iter().flatten() {
-        sum += v;
+        sum = sum.saturating_add(v);
         n += 1;
     }
     (n > 0).then(|| round_half_away(sum / Decimal::from(n), VALUE_DP))
@@ -42,12 +42,16 @@ pub fn response_value(answer_values: impl IntoIterator<Item = Option<Decimal>>) 
 /// the integer form of [`response_value`] for the ingest path.
 pub fn mean_units(sum: i64, n: i64) -> i64 {
     debug_assert!(n > 0);
+    // In i128, so that doubling the remainder cannot overflow.
+    let (sum, n) = (i128::from(sum), i128::from(n.max(1)));
     let (q, r) = (sum / n, sum % n);
-    if 2 * r.abs() >= n {
+    let mean = if 2 * r.abs() >= n {
         q + sum.signum()
     } else {
         q
-    }
+    };
+    // |mean| ≤ |sum|, so it fits back.
+    mean as i64
 }
 
 /// Running figures of one respondent category of one unit.
@@ -76,8 +80,8 @@ pub fn satisfaction_index(
     for (category, w) in weights {
         match tally(category).mean() {
             Some(mean) => {
-                weighted += *w * mean;
-                weight_sum += *w;
+                weighted = weighted.saturating_add(w.saturating_mul(mean));
+                weight_sum = weight_sum.saturating_add(*w);
             }
             None => missing.push(category.as_str()),
         }
@@ -88,7 +92,8 @@ pub fn satisfaction_index(
 
 /// A score from a mean in [0, 1] and the component maximum.
 pub fn score(max: Decimal, mean: Decimal) -> Decimal {
-    round_half_away(max * mean, SCORE_DP).clamp(Decimal::ZERO, max)
+    let max = max.max(Decimal::ZERO);
+    round_half_away(max.saturating_mul(mean), SCORE_DP).clamp(Decimal::ZERO, max)
 }
 
 /// The mutual-review mean: with at least `trim_min` raters the single
@@ -104,7 +109,7 @@ pub fn mutual_mean(ratings: &[Decimal], trim_min: usize) -> Option<Decimal> {
     } else {
         &sorted[..]
     };
-    let sum: Decimal = kept.iter().sum();
+    let sum = kept.iter().fold(Decimal::ZERO, |a, b| a.saturating_add(*b));
     Some(sum / Decimal::from(kept.len()))
 }
 
@@ -197,6 +202,42 @@ mod tests {
         // Four raters: a plain mean.
         assert_eq!(mutual_mean(&r[..4], 5), Some(d("0.8")));
         assert_eq!(mutual_mean(&[], 5), None);
+    }
+
+    fn extreme() -> impl Strategy<Value = Decimal> {
+        prop::sample::select(vec![
+            Decimal::ZERO,
+            Decimal::new(1, 28),
+            Decimal::ONE,
+            Decimal::MAX,
+            Decimal::MIN,
+            Decimal::from_i128_with_scale(1_234_567_890_123_456_789_012_345_678, 0),
+        ])
+    }
+
+    proptest! {
+        /// Review arithmetic never panics at the extremes of its types,
+        /// whatever a misconfigured scheme or a huge tally holds.
+        #[test]
+        fn review_arithmetic_at_the_extremes(
+            answers in prop::collection::vec(prop::option::of(extreme()), 0..4),
+            ratings in prop::collection::vec(extreme(), 0..8),
+            max in extreme(),
+            mean in extreme(),
+            sum in prop::sample::select(vec![0, 1, -1, i64::MAX, i64::MIN, i64::MAX - 1]),
+            n in prop::sample::select(vec![1, 2, 3, i64::MAX]),
+            weight in extreme(),
+        ) {
+            let _ = response_value(answers.iter().copied());
+            let _ = mutual_mean(&ratings, 5);
+            let s = score(max, mean);
+            prop_assert!(s >= Decimal::ZERO);
+            let m = mean_units(sum, n);
+            prop_assert!(m.unsigned_abs() <= sum.unsigned_abs());
+            let tally = Tally { responses: n, value_units: sum };
+            let _ = satisfaction_index(&[("residents".to_string(), weight)], |_| tally);
+            let _ = to_units(mean);
+        }
     }
 
     proptest! {

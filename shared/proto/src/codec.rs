@@ -46,6 +46,12 @@ where
 #[derive(Debug)]
 pub struct CheckedDecoder<U>(ProstDecoder<U>);
 
+impl<U: Message + Default> Default for CheckedDecoder<U> {
+    fn default() -> Self {
+        CheckedDecoder(ProstDecoder::default())
+    }
+}
+
 impl<U: Message + Default> Decoder for CheckedDecoder<U> {
     type Item = U;
     type Error = Status;
