@@ -28,8 +28,8 @@ use jixiao_proto::{
 use jixiao_runtime::Role;
 use jixiao_testkit::{Authed, Backend, Suite, on_both_databases};
 use jixiao_tests::{
-    DAY, annual, bad_fields, dec, evaluation_year, evidence, executing_year, now_ms, reason,
-    response, survey_campaign, ts,
+    DAY, annual, bad_fields, dec, evaluation_year, evidence, executing_year, final_values, now_ms,
+    reason, response, survey_campaign, ts,
 };
 use prost::Message;
 use tonic::Code;
@@ -285,6 +285,14 @@ fn malformed_claims() -> Vec<(&'static str, serde_json::Value)> {
             with_unit(base("office".into(), serde_json::json!(["office"])), ""),
         ),
         (
+            "subject with a bidirectional override",
+            base("abc\u{202E}eciffo".into(), serde_json::json!(["office"])),
+        ),
+        (
+            "subject with a zero-width space",
+            base("office\u{200B}".into(), serde_json::json!(["office"])),
+        ),
+        (
             "subject not a string",
             base(serde_json::json!(42), serde_json::json!(["office"])),
         ),
@@ -307,6 +315,22 @@ async fn signed_tokens_that_no_minting_makes_are_refused_by_every_rpc(backend: B
             assert_eq!(code, Code::Unauthenticated, "{what}: {path}");
         }
     }
+    // Two valid tokens on one call: neither speaks for it.
+    let mut req = tonic::Request::new(jixiao_proto::plans::GetCycleRequest {
+        name: "cycles/2026".into(),
+    });
+    for token in [
+        suite.token("siming", &[Role::Unit], Some("siming")),
+        suite.token("office", &[Role::Office], None),
+    ] {
+        req.metadata_mut()
+            .append("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    let err = PlansServiceClient::new(suite.anonymous())
+        .get_cycle(req)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{}", err.message());
     suite.stop().await;
 }
 
@@ -419,6 +443,27 @@ async fn entry_checks_of_times_enums_and_exactness(backend: Backend) {
         .unwrap_err();
     assert_eq!(bad_fields(&err), ["value.value"]);
     assert_eq!(reason(&err), "VALIDATION_FAILED");
+    // google.type.Decimal has no spaces; an enum filter takes listed values.
+    let mut spaced = final_values().remove(0);
+    spaced.value = dec(" 6");
+    let err = provider
+        .report_value(ReportValueRequest {
+            parent: "cycles/2026".into(),
+            value: Some(spaced),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["value.value"]);
+    let err = PlansServiceClient::new(suite.office())
+        .list_plans(jixiao_proto::plans::ListPlansRequest {
+            parent: "cycles/2026".into(),
+            state: 99,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["state"]);
     // A timestamp beyond year 9999 names its field.
     let err = InspectionsServiceClient::new(suite.office())
         .create_inspection(CreateInspectionRequest {
@@ -750,24 +795,45 @@ async fn malformed_messages_are_invalid_argument() {
     }
     .encode_to_vec();
     let truncated = vec![0x0a, 0x40, b'c'];
+    // A principal every role row lets through, so the codec is what answers.
+    let token = suite.token(
+        "platform-a",
+        &[
+            Role::SurveyPlatform,
+            Role::Office,
+            Role::Service,
+            Role::Unit,
+        ],
+        Some("siming"),
+    );
+    // The bytes are malformed for requests whose field 1 is a string.
+    let pool = prost_reflect::DescriptorPool::decode(jixiao_proto::FILE_DESCRIPTOR_SET).unwrap();
+    let methods: Vec<_> = jixiao_tests::rpc_methods()
+        .into_iter()
+        .filter(|(path, ..)| {
+            let (service, method) = path[1..].rsplit_once('/').unwrap();
+            let m = pool
+                .get_service_by_name(service)
+                .unwrap()
+                .methods()
+                .find(|m| m.name() == method)
+                .unwrap();
+            m.input()
+                .get_field(1)
+                .is_some_and(|f| f.kind() == prost_reflect::Kind::String && !f.is_list())
+        })
+        .collect();
+    assert!(methods.len() > 70, "{} methods", methods.len());
     for bytes in [invalid_utf8, wrong_wire_type, truncated] {
-        for (path, cs) in [
-            ("/jixiao.plans.v1.PlansService/GetCycle", false),
-            ("/jixiao.reviews.v1.ReviewsService/StreamResponses", true),
-            ("/jixiao.indicators.v1.IndicatorsService/ReportValue", false),
-        ] {
-            let token = suite.token("platform-a", &[Role::SurveyPlatform, Role::Office], None);
+        for (path, cs, _) in &methods {
             let status =
-                jixiao_tests::call_raw(suite.authed(&token), path, cs, bytes.clone()).await;
+                jixiao_tests::call_raw(suite.authed(&token), path, *cs, bytes.clone()).await;
             assert_eq!(
-                status.code(),
-                Code::InvalidArgument,
+                (status.code(), reason(&status).as_str()),
+                (Code::InvalidArgument, "MALFORMED_MESSAGE"),
                 "{path} {bytes:?}: {}",
                 status.message()
             );
-            if !cs {
-                assert_eq!(reason(&status), "MALFORMED_MESSAGE", "{path}");
-            }
         }
     }
     suite.stop().await;

@@ -11,7 +11,7 @@ use jixiao_proto::{
     aggregator::PublishResultsRequest,
     indicators::{
         BatchReportValuesRequest, CorrectValueRequest, EnterAssessedScoreRequest,
-        ReportValueRequest,
+        ReportValueRequest, indicators_service_client::IndicatorsServiceClient,
     },
     inspections::{
         ConfirmFindingRequest, ContestFindingRequest, CreateInspectionRequest,
@@ -729,5 +729,172 @@ async fn writes_follow_the_phase_table(backend: Backend) {
         failures.join("\n")
     );
 
+    suite.stop().await;
+}
+
+on_both_databases!(exceptions_and_the_office_open_what_the_contract_says);
+
+/// The paths around the table: a unit's plan exception reopens its plan
+/// outside the plan phases, the office reports a rectification for a unit
+/// after the deadline, and a refusal names the phase when no deadline has
+/// passed.
+async fn exceptions_and_the_office_open_what_the_contract_says(backend: Backend) {
+    use jixiao_proto::{
+        inspections::{
+            Finding, Inspection, InspectionKind,
+            inspections_service_client::InspectionsServiceClient,
+        },
+        plans::{CheckWriteWindowRequest, GetPlanRequest},
+    };
+    let suite = Suite::start(backend).await;
+    jixiao_tests::executing_year(&suite).await;
+    let mut siming = PlansServiceClient::new(suite.unit("siming"));
+    let mut office = PlansServiceClient::new(suite.office());
+
+    // An amendment begun in execution, submitted in assessment.
+    let plan = siming
+        .get_plan(GetPlanRequest {
+            name: "cycles/2026/plans/siming".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let draft = siming
+        .amend_plan(AmendPlanRequest {
+            name: plan.name.clone(),
+            etag: plan.etag,
+            reason: "项目调整".into(),
+        })
+        .await
+        .expect("amend in execution")
+        .into_inner();
+    // A confirmed finding to rectify.
+    let mut inspector = InspectionsServiceClient::new(suite.office());
+    let ins = inspector
+        .create_inspection(CreateInspectionRequest {
+            parent: "cycles/2026".into(),
+            inspection: Some(Inspection {
+                unit: "units/siming".into(),
+                kind: InspectionKind::Patrol as i32,
+                inspect_time: ts(now_ms() - DAY),
+                inspectors: vec!["李明".into()],
+                findings: vec![Finding {
+                    category: "absence".into(),
+                    description: "窗口无人".into(),
+                    deduction: dec("0.5"),
+                    rectification_due_time: ts(now_ms() + DAY),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("inspection")
+        .into_inner();
+    let finding = ins.findings[0].name.clone();
+    inspector
+        .confirm_finding(ConfirmFindingRequest {
+            name: finding.clone(),
+        })
+        .await
+        .expect("confirm");
+
+    jixiao_tests::set_phase(&suite, "2026", Assessment).await;
+    let submit = SubmitPlanRequest {
+        name: draft.name.clone(),
+        etag: draft.etag.clone(),
+        request_id: String::new(),
+    };
+    let err = siming.submit_plan(submit.clone()).await.unwrap_err();
+    assert_eq!(reason(&err), "WRONG_PHASE");
+    grant(&suite, "2026", "siming", LockScope::Plan).await;
+    let window = siming
+        .check_write_window(CheckWriteWindowRequest {
+            cycle: "cycles/2026".into(),
+            unit: "units/siming".into(),
+            scope: LockScope::Plan as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(window.open && window.late, "{window:?}");
+    let submitted = siming
+        .submit_plan(submit)
+        .await
+        .expect("the plan exception reopens the submission")
+        .into_inner();
+    office
+        .approve_plan(ApprovePlanRequest {
+            name: submitted.name,
+            etag: submitted.etag,
+            comment: String::new(),
+        })
+        .await
+        .expect("and its approval");
+
+    // The rectification deadline passes: the unit is refused, the office
+    // reports for it.
+    office
+        .update_cycle(UpdateCycleRequest {
+            cycle: Some(Cycle {
+                name: "cycles/2026".into(),
+                deadlines: Some(Deadlines {
+                    rectification_deadline: ts(now_ms() - 1000),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["deadlines.rectification_deadline".into()],
+            }),
+        })
+        .await
+        .expect("deadline");
+    let report = ReportRectificationRequest {
+        name: finding,
+        report: "已整改".into(),
+        evidence: vec![],
+    };
+    let err = jixiao_proto::inspections::inspections_service_client::InspectionsServiceClient::new(
+        suite.unit("siming"),
+    )
+    .report_rectification(report.clone())
+    .await
+    .unwrap_err();
+    assert_eq!(reason(&err), "RECTIFICATION_DEADLINE_PASSED");
+    inspector
+        .report_rectification(report)
+        .await
+        .expect("the office reports on the unit's behalf");
+
+    // Past its phases with its deadline still ahead, data is refused for
+    // the phase, not for a deadline that has not passed.
+    office
+        .update_cycle(UpdateCycleRequest {
+            cycle: Some(Cycle {
+                name: "cycles/2026".into(),
+                deadlines: Some(Deadlines {
+                    data_deadline: ts(now_ms() + 20 * DAY),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["deadlines.data_deadline".into()],
+            }),
+        })
+        .await
+        .expect("deadline");
+    jixiao_tests::set_phase(&suite, "2026", Published).await;
+    let err = IndicatorsServiceClient::new(channel(&suite, Caller::Provider))
+        .report_value(ReportValueRequest {
+            parent: "cycles/2026".into(),
+            value: Some(final_values().remove(0)),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "WRONG_PHASE");
     suite.stop().await;
 }

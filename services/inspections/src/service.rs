@@ -725,11 +725,7 @@ impl InspectionsApi {
             let mut conn = self.db.read.acquire().await?;
             load_finding(&mut conn, &req.name).await?.unit
         };
-        if !p.acts_for(Role::Unit, &unit) {
-            return Err(Error::denied(format!(
-                "only unit {unit} reports its rectifications"
-            )));
-        }
+        p.require_office_or_unit(Role::Unit, &unit, "report rectifications")?;
         let report = req.report.trim().to_string();
         self.transition(&p, &req.name, "rectifications.report", "", move |f| {
             if !rules::counts(f.state)

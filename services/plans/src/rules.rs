@@ -17,6 +17,9 @@ use jixiao_runtime::{
 };
 use rust_decimal::Decimal;
 
+/// Decimal places of an indicator's weight: those of its points.
+pub const WEIGHT_DP: u32 = 6;
+
 fn dec(s: &str) -> Decimal {
     decimal::parse_figure(s).expect("literal decimal")
 }
@@ -261,10 +264,16 @@ pub fn check_framework(
             "must be RATIO, THRESHOLD, PEER_BEST, PEER_RANK or ASSESSED",
         );
         match decimal::figure(&ind.weight) {
-            Ok(w) if w > Decimal::ZERO => {
+            // Points are published to 6 places; a weight is the most points
+            // an indicator gives, so it is written to at most as many.
+            Ok(w) if w > Decimal::ZERO && w.normalize().scale() <= WEIGHT_DP => {
                 total += w;
                 ind.weight = Some(to_proto(w));
             }
+            Ok(w) if w > Decimal::ZERO => v.add(
+                format!("{f}.weight"),
+                format!("has at most {WEIGHT_DP} decimal places, as points do"),
+            ),
             Ok(_) => v.add(format!("{f}.weight"), "must be positive"),
             Err(e) => v.add(format!("{f}.weight"), e),
         }
@@ -661,6 +670,25 @@ mod tests {
         assert_eq!(total, dec("59.5"));
         assert_eq!(v.as_slice().len(), 1);
         assert_eq!(v.as_slice()[0].field, "indicators");
+    }
+
+    #[test]
+    fn weights_have_the_places_of_points() {
+        let (known, members) = sets();
+        let mut f = vec![
+            indicator("A", "30.1234560", ScoringMethod::Ratio),
+            indicator("B", "29.8765440", ScoringMethod::Threshold),
+        ];
+        let mut v = Violations::new();
+        check_framework(&mut f, &ctx(&known, &members), &mut v);
+        assert!(v.as_slice().is_empty(), "{:?}", v.as_slice());
+        let mut f = vec![
+            indicator("A", "30.0000001", ScoringMethod::Ratio),
+            indicator("B", "29.9999999", ScoringMethod::Threshold),
+        ];
+        check_framework(&mut f, &ctx(&known, &members), &mut v);
+        let fields: Vec<_> = v.as_slice().iter().map(|x| x.field.as_str()).collect();
+        assert_eq!(fields[..2], ["indicators[0].weight", "indicators[1].weight"]);
     }
 
     #[test]

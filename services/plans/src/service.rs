@@ -1307,6 +1307,12 @@ impl PlansApi {
         } else {
             Some(names::group_name(&req.group, "group")?.1.to_string())
         };
+        if PlanState::try_from(req.state).is_err() {
+            return Err(Error::invalid(
+                "state",
+                "must be a plan state, or unset for every state",
+            ));
+        }
         let pg = page(req.page_size, &req.page_token, 100, 1000)?;
         let sql = format!(
             "SELECT {PLAN_COLS} FROM plans WHERE cycle_id = $1

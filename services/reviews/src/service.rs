@@ -571,8 +571,16 @@ impl ReviewsApi {
                     }
                     Ok(None) => return,
                     Err(s) => {
-                        let e =
-                            Error::invalid("stream", format!("the stream broke: {}", s.message()));
+                        // The codec answers undecodable bytes as INVALID_ARGUMENT.
+                        let e = if s.code() == tonic::Code::InvalidArgument {
+                            Error::Malformed(
+                                s.message()
+                                    .trim_start_matches("the message could not be decoded: ")
+                                    .to_string(),
+                            )
+                        } else {
+                            Error::invalid("stream", format!("the stream broke: {}", s.message()))
+                        };
                         (tokio::spawn(std::future::ready(Err(e))), true)
                     }
                 };

@@ -166,6 +166,17 @@ struct Claims {
 /// Longest subject a token may carry: it is written into every audit record.
 const MAX_SUBJECT: usize = 128;
 
+/// Format characters that change how text around them displays without
+/// showing themselves (bidirectional overrides and isolates, zero-width
+/// characters): a subject with one could pass for another in an audit
+/// trail.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}'
+    )
+}
+
 impl Claims {
     /// The principal these claims name, or why no minted token carries them.
     fn principal(&self) -> Result<Principal, String> {
@@ -173,7 +184,10 @@ impl Claims {
         if sub.trim().is_empty() {
             return Err("a token needs a subject".into());
         }
-        if sub.len() > MAX_SUBJECT || sub.trim() != sub || sub.chars().any(char::is_control) {
+        if sub.len() > MAX_SUBJECT
+            || sub.trim() != sub
+            || sub.chars().any(|c| c.is_control() || invisible(c))
+        {
             return Err(format!(
                 "the subject must be at most {MAX_SUBJECT} bytes of printable text without surrounding spaces"
             ));

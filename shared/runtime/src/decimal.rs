@@ -15,6 +15,10 @@ pub fn parse(text: &str) -> Result<Decimal, String> {
     if t.is_empty() {
         return Ok(Decimal::ZERO);
     }
+    // google.type.Decimal has no room for spaces around the number.
+    if t.len() != text.len() {
+        return Err(format!("{text:?} is not a decimal: remove the spaces"));
+    }
     let t = t.strip_prefix('+').unwrap_or(t);
     let (mantissa, exponent) = match t.split_once(['e', 'E']) {
         Some((m, e)) => (

@@ -77,6 +77,10 @@ pub struct Unmet {
 pub enum Error {
     #[error("invalid request: {}", summarize(.0))]
     Invalid(Vec<Violation>),
+    /// Bytes that are not a valid protobuf encoding of the request type
+    /// (seen by a handler reading a client stream).
+    #[error("the message could not be decoded: {0}")]
+    Malformed(String),
     #[error("{resource} not found")]
     NotFound { resource: String },
     #[error("{resource} already exists")]
@@ -158,6 +162,7 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Error::Invalid(_) => "VALIDATION_FAILED",
+            Error::Malformed(_) => "MALFORMED_MESSAGE",
             Error::NotFound { .. } => "NOT_FOUND",
             Error::AlreadyExists { .. } => "ALREADY_EXISTS",
             Error::FailedPrecondition { reason, .. }
@@ -173,7 +178,7 @@ impl Error {
 
     pub fn code(&self) -> Code {
         match self {
-            Error::Invalid(_) => Code::InvalidArgument,
+            Error::Invalid(_) | Error::Malformed(_) => Code::InvalidArgument,
             Error::NotFound { .. } => Code::NotFound,
             Error::AlreadyExists { .. } => Code::AlreadyExists,
             Error::FailedPrecondition { .. } | Error::Unmet { .. } => Code::FailedPrecondition,
@@ -211,6 +216,15 @@ impl Error {
                         format!("and {} more", violations.len() - fit),
                     );
                 }
+            }
+            Error::Malformed(why) => {
+                details.add_bad_request_violation(
+                    "(message)",
+                    clip(
+                        &format!("is not a valid protobuf encoding of the request type: {why}"),
+                        MAX_DETAIL,
+                    ),
+                );
             }
             Error::NotFound { resource } | Error::AlreadyExists { resource } => {
                 metadata.insert("resource".to_string(), clip(resource, MAX_DETAIL));

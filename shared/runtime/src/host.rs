@@ -335,11 +335,16 @@ where
         if is_open(&path) || req.method() == http::Method::OPTIONS {
             return Box::pin(inner.call(req));
         }
-        let header = req
-            .headers()
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let principal = match self.key.verify_header(header) {
+        // Two authorization headers would leave it to chance which one
+        // speaks for the call: refused as if none were sent.
+        let mut headers = req.headers().get_all(http::header::AUTHORIZATION).iter();
+        let verified = match (headers.next(), headers.next()) {
+            (_, Some(_)) => Err(crate::Error::Unauthenticated(
+                "send one authorization header, not several".into(),
+            )),
+            (header, None) => self.key.verify_header(header.and_then(|v| v.to_str().ok())),
+        };
+        let principal = match verified {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(method = %path, code = "UNAUTHENTICATED", error = %e, "call refused");

@@ -40,6 +40,12 @@ pub enum Gate {
     Always,
     /// Only while the cycle is in one of these phases.
     Phases(&'static [Phase]),
+    /// In these phases; outside them only while the unit holds a lock
+    /// exception in `scope`, and then late.
+    PhasesOrException {
+        phases: &'static [Phase],
+        scope: LockScope,
+    },
     /// The writing unit's window in a scope ([`write_window`]): open in the
     /// scope's phases until its deadline, otherwise only under the unit's
     /// lock exception and then late. The office writes on a unit's behalf
@@ -77,14 +83,18 @@ pub fn gate(path: &str) -> Option<Gate> {
             scope: LockScope::Plan,
             office: &[],
         },
-        // An approved plan is amended during execution, so its draft and
-        // submission follow the phases; a first plan's submission also
-        // obeys the plan window, which the handler checks once it knows
-        // which of the two the plan is.
+        // An approved plan is amended during execution, so its draft,
+        // submission and review follow the phases (or the unit's plan
+        // exception); a first plan's submission also obeys the plan
+        // window, which the handler checks once it knows which of the two
+        // the plan is.
         (
             "plans.v1.PlansService",
             "UpdatePlan" | "SubmitPlan" | "AmendPlan" | "ApprovePlan" | "ReturnPlan",
-        ) => Phases(&[Phase::Planning, Phase::Execution]),
+        ) => PhasesOrException {
+            phases: &[Phase::Planning, Phase::Execution],
+            scope: LockScope::Plan,
+        },
         // ---- indicators
         (
             "indicators.v1.IndicatorsService",
@@ -229,13 +239,12 @@ pub fn write_window(
             closed_reason: "",
         };
     }
-    let passed_phase = scope_phases(scope)
-        .iter()
-        .all(|p| (*p as i32) < (phase as i32));
-    if !before_deadline || (passed_phase && deadline_ms.is_some()) {
-        closed(deadline_reason(scope))
-    } else {
+    // The reason names what actually closed it: a deadline that has not
+    // passed is not the reason, whatever the phase.
+    if before_deadline {
         closed("WRONG_PHASE")
+    } else {
+        closed(deadline_reason(scope))
     }
 }
 
@@ -284,7 +293,8 @@ pub struct Call<'a> {
 
 /// Checks a write against its row. `window` is the writing unit's window
 /// in the row's scope, asked for only when the row is a window or a
-/// deadline (the closure is not called otherwise). Returns whether the
+/// deadline, or a phase row that an exception can open, outside its
+/// phases (the closure is not called otherwise). Returns whether the
 /// write is late.
 pub async fn admit<F, Fut>(call: Call<'_>, window: F) -> Result<bool, Error>
 where
@@ -315,6 +325,24 @@ where
                     "WRONG_PHASE",
                     format!(
                         "in {phase_name}; {} is accepted in {}",
+                        method(call.path),
+                        names(phases)
+                    ),
+                )
+            }
+        }
+        Some(Gate::PhasesOrException { phases, scope }) => {
+            if phases.contains(&call.phase) {
+                return Ok(false);
+            }
+            let w = window(scope).await?;
+            if w.open && w.late {
+                Ok(true)
+            } else {
+                refuse(
+                    "WRONG_PHASE",
+                    format!(
+                        "in {phase_name}; {} is accepted in {} or under a lock exception",
                         method(call.path),
                         names(phases)
                     ),
