@@ -178,6 +178,13 @@ pub async fn evaluation_year(suite: &Suite, cycle: &str, plan_deadline_ms: i64) 
         })
         .await
         .expect("create cycle");
+    districts(&mut office, cycle).await;
+    office
+}
+
+/// The `districts` group of the three districts in `cycle`, with the
+/// fixture's framework.
+pub async fn districts(office: &mut PlansServiceClient<Authed>, cycle: &str) {
     office
         .create_group(CreateGroupRequest {
             parent: format!("cycles/{cycle}"),
@@ -199,7 +206,6 @@ pub async fn evaluation_year(suite: &Suite, cycle: &str, plan_deadline_ms: i64) 
         })
         .await
         .expect("framework");
-    office
 }
 
 pub fn indicator(

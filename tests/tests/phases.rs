@@ -35,8 +35,8 @@ use jixiao_proto::{
 use jixiao_runtime::Role;
 use jixiao_testkit::{Authed, Backend, Suite, on_both_databases};
 use jixiao_tests::{
-    DAY, PROVIDER, call_bytes, dec, evaluation_year, evidence, final_values, framework, now_ms,
-    reason, rpc_methods, ts,
+    DAY, PROVIDER, call_bytes, dec, evaluation_year, evidence, final_values, now_ms, reason,
+    rpc_methods, ts,
 };
 use prost::Message;
 use tonic::Code;
@@ -504,30 +504,7 @@ async fn cycle_in(suite: &Suite, id: &str, deadlines: Deadlines, phase: Phase) {
         })
         .await
         .expect("cycle");
-    office
-        .create_group(CreateGroupRequest {
-            parent: format!("cycles/{id}"),
-            group_id: "districts".into(),
-            group: Some(Group {
-                display_name: "区人民政府".into(),
-                units: jixiao_tests::DISTRICTS
-                    .iter()
-                    .map(|u| format!("units/{u}"))
-                    .collect(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("group");
-    office
-        .replace_framework(ReplaceFrameworkRequest {
-            name: format!("cycles/{id}/groups/districts/framework"),
-            indicators: framework(),
-            request_id: String::new(),
-        })
-        .await
-        .expect("framework");
+    jixiao_tests::districts(&mut office, id).await;
     ReviewsServiceClient::new(suite.office())
         .create_campaign(CreateCampaignRequest {
             parent: format!("cycles/{id}"),
@@ -824,6 +801,10 @@ async fn exceptions_and_the_office_open_what_the_contract_says(backend: Backend)
         .await
         .expect("the plan exception reopens the submission")
         .into_inner();
+    assert!(
+        submitted.late,
+        "opened by an exception outside its phase: late"
+    );
     office
         .approve_plan(ApprovePlanRequest {
             name: submitted.name,
@@ -863,6 +844,19 @@ async fn exceptions_and_the_office_open_what_the_contract_says(backend: Backend)
     .await
     .unwrap_err();
     assert_eq!(reason(&err), "RECTIFICATION_DEADLINE_PASSED");
+    // Another unit is refused for whose finding it is, not for the deadline.
+    let err = jixiao_proto::inspections::inspections_service_client::InspectionsServiceClient::new(
+        suite.unit("huli"),
+    )
+    .report_rectification(report.clone())
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.code(),
+        tonic::Code::PermissionDenied,
+        "{}",
+        err.message()
+    );
     inspector
         .report_rectification(report)
         .await

@@ -5,15 +5,25 @@
 //! issued to units. Each unit's inspection adjustment is
 //! `clamp(credits − deductions, −cap, 0)` (DOMAIN.md §3 rule 2).
 //!
-//! `rules` holds the adjustment and the lifecycle as plain functions;
-//! `service` the tonic adapter.
+//! The layout every service shares: `grpc` is the tonic adapter (one line
+//! per RPC); the handlers live by resource (`inspections`, `findings`,
+//! `items`, `documents`, `adjustments`) on the service value of `api`;
+//! `store` holds every SQL statement; `rules` the DOMAIN rules (the
+//! adjustment, the lifecycles) as plain functions.
 
+mod adjustments;
+mod api;
+mod documents;
+mod findings;
+mod grpc;
+mod inspections;
+mod items;
 pub mod rules;
-pub mod service;
+mod store;
 
 use jixiao_runtime::{Db, Error, Migrations, client::ServiceChannel, host::Shutdown};
 
-pub use service::InspectionsApi;
+pub use api::InspectionsApi;
 
 /// Error domain of this service.
 pub const DOMAIN: &str = "jixiao.inspections";

@@ -2,7 +2,8 @@
 
 use rust_decimal::Decimal;
 
-use jixiao_proto::inspections::{FindingState, SpotCheckCase};
+use jixiao_proto::inspections::{FindingState, ItemState, RectificationState, SpotCheckCase};
+use jixiao_runtime::lifecycle::Machine;
 
 /// The inspection adjustment: `clamp(credits − deductions, −cap, 0)`.
 /// Credits offset deductions but never make it positive; the net deduction
@@ -21,14 +22,39 @@ pub fn counts(state: FindingState) -> bool {
     matches!(state, FindingState::Confirmed | FindingState::Upheld)
 }
 
-/// The finding lifecycle: which transitions exist.
-pub fn may_move(from: FindingState, to: FindingState) -> bool {
-    use FindingState::*;
-    matches!(
-        (from, to),
-        (Draft, Confirmed) | (Confirmed, Contested) | (Contested, Upheld) | (Contested, Withdrawn)
-    )
-}
+/// The finding lifecycle: DRAFT → CONFIRMED (counts) → CONTESTED by the
+/// unit → UPHELD or WITHDRAWN by the office.
+pub const FINDINGS: Machine<FindingState> = Machine {
+    name: FindingState::as_str_name,
+    moves: &[
+        (FindingState::Draft, FindingState::Confirmed),
+        (FindingState::Confirmed, FindingState::Contested),
+        (FindingState::Contested, FindingState::Upheld),
+        (FindingState::Contested, FindingState::Withdrawn),
+    ],
+};
+
+/// The rectification of a finding: the unit reports what it did while it
+/// is REQUIRED or SENT_BACK; the office accepts or sends back a report.
+pub const RECTIFICATIONS: Machine<RectificationState> = Machine {
+    name: RectificationState::as_str_name,
+    moves: &[
+        (RectificationState::Required, RectificationState::Reported),
+        (RectificationState::SentBack, RectificationState::Reported),
+        (RectificationState::Reported, RectificationState::Accepted),
+        (RectificationState::Reported, RectificationState::SentBack),
+    ],
+};
+
+/// A self-inspection item: REPORTED by the unit, then VERIFIED (credited)
+/// or REJECTED by the office, once.
+pub const ITEMS: Machine<ItemState> = Machine {
+    name: ItemState::as_str_name,
+    moves: &[
+        (ItemState::Reported, ItemState::Verified),
+        (ItemState::Reported, ItemState::Rejected),
+    ],
+};
 
 /// A defect a spot check found in a licensing case.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,11 +114,11 @@ mod tests {
     #[test]
     fn lifecycle_moves_only_forward_along_its_edges() {
         use FindingState::*;
-        assert!(may_move(Draft, Confirmed));
-        assert!(may_move(Contested, Withdrawn));
-        assert!(!may_move(Draft, Contested));
-        assert!(!may_move(Withdrawn, Confirmed));
-        assert!(!may_move(Upheld, Contested));
+        assert!(FINDINGS.may_move(Draft, Confirmed));
+        assert!(FINDINGS.may_move(Contested, Withdrawn));
+        assert!(!FINDINGS.may_move(Draft, Contested));
+        assert!(!FINDINGS.may_move(Withdrawn, Confirmed));
+        assert!(!FINDINGS.may_move(Upheld, Contested));
         assert!(counts(Confirmed) && counts(Upheld));
         assert!(!counts(Draft) && !counts(Contested) && !counts(Withdrawn));
     }

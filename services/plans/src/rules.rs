@@ -17,7 +17,8 @@ use jixiao_runtime::{
 };
 use rust_decimal::Decimal;
 
-/// Decimal places of an indicator's weight: those of its points.
+/// Decimal places of an indicator's weight and of a component maximum:
+/// those of points.
 pub const WEIGHT_DP: u32 = 6;
 
 fn dec(s: &str) -> Decimal {
@@ -81,7 +82,12 @@ pub fn check_scheme(s: &mut Scheme, v: &mut Violations, prefix: &str) {
         ("online_max", &mut s.online_max),
         ("mutual_max", &mut s.mutual_max),
     ] {
+        // A maximum is points, published to as many places as points.
         match non_negative(value) {
+            Ok(d) if d.normalize().scale() > WEIGHT_DP => v.add(
+                format!("{prefix}.{field}"),
+                format!("has at most {WEIGHT_DP} decimal places, as points do"),
+            ),
             Ok(d) => maxima += d,
             Err(e) => v.add(format!("{prefix}.{field}"), e),
         }
@@ -659,6 +665,17 @@ mod tests {
     }
 
     #[test]
+    fn scheme_maxima_have_the_places_of_points() {
+        let mut s = default_scheme("x".into());
+        s.indicator_max = d("60.0000001");
+        s.survey_max = d("29.9999999");
+        let mut v = Violations::new();
+        check_scheme(&mut s, &mut v, "scheme");
+        let fields: Vec<_> = v.as_slice().iter().map(|x| x.field.as_str()).collect();
+        assert_eq!(fields, ["scheme.indicator_max", "scheme.survey_max"]);
+    }
+
+    #[test]
     fn framework_weights_must_add_up_to_the_indicator_maximum() {
         let (known, members) = sets();
         let mut f = vec![
@@ -688,7 +705,10 @@ mod tests {
         ];
         check_framework(&mut f, &ctx(&known, &members), &mut v);
         let fields: Vec<_> = v.as_slice().iter().map(|x| x.field.as_str()).collect();
-        assert_eq!(fields[..2], ["indicators[0].weight", "indicators[1].weight"]);
+        assert_eq!(
+            fields[..2],
+            ["indicators[0].weight", "indicators[1].weight"]
+        );
     }
 
     #[test]

@@ -1409,7 +1409,7 @@ impl PlansApi {
         if !p.acts_for(Role::Unit, &unit) {
             return Err(Error::denied(format!("only unit {unit} submits its plan")));
         }
-        admit(&self.db, &p, "SubmitPlan", &cycle, Some(&unit)).await?;
+        let opened_late = admit(&self.db, &p, "SubmitPlan", &cycle, Some(&unit)).await?;
         let mut tx = self.db.write.begin().await?;
         if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
             return Ok(done);
@@ -1431,9 +1431,10 @@ impl PlansApi {
         );
         v.into_result()?;
         // An amendment of an approved plan is the office's decision to take,
-        // not a deadline matter; a first plan obeys the plan deadline.
+        // not a deadline matter (late only when a lock exception let it in
+        // outside its phases); a first plan obeys the plan deadline.
         let late = if plan.amending {
-            false
+            opened_late
         } else {
             let (w, _) = window(&mut tx, &c, &unit, LockScope::Plan).await?;
             if !w.open {

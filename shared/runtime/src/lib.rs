@@ -13,6 +13,7 @@ pub mod error;
 pub mod evidence;
 pub mod host;
 pub mod idempotency;
+pub mod lifecycle;
 pub mod names;
 pub mod paging;
 pub mod phases;
@@ -21,6 +22,7 @@ pub mod telemetry;
 pub mod text;
 pub mod time;
 pub mod tls;
+pub mod write;
 
 pub use auth::{Principal, Role, TokenKey, principal};
 pub use db::{Db, Dialect, Migrations};
