@@ -1,7 +1,7 @@
 //! The component services the aggregator reads: plans (members, scheme,
 //! names, timeliness), indicators, reviews and inspections, each turned
-//! into the parts of [`GroupInputs`]. Every failure names the service, so a
-//! stale mark can say which one is down.
+//! into the parts of [`GroupInputs`](crate::inputs::GroupInputs). Every
+//! failure names the service, so a stale mark can say which one is down.
 
 use std::collections::HashMap;
 
