@@ -4,16 +4,25 @@
 //! kept, progress is tracked, and each unit's indicator score (the
 //! 60-point component) is computed.
 //!
-//! `scoring` holds the five scoring methods as plain functions; `rules` the
-//! entry rules; `service` the tonic adapter.
+//! The layout every service shares: `grpc` is the tonic adapter (one line
+//! per RPC); the handlers live by resource (`values`, `assessments`,
+//! `scores`, `progress`) on the service value of `api`; `store` holds every
+//! SQL statement; `scoring` the five scoring methods and `rules` the entry
+//! rules as plain functions.
 
+mod api;
+mod assessments;
+mod grpc;
+mod progress;
 pub mod rules;
+mod scores;
 pub mod scoring;
-pub mod service;
+mod store;
+mod values;
 
 use jixiao_runtime::{Db, Error, Migrations, client::ServiceChannel, host::Shutdown};
 
-pub use service::IndicatorsApi;
+pub use api::IndicatorsApi;
 
 /// Error domain of this service.
 pub const DOMAIN: &str = "jixiao.indicators";
