@@ -4,16 +4,26 @@
 //! other; the service keeps running tallies and computes the survey (30),
 //! online (5) and mutual (5) components.
 //!
-//! `scoring` holds the review arithmetic as plain functions; `ingest` the
-//! bulk storage path; `service` the tonic adapter.
+//! The layout every service shares: `grpc` is the tonic adapter (one line
+//! per RPC); the handlers live by resource (`campaigns`, `responses`,
+//! `results`, `ratings`, `scores`) on the service value of `api`; `store`
+//! holds the SQL, except the response ingest, whose bulk path per database
+//! is `ingest`; `scoring` the review arithmetic as plain functions.
 
+mod api;
+mod campaigns;
+mod grpc;
 pub mod ingest;
+mod ratings;
+mod responses;
+mod results;
+mod scores;
 pub mod scoring;
-pub mod service;
+mod store;
 
 use jixiao_runtime::{Db, Error, Migrations, client::ServiceChannel, host::Shutdown};
 
-pub use service::ReviewsApi;
+pub use api::{MAX_BATCH, ReviewsApi};
 
 /// Error domain of this service.
 pub const DOMAIN: &str = "jixiao.reviews";

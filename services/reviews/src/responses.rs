@@ -1,0 +1,414 @@
+//! Survey responses (DOMAIN.md §6) pushed by platforms, in batches or as a
+//! client stream: each response is checked against its campaign and
+//! stored once under its platform-unique id (a retried push changes
+//! nothing); batches queued behind a write are committed together.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Instant,
+};
+
+use jixiao_proto::reviews::{
+    CampaignMode, PushResponsesRequest, PushResponsesResponse, Rejection, SurveyResponse,
+};
+use jixiao_runtime::{Error, Principal, changes::Change, time};
+use sha2::{Digest, Sha256};
+use tokio::task::JoinHandle;
+use tonic::Streaming;
+
+use crate::{
+    api::{
+        ADMISSION_TTL, CampaignCtx, DONT_KNOW, GROUP_COMMIT_ROWS, MAX_BATCH, ReviewsApi, rejection,
+        valid_external_id,
+    },
+    ingest::{self, Batch, Deltas, NewResponse, Outcome},
+    scoring,
+};
+
+/// A batch checked against its campaign, ready to store.
+struct Checked {
+    ctx: Arc<CampaignCtx>,
+    rows: Vec<NewResponse>,
+    rejected: Vec<Rejection>,
+    /// Made here, while the batch before is being written: the rows'
+    /// tally deltas and, on PostgreSQL, their `COPY` text.
+    deltas: Deltas,
+    copy: String,
+}
+
+/// Checks one response against its campaign and prepares it for storage.
+/// This runs for every response pushed: it moves the request's strings
+/// rather than copying them and keeps allocations to the packed answers.
+fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Rejection> {
+    let id = r.response_id.as_str();
+    if !valid_external_id(id) {
+        return Err(rejection(
+            id,
+            "INVALID",
+            "response_id must be 1-128 letters, digits or -_.:",
+        ));
+    }
+    if !ctx.units.contains(&r.unit) {
+        return Err(rejection(
+            id,
+            "UNKNOWN_UNIT",
+            format!("{:?} is not a unit of the campaign's group", r.unit),
+        ));
+    }
+    if !ctx.categories.contains(&r.category) {
+        return Err(rejection(
+            id,
+            "UNKNOWN_CATEGORY",
+            format!(
+                "{:?} is not a respondent category of the scheme",
+                r.category
+            ),
+        ));
+    }
+    if !matches!(
+        jixiao_proto::reviews::Channel::try_from(r.channel),
+        Ok(jixiao_proto::reviews::Channel::Phone
+            | jixiao_proto::reviews::Channel::InPerson
+            | jixiao_proto::reviews::Channel::Online)
+    ) {
+        return Err(rejection(
+            id,
+            "INVALID",
+            format!("channel {} is not PHONE, IN_PERSON or ONLINE", r.channel),
+        ));
+    }
+    let at = match r.answer_time.as_ref().map(time::valid) {
+        None => return Err(rejection(id, "INVALID", "answer_time is required")),
+        Some(Err(e)) => return Err(rejection(id, "INVALID", format!("answer_time {e}"))),
+        Some(Ok(ms)) => ms,
+    };
+    if ctx.open_ms.is_some_and(|o| at < o) || ctx.close_ms.is_some_and(|c| at > c) {
+        return Err(rejection(
+            id,
+            "OUT_OF_WINDOW",
+            "answered outside the campaign's open and close times",
+        ));
+    }
+    if r.answers.is_empty() {
+        return Err(rejection(id, "INVALID", "a response needs answers"));
+    }
+    let mut packed = String::with_capacity(r.answers.len() * 24);
+    let mut asked: Vec<u16> = Vec::with_capacity(r.answers.len());
+    let mut question_values = Vec::with_capacity(r.answers.len());
+    let (mut sum, mut counted) = (0i64, 0i64);
+    for (i, a) in r.answers.iter().enumerate() {
+        // Platforms send answers in the questionnaire's order: look there
+        // first.
+        let q = if ctx.questions.get(i) == Some(&a.question) {
+            Some(i)
+        } else {
+            ctx.questions.iter().position(|q| *q == a.question)
+        };
+        let Some(q) = q else {
+            return Err(rejection(
+                id,
+                "UNKNOWN_QUESTION",
+                format!("{:?} is not a question of the campaign", a.question),
+            ));
+        };
+        let q = q as u16;
+        if asked.contains(&q) {
+            return Err(rejection(
+                id,
+                "INVALID",
+                format!("question {} is answered twice", a.question),
+            ));
+        }
+        asked.push(q);
+        match ctx.answer_values.iter().find(|(k, _, _)| *k == a.answer) {
+            Some((_, _, units)) => {
+                question_values.push((q, *units));
+                sum += units;
+                counted += 1;
+            }
+            None if a.answer == DONT_KNOW => {}
+            None => {
+                return Err(rejection(
+                    id,
+                    "UNKNOWN_ANSWER",
+                    format!("{:?} is not an answer of the scheme", a.answer),
+                ));
+            }
+        }
+        if !packed.is_empty() {
+            packed.push(';');
+        }
+        packed.push_str(&a.question);
+        packed.push('=');
+        packed.push_str(&a.answer);
+    }
+    let mut h = Sha256::new();
+    for part in [
+        r.unit.as_bytes(),
+        r.category.as_bytes(),
+        &i64::from(r.channel).to_be_bytes(),
+        &at.to_be_bytes(),
+        packed.as_bytes(),
+    ] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    let digest = i64::from_be_bytes(h.finalize()[..8].try_into().expect("8 bytes"));
+    Ok(NewResponse {
+        response_id: r.response_id,
+        unit: r.unit,
+        category: r.category,
+        channel: r.channel,
+        answer_ms: at,
+        answers: packed,
+        digest,
+        value_units: (counted > 0).then(|| scoring::mean_units(sum, counted)),
+        question_values,
+    })
+}
+
+impl ReviewsApi {
+    /// Checks a batch against its campaign: the caller must be bound to
+    /// it; each response is prepared or rejected with its reason.
+    /// `copy`: make the batch's `COPY` text now (PostgreSQL), worth it
+    /// while the stream is pushing new responses.
+    async fn check(
+        &self,
+        p: &Principal,
+        req: PushResponsesRequest,
+        gate: Option<&str>,
+        copy: bool,
+    ) -> Result<Checked, Error> {
+        let ctx = self.context(&req.campaign, "campaign").await?;
+        Self::require_bound(p, &ctx)?;
+        if let Some(method) = gate {
+            self.admit(p, method, &ctx.cycle).await?;
+        }
+        Self::require_mode(&ctx, CampaignMode::RawResponses)?;
+        if req.responses.len() > MAX_BATCH {
+            return Err(Error::invalid(
+                "responses",
+                format!("at most {MAX_BATCH} responses per batch"),
+            ));
+        }
+        let mut rejected = Vec::new();
+        let mut rows = Vec::with_capacity(req.responses.len());
+        for r in req.responses {
+            match prepare(&ctx, r) {
+                Ok(row) => rows.push(row),
+                Err(rej) => rejected.push(rej),
+            }
+        }
+        let deltas = Deltas::of(&rows);
+        let copy = {
+            let wanted = copy;
+            let mut copy = String::new();
+            if wanted && self.pg.is_some() {
+                copy.reserve(rows.len() * 200);
+                ingest::copy_lines(&mut copy, &ctx.name, &rows);
+            }
+            copy
+        };
+        Ok(Checked {
+            ctx,
+            rows,
+            rejected,
+            deltas,
+            copy,
+        })
+    }
+
+    /// Stores checked batches of one campaign in one transaction.
+    async fn commit(
+        &self,
+        p: &Principal,
+        batches: Vec<Checked>,
+    ) -> Result<PushResponsesResponse, Error> {
+        let Some(ctx) = batches.first().map(|b| b.ctx.clone()) else {
+            return Ok(PushResponsesResponse::default());
+        };
+        let mut out = PushResponsesResponse::default();
+        let mut rows = Vec::with_capacity(batches.iter().map(|b| b.rows.len()).sum());
+        let (mut deltas, mut copy) = (Deltas::default(), Vec::new());
+        for b in batches {
+            out.rejected.extend(b.rejected);
+            rows.extend(b.rows);
+            deltas.merge(b.deltas);
+            copy.push(b.copy);
+        }
+        if copy.iter().any(String::is_empty) {
+            copy.clear();
+        }
+        let (outcomes, change) = self.store(p, &ctx, &rows, &copy, &deltas).await?;
+        self.changes.announce(change);
+        for (row, o) in rows.iter().zip(outcomes) {
+            match o {
+                Outcome::Stored => out.accepted += 1,
+                Outcome::Duplicate => out.duplicates += 1,
+                Outcome::Conflict => out.rejected.push(rejection(
+                    &row.response_id,
+                    "CONFLICT",
+                    "this response_id was stored with other content; it is not overwritten",
+                )),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Validates and stores one batch; returns its summary.
+    pub(crate) async fn push_batch(
+        &self,
+        p: &Principal,
+        req: PushResponsesRequest,
+    ) -> Result<PushResponsesResponse, Error> {
+        let checked = self.check(p, req, Some("PushResponses"), false).await?;
+        self.commit(p, vec![checked]).await
+    }
+
+    async fn store(
+        &self,
+        p: &Principal,
+        ctx: &CampaignCtx,
+        rows: &[NewResponse],
+        copy: &[String],
+        deltas: &Deltas,
+    ) -> Result<(Vec<Outcome>, Option<Change>), Error> {
+        if rows.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        let batch = Batch {
+            campaign: &ctx.name,
+            cycle: &ctx.cycle,
+            group: &ctx.group,
+            questions: &ctx.questions,
+            rows,
+            copy,
+            deltas,
+        };
+        match &self.pg {
+            Some(pool) => {
+                let mut tx = pool.begin().await?;
+                let out = ingest::store_pg(&mut tx, p, &batch).await?;
+                tx.commit().await?;
+                Ok(out)
+            }
+            None => {
+                let mut tx = self.db.write.begin().await?;
+                let out = ingest::store_sqlite(&mut tx, p, &batch).await?;
+                tx.commit().await?;
+                // The checkpoint copies this batch's pages off the writer.
+                self.db.committed();
+                Ok(out)
+            }
+        }
+    }
+
+    /// A client stream. Batches are checked as they arrive while earlier
+    /// ones are written; batches that queued up meanwhile are written
+    /// together in one transaction (group commit), so a fast platform costs
+    /// fewer commits. Every batch is durable once its transaction commits;
+    /// the summary covers the whole stream.
+    pub(crate) async fn stream(
+        &self,
+        p: Principal,
+        mut input: Streaming<PushResponsesRequest>,
+    ) -> Result<PushResponsesResponse, Error> {
+        // Each batch is checked by a task of its own while the reader
+        // decodes the next one; the handles queue in stream order.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<JoinHandle<Result<Checked, Error>>>(8);
+        let (api, checker) = (self.clone(), p.clone());
+        // A stream that is resending what is stored gains nothing from
+        // COPY text made ahead.
+        let resending = Arc::new(AtomicBool::new(false));
+        let resent = resending.clone();
+        let reader = tokio::spawn(async move {
+            let mut admitted = HashMap::<String, Instant>::new();
+            loop {
+                let (next, last) = match input.message().await {
+                    Ok(Some(m)) => {
+                        let (api, checker) = (api.clone(), checker.clone());
+                        let copy = !resent.load(Ordering::Relaxed);
+                        // A campaign's phase gate is checked when the stream
+                        // first sends to it and again once that check is
+                        // ADMISSION_TTL old, so the batches of a stream in
+                        // flight need not ask the plans service each.
+                        let now = Instant::now();
+                        let gate = match admitted.get(&m.campaign) {
+                            Some(at) if now.duration_since(*at) < ADMISSION_TTL => None,
+                            _ => {
+                                admitted.insert(m.campaign.clone(), now);
+                                Some("StreamResponses")
+                            }
+                        };
+                        (
+                            tokio::spawn(async move { api.check(&checker, m, gate, copy).await }),
+                            false,
+                        )
+                    }
+                    Ok(None) => return,
+                    Err(s) => {
+                        // The codec answers undecodable bytes as INVALID_ARGUMENT.
+                        let e = if s.code() == tonic::Code::InvalidArgument {
+                            Error::Malformed(
+                                s.message()
+                                    .trim_start_matches("the message could not be decoded: ")
+                                    .to_string(),
+                            )
+                        } else {
+                            Error::invalid("stream", format!("the stream broke: {}", s.message()))
+                        };
+                        (tokio::spawn(std::future::ready(Err(e))), true)
+                    }
+                };
+                if tx.send(next).await.is_err() || last {
+                    return;
+                }
+            }
+        });
+        let checked = |h: JoinHandle<Result<Checked, Error>>| async move {
+            h.await.map_err(Error::internal)?
+        };
+        let mut total = PushResponsesResponse::default();
+        let mut peeked = None;
+        loop {
+            let first = match peeked.take() {
+                Some(c) => c,
+                None => match rx.recv().await {
+                    Some(h) => checked(h).await?,
+                    None => break,
+                },
+            };
+            let mut rows = first.rows.len();
+            let mut group = vec![first];
+            while rows < GROUP_COMMIT_ROWS {
+                let Ok(h) = rx.try_recv() else { break };
+                match checked(h).await {
+                    Ok(c) if c.ctx.name == group[0].ctx.name => {
+                        rows += c.rows.len();
+                        group.push(c);
+                    }
+                    Ok(c) => {
+                        peeked = Some(c);
+                        break;
+                    }
+                    Err(e) => {
+                        // Store what came before the failure, then report it.
+                        self.commit(&p, group).await?;
+                        return Err(e);
+                    }
+                }
+            }
+            let summary = self.commit(&p, group).await?;
+            resending.store(summary.duplicates > summary.accepted, Ordering::Relaxed);
+            total.accepted += summary.accepted;
+            total.duplicates += summary.duplicates;
+            total.rejected.extend(summary.rejected);
+        }
+        reader.abort();
+        Ok(total)
+    }
+}
