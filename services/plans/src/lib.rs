@@ -3,15 +3,25 @@
 //! performance plans with their review workflow and versions, lock
 //! exceptions, timeliness and notices.
 //!
-//! `rules` holds the domain rules as plain functions; `service` is the tonic
-//! adapter with the storage and authorisation of each call.
+//! The layout every service shares: `grpc` is the tonic adapter (one line
+//! per RPC); the handlers live by resource (`cycles`, `setup`, `plans`,
+//! `versions`, `windows`) on the service value of `api`; `store` holds
+//! the tables' rows and loaders; `rules` the domain rules as plain
+//! functions.
 
+mod api;
+mod cycles;
+mod grpc;
+mod plans;
 pub mod rules;
-pub mod service;
+mod setup;
+mod store;
+mod versions;
+mod windows;
 
 use jixiao_runtime::{Db, Error, Migrations};
 
-pub use service::PlansApi;
+pub use api::PlansApi;
 
 /// Error domain of this service.
 pub const DOMAIN: &str = "jixiao.plans";

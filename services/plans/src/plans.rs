@@ -1,0 +1,497 @@
+//! Performance plans (DOMAIN.md §4): a unit drafts and submits its plan,
+//! the office approves or returns it, an approved plan is amended with a
+//! reason; every submission is a version.
+
+use jixiao_proto::plans::{
+    AmendPlanRequest, ApprovePlanRequest, CreatePlanRequest, GetPlanRequest, ListPlansRequest,
+    ListPlansResponse, LockScope, Plan, PlanState, ReturnPlanRequest, SubmitPlanRequest,
+    UpdatePlanRequest, VersionOutcome,
+};
+use jixiao_runtime::{
+    Error, Principal, Role, Violations, audit, idempotency, names, text, time::now_ms,
+};
+use prost::Message;
+use serde_json::json;
+use sqlx::AnyConnection;
+
+use crate::{api::*, rules, store::*};
+
+impl PlansApi {
+    pub(crate) async fn create_plan(
+        &self,
+        p: Principal,
+        req: CreatePlanRequest,
+    ) -> Result<Plan, Error> {
+        let digest = idempotency::request_digest("CreatePlan", &req);
+        let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
+        let mut plan = req.plan.clone().unwrap_or_default();
+        let unit = names::unit_id(&plan.unit, "plan.unit")?.to_string();
+        p.require_office_or_unit(Role::Unit, &unit, "create a plan")?;
+        admit(&self.db, &p, "CreatePlan", &cycle, Some(&unit)).await?;
+        let mut tx = self.db.write.begin().await?;
+        if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
+            return Ok(done);
+        }
+        let gid = group_of(&mut tx, &cycle, &unit).await?.ok_or_else(|| {
+            Error::invalid(
+                "plan.unit",
+                format!("units/{unit} is not in any group of cycles/{cycle}"),
+            )
+        })?;
+        let g = load_group(&mut tx, &cycle, &gid).await?;
+        let framework = Self::framework_of(&g)?;
+        let mut v = Violations::new();
+        rules::check_plan(
+            &mut plan,
+            &framework,
+            &format!("units/{unit}"),
+            false,
+            &mut v,
+        );
+        v.into_result()?;
+        if sqlx::query("SELECT 1 FROM plans WHERE cycle_id = $1 AND unit_id = $2")
+            .bind(&cycle)
+            .bind(&unit)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some()
+        {
+            return Err(Error::AlreadyExists {
+                resource: format!("cycles/{cycle}/plans/{unit}"),
+            });
+        }
+        let mut targets = plan.targets.clone();
+        rules::apply_assigned_targets(&mut targets, &framework, &format!("units/{unit}"));
+        let content = Plan {
+            targets,
+            goals: plan.goals.clone(),
+            ..Default::default()
+        };
+        let now = now_ms();
+        let sql = format!(
+            "INSERT INTO plans ({PLAN_COLS}) VALUES ($1, $2, $3, $4, $5, 0, 0, 0, '', 0, '', 1, $6)"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&cycle)
+            .bind(&unit)
+            .bind(&gid)
+            .bind(PlanState::Draft as i32 as i64)
+            .bind(content.encode_to_vec())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let created = load_plan(&mut tx, &cycle, &unit).await?.proto();
+        audit::append(
+            &mut tx,
+            &p,
+            audit::Entry {
+                action: "plans.create",
+                resource: &created.name,
+                reason: "",
+                detail: json!({"targets": created.targets.len(), "goals": created.goals.len()}),
+            },
+        )
+        .await?;
+        idempotency::remember(
+            &mut tx,
+            &p,
+            &req.request_id,
+            "CreatePlan",
+            &digest,
+            &created,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    pub(crate) fn may_read_plan(p: &Principal, unit: &str) -> Result<(), Error> {
+        if p.has_any(PLAN_READERS) || p.acts_for(Role::Unit, unit) {
+            Ok(())
+        } else {
+            Err(Error::denied(format!(
+                "{} may not read the plan of unit {unit}",
+                p.subject
+            )))
+        }
+    }
+
+    pub(crate) async fn get_plan(&self, p: Principal, req: GetPlanRequest) -> Result<Plan, Error> {
+        let (cycle, unit) = plan_name(&req.name, "name")?;
+        Self::may_read_plan(&p, &unit)?;
+        let mut conn = self.db.read.acquire().await?;
+        Ok(load_plan(&mut conn, &cycle, &unit).await?.proto())
+    }
+
+    pub(crate) async fn list_plans(
+        &self,
+        p: Principal,
+        req: ListPlansRequest,
+    ) -> Result<ListPlansResponse, Error> {
+        let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
+        // A unit lists only its own plan; readers list all.
+        let only_unit = if p.has_any(PLAN_READERS) {
+            None
+        } else if p.has(Role::Unit) {
+            Some(p.own_unit()?.to_string())
+        } else {
+            return Err(Error::denied(format!("{} may not list plans", p.subject)));
+        };
+        let group = if req.group.is_empty() {
+            None
+        } else {
+            Some(names::group_name(&req.group, "group")?.1.to_string())
+        };
+        if PlanState::try_from(req.state).is_err() {
+            return Err(Error::invalid(
+                "state",
+                "must be a plan state, or unset for every state",
+            ));
+        }
+        let pg = page(req.page_size, &req.page_token, 100, 1000)?;
+        let sql = format!(
+            "SELECT {PLAN_COLS} FROM plans WHERE cycle_id = $1
+             AND ($2 = '' OR group_id = $2) AND ($3 = '' OR unit_id = $3) AND ($4 = 0 OR state = $4)
+             ORDER BY group_id, unit_id LIMIT $5 OFFSET $6"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&cycle)
+            .bind(group.unwrap_or_default())
+            .bind(only_unit.unwrap_or_default())
+            .bind(i64::from(req.state))
+            .bind(pg.fetch_limit())
+            .bind(pg.offset)
+            .fetch_all(&self.db.read)
+            .await?;
+        let mut plans = rows
+            .iter()
+            .map(|r| plan_row(r).map(|p| p.proto()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_page_token = pg.next_token(&mut plans);
+        Ok(ListPlansResponse {
+            plans,
+            next_page_token,
+        })
+    }
+
+    pub(crate) async fn update_plan(
+        &self,
+        p: Principal,
+        req: UpdatePlanRequest,
+    ) -> Result<Plan, Error> {
+        let mut incoming = req.plan.unwrap_or_default();
+        let (cycle, unit) = plan_name(&incoming.name, "plan.name")?;
+        if !p.acts_for(Role::Unit, &unit) {
+            return Err(Error::denied(format!("only unit {unit} edits its plan")));
+        }
+        admit(&self.db, &p, "UpdatePlan", &cycle, Some(&unit)).await?;
+        let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
+        if paths.is_empty() {
+            return Err(Error::invalid(
+                "update_mask",
+                "name the fields to change: targets, goals",
+            ));
+        }
+        let mut tx = self.db.write.begin().await?;
+        let mut plan = load_plan(&mut tx, &cycle, &unit).await?;
+        check_etag(&plan, &incoming.etag)?;
+        require_state(&plan, &[PlanState::Draft, PlanState::Returned], "edit it")?;
+        let g = load_group(&mut tx, &cycle, &plan.group).await?;
+        let framework = Self::framework_of(&g)?;
+        let mut v = Violations::new();
+        rules::check_plan(
+            &mut incoming,
+            &framework,
+            &format!("units/{unit}"),
+            false,
+            &mut v,
+        );
+        for path in &paths {
+            match path.as_str() {
+                "targets" => {
+                    let mut targets = incoming.targets.clone();
+                    rules::apply_assigned_targets(
+                        &mut targets,
+                        &framework,
+                        &format!("units/{unit}"),
+                    );
+                    plan.content.targets = targets;
+                }
+                "goals" => plan.content.goals = incoming.goals.clone(),
+                other => v.add(
+                    "update_mask",
+                    format!("{other:?} cannot be updated; use targets or goals"),
+                ),
+            }
+        }
+        v.into_result()?;
+        save_plan(&mut tx, &mut plan).await?;
+        let updated = plan.proto();
+        audit::append(
+            &mut tx,
+            &p,
+            audit::Entry {
+                action: "plans.update",
+                resource: &updated.name,
+                reason: "",
+                detail: json!({"fields": paths}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    pub(crate) async fn submit_plan(
+        &self,
+        p: Principal,
+        req: SubmitPlanRequest,
+    ) -> Result<Plan, Error> {
+        let digest = idempotency::request_digest("SubmitPlan", &req);
+        let (cycle, unit) = plan_name(&req.name, "name")?;
+        if !p.acts_for(Role::Unit, &unit) {
+            return Err(Error::denied(format!("only unit {unit} submits its plan")));
+        }
+        let opened_late = admit(&self.db, &p, "SubmitPlan", &cycle, Some(&unit)).await?;
+        let mut tx = self.db.write.begin().await?;
+        if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
+            return Ok(done);
+        }
+        let c = load_cycle(&mut tx, &cycle).await?;
+        let mut plan = load_plan(&mut tx, &cycle, &unit).await?;
+        check_etag(&plan, &req.etag)?;
+        require_state(&plan, &[PlanState::Draft, PlanState::Returned], "submit it")?;
+        let g = load_group(&mut tx, &cycle, &plan.group).await?;
+        let framework = Self::framework_of(&g)?;
+        let mut content = plan.content.clone();
+        let mut v = Violations::new();
+        rules::check_plan(
+            &mut content,
+            &framework,
+            &format!("units/{unit}"),
+            true,
+            &mut v,
+        );
+        v.into_result()?;
+        // An amendment of an approved plan is the office's decision to take,
+        // not a deadline matter (late only when a lock exception let it in
+        // outside its phases); a first plan obeys the plan deadline.
+        let late = if plan.amending {
+            opened_late
+        } else {
+            let (w, _) = window(&mut tx, &c, &unit, LockScope::Plan).await?;
+            if !w.open {
+                return Err(closed_error(&c, LockScope::Plan, &w));
+            }
+            w.late
+        };
+        plan.version += 1;
+        plan.state = PlanState::Submitted;
+        plan.late = late;
+        plan.return_reason.clear();
+        plan.content = content;
+        sqlx::query(
+            "INSERT INTO plan_versions (cycle_id, unit_id, version, content, submitted_by, submit_ms, late, amendment,
+             amendment_reason, outcome, decided_by, decide_ms, decision_note)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '', NULL, '')",
+        )
+        .bind(&cycle)
+        .bind(&unit)
+        .bind(plan.version)
+        .bind(plan.content.encode_to_vec())
+        .bind(&p.subject)
+        .bind(now_ms())
+        .bind(i64::from(late))
+        .bind(i64::from(plan.amending))
+        .bind(&plan.amend_reason)
+        .bind(VersionOutcome::Pending as i32 as i64)
+        .execute(&mut *tx)
+        .await?;
+        save_plan(&mut tx, &mut plan).await?;
+        let submitted = plan.proto();
+        audit::append(
+            &mut tx,
+            &p,
+            audit::Entry {
+                action: "plans.submit",
+                resource: &submitted.name,
+                reason: &plan.amend_reason,
+                detail: json!({"version": plan.version, "late": late, "amendment": plan.amending}),
+            },
+        )
+        .await?;
+        idempotency::remember(
+            &mut tx,
+            &p,
+            &req.request_id,
+            "SubmitPlan",
+            &digest,
+            &submitted,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(submitted)
+    }
+
+    /// Records the office's decision on the pending version.
+    pub(crate) async fn decide(
+        conn: &mut AnyConnection,
+        p: &Principal,
+        plan: &PlanRow,
+        outcome: VersionOutcome,
+        note: &str,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE plan_versions SET outcome = $1, decided_by = $2, decide_ms = $3, decision_note = $4
+             WHERE cycle_id = $5 AND unit_id = $6 AND version = $7",
+        )
+        .bind(outcome as i32 as i64)
+        .bind(&p.subject)
+        .bind(now_ms())
+        .bind(note)
+        .bind(&plan.cycle)
+        .bind(&plan.unit)
+        .bind(plan.version)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn approve_plan(
+        &self,
+        p: Principal,
+        req: ApprovePlanRequest,
+    ) -> Result<Plan, Error> {
+        p.require(&[Role::Office], "approve plans")?;
+        let (cycle, unit) = plan_name(&req.name, "name")?;
+        admit(&self.db, &p, "ApprovePlan", &cycle, Some(&unit)).await?;
+        let mut v = Violations::new();
+        text::optional(&mut v, "comment", &req.comment, text::NOTE);
+        v.into_result()?;
+        let mut tx = self.db.write.begin().await?;
+        let mut plan = load_plan(&mut tx, &cycle, &unit).await?;
+        check_etag(&plan, &req.etag)?;
+        require_state(&plan, &[PlanState::Submitted], "approve it")?;
+        Self::decide(
+            &mut tx,
+            &p,
+            &plan,
+            VersionOutcome::Approved,
+            req.comment.trim(),
+        )
+        .await?;
+        if plan.approved_version > 0 {
+            sqlx::query("UPDATE plan_versions SET outcome = $1 WHERE cycle_id = $2 AND unit_id = $3 AND version = $4")
+                .bind(VersionOutcome::Superseded as i32 as i64)
+                .bind(&cycle)
+                .bind(&unit)
+                .bind(plan.approved_version)
+                .execute(&mut *tx)
+                .await?;
+        }
+        plan.state = PlanState::Approved;
+        plan.approved_version = plan.version;
+        plan.amending = false;
+        plan.amend_reason.clear();
+        save_plan(&mut tx, &mut plan).await?;
+        let approved = plan.proto();
+        audit::append(
+            &mut tx,
+            &p,
+            audit::Entry {
+                action: "plans.approve",
+                resource: &approved.name,
+                reason: req.comment.trim(),
+                detail: json!({"version": plan.version}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(approved)
+    }
+
+    pub(crate) async fn return_plan(
+        &self,
+        p: Principal,
+        req: ReturnPlanRequest,
+    ) -> Result<Plan, Error> {
+        p.require(&[Role::Office], "return plans")?;
+        let (cycle, unit) = plan_name(&req.name, "name")?;
+        admit(&self.db, &p, "ReturnPlan", &cycle, Some(&unit)).await?;
+        text::one(
+            "reason",
+            &req.reason,
+            text::NOTE,
+            "a returned plan needs a reason",
+        )?;
+        let mut tx = self.db.write.begin().await?;
+        let mut plan = load_plan(&mut tx, &cycle, &unit).await?;
+        check_etag(&plan, &req.etag)?;
+        require_state(&plan, &[PlanState::Submitted], "return it")?;
+        Self::decide(
+            &mut tx,
+            &p,
+            &plan,
+            VersionOutcome::Returned,
+            req.reason.trim(),
+        )
+        .await?;
+        plan.state = PlanState::Returned;
+        plan.return_reason = req.reason.trim().to_string();
+        save_plan(&mut tx, &mut plan).await?;
+        let returned = plan.proto();
+        audit::append(
+            &mut tx,
+            &p,
+            audit::Entry {
+                action: "plans.return",
+                resource: &returned.name,
+                reason: req.reason.trim(),
+                detail: json!({"version": plan.version}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(returned)
+    }
+
+    pub(crate) async fn amend_plan(
+        &self,
+        p: Principal,
+        req: AmendPlanRequest,
+    ) -> Result<Plan, Error> {
+        let (cycle, unit) = plan_name(&req.name, "name")?;
+        if !p.acts_for(Role::Unit, &unit) {
+            return Err(Error::denied(format!("only unit {unit} amends its plan")));
+        }
+        admit(&self.db, &p, "AmendPlan", &cycle, Some(&unit)).await?;
+        text::one(
+            "reason",
+            &req.reason,
+            text::NOTE,
+            "an amendment needs a reason",
+        )?;
+        let mut tx = self.db.write.begin().await?;
+        let mut plan = load_plan(&mut tx, &cycle, &unit).await?;
+        check_etag(&plan, &req.etag)?;
+        require_state(&plan, &[PlanState::Approved], "amend it")?;
+        plan.state = PlanState::Draft;
+        plan.amending = true;
+        plan.amend_reason = req.reason.trim().to_string();
+        save_plan(&mut tx, &mut plan).await?;
+        let amended = plan.proto();
+        audit::append(
+            &mut tx,
+            &p,
+            audit::Entry {
+                action: "plans.amend",
+                resource: &amended.name,
+                reason: req.reason.trim(),
+                detail: json!({"approved_version": plan.approved_version}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(amended)
+    }
+}

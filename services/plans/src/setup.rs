@@ -1,0 +1,582 @@
+//! The setup of a cycle (DOMAIN.md §2–§4): units, peer groups with their
+//! members, each group's scoring scheme and indicator framework; fixed
+//! once execution starts.
+
+use std::collections::HashSet;
+
+use jixiao_proto::plans::{
+    CreateGroupRequest, CreateUnitRequest, Framework, GetFrameworkRequest, GetGroupRequest,
+    GetSchemeRequest, GetUnitRequest, Group, ListGroupsRequest, ListGroupsResponse,
+    ListUnitsRequest, ListUnitsResponse, ReplaceFrameworkRequest, Scheme, Unit, UnitKind,
+    UpdateGroupRequest, UpdateSchemeRequest,
+};
+use jixiao_runtime::{
+    Error, Principal, Role, Violations, audit,
+    changes::Changes,
+    decimal, idempotency, names, text,
+    time::{now_ms, timestamp},
+};
+use prost::Message;
+use rust_decimal::Decimal;
+use serde_json::json;
+use sqlx::{AnyConnection, Row};
+
+use crate::{api::*, rules, store::*};
+
+impl PlansApi {
+    pub(crate) async fn create_unit(
+        &self,
+        p: Principal,
+        req: CreateUnitRequest,
+    ) -> Result<Unit, Error> {
+        p.require(&[Role::Office], "register units")?;
+        let digest = idempotency::request_digest("CreateUnit", &req);
+        let unit = req.unit.clone().unwrap_or_default();
+        let mut v = Violations::new();
+        v.check(
+            names::valid_id(&req.unit_id),
+            "unit_id",
+            "must be 1-63 lower-case letters, digits or dashes",
+        );
+        text::required(
+            &mut v,
+            "unit.display_name_zh",
+            &unit.display_name_zh,
+            text::LABEL,
+        );
+        text::optional(
+            &mut v,
+            "unit.display_name_en",
+            &unit.display_name_en,
+            text::LABEL,
+        );
+        v.check(
+            UnitKind::try_from(unit.kind).is_ok_and(|k| k != UnitKind::Unspecified),
+            "unit.kind",
+            "must be DISTRICT_GOVERNMENT, CITY_DEPARTMENT or OTHER",
+        );
+        v.into_result()?;
+        let mut tx = self.db.write.begin().await?;
+        if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
+            return Ok(done);
+        }
+        if sqlx::query("SELECT 1 FROM units WHERE id = $1")
+            .bind(&req.unit_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some()
+        {
+            return Err(Error::AlreadyExists {
+                resource: format!("units/{}", req.unit_id),
+            });
+        }
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO units (id, name_zh, name_en, kind, create_ms) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&req.unit_id)
+        .bind(unit.display_name_zh.trim())
+        .bind(unit.display_name_en.trim())
+        .bind(i64::from(unit.kind))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let created = Unit {
+            name: format!("units/{}", req.unit_id),
+            display_name_zh: unit.display_name_zh.trim().into(),
+            display_name_en: unit.display_name_en.trim().into(),
+            kind: unit.kind,
+            create_time: Some(timestamp(now)),
+        };
+        audit::append(
+            &mut tx,
+            &p,
+            audit::Entry {
+                action: "units.create",
+                resource: &created.name,
+                reason: "",
+                detail: json!({"name_zh": created.display_name_zh}),
+            },
+        )
+        .await?;
+        idempotency::remember(
+            &mut tx,
+            &p,
+            &req.request_id,
+            "CreateUnit",
+            &digest,
+            &created,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// Checks a member list: registered units, no repeats, no unit already
+    /// in another group of the cycle.
+    pub(crate) async fn check_members(
+        conn: &mut AnyConnection,
+        cycle: &str,
+        group: &str,
+        units: &[String],
+        field: &str,
+        v: &mut Violations,
+    ) -> Result<Vec<String>, Error> {
+        let known = known_units(conn).await?;
+        let mut ids = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, u) in units.iter().enumerate() {
+            let f = format!("{field}[{i}]");
+            if !known.contains(u) {
+                v.add(f, format!("{u:?} is not a registered unit"));
+                continue;
+            }
+            let id = u.trim_start_matches("units/").to_string();
+            if !seen.insert(id.clone()) {
+                v.add(f, format!("{u} appears twice"));
+                continue;
+            }
+            if let Some(other) = group_of(conn, cycle, &id).await?
+                && other != group
+            {
+                v.add(
+                    f,
+                    format!("{u} already belongs to group {other} of this cycle"),
+                );
+            }
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    pub(crate) async fn write_members(
+        conn: &mut AnyConnection,
+        cycle: &str,
+        group: &str,
+        ids: &[String],
+    ) -> Result<(), Error> {
+        sqlx::query("DELETE FROM group_members WHERE cycle_id = $1 AND group_id = $2")
+            .bind(cycle)
+            .bind(group)
+            .execute(&mut *conn)
+            .await?;
+        for (i, id) in ids.iter().enumerate() {
+            sqlx::query("INSERT INTO group_members (cycle_id, group_id, unit_id, position) VALUES ($1, $2, $3, $4)")
+                .bind(cycle)
+                .bind(group)
+                .bind(id)
+                .bind(i as i64)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn create_group(
+        &self,
+        p: Principal,
+        req: CreateGroupRequest,
+    ) -> Result<Group, Error> {
+        p.require(&[Role::Office], "create groups")?;
+        let digest = idempotency::request_digest("CreateGroup", &req);
+        let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
+        admit(&self.db, &p, "CreateGroup", &cycle, None).await?;
+        let group = req.group.clone().unwrap_or_default();
+        let mut v = Violations::new();
+        v.check(
+            names::valid_id(&req.group_id),
+            "group_id",
+            "must be 1-63 lower-case letters, digits or dashes",
+        );
+        text::required(
+            &mut v,
+            "group.display_name",
+            &group.display_name,
+            text::LABEL,
+        );
+        let mut tx = self.db.write.begin().await?;
+        if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
+            return Ok(done);
+        }
+        let ids = Self::check_members(
+            &mut tx,
+            &cycle,
+            &req.group_id,
+            &group.units,
+            "group.units",
+            &mut v,
+        )
+        .await?;
+        v.into_result()?;
+        let exists = sqlx::query("SELECT 1 FROM peer_groups WHERE cycle_id = $1 AND id = $2")
+            .bind(&cycle)
+            .bind(&req.group_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Err(Error::AlreadyExists {
+                resource: format!("cycles/{cycle}/groups/{}", req.group_id),
+            });
+        }
+        let scheme = rules::default_scheme(String::new());
+        sqlx::query("INSERT INTO peer_groups (cycle_id, id, display_name, scheme, scheme_rev) VALUES ($1, $2, $3, $4, 1)")
+            .bind(&cycle)
+            .bind(&req.group_id)
+            .bind(group.display_name.trim())
+            .bind(scheme.encode_to_vec())
+            .execute(&mut *tx)
+            .await?;
+        Self::write_members(&mut tx, &cycle, &req.group_id, &ids).await?;
+        let created = load_group(&mut tx, &cycle, &req.group_id).await?.group;
+        audit::append(
+            &mut tx,
+            &p,
+            audit::Entry {
+                action: "groups.create",
+                resource: &created.name,
+                reason: "",
+                detail: json!({"units": created.units}),
+            },
+        )
+        .await?;
+        idempotency::remember(
+            &mut tx,
+            &p,
+            &req.request_id,
+            "CreateGroup",
+            &digest,
+            &created,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    pub(crate) async fn update_group(
+        &self,
+        p: Principal,
+        req: UpdateGroupRequest,
+    ) -> Result<Group, Error> {
+        p.require(&[Role::Office], "update groups")?;
+        let group = req.group.unwrap_or_default();
+        let (cycle, gid) = names::group_name(&group.name, "group.name")?;
+        admit(&self.db, &p, "UpdateGroup", cycle, None).await?;
+        let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
+        if paths.is_empty() {
+            return Err(Error::invalid("update_mask", "name the fields to change"));
+        }
+        let mut tx = self.db.write.begin().await?;
+        let current = load_group(&mut tx, cycle, gid).await?;
+        let mut v = Violations::new();
+        let mut display = current.group.display_name.clone();
+        let mut members = None;
+        for path in &paths {
+            match path.as_str() {
+                "display_name" => {
+                    text::required(
+                        &mut v,
+                        "group.display_name",
+                        &group.display_name,
+                        text::LABEL,
+                    );
+                    display = group.display_name.trim().to_string();
+                }
+                "units" => {
+                    members = Some(
+                        Self::check_members(
+                            &mut tx,
+                            cycle,
+                            gid,
+                            &group.units,
+                            "group.units",
+                            &mut v,
+                        )
+                        .await?,
+                    )
+                }
+                other => v.add(
+                    "update_mask",
+                    format!("{other:?} cannot be updated; use display_name or units"),
+                ),
+            }
+        }
+        v.into_result()?;
+        sqlx::query("UPDATE peer_groups SET display_name = $1 WHERE cycle_id = $2 AND id = $3")
+            .bind(&display)
+            .bind(cycle)
+            .bind(gid)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(ids) = &members {
+            Self::write_members(&mut tx, cycle, gid, ids).await?;
+        }
+        let updated = load_group(&mut tx, cycle, gid).await?.group;
+        audit::append(
+            &mut tx,
+            &p,
+            audit::Entry {
+                action: "groups.update",
+                resource: &updated.name,
+                reason: "",
+                detail: json!({"fields": paths, "units": updated.units}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    pub(crate) async fn update_scheme(
+        &self,
+        p: Principal,
+        req: UpdateSchemeRequest,
+    ) -> Result<Scheme, Error> {
+        p.require(&[Role::Office], "change scoring schemes")?;
+        let incoming = req.scheme.unwrap_or_default();
+        let ids = names::parse(&incoming.name, "cycles/*/groups/*/scheme", "scheme.name")?;
+        let (cycle, gid) = (ids[0], ids[1]);
+        admit(&self.db, &p, "UpdateScheme", cycle, None).await?;
+        let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
+        if paths.is_empty() {
+            return Err(Error::invalid("update_mask", "name the fields to change"));
+        }
+        let mut tx = self.db.write.begin().await?;
+        let current = load_group(&mut tx, cycle, gid).await?;
+        if !incoming.etag.is_empty() && incoming.etag != current.scheme.etag {
+            return Err(Error::Aborted {
+                reason: "ETAG_MISMATCH",
+                message: format!("{} changed since it was read; read it again", incoming.name),
+            });
+        }
+        let mut s = current.scheme.clone();
+        let mut v = Violations::new();
+        for path in &paths {
+            match path.as_str() {
+                "indicator_max" => s.indicator_max = incoming.indicator_max.clone(),
+                "survey_max" => s.survey_max = incoming.survey_max.clone(),
+                "online_max" => s.online_max = incoming.online_max.clone(),
+                "mutual_max" => s.mutual_max = incoming.mutual_max.clone(),
+                "inspection_cap" => s.inspection_cap = incoming.inspection_cap.clone(),
+                "answer_values" => s.answer_values = incoming.answer_values.clone(),
+                "category_weights" => s.category_weights = incoming.category_weights.clone(),
+                "min_sample" => s.min_sample = incoming.min_sample,
+                "mutual_scale" => s.mutual_scale = incoming.mutual_scale,
+                "grade_values" => s.grade_values = incoming.grade_values.clone(),
+                "mutual_trim_min_raters" => {
+                    s.mutual_trim_min_raters = incoming.mutual_trim_min_raters
+                }
+                "peer_rank_floor" => s.peer_rank_floor = incoming.peer_rank_floor.clone(),
+                "at_risk_threshold" => s.at_risk_threshold = incoming.at_risk_threshold.clone(),
+                "credit_points" => s.credit_points = incoming.credit_points.clone(),
+                "spot_check_deductions" => {
+                    s.spot_check_deductions = incoming.spot_check_deductions.clone()
+                }
+                other => v.add("update_mask", format!("{other:?} is not a scheme field")),
+            }
+        }
+        rules::check_scheme(&mut s, &mut v, "scheme");
+        v.into_result()?;
+        let mut stored = s.clone();
+        stored.name.clear();
+        stored.etag.clear();
+        sqlx::query("UPDATE peer_groups SET scheme = $1, scheme_rev = scheme_rev + 1 WHERE cycle_id = $2 AND id = $3")
+            .bind(stored.encode_to_vec())
+            .bind(cycle)
+            .bind(gid)
+            .execute(&mut *tx)
+            .await?;
+        let updated = load_group(&mut tx, cycle, gid).await?.scheme;
+        audit::append(
+            &mut tx,
+            &p,
+            audit::Entry {
+                action: "schemes.update",
+                resource: &updated.name,
+                reason: "",
+                detail: json!({"fields": paths}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    pub(crate) async fn replace_framework(
+        &self,
+        p: Principal,
+        req: ReplaceFrameworkRequest,
+    ) -> Result<Framework, Error> {
+        p.require(&[Role::Office], "define indicator frameworks")?;
+        let digest = idempotency::request_digest("ReplaceFramework", &req);
+        let ids = names::parse(&req.name, "cycles/*/groups/*/framework", "name")?;
+        let (cycle, gid) = (ids[0], ids[1]);
+        admit(&self.db, &p, "ReplaceFramework", cycle, None).await?;
+        let mut tx = self.db.write.begin().await?;
+        if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
+            return Ok(done);
+        }
+        let g = load_group(&mut tx, cycle, gid).await?;
+        let known = known_units(&mut tx).await?;
+        let members: HashSet<String> = g.group.units.iter().cloned().collect();
+        let indicator_max = decimal::figure(&g.scheme.indicator_max)
+            .map_err(|e| Error::internal(std::io::Error::other(e)))?;
+        let mut indicators = req.indicators.clone();
+        let mut v = Violations::new();
+        let total = rules::check_framework(
+            &mut indicators,
+            &rules::FrameworkContext {
+                known_units: &known,
+                members: &members,
+                indicator_max,
+            },
+            &mut v,
+        );
+        v.into_result()?;
+        let approved = sqlx::query(
+            "SELECT 1 FROM plans WHERE cycle_id = $1 AND group_id = $2 AND approved_version > 0",
+        )
+        .bind(cycle)
+        .bind(gid)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if approved.is_some() {
+            return Err(Error::precondition(
+                "PLANS_APPROVED",
+                format!(
+                    "plans of {} were approved against the current framework; it can no longer be replaced",
+                    g.group.name
+                ),
+            ));
+        }
+        let now = now_ms();
+        let framework = Framework {
+            name: format!("cycles/{cycle}/groups/{gid}/framework"),
+            indicators,
+            total_weight: Some(decimal::to_proto(total)),
+            update_time: Some(timestamp(now)),
+        };
+        sqlx::query("UPDATE peer_groups SET framework = $1, framework_ms = $2 WHERE cycle_id = $3 AND id = $4")
+            .bind(framework.encode_to_vec())
+            .bind(now)
+            .bind(cycle)
+            .bind(gid)
+            .execute(&mut *tx)
+            .await?;
+        audit::append(
+            &mut tx,
+            &p,
+            audit::Entry {
+                action: "frameworks.replace",
+                resource: &framework.name,
+                reason: "",
+                detail: json!({"indicators": framework.indicators.iter().map(|i| &i.code).collect::<Vec<_>>(), "total_weight": decimal::canonical(total)}),
+            },
+        )
+        .await?;
+        idempotency::remember(
+            &mut tx,
+            &p,
+            &req.request_id,
+            "ReplaceFramework",
+            &digest,
+            &framework,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(framework)
+    }
+
+    /// The framework a plan is checked against; FRAMEWORK_INCOMPLETE when
+    /// the group has none yet.
+    pub(crate) fn framework_of(g: &GroupRow) -> Result<Framework, Error> {
+        g.framework.clone().ok_or_else(|| {
+            Error::precondition(
+                "FRAMEWORK_INCOMPLETE",
+                format!("{} has no indicator framework yet", g.group.name),
+            )
+        })
+    }
+
+    pub(crate) async fn get_unit(&self, req: GetUnitRequest) -> Result<Unit, Error> {
+        let id = names::unit_id(&req.name, "name")?;
+        let row =
+            sqlx::query("SELECT id, name_zh, name_en, kind, create_ms FROM units WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.db.read)
+                .await?
+                .ok_or_else(|| Error::not_found(req.name.clone()))?;
+        unit_proto(&row)
+    }
+
+    pub(crate) async fn list_units(
+        &self,
+        req: ListUnitsRequest,
+    ) -> Result<ListUnitsResponse, Error> {
+        let pg = page(req.page_size, &req.page_token, 100, 1000)?;
+        let rows = sqlx::query("SELECT id, name_zh, name_en, kind, create_ms FROM units ORDER BY id LIMIT $1 OFFSET $2")
+            .bind(pg.fetch_limit())
+            .bind(pg.offset)
+            .fetch_all(&self.db.read)
+            .await?;
+        let mut units = rows.iter().map(unit_proto).collect::<Result<Vec<_>, _>>()?;
+        let next_page_token = pg.next_token(&mut units);
+        Ok(ListUnitsResponse {
+            units,
+            next_page_token,
+        })
+    }
+
+    pub(crate) async fn get_group(&self, req: GetGroupRequest) -> Result<Group, Error> {
+        let (cycle, gid) = names::group_name(&req.name, "name")?;
+        let revision = Changes::revision(&self.db, cycle, gid).await?;
+        let mut conn = self.db.read.acquire().await?;
+        let mut group = load_group(&mut conn, cycle, gid).await?.group;
+        group.revision = revision;
+        Ok(group)
+    }
+
+    pub(crate) async fn list_groups(
+        &self,
+        req: ListGroupsRequest,
+    ) -> Result<ListGroupsResponse, Error> {
+        let cycle = names::cycle_id(&req.parent, "parent")?;
+        let pg = page(req.page_size, &req.page_token, 50, 500)?;
+        let mut conn = self.db.read.acquire().await?;
+        load_cycle(&mut conn, cycle).await?;
+        let rows = sqlx::query(
+            "SELECT id FROM peer_groups WHERE cycle_id = $1 ORDER BY id LIMIT $2 OFFSET $3",
+        )
+        .bind(cycle)
+        .bind(pg.fetch_limit())
+        .bind(pg.offset)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut groups = Vec::new();
+        for r in &rows {
+            let id: String = r.try_get("id")?;
+            groups.push(load_group(&mut conn, cycle, &id).await?.group);
+        }
+        let next_page_token = pg.next_token(&mut groups);
+        Ok(ListGroupsResponse {
+            groups,
+            next_page_token,
+        })
+    }
+
+    pub(crate) async fn get_scheme(&self, req: GetSchemeRequest) -> Result<Scheme, Error> {
+        let ids = names::parse(&req.name, "cycles/*/groups/*/scheme", "name")?;
+        let mut conn = self.db.read.acquire().await?;
+        Ok(load_group(&mut conn, ids[0], ids[1]).await?.scheme)
+    }
+
+    pub(crate) async fn get_framework(&self, req: GetFrameworkRequest) -> Result<Framework, Error> {
+        let ids = names::parse(&req.name, "cycles/*/groups/*/framework", "name")?;
+        let mut conn = self.db.read.acquire().await?;
+        let g = load_group(&mut conn, ids[0], ids[1]).await?;
+        Ok(g.framework.unwrap_or_else(|| Framework {
+            name: req.name.clone(),
+            total_weight: Some(decimal::to_proto(Decimal::ZERO)),
+            ..Default::default()
+        }))
+    }
+}
