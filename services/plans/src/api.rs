@@ -16,7 +16,7 @@ use jixiao_runtime::{
     phases,
     time::{self, now_ms},
 };
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use crate::store::*;
 
@@ -35,44 +35,6 @@ impl PlansApi {
         PlansApi {
             db,
             changes: Changes::new(shutdown),
-        }
-    }
-
-    /// Tells followers that something a group's scores depend on changed
-    /// (every group of the cycle for a cycle-wide change). It runs after
-    /// the change committed: a signal lost to a crash in between is caught
-    /// by the followers' reconciliation, and a failure here never undoes
-    /// the change it reports.
-    pub(crate) async fn signal(&self, name: &str) {
-        let result = async {
-            let parts: Vec<&str> = name.split('/').collect();
-            let (cycle, groups) = match parts.as_slice() {
-                ["cycles", cycle, "groups", group, ..] => (*cycle, vec![group.to_string()]),
-                ["cycles", cycle, ..] => {
-                    let rows = sqlx::query("SELECT id FROM peer_groups WHERE cycle_id = $1")
-                        .bind(*cycle)
-                        .fetch_all(&self.db.read)
-                        .await?;
-                    let ids = rows
-                        .iter()
-                        .map(|r| r.try_get::<String, _>("id"))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    (*cycle, ids)
-                }
-                _ => return Ok(()),
-            };
-            let mut tx = self.db.write.begin().await?;
-            let mut changes = Vec::with_capacity(groups.len());
-            for g in &groups {
-                changes.push(Changes::bump(&mut tx, cycle, g).await?);
-            }
-            tx.commit().await?;
-            self.changes.announce(changes);
-            Ok::<(), Error>(())
-        }
-        .await;
-        if let Err(e) = result {
-            tracing::warn!(resource = name, error = %e, "change signal failed");
         }
     }
 }
@@ -242,4 +204,12 @@ pub(crate) fn scope_of(v: i32, field: &str) -> Result<LockScope, Error> {
 
 pub(crate) fn page(size: i32, token: &str, default: i64, max: i64) -> Result<Page, Error> {
     Page::from_request(size, token, default, max)
+}
+
+/// Says that the group a resource belongs to changed (`cycles/{c}/groups/{g}…`):
+/// its revision is bumped in the write and announced after it.
+pub(crate) fn changed_name(w: &mut jixiao_runtime::write::Work<'_>, name: &str) {
+    if let ["cycles", cycle, "groups", group, ..] = name.split('/').collect::<Vec<_>>()[..] {
+        w.changed(cycle, group);
+    }
 }

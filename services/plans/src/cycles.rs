@@ -6,8 +6,9 @@ use jixiao_proto::plans::{
     SetCyclePhaseRequest, UpdateCycleRequest,
 };
 use jixiao_runtime::{
-    Error, Principal, Role, Violations, audit, idempotency, names, text,
+    Error, Principal, Role, Violations, idempotency, names, text,
     time::{millis, now_ms},
+    write::{self, Key},
 };
 use serde_json::json;
 
@@ -37,59 +38,43 @@ impl PlansApi {
         let d = cycle.deadlines.unwrap_or_default();
         deadlines_ms(&d, "cycle.deadlines", &mut v);
         v.into_result()?;
-        let mut tx = self.db.write.begin().await?;
-        if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
-            return Ok(done);
-        }
-        let exists = sqlx::query("SELECT 1 FROM cycles WHERE id = $1")
-            .bind(&req.cycle_id)
-            .fetch_optional(&mut *tx)
+        let key = Key {
+            method: "CreateCycle",
+            request_id: &req.request_id,
+            digest: &digest,
+        };
+        write::write(&self.db, None, &p, key, async |w| {
+            if cycle_exists(w.conn, &req.cycle_id).await? {
+                return Err(Error::AlreadyExists {
+                    resource: format!("cycles/{}", req.cycle_id),
+                });
+            }
+            let ms = |t: &Option<prost_types::Timestamp>| t.as_ref().map(millis);
+            let deadlines = [
+                ms(&d.plan_deadline),
+                ms(&d.data_deadline),
+                ms(&d.review_close),
+                ms(&d.rectification_deadline),
+            ];
+            insert_cycle(
+                w.conn,
+                &req.cycle_id,
+                cycle.year,
+                cycle.title.trim(),
+                deadlines,
+                now_ms(),
+            )
             .await?;
-        if exists.is_some() {
-            return Err(Error::AlreadyExists {
-                resource: format!("cycles/{}", req.cycle_id),
-            });
-        }
-        let now = now_ms();
-        let ms = |t: &Option<prost_types::Timestamp>| t.as_ref().map(millis);
-        let sql = format!(
-            "INSERT INTO cycles ({CYCLE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&req.cycle_id)
-            .bind(i64::from(cycle.year))
-            .bind(cycle.title.trim())
-            .bind(Phase::Planning as i32 as i64)
-            .bind(ms(&d.plan_deadline))
-            .bind(ms(&d.data_deadline))
-            .bind(ms(&d.review_close))
-            .bind(ms(&d.rectification_deadline))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        let created = load_cycle(&mut tx, &req.cycle_id).await?.proto;
-        audit::append(
-            &mut tx,
-            &p,
-            audit::Entry {
-                action: "cycles.create",
-                resource: &created.name,
-                reason: "",
-                detail: json!({"year": cycle.year, "title": created.title}),
-            },
-        )
-        .await?;
-        idempotency::remember(
-            &mut tx,
-            &p,
-            &req.request_id,
-            "CreateCycle",
-            &digest,
-            &created,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(created)
+            let created = load_cycle(w.conn, &req.cycle_id).await?.proto;
+            w.audit(
+                "cycles.create",
+                &created.name,
+                "",
+                json!({"year": cycle.year, "title": created.title}),
+            );
+            Ok(created)
+        })
+        .await
     }
 
     pub(crate) async fn update_cycle(
@@ -105,66 +90,62 @@ impl PlansApi {
         if paths.is_empty() {
             return Err(Error::invalid("update_mask", "name the fields to change"));
         }
-        let mut tx = self.db.write.begin().await?;
-        let current = load_cycle(&mut tx, &id).await?;
-        let mut title = current.proto.title.clone();
-        let mut d = [
-            current.plan_deadline,
-            current.data_deadline,
-            current.review_close,
-            current.rectification_deadline,
-        ];
-        let new = cycle.deadlines.unwrap_or_default();
-        let mut v = Violations::new();
-        let new_d = deadlines_ms(&new, "cycle.deadlines", &mut v);
-        let fields = DEADLINE_FIELDS;
-        for path in &paths {
-            match path.as_str() {
-                "title" => {
-                    text::required(&mut v, "cycle.title", &cycle.title, text::LABEL);
-                    title = cycle.title.trim().to_string();
-                }
-                "deadlines" => d = new_d,
-                other => match other
-                    .strip_prefix("deadlines.")
-                    .and_then(|f| fields.iter().position(|x| *x == f))
-                {
-                    Some(i) => d[i] = new_d[i],
-                    None => v.add(
-                        "update_mask",
-                        format!("{other:?} cannot be updated; use title or deadlines[.<field>]"),
-                    ),
-                },
-            }
-        }
-        v.into_result()?;
-        sqlx::query(
-            "UPDATE cycles SET title = $1, plan_deadline_ms = $2, data_deadline_ms = $3, review_close_ms = $4,
-             rectification_deadline_ms = $5, update_ms = $6 WHERE id = $7",
-        )
-        .bind(&title)
-        .bind(d[0])
-        .bind(d[1])
-        .bind(d[2])
-        .bind(d[3])
-        .bind(now_ms())
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
-        let updated = load_cycle(&mut tx, &id).await?.proto;
-        audit::append(
-            &mut tx,
+        write::write(
+            &self.db,
+            Some(&self.changes),
             &p,
-            audit::Entry {
-                action: "cycles.update",
-                resource: &updated.name,
-                reason: "",
-                detail: json!({"fields": paths, "deadlines_ms": d}),
+            Key::none("UpdateCycle"),
+            async |w| {
+                let current = load_cycle(w.conn, &id).await?;
+                let mut title = current.proto.title.clone();
+                let mut d = [
+                    current.plan_deadline,
+                    current.data_deadline,
+                    current.review_close,
+                    current.rectification_deadline,
+                ];
+                let new = cycle.deadlines.unwrap_or_default();
+                let mut v = Violations::new();
+                let new_d = deadlines_ms(&new, "cycle.deadlines", &mut v);
+                let fields = DEADLINE_FIELDS;
+                for path in &paths {
+                    match path.as_str() {
+                        "title" => {
+                            text::required(&mut v, "cycle.title", &cycle.title, text::LABEL);
+                            title = cycle.title.trim().to_string();
+                        }
+                        "deadlines" => d = new_d,
+                        other => match other
+                            .strip_prefix("deadlines.")
+                            .and_then(|f| fields.iter().position(|x| *x == f))
+                        {
+                            Some(i) => d[i] = new_d[i],
+                            None => v.add(
+                                "update_mask",
+                                format!(
+                                    "{other:?} cannot be updated; use title or deadlines[.<field>]"
+                                ),
+                            ),
+                        },
+                    }
+                }
+                v.into_result()?;
+                update_cycle(w.conn, &id, &title, d, now_ms()).await?;
+                let updated = load_cycle(w.conn, &id).await?.proto;
+                // Deadlines move every group's windows: each group has changed.
+                for g in group_ids(w.conn, &id).await? {
+                    w.changed(&id, &g);
+                }
+                w.audit(
+                    "cycles.update",
+                    &updated.name,
+                    "",
+                    json!({"fields": paths, "deadlines_ms": d}),
+                );
+                Ok(updated)
             },
         )
-        .await?;
-        tx.commit().await?;
-        Ok(updated)
+        .await
     }
 
     pub(crate) async fn set_cycle_phase(
@@ -179,37 +160,37 @@ impl PlansApi {
             Ok(ph) if ph != Phase::Unspecified => ph,
             _ => return Err(Error::invalid("phase", "must be a phase")),
         };
-        let mut tx = self.db.write.begin().await?;
-        let current = load_cycle(&mut tx, &id).await?;
-        if (phase as i32) <= (current.phase as i32) {
-            return Err(Error::precondition(
-                "PHASE_ORDER",
-                format!(
-                    "cycles/{id} is in {}; phases only move forward",
-                    current.phase.as_str_name()
-                ),
-            ));
-        }
-        sqlx::query("UPDATE cycles SET phase = $1, update_ms = $2 WHERE id = $3")
-            .bind(phase as i32 as i64)
-            .bind(now_ms())
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        let updated = load_cycle(&mut tx, &id).await?.proto;
-        audit::append(
-            &mut tx,
+        write::write(
+            &self.db,
+            Some(&self.changes),
             &p,
-            audit::Entry {
-                action: "cycles.set_phase",
-                resource: &updated.name,
-                reason: "",
-                detail: json!({"from": current.phase.as_str_name(), "to": phase.as_str_name()}),
+            Key::none("SetCyclePhase"),
+            async |w| {
+                let current = load_cycle(w.conn, &id).await?;
+                if (phase as i32) <= (current.phase as i32) {
+                    return Err(Error::precondition(
+                        "PHASE_ORDER",
+                        format!(
+                            "cycles/{id} is in {}; phases only move forward",
+                            current.phase.as_str_name()
+                        ),
+                    ));
+                }
+                set_phase(w.conn, &id, phase, now_ms()).await?;
+                let updated = load_cycle(w.conn, &id).await?.proto;
+                for g in group_ids(w.conn, &id).await? {
+                    w.changed(&id, &g);
+                }
+                w.audit(
+                    "cycles.set_phase",
+                    &updated.name,
+                    "",
+                    json!({"from": current.phase.as_str_name(), "to": phase.as_str_name()}),
+                );
+                Ok(updated)
             },
         )
-        .await?;
-        tx.commit().await?;
-        Ok(updated)
+        .await
     }
 
     pub(crate) async fn get_cycle(&self, req: GetCycleRequest) -> Result<Cycle, Error> {
@@ -223,18 +204,8 @@ impl PlansApi {
         req: ListCyclesRequest,
     ) -> Result<ListCyclesResponse, Error> {
         let pg = page(req.page_size, &req.page_token, 50, 500)?;
-        let sql = format!(
-            "SELECT {CYCLE_COLS} FROM cycles ORDER BY year DESC, id DESC LIMIT $1 OFFSET $2"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(pg.fetch_limit())
-            .bind(pg.offset)
-            .fetch_all(&self.db.read)
-            .await?;
-        let mut cycles = rows
-            .iter()
-            .map(|r| cycle_row(r).map(|c| c.proto))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut conn = self.db.read.acquire().await?;
+        let mut cycles = cycles(&mut conn, &pg).await?;
         let next_page_token = pg.next_token(&mut cycles);
         Ok(ListCyclesResponse {
             cycles,

@@ -32,19 +32,6 @@ use tonic::Request;
 
 use crate::{DOMAIN, api::*};
 
-/// The body of a writing handler whose answer names what changed
-/// (`$name` of the answer): the call, then the change signal.
-macro_rules! signalled {
-    ($self:ident, $req:ident, $method:ident, $name:expr) => {{
-        let reply = checked!(DOMAIN, $self, $req, $method);
-        if let Ok(r) = &reply {
-            let name: String = $name(r.get_ref());
-            $self.signal(&name).await;
-        }
-        reply
-    }};
-}
-
 macro_rules! public_read {
     ($self:ident, $req:ident, $method:ident) => {{
         principal(&$req)?;
@@ -66,10 +53,10 @@ impl PlansService for PlansApi {
         public_read!(self, req, list_cycles)
     }
     async fn update_cycle(&self, req: Request<UpdateCycleRequest>) -> Reply<Cycle> {
-        signalled!(self, req, update_cycle, |c: &Cycle| c.name.clone())
+        checked!(DOMAIN, self, req, update_cycle)
     }
     async fn set_cycle_phase(&self, req: Request<SetCyclePhaseRequest>) -> Reply<Cycle> {
-        signalled!(self, req, set_cycle_phase, |c: &Cycle| c.name.clone())
+        checked!(DOMAIN, self, req, set_cycle_phase)
     }
     async fn create_unit(&self, req: Request<CreateUnitRequest>) -> Reply<Unit> {
         checked!(DOMAIN, self, req, create_unit)
@@ -81,7 +68,7 @@ impl PlansService for PlansApi {
         public_read!(self, req, list_units)
     }
     async fn create_group(&self, req: Request<CreateGroupRequest>) -> Reply<Group> {
-        signalled!(self, req, create_group, |g: &Group| g.name.clone())
+        checked!(DOMAIN, self, req, create_group)
     }
     async fn get_group(&self, req: Request<GetGroupRequest>) -> Reply<Group> {
         public_read!(self, req, get_group)
@@ -90,16 +77,16 @@ impl PlansService for PlansApi {
         public_read!(self, req, list_groups)
     }
     async fn update_group(&self, req: Request<UpdateGroupRequest>) -> Reply<Group> {
-        signalled!(self, req, update_group, |g: &Group| g.name.clone())
+        checked!(DOMAIN, self, req, update_group)
     }
     async fn get_scheme(&self, req: Request<GetSchemeRequest>) -> Reply<Scheme> {
         public_read!(self, req, get_scheme)
     }
     async fn update_scheme(&self, req: Request<UpdateSchemeRequest>) -> Reply<Scheme> {
-        signalled!(self, req, update_scheme, |s: &Scheme| s.name.clone())
+        checked!(DOMAIN, self, req, update_scheme)
     }
     async fn replace_framework(&self, req: Request<ReplaceFrameworkRequest>) -> Reply<Framework> {
-        signalled!(self, req, replace_framework, |f: &Framework| f.name.clone())
+        checked!(DOMAIN, self, req, replace_framework)
     }
     async fn get_framework(&self, req: Request<GetFrameworkRequest>) -> Reply<Framework> {
         public_read!(self, req, get_framework)
@@ -117,16 +104,16 @@ impl PlansService for PlansApi {
         checked!(DOMAIN, self, req, update_plan)
     }
     async fn submit_plan(&self, req: Request<SubmitPlanRequest>) -> Reply<Plan> {
-        signalled!(self, req, submit_plan, |p: &Plan| p.group.clone())
+        checked!(DOMAIN, self, req, submit_plan)
     }
     async fn approve_plan(&self, req: Request<ApprovePlanRequest>) -> Reply<Plan> {
-        signalled!(self, req, approve_plan, |p: &Plan| p.group.clone())
+        checked!(DOMAIN, self, req, approve_plan)
     }
     async fn return_plan(&self, req: Request<ReturnPlanRequest>) -> Reply<Plan> {
-        signalled!(self, req, return_plan, |p: &Plan| p.group.clone())
+        checked!(DOMAIN, self, req, return_plan)
     }
     async fn amend_plan(&self, req: Request<AmendPlanRequest>) -> Reply<Plan> {
-        signalled!(self, req, amend_plan, |p: &Plan| p.group.clone())
+        checked!(DOMAIN, self, req, amend_plan)
     }
     async fn get_group_targets(&self, req: Request<GetGroupTargetsRequest>) -> Reply<GroupTargets> {
         checked!(DOMAIN, self, req, group_targets)

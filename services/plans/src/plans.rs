@@ -8,7 +8,9 @@ use jixiao_proto::plans::{
     UpdatePlanRequest, VersionOutcome,
 };
 use jixiao_runtime::{
-    Error, Principal, Role, Violations, audit, idempotency, names, text, time::now_ms,
+    Error, Principal, Role, Violations, idempotency, names, text,
+    time::now_ms,
+    write::{self, Key},
 };
 use prost::Message;
 use serde_json::json;
@@ -28,17 +30,18 @@ impl PlansApi {
         let unit = names::unit_id(&plan.unit, "plan.unit")?.to_string();
         p.require_office_or_unit(Role::Unit, &unit, "create a plan")?;
         admit(&self.db, &p, "CreatePlan", &cycle, Some(&unit)).await?;
-        let mut tx = self.db.write.begin().await?;
-        if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
-            return Ok(done);
-        }
-        let gid = group_of(&mut tx, &cycle, &unit).await?.ok_or_else(|| {
+        write::write(&self.db, Some(&self.changes), &p, Key {
+            method: "CreatePlan",
+            request_id: &req.request_id,
+            digest: &digest,
+        }, async |w| {
+        let gid = group_of(w.conn, &cycle, &unit).await?.ok_or_else(|| {
             Error::invalid(
                 "plan.unit",
                 format!("units/{unit} is not in any group of cycles/{cycle}"),
             )
         })?;
-        let g = load_group(&mut tx, &cycle, &gid).await?;
+        let g = load_group(w.conn, &cycle, &gid).await?;
         let framework = Self::framework_of(&g)?;
         let mut v = Violations::new();
         rules::check_plan(
@@ -52,7 +55,7 @@ impl PlansApi {
         if sqlx::query("SELECT 1 FROM plans WHERE cycle_id = $1 AND unit_id = $2")
             .bind(&cycle)
             .bind(&unit)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *w.conn)
             .await?
             .is_some()
         {
@@ -78,31 +81,13 @@ impl PlansApi {
             .bind(PlanState::Draft as i32 as i64)
             .bind(content.encode_to_vec())
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut *w.conn)
             .await?;
-        let created = load_plan(&mut tx, &cycle, &unit).await?.proto();
-        audit::append(
-            &mut tx,
-            &p,
-            audit::Entry {
-                action: "plans.create",
-                resource: &created.name,
-                reason: "",
-                detail: json!({"targets": created.targets.len(), "goals": created.goals.len()}),
-            },
-        )
-        .await?;
-        idempotency::remember(
-            &mut tx,
-            &p,
-            &req.request_id,
-            "CreatePlan",
-            &digest,
-            &created,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(created)
+        let created = load_plan(w.conn, &cycle, &unit).await?.proto();
+        w.audit("plans.create", &created.name, "", json!({"targets": created.targets.len(), "goals": created.goals.len()}));
+                Ok(created)
+        })
+        .await
     }
 
     pub(crate) fn may_read_plan(p: &Principal, unit: &str) -> Result<(), Error> {
@@ -192,54 +177,51 @@ impl PlansApi {
                 "name the fields to change: targets, goals",
             ));
         }
-        let mut tx = self.db.write.begin().await?;
-        let mut plan = load_plan(&mut tx, &cycle, &unit).await?;
-        check_etag(&plan, &incoming.etag)?;
-        require_state(&plan, &[PlanState::Draft, PlanState::Returned], "edit it")?;
-        let g = load_group(&mut tx, &cycle, &plan.group).await?;
-        let framework = Self::framework_of(&g)?;
-        let mut v = Violations::new();
-        rules::check_plan(
-            &mut incoming,
-            &framework,
-            &format!("units/{unit}"),
-            false,
-            &mut v,
-        );
-        for path in &paths {
-            match path.as_str() {
-                "targets" => {
-                    let mut targets = incoming.targets.clone();
-                    rules::apply_assigned_targets(
-                        &mut targets,
-                        &framework,
-                        &format!("units/{unit}"),
-                    );
-                    plan.content.targets = targets;
-                }
-                "goals" => plan.content.goals = incoming.goals.clone(),
-                other => v.add(
-                    "update_mask",
-                    format!("{other:?} cannot be updated; use targets or goals"),
-                ),
-            }
-        }
-        v.into_result()?;
-        save_plan(&mut tx, &mut plan).await?;
-        let updated = plan.proto();
-        audit::append(
-            &mut tx,
+        write::write(
+            &self.db,
+            Some(&self.changes),
             &p,
-            audit::Entry {
-                action: "plans.update",
-                resource: &updated.name,
-                reason: "",
-                detail: json!({"fields": paths}),
+            Key::none("UpdatePlan"),
+            async |w| {
+                let mut plan = load_plan(w.conn, &cycle, &unit).await?;
+                check_etag(&plan, &incoming.etag)?;
+                require_state(&plan, &[PlanState::Draft, PlanState::Returned], "edit it")?;
+                let g = load_group(w.conn, &cycle, &plan.group).await?;
+                let framework = Self::framework_of(&g)?;
+                let mut v = Violations::new();
+                rules::check_plan(
+                    &mut incoming,
+                    &framework,
+                    &format!("units/{unit}"),
+                    false,
+                    &mut v,
+                );
+                for path in &paths {
+                    match path.as_str() {
+                        "targets" => {
+                            let mut targets = incoming.targets.clone();
+                            rules::apply_assigned_targets(
+                                &mut targets,
+                                &framework,
+                                &format!("units/{unit}"),
+                            );
+                            plan.content.targets = targets;
+                        }
+                        "goals" => plan.content.goals = incoming.goals.clone(),
+                        other => v.add(
+                            "update_mask",
+                            format!("{other:?} cannot be updated; use targets or goals"),
+                        ),
+                    }
+                }
+                v.into_result()?;
+                save_plan(w.conn, &mut plan).await?;
+                let updated = plan.proto();
+                w.audit("plans.update", &updated.name, "", json!({"fields": paths}));
+                Ok(updated)
             },
         )
-        .await?;
-        tx.commit().await?;
-        Ok(updated)
+        .await
     }
 
     pub(crate) async fn submit_plan(
@@ -253,15 +235,16 @@ impl PlansApi {
             return Err(Error::denied(format!("only unit {unit} submits its plan")));
         }
         let opened_late = admit(&self.db, &p, "SubmitPlan", &cycle, Some(&unit)).await?;
-        let mut tx = self.db.write.begin().await?;
-        if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
-            return Ok(done);
-        }
-        let c = load_cycle(&mut tx, &cycle).await?;
-        let mut plan = load_plan(&mut tx, &cycle, &unit).await?;
+        write::write(&self.db, Some(&self.changes), &p, Key {
+            method: "SubmitPlan",
+            request_id: &req.request_id,
+            digest: &digest,
+        }, async |w| {
+        let c = load_cycle(w.conn, &cycle).await?;
+        let mut plan = load_plan(w.conn, &cycle, &unit).await?;
         check_etag(&plan, &req.etag)?;
         require_state(&plan, &[PlanState::Draft, PlanState::Returned], "submit it")?;
-        let g = load_group(&mut tx, &cycle, &plan.group).await?;
+        let g = load_group(w.conn, &cycle, &plan.group).await?;
         let framework = Self::framework_of(&g)?;
         let mut content = plan.content.clone();
         let mut v = Violations::new();
@@ -279,7 +262,7 @@ impl PlansApi {
         let late = if plan.amending {
             opened_late
         } else {
-            let (w, _) = window(&mut tx, &c, &unit, LockScope::Plan).await?;
+            let (w, _) = window(w.conn, &c, &unit, LockScope::Plan).await?;
             if !w.open {
                 return Err(closed_error(&c, LockScope::Plan, &w));
             }
@@ -305,32 +288,15 @@ impl PlansApi {
         .bind(i64::from(plan.amending))
         .bind(&plan.amend_reason)
         .bind(VersionOutcome::Pending as i32 as i64)
-        .execute(&mut *tx)
+        .execute(&mut *w.conn)
         .await?;
-        save_plan(&mut tx, &mut plan).await?;
+        save_plan(w.conn, &mut plan).await?;
         let submitted = plan.proto();
-        audit::append(
-            &mut tx,
-            &p,
-            audit::Entry {
-                action: "plans.submit",
-                resource: &submitted.name,
-                reason: &plan.amend_reason,
-                detail: json!({"version": plan.version, "late": late, "amendment": plan.amending}),
-            },
-        )
-        .await?;
-        idempotency::remember(
-            &mut tx,
-            &p,
-            &req.request_id,
-            "SubmitPlan",
-            &digest,
-            &submitted,
-        )
-        .await?;
-        tx.commit().await?;
+        w.audit("plans.submit", &submitted.name, &plan.amend_reason, json!({"version": plan.version, "late": late, "amendment": plan.amending}));
+                changed_name(w, &submitted.group);
         Ok(submitted)
+        })
+        .await
     }
 
     /// Records the office's decision on the pending version.
@@ -368,12 +334,12 @@ impl PlansApi {
         let mut v = Violations::new();
         text::optional(&mut v, "comment", &req.comment, text::NOTE);
         v.into_result()?;
-        let mut tx = self.db.write.begin().await?;
-        let mut plan = load_plan(&mut tx, &cycle, &unit).await?;
+        write::write(&self.db, Some(&self.changes), &p, Key::none("ApprovePlan"), async |w| {
+        let mut plan = load_plan(w.conn, &cycle, &unit).await?;
         check_etag(&plan, &req.etag)?;
         require_state(&plan, &[PlanState::Submitted], "approve it")?;
         Self::decide(
-            &mut tx,
+            w.conn,
             &p,
             &plan,
             VersionOutcome::Approved,
@@ -386,28 +352,20 @@ impl PlansApi {
                 .bind(&cycle)
                 .bind(&unit)
                 .bind(plan.approved_version)
-                .execute(&mut *tx)
+                .execute(&mut *w.conn)
                 .await?;
         }
         plan.state = PlanState::Approved;
         plan.approved_version = plan.version;
         plan.amending = false;
         plan.amend_reason.clear();
-        save_plan(&mut tx, &mut plan).await?;
+        save_plan(w.conn, &mut plan).await?;
         let approved = plan.proto();
-        audit::append(
-            &mut tx,
-            &p,
-            audit::Entry {
-                action: "plans.approve",
-                resource: &approved.name,
-                reason: req.comment.trim(),
-                detail: json!({"version": plan.version}),
-            },
-        )
-        .await?;
-        tx.commit().await?;
+        w.audit("plans.approve", &approved.name, req.comment.trim(), json!({"version": plan.version}));
+        changed_name(w, &approved.group);
         Ok(approved)
+        })
+        .await
     }
 
     pub(crate) async fn return_plan(
@@ -424,35 +382,38 @@ impl PlansApi {
             text::NOTE,
             "a returned plan needs a reason",
         )?;
-        let mut tx = self.db.write.begin().await?;
-        let mut plan = load_plan(&mut tx, &cycle, &unit).await?;
-        check_etag(&plan, &req.etag)?;
-        require_state(&plan, &[PlanState::Submitted], "return it")?;
-        Self::decide(
-            &mut tx,
+        write::write(
+            &self.db,
+            Some(&self.changes),
             &p,
-            &plan,
-            VersionOutcome::Returned,
-            req.reason.trim(),
-        )
-        .await?;
-        plan.state = PlanState::Returned;
-        plan.return_reason = req.reason.trim().to_string();
-        save_plan(&mut tx, &mut plan).await?;
-        let returned = plan.proto();
-        audit::append(
-            &mut tx,
-            &p,
-            audit::Entry {
-                action: "plans.return",
-                resource: &returned.name,
-                reason: req.reason.trim(),
-                detail: json!({"version": plan.version}),
+            Key::none("ReturnPlan"),
+            async |w| {
+                let mut plan = load_plan(w.conn, &cycle, &unit).await?;
+                check_etag(&plan, &req.etag)?;
+                require_state(&plan, &[PlanState::Submitted], "return it")?;
+                Self::decide(
+                    w.conn,
+                    &p,
+                    &plan,
+                    VersionOutcome::Returned,
+                    req.reason.trim(),
+                )
+                .await?;
+                plan.state = PlanState::Returned;
+                plan.return_reason = req.reason.trim().to_string();
+                save_plan(w.conn, &mut plan).await?;
+                let returned = plan.proto();
+                w.audit(
+                    "plans.return",
+                    &returned.name,
+                    req.reason.trim(),
+                    json!({"version": plan.version}),
+                );
+                changed_name(w, &returned.group);
+                Ok(returned)
             },
         )
-        .await?;
-        tx.commit().await?;
-        Ok(returned)
+        .await
     }
 
     pub(crate) async fn amend_plan(
@@ -471,27 +432,30 @@ impl PlansApi {
             text::NOTE,
             "an amendment needs a reason",
         )?;
-        let mut tx = self.db.write.begin().await?;
-        let mut plan = load_plan(&mut tx, &cycle, &unit).await?;
-        check_etag(&plan, &req.etag)?;
-        require_state(&plan, &[PlanState::Approved], "amend it")?;
-        plan.state = PlanState::Draft;
-        plan.amending = true;
-        plan.amend_reason = req.reason.trim().to_string();
-        save_plan(&mut tx, &mut plan).await?;
-        let amended = plan.proto();
-        audit::append(
-            &mut tx,
+        write::write(
+            &self.db,
+            Some(&self.changes),
             &p,
-            audit::Entry {
-                action: "plans.amend",
-                resource: &amended.name,
-                reason: req.reason.trim(),
-                detail: json!({"approved_version": plan.approved_version}),
+            Key::none("AmendPlan"),
+            async |w| {
+                let mut plan = load_plan(w.conn, &cycle, &unit).await?;
+                check_etag(&plan, &req.etag)?;
+                require_state(&plan, &[PlanState::Approved], "amend it")?;
+                plan.state = PlanState::Draft;
+                plan.amending = true;
+                plan.amend_reason = req.reason.trim().to_string();
+                save_plan(w.conn, &mut plan).await?;
+                let amended = plan.proto();
+                w.audit(
+                    "plans.amend",
+                    &amended.name,
+                    req.reason.trim(),
+                    json!({"approved_version": plan.approved_version}),
+                );
+                changed_name(w, &amended.group);
+                Ok(amended)
             },
         )
-        .await?;
-        tx.commit().await?;
-        Ok(amended)
+        .await
     }
 }

@@ -11,10 +11,11 @@ use jixiao_proto::plans::{
     UpdateGroupRequest, UpdateSchemeRequest,
 };
 use jixiao_runtime::{
-    Error, Principal, Role, Violations, audit,
+    Error, Principal, Role, Violations,
     changes::Changes,
     decimal, idempotency, names, text,
     time::{now_ms, timestamp},
+    write::{self, Key},
 };
 use prost::Message;
 use rust_decimal::Decimal;
@@ -56,22 +57,28 @@ impl PlansApi {
             "must be DISTRICT_GOVERNMENT, CITY_DEPARTMENT or OTHER",
         );
         v.into_result()?;
-        let mut tx = self.db.write.begin().await?;
-        if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
-            return Ok(done);
-        }
-        if sqlx::query("SELECT 1 FROM units WHERE id = $1")
-            .bind(&req.unit_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some()
-        {
-            return Err(Error::AlreadyExists {
-                resource: format!("units/{}", req.unit_id),
-            });
-        }
-        let now = now_ms();
-        sqlx::query(
+        write::write(
+            &self.db,
+            Some(&self.changes),
+            &p,
+            Key {
+                method: "CreateUnit",
+                request_id: &req.request_id,
+                digest: &digest,
+            },
+            async |w| {
+                if sqlx::query("SELECT 1 FROM units WHERE id = $1")
+                    .bind(&req.unit_id)
+                    .fetch_optional(&mut *w.conn)
+                    .await?
+                    .is_some()
+                {
+                    return Err(Error::AlreadyExists {
+                        resource: format!("units/{}", req.unit_id),
+                    });
+                }
+                let now = now_ms();
+                sqlx::query(
             "INSERT INTO units (id, name_zh, name_en, kind, create_ms) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&req.unit_id)
@@ -79,37 +86,25 @@ impl PlansApi {
         .bind(unit.display_name_en.trim())
         .bind(i64::from(unit.kind))
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut *w.conn)
         .await?;
-        let created = Unit {
-            name: format!("units/{}", req.unit_id),
-            display_name_zh: unit.display_name_zh.trim().into(),
-            display_name_en: unit.display_name_en.trim().into(),
-            kind: unit.kind,
-            create_time: Some(timestamp(now)),
-        };
-        audit::append(
-            &mut tx,
-            &p,
-            audit::Entry {
-                action: "units.create",
-                resource: &created.name,
-                reason: "",
-                detail: json!({"name_zh": created.display_name_zh}),
+                let created = Unit {
+                    name: format!("units/{}", req.unit_id),
+                    display_name_zh: unit.display_name_zh.trim().into(),
+                    display_name_en: unit.display_name_en.trim().into(),
+                    kind: unit.kind,
+                    create_time: Some(timestamp(now)),
+                };
+                w.audit(
+                    "units.create",
+                    &created.name,
+                    "",
+                    json!({"name_zh": created.display_name_zh}),
+                );
+                Ok(created)
             },
         )
-        .await?;
-        idempotency::remember(
-            &mut tx,
-            &p,
-            &req.request_id,
-            "CreateUnit",
-            &digest,
-            &created,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(created)
+        .await
     }
 
     /// Checks a member list: registered units, no repeats, no unit already
@@ -194,12 +189,13 @@ impl PlansApi {
             &group.display_name,
             text::LABEL,
         );
-        let mut tx = self.db.write.begin().await?;
-        if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
-            return Ok(done);
-        }
+        write::write(&self.db, Some(&self.changes), &p, Key {
+            method: "CreateGroup",
+            request_id: &req.request_id,
+            digest: &digest,
+        }, async |w| {
         let ids = Self::check_members(
-            &mut tx,
+            w.conn,
             &cycle,
             &req.group_id,
             &group.units,
@@ -211,7 +207,7 @@ impl PlansApi {
         let exists = sqlx::query("SELECT 1 FROM peer_groups WHERE cycle_id = $1 AND id = $2")
             .bind(&cycle)
             .bind(&req.group_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *w.conn)
             .await?;
         if exists.is_some() {
             return Err(Error::AlreadyExists {
@@ -224,32 +220,15 @@ impl PlansApi {
             .bind(&req.group_id)
             .bind(group.display_name.trim())
             .bind(scheme.encode_to_vec())
-            .execute(&mut *tx)
+            .execute(&mut *w.conn)
             .await?;
-        Self::write_members(&mut tx, &cycle, &req.group_id, &ids).await?;
-        let created = load_group(&mut tx, &cycle, &req.group_id).await?.group;
-        audit::append(
-            &mut tx,
-            &p,
-            audit::Entry {
-                action: "groups.create",
-                resource: &created.name,
-                reason: "",
-                detail: json!({"units": created.units}),
-            },
-        )
-        .await?;
-        idempotency::remember(
-            &mut tx,
-            &p,
-            &req.request_id,
-            "CreateGroup",
-            &digest,
-            &created,
-        )
-        .await?;
-        tx.commit().await?;
+        Self::write_members(w.conn, &cycle, &req.group_id, &ids).await?;
+        let created = load_group(w.conn, &cycle, &req.group_id).await?.group;
+        w.audit("groups.create", &created.name, "", json!({"units": created.units}));
+                changed_name(w, &created.name);
         Ok(created)
+        })
+        .await
     }
 
     pub(crate) async fn update_group(
@@ -265,65 +244,70 @@ impl PlansApi {
         if paths.is_empty() {
             return Err(Error::invalid("update_mask", "name the fields to change"));
         }
-        let mut tx = self.db.write.begin().await?;
-        let current = load_group(&mut tx, cycle, gid).await?;
-        let mut v = Violations::new();
-        let mut display = current.group.display_name.clone();
-        let mut members = None;
-        for path in &paths {
-            match path.as_str() {
-                "display_name" => {
-                    text::required(
-                        &mut v,
-                        "group.display_name",
-                        &group.display_name,
-                        text::LABEL,
-                    );
-                    display = group.display_name.trim().to_string();
-                }
-                "units" => {
-                    members = Some(
-                        Self::check_members(
-                            &mut tx,
-                            cycle,
-                            gid,
-                            &group.units,
-                            "group.units",
-                            &mut v,
-                        )
-                        .await?,
-                    )
-                }
-                other => v.add(
-                    "update_mask",
-                    format!("{other:?} cannot be updated; use display_name or units"),
-                ),
-            }
-        }
-        v.into_result()?;
-        sqlx::query("UPDATE peer_groups SET display_name = $1 WHERE cycle_id = $2 AND id = $3")
-            .bind(&display)
-            .bind(cycle)
-            .bind(gid)
-            .execute(&mut *tx)
-            .await?;
-        if let Some(ids) = &members {
-            Self::write_members(&mut tx, cycle, gid, ids).await?;
-        }
-        let updated = load_group(&mut tx, cycle, gid).await?.group;
-        audit::append(
-            &mut tx,
+        write::write(
+            &self.db,
+            Some(&self.changes),
             &p,
-            audit::Entry {
-                action: "groups.update",
-                resource: &updated.name,
-                reason: "",
-                detail: json!({"fields": paths, "units": updated.units}),
+            Key::none("UpdateGroup"),
+            async |w| {
+                let current = load_group(w.conn, cycle, gid).await?;
+                let mut v = Violations::new();
+                let mut display = current.group.display_name.clone();
+                let mut members = None;
+                for path in &paths {
+                    match path.as_str() {
+                        "display_name" => {
+                            text::required(
+                                &mut v,
+                                "group.display_name",
+                                &group.display_name,
+                                text::LABEL,
+                            );
+                            display = group.display_name.trim().to_string();
+                        }
+                        "units" => {
+                            members = Some(
+                                Self::check_members(
+                                    w.conn,
+                                    cycle,
+                                    gid,
+                                    &group.units,
+                                    "group.units",
+                                    &mut v,
+                                )
+                                .await?,
+                            )
+                        }
+                        other => v.add(
+                            "update_mask",
+                            format!("{other:?} cannot be updated; use display_name or units"),
+                        ),
+                    }
+                }
+                v.into_result()?;
+                sqlx::query(
+                    "UPDATE peer_groups SET display_name = $1 WHERE cycle_id = $2 AND id = $3",
+                )
+                .bind(&display)
+                .bind(cycle)
+                .bind(gid)
+                .execute(&mut *w.conn)
+                .await?;
+                if let Some(ids) = &members {
+                    Self::write_members(w.conn, cycle, gid, ids).await?;
+                }
+                let updated = load_group(w.conn, cycle, gid).await?.group;
+                w.audit(
+                    "groups.update",
+                    &updated.name,
+                    "",
+                    json!({"fields": paths, "units": updated.units}),
+                );
+                changed_name(w, &updated.name);
+                Ok(updated)
             },
         )
-        .await?;
-        tx.commit().await?;
-        Ok(updated)
+        .await
     }
 
     pub(crate) async fn update_scheme(
@@ -340,8 +324,8 @@ impl PlansApi {
         if paths.is_empty() {
             return Err(Error::invalid("update_mask", "name the fields to change"));
         }
-        let mut tx = self.db.write.begin().await?;
-        let current = load_group(&mut tx, cycle, gid).await?;
+        write::write(&self.db, Some(&self.changes), &p, Key::none("UpdateScheme"), async |w| {
+        let current = load_group(w.conn, cycle, gid).await?;
         if !incoming.etag.is_empty() && incoming.etag != current.scheme.etag {
             return Err(Error::Aborted {
                 reason: "ETAG_MISMATCH",
@@ -383,22 +367,14 @@ impl PlansApi {
             .bind(stored.encode_to_vec())
             .bind(cycle)
             .bind(gid)
-            .execute(&mut *tx)
+            .execute(&mut *w.conn)
             .await?;
-        let updated = load_group(&mut tx, cycle, gid).await?.scheme;
-        audit::append(
-            &mut tx,
-            &p,
-            audit::Entry {
-                action: "schemes.update",
-                resource: &updated.name,
-                reason: "",
-                detail: json!({"fields": paths}),
-            },
-        )
-        .await?;
-        tx.commit().await?;
+        let updated = load_group(w.conn, cycle, gid).await?.scheme;
+        w.audit("schemes.update", &updated.name, "", json!({"fields": paths}));
+        changed_name(w, &updated.name);
         Ok(updated)
+        })
+        .await
     }
 
     pub(crate) async fn replace_framework(
@@ -411,12 +387,13 @@ impl PlansApi {
         let ids = names::parse(&req.name, "cycles/*/groups/*/framework", "name")?;
         let (cycle, gid) = (ids[0], ids[1]);
         admit(&self.db, &p, "ReplaceFramework", cycle, None).await?;
-        let mut tx = self.db.write.begin().await?;
-        if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
-            return Ok(done);
-        }
-        let g = load_group(&mut tx, cycle, gid).await?;
-        let known = known_units(&mut tx).await?;
+        write::write(&self.db, Some(&self.changes), &p, Key {
+            method: "ReplaceFramework",
+            request_id: &req.request_id,
+            digest: &digest,
+        }, async |w| {
+        let g = load_group(w.conn, cycle, gid).await?;
+        let known = known_units(w.conn).await?;
         let members: HashSet<String> = g.group.units.iter().cloned().collect();
         let indicator_max = decimal::figure(&g.scheme.indicator_max)
             .map_err(|e| Error::internal(std::io::Error::other(e)))?;
@@ -437,7 +414,7 @@ impl PlansApi {
         )
         .bind(cycle)
         .bind(gid)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *w.conn)
         .await?;
         if approved.is_some() {
             return Err(Error::precondition(
@@ -460,30 +437,13 @@ impl PlansApi {
             .bind(now)
             .bind(cycle)
             .bind(gid)
-            .execute(&mut *tx)
+            .execute(&mut *w.conn)
             .await?;
-        audit::append(
-            &mut tx,
-            &p,
-            audit::Entry {
-                action: "frameworks.replace",
-                resource: &framework.name,
-                reason: "",
-                detail: json!({"indicators": framework.indicators.iter().map(|i| &i.code).collect::<Vec<_>>(), "total_weight": decimal::canonical(total)}),
-            },
-        )
-        .await?;
-        idempotency::remember(
-            &mut tx,
-            &p,
-            &req.request_id,
-            "ReplaceFramework",
-            &digest,
-            &framework,
-        )
-        .await?;
-        tx.commit().await?;
+        w.audit("frameworks.replace", &framework.name, "", json!({"indicators": framework.indicators.iter().map(|i| &i.code).collect::<Vec<_>>(), "total_weight": decimal::canonical(total)}));
+                changed_name(w, &framework.name);
         Ok(framework)
+        })
+        .await
     }
 
     /// The framework a plan is checked against; FRAMEWORK_INCOMPLETE when

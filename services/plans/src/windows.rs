@@ -8,8 +8,9 @@ use jixiao_proto::plans::{
     TimelinessReport, UnitTimeliness,
 };
 use jixiao_runtime::{
-    Error, Principal, Role, Violations, audit, idempotency, names, text,
+    Error, Principal, Role, Violations, idempotency, names, text,
     time::{self, now_ms, opt_timestamp, timestamp},
+    write::{self, Key},
 };
 use serde_json::json;
 use sqlx::Row;
@@ -51,14 +52,15 @@ impl PlansApi {
         text::required(&mut v, "lock_exception.reason", &e.reason, text::NOTE);
         v.into_result()?;
         let (unit, scope, expire) = (unit?, scope?, expire.unwrap_or_default());
-        let mut tx = self.db.write.begin().await?;
-        if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
-            return Ok(done);
-        }
-        load_cycle(&mut tx, &cycle).await?;
+        write::write(&self.db, Some(&self.changes), &p, Key {
+            method: "GrantLockException",
+            request_id: &req.request_id,
+            digest: &digest,
+        }, async |w| {
+        load_cycle(w.conn, &cycle).await?;
         if sqlx::query("SELECT 1 FROM units WHERE id = $1")
             .bind(&unit)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *w.conn)
             .await?
             .is_none()
         {
@@ -80,7 +82,7 @@ impl PlansApi {
         .bind(e.reason.trim())
         .bind(&p.subject)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut *w.conn)
         .await?;
         let granted = LockException {
             name: format!("cycles/{cycle}/lockExceptions/{id}"),
@@ -91,28 +93,10 @@ impl PlansApi {
             granted_by: p.subject.clone(),
             create_time: Some(timestamp(now)),
         };
-        audit::append(
-            &mut tx,
-            &p,
-            audit::Entry {
-                action: "lock_exceptions.grant",
-                resource: &granted.name,
-                reason: &granted.reason,
-                detail: json!({"unit": granted.unit, "scope": scope.as_str_name(), "expire_ms": expire}),
-            },
-        )
-        .await?;
-        idempotency::remember(
-            &mut tx,
-            &p,
-            &req.request_id,
-            "GrantLockException",
-            &digest,
-            &granted,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(granted)
+        w.audit("lock_exceptions.grant", &granted.name, &granted.reason, json!({"unit": granted.unit, "scope": scope.as_str_name(), "expire_ms": expire}));
+                Ok(granted)
+        })
+        .await
     }
 
     pub(crate) async fn list_lock_exceptions(
@@ -272,11 +256,12 @@ impl PlansApi {
         text::required(&mut v, "notice.title", &n.title, text::LABEL);
         text::required(&mut v, "notice.body", &n.body, text::BODY);
         v.into_result()?;
-        let mut tx = self.db.write.begin().await?;
-        if let Some(done) = idempotency::replay(&mut tx, &p, &req.request_id, &digest).await? {
-            return Ok(done);
-        }
-        load_cycle(&mut tx, &cycle).await?;
+        write::write(&self.db, Some(&self.changes), &p, Key {
+            method: "CreateNotice",
+            request_id: &req.request_id,
+            digest: &digest,
+        }, async |w| {
+        load_cycle(w.conn, &cycle).await?;
         let id = names::new_id("n");
         let now = now_ms();
         sqlx::query("INSERT INTO notices (cycle_id, id, title, body, author, publish_ms) VALUES ($1, $2, $3, $4, $5, $6)")
@@ -286,7 +271,7 @@ impl PlansApi {
             .bind(n.body.trim())
             .bind(&p.subject)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut *w.conn)
             .await?;
         let created = Notice {
             name: format!("cycles/{cycle}/notices/{id}"),
@@ -295,28 +280,10 @@ impl PlansApi {
             author: p.subject.clone(),
             publish_time: Some(timestamp(now)),
         };
-        audit::append(
-            &mut tx,
-            &p,
-            audit::Entry {
-                action: "notices.create",
-                resource: &created.name,
-                reason: "",
-                detail: json!({"title": created.title}),
-            },
-        )
-        .await?;
-        idempotency::remember(
-            &mut tx,
-            &p,
-            &req.request_id,
-            "CreateNotice",
-            &digest,
-            &created,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(created)
+        w.audit("notices.create", &created.name, "", json!({"title": created.title}));
+                Ok(created)
+        })
+        .await
     }
 
     pub(crate) async fn list_notices(
