@@ -12,9 +12,7 @@ use jixiao_runtime::{
     time::now_ms,
     write::{self, Key},
 };
-use prost::Message;
 use serde_json::json;
-use sqlx::AnyConnection;
 
 use crate::{api::*, rules, store::*};
 
@@ -30,63 +28,57 @@ impl PlansApi {
         let unit = names::unit_id(&plan.unit, "plan.unit")?.to_string();
         p.require_office_or_unit(Role::Unit, &unit, "create a plan")?;
         admit(&self.db, &p, "CreatePlan", &cycle, Some(&unit)).await?;
-        write::write(&self.db, Some(&self.changes), &p, Key {
-            method: "CreatePlan",
-            request_id: &req.request_id,
-            digest: &digest,
-        }, async |w| {
-        let gid = group_of(w.conn, &cycle, &unit).await?.ok_or_else(|| {
-            Error::invalid(
-                "plan.unit",
-                format!("units/{unit} is not in any group of cycles/{cycle}"),
-            )
-        })?;
-        let g = load_group(w.conn, &cycle, &gid).await?;
-        let framework = Self::framework_of(&g)?;
-        let mut v = Violations::new();
-        rules::check_plan(
-            &mut plan,
-            &framework,
-            &format!("units/{unit}"),
-            false,
-            &mut v,
-        );
-        v.into_result()?;
-        if sqlx::query("SELECT 1 FROM plans WHERE cycle_id = $1 AND unit_id = $2")
-            .bind(&cycle)
-            .bind(&unit)
-            .fetch_optional(&mut *w.conn)
-            .await?
-            .is_some()
-        {
-            return Err(Error::AlreadyExists {
-                resource: format!("cycles/{cycle}/plans/{unit}"),
-            });
-        }
-        let mut targets = plan.targets.clone();
-        rules::apply_assigned_targets(&mut targets, &framework, &format!("units/{unit}"));
-        let content = Plan {
-            targets,
-            goals: plan.goals.clone(),
-            ..Default::default()
-        };
-        let now = now_ms();
-        let sql = format!(
-            "INSERT INTO plans ({PLAN_COLS}) VALUES ($1, $2, $3, $4, $5, 0, 0, 0, '', 0, '', 1, $6)"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&cycle)
-            .bind(&unit)
-            .bind(&gid)
-            .bind(PlanState::Draft as i32 as i64)
-            .bind(content.encode_to_vec())
-            .bind(now)
-            .execute(&mut *w.conn)
-            .await?;
-        let created = load_plan(w.conn, &cycle, &unit).await?.proto();
-        w.audit("plans.create", &created.name, "", json!({"targets": created.targets.len(), "goals": created.goals.len()}));
+        write::write(
+            &self.db,
+            Some(&self.changes),
+            &p,
+            Key {
+                method: "CreatePlan",
+                request_id: &req.request_id,
+                digest: &digest,
+            },
+            async |w| {
+                let gid = group_of(w.conn, &cycle, &unit).await?.ok_or_else(|| {
+                    Error::invalid(
+                        "plan.unit",
+                        format!("units/{unit} is not in any group of cycles/{cycle}"),
+                    )
+                })?;
+                let g = load_group(w.conn, &cycle, &gid).await?;
+                let framework = Self::framework_of(&g)?;
+                let mut v = Violations::new();
+                rules::check_plan(
+                    &mut plan,
+                    &framework,
+                    &format!("units/{unit}"),
+                    false,
+                    &mut v,
+                );
+                v.into_result()?;
+                if plan_exists(w.conn, &cycle, &unit).await? {
+                    return Err(Error::AlreadyExists {
+                        resource: format!("cycles/{cycle}/plans/{unit}"),
+                    });
+                }
+                let mut targets = plan.targets.clone();
+                rules::apply_assigned_targets(&mut targets, &framework, &format!("units/{unit}"));
+                let content = Plan {
+                    targets,
+                    goals: plan.goals.clone(),
+                    ..Default::default()
+                };
+                let now = now_ms();
+                insert_plan(w.conn, &cycle, &unit, &gid, &content, now).await?;
+                let created = load_plan(w.conn, &cycle, &unit).await?.proto();
+                w.audit(
+                    "plans.create",
+                    &created.name,
+                    "",
+                    json!({"targets": created.targets.len(), "goals": created.goals.len()}),
+                );
                 Ok(created)
-        })
+            },
+        )
         .await
     }
 
@@ -134,24 +126,14 @@ impl PlansApi {
             ));
         }
         let pg = page(req.page_size, &req.page_token, 100, 1000)?;
-        let sql = format!(
-            "SELECT {PLAN_COLS} FROM plans WHERE cycle_id = $1
-             AND ($2 = '' OR group_id = $2) AND ($3 = '' OR unit_id = $3) AND ($4 = 0 OR state = $4)
-             ORDER BY group_id, unit_id LIMIT $5 OFFSET $6"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&cycle)
-            .bind(group.unwrap_or_default())
-            .bind(only_unit.unwrap_or_default())
-            .bind(i64::from(req.state))
-            .bind(pg.fetch_limit())
-            .bind(pg.offset)
-            .fetch_all(&self.db.read)
-            .await?;
-        let mut plans = rows
-            .iter()
-            .map(|r| plan_row(r).map(|p| p.proto()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut conn = self.db.read.acquire().await?;
+        let filter = PlanFilter {
+            cycle: &cycle,
+            group: &group.unwrap_or_default(),
+            unit: &only_unit.unwrap_or_default(),
+            state: req.state,
+        };
+        let mut plans = plans(&mut conn, &filter, &pg).await?;
         let next_page_token = pg.next_token(&mut plans);
         Ok(ListPlansResponse {
             plans,
@@ -235,92 +217,63 @@ impl PlansApi {
             return Err(Error::denied(format!("only unit {unit} submits its plan")));
         }
         let opened_late = admit(&self.db, &p, "SubmitPlan", &cycle, Some(&unit)).await?;
-        write::write(&self.db, Some(&self.changes), &p, Key {
-            method: "SubmitPlan",
-            request_id: &req.request_id,
-            digest: &digest,
-        }, async |w| {
-        let c = load_cycle(w.conn, &cycle).await?;
-        let mut plan = load_plan(w.conn, &cycle, &unit).await?;
-        check_etag(&plan, &req.etag)?;
-        require_state(&plan, &[PlanState::Draft, PlanState::Returned], "submit it")?;
-        let g = load_group(w.conn, &cycle, &plan.group).await?;
-        let framework = Self::framework_of(&g)?;
-        let mut content = plan.content.clone();
-        let mut v = Violations::new();
-        rules::check_plan(
-            &mut content,
-            &framework,
-            &format!("units/{unit}"),
-            true,
-            &mut v,
-        );
-        v.into_result()?;
-        // An amendment of an approved plan is the office's decision to take,
-        // not a deadline matter (late only when a lock exception let it in
-        // outside its phases); a first plan obeys the plan deadline.
-        let late = if plan.amending {
-            opened_late
-        } else {
-            let (w, _) = window(w.conn, &c, &unit, LockScope::Plan).await?;
-            if !w.open {
-                return Err(closed_error(&c, LockScope::Plan, &w));
-            }
-            w.late
-        };
-        plan.version += 1;
-        plan.state = PlanState::Submitted;
-        plan.late = late;
-        plan.return_reason.clear();
-        plan.content = content;
-        sqlx::query(
-            "INSERT INTO plan_versions (cycle_id, unit_id, version, content, submitted_by, submit_ms, late, amendment,
-             amendment_reason, outcome, decided_by, decide_ms, decision_note)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '', NULL, '')",
-        )
-        .bind(&cycle)
-        .bind(&unit)
-        .bind(plan.version)
-        .bind(plan.content.encode_to_vec())
-        .bind(&p.subject)
-        .bind(now_ms())
-        .bind(i64::from(late))
-        .bind(i64::from(plan.amending))
-        .bind(&plan.amend_reason)
-        .bind(VersionOutcome::Pending as i32 as i64)
-        .execute(&mut *w.conn)
-        .await?;
-        save_plan(w.conn, &mut plan).await?;
-        let submitted = plan.proto();
-        w.audit("plans.submit", &submitted.name, &plan.amend_reason, json!({"version": plan.version, "late": late, "amendment": plan.amending}));
+        write::write(
+            &self.db,
+            Some(&self.changes),
+            &p,
+            Key {
+                method: "SubmitPlan",
+                request_id: &req.request_id,
+                digest: &digest,
+            },
+            async |w| {
+                let c = load_cycle(w.conn, &cycle).await?;
+                let mut plan = load_plan(w.conn, &cycle, &unit).await?;
+                check_etag(&plan, &req.etag)?;
+                require_state(&plan, &[PlanState::Draft, PlanState::Returned], "submit it")?;
+                let g = load_group(w.conn, &cycle, &plan.group).await?;
+                let framework = Self::framework_of(&g)?;
+                let mut content = plan.content.clone();
+                let mut v = Violations::new();
+                rules::check_plan(
+                    &mut content,
+                    &framework,
+                    &format!("units/{unit}"),
+                    true,
+                    &mut v,
+                );
+                v.into_result()?;
+                // An amendment of an approved plan is the office's decision to take,
+                // not a deadline matter (late only when a lock exception let it in
+                // outside its phases); a first plan obeys the plan deadline.
+                let late = if plan.amending {
+                    opened_late
+                } else {
+                    let (w, _) = window(w.conn, &c, &unit, LockScope::Plan).await?;
+                    if !w.open {
+                        return Err(closed_error(&c, LockScope::Plan, &w));
+                    }
+                    w.late
+                };
+                plan.version += 1;
+                plan.state = PlanState::Submitted;
+                plan.late = late;
+                plan.return_reason.clear();
+                plan.content = content;
+                insert_version(w.conn, &plan, &p.subject, late, now_ms()).await?;
+                save_plan(w.conn, &mut plan).await?;
+                let submitted = plan.proto();
+                w.audit(
+                    "plans.submit",
+                    &submitted.name,
+                    &plan.amend_reason,
+                    json!({"version": plan.version, "late": late, "amendment": plan.amending}),
+                );
                 changed_name(w, &submitted.group);
-        Ok(submitted)
-        })
-        .await
-    }
-
-    /// Records the office's decision on the pending version.
-    pub(crate) async fn decide(
-        conn: &mut AnyConnection,
-        p: &Principal,
-        plan: &PlanRow,
-        outcome: VersionOutcome,
-        note: &str,
-    ) -> Result<(), Error> {
-        sqlx::query(
-            "UPDATE plan_versions SET outcome = $1, decided_by = $2, decide_ms = $3, decision_note = $4
-             WHERE cycle_id = $5 AND unit_id = $6 AND version = $7",
+                Ok(submitted)
+            },
         )
-        .bind(outcome as i32 as i64)
-        .bind(&p.subject)
-        .bind(now_ms())
-        .bind(note)
-        .bind(&plan.cycle)
-        .bind(&plan.unit)
-        .bind(plan.version)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+        .await
     }
 
     pub(crate) async fn approve_plan(
@@ -334,37 +287,42 @@ impl PlansApi {
         let mut v = Violations::new();
         text::optional(&mut v, "comment", &req.comment, text::NOTE);
         v.into_result()?;
-        write::write(&self.db, Some(&self.changes), &p, Key::none("ApprovePlan"), async |w| {
-        let mut plan = load_plan(w.conn, &cycle, &unit).await?;
-        check_etag(&plan, &req.etag)?;
-        require_state(&plan, &[PlanState::Submitted], "approve it")?;
-        Self::decide(
-            w.conn,
+        write::write(
+            &self.db,
+            Some(&self.changes),
             &p,
-            &plan,
-            VersionOutcome::Approved,
-            req.comment.trim(),
-        )
-        .await?;
-        if plan.approved_version > 0 {
-            sqlx::query("UPDATE plan_versions SET outcome = $1 WHERE cycle_id = $2 AND unit_id = $3 AND version = $4")
-                .bind(VersionOutcome::Superseded as i32 as i64)
-                .bind(&cycle)
-                .bind(&unit)
-                .bind(plan.approved_version)
-                .execute(&mut *w.conn)
+            Key::none("ApprovePlan"),
+            async |w| {
+                let mut plan = load_plan(w.conn, &cycle, &unit).await?;
+                check_etag(&plan, &req.etag)?;
+                require_state(&plan, &[PlanState::Submitted], "approve it")?;
+                decide_version(
+                    w.conn,
+                    &p,
+                    &plan,
+                    VersionOutcome::Approved,
+                    req.comment.trim(),
+                )
                 .await?;
-        }
-        plan.state = PlanState::Approved;
-        plan.approved_version = plan.version;
-        plan.amending = false;
-        plan.amend_reason.clear();
-        save_plan(w.conn, &mut plan).await?;
-        let approved = plan.proto();
-        w.audit("plans.approve", &approved.name, req.comment.trim(), json!({"version": plan.version}));
-        changed_name(w, &approved.group);
-        Ok(approved)
-        })
+                if plan.approved_version > 0 {
+                    supersede_version(w.conn, &cycle, &unit, plan.approved_version).await?;
+                }
+                plan.state = PlanState::Approved;
+                plan.approved_version = plan.version;
+                plan.amending = false;
+                plan.amend_reason.clear();
+                save_plan(w.conn, &mut plan).await?;
+                let approved = plan.proto();
+                w.audit(
+                    "plans.approve",
+                    &approved.name,
+                    req.comment.trim(),
+                    json!({"version": plan.version}),
+                );
+                changed_name(w, &approved.group);
+                Ok(approved)
+            },
+        )
         .await
     }
 
@@ -391,7 +349,7 @@ impl PlansApi {
                 let mut plan = load_plan(w.conn, &cycle, &unit).await?;
                 check_etag(&plan, &req.etag)?;
                 require_state(&plan, &[PlanState::Submitted], "return it")?;
-                Self::decide(
+                decide_version(
                     w.conn,
                     &p,
                     &plan,

@@ -17,10 +17,9 @@ use jixiao_runtime::{
     time::{now_ms, timestamp},
     write::{self, Key},
 };
-use prost::Message;
 use rust_decimal::Decimal;
 use serde_json::json;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use crate::{api::*, rules, store::*};
 
@@ -67,27 +66,21 @@ impl PlansApi {
                 digest: &digest,
             },
             async |w| {
-                if sqlx::query("SELECT 1 FROM units WHERE id = $1")
-                    .bind(&req.unit_id)
-                    .fetch_optional(&mut *w.conn)
-                    .await?
-                    .is_some()
-                {
+                if unit_exists(w.conn, &req.unit_id).await? {
                     return Err(Error::AlreadyExists {
                         resource: format!("units/{}", req.unit_id),
                     });
                 }
                 let now = now_ms();
-                sqlx::query(
-            "INSERT INTO units (id, name_zh, name_en, kind, create_ms) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&req.unit_id)
-        .bind(unit.display_name_zh.trim())
-        .bind(unit.display_name_en.trim())
-        .bind(i64::from(unit.kind))
-        .bind(now)
-        .execute(&mut *w.conn)
-        .await?;
+                insert_unit(
+                    w.conn,
+                    &req.unit_id,
+                    unit.display_name_zh.trim(),
+                    unit.display_name_en.trim(),
+                    unit.kind,
+                    now,
+                )
+                .await?;
                 let created = Unit {
                     name: format!("units/{}", req.unit_id),
                     display_name_zh: unit.display_name_zh.trim().into(),
@@ -144,29 +137,6 @@ impl PlansApi {
         Ok(ids)
     }
 
-    pub(crate) async fn write_members(
-        conn: &mut AnyConnection,
-        cycle: &str,
-        group: &str,
-        ids: &[String],
-    ) -> Result<(), Error> {
-        sqlx::query("DELETE FROM group_members WHERE cycle_id = $1 AND group_id = $2")
-            .bind(cycle)
-            .bind(group)
-            .execute(&mut *conn)
-            .await?;
-        for (i, id) in ids.iter().enumerate() {
-            sqlx::query("INSERT INTO group_members (cycle_id, group_id, unit_id, position) VALUES ($1, $2, $3, $4)")
-                .bind(cycle)
-                .bind(group)
-                .bind(id)
-                .bind(i as i64)
-                .execute(&mut *conn)
-                .await?;
-        }
-        Ok(())
-    }
-
     pub(crate) async fn create_group(
         &self,
         p: Principal,
@@ -189,45 +159,52 @@ impl PlansApi {
             &group.display_name,
             text::LABEL,
         );
-        write::write(&self.db, Some(&self.changes), &p, Key {
-            method: "CreateGroup",
-            request_id: &req.request_id,
-            digest: &digest,
-        }, async |w| {
-        let ids = Self::check_members(
-            w.conn,
-            &cycle,
-            &req.group_id,
-            &group.units,
-            "group.units",
-            &mut v,
-        )
-        .await?;
-        v.into_result()?;
-        let exists = sqlx::query("SELECT 1 FROM peer_groups WHERE cycle_id = $1 AND id = $2")
-            .bind(&cycle)
-            .bind(&req.group_id)
-            .fetch_optional(&mut *w.conn)
-            .await?;
-        if exists.is_some() {
-            return Err(Error::AlreadyExists {
-                resource: format!("cycles/{cycle}/groups/{}", req.group_id),
-            });
-        }
-        let scheme = rules::default_scheme(String::new());
-        sqlx::query("INSERT INTO peer_groups (cycle_id, id, display_name, scheme, scheme_rev) VALUES ($1, $2, $3, $4, 1)")
-            .bind(&cycle)
-            .bind(&req.group_id)
-            .bind(group.display_name.trim())
-            .bind(scheme.encode_to_vec())
-            .execute(&mut *w.conn)
-            .await?;
-        Self::write_members(w.conn, &cycle, &req.group_id, &ids).await?;
-        let created = load_group(w.conn, &cycle, &req.group_id).await?.group;
-        w.audit("groups.create", &created.name, "", json!({"units": created.units}));
+        write::write(
+            &self.db,
+            Some(&self.changes),
+            &p,
+            Key {
+                method: "CreateGroup",
+                request_id: &req.request_id,
+                digest: &digest,
+            },
+            async |w| {
+                let ids = Self::check_members(
+                    w.conn,
+                    &cycle,
+                    &req.group_id,
+                    &group.units,
+                    "group.units",
+                    &mut v,
+                )
+                .await?;
+                v.into_result()?;
+                if group_exists(w.conn, &cycle, &req.group_id).await? {
+                    return Err(Error::AlreadyExists {
+                        resource: format!("cycles/{cycle}/groups/{}", req.group_id),
+                    });
+                }
+                let scheme = rules::default_scheme(String::new());
+                insert_group(
+                    w.conn,
+                    &cycle,
+                    &req.group_id,
+                    group.display_name.trim(),
+                    &scheme,
+                )
+                .await?;
+                replace_members(w.conn, &cycle, &req.group_id, &ids).await?;
+                let created = load_group(w.conn, &cycle, &req.group_id).await?.group;
+                w.audit(
+                    "groups.create",
+                    &created.name,
+                    "",
+                    json!({"units": created.units}),
+                );
                 changed_name(w, &created.name);
-        Ok(created)
-        })
+                Ok(created)
+            },
+        )
         .await
     }
 
@@ -285,16 +262,9 @@ impl PlansApi {
                     }
                 }
                 v.into_result()?;
-                sqlx::query(
-                    "UPDATE peer_groups SET display_name = $1 WHERE cycle_id = $2 AND id = $3",
-                )
-                .bind(&display)
-                .bind(cycle)
-                .bind(gid)
-                .execute(&mut *w.conn)
-                .await?;
+                rename_group(w.conn, cycle, gid, &display).await?;
                 if let Some(ids) = &members {
-                    Self::write_members(w.conn, cycle, gid, ids).await?;
+                    replace_members(w.conn, cycle, gid, ids).await?;
                 }
                 let updated = load_group(w.conn, cycle, gid).await?.group;
                 w.audit(
@@ -324,56 +294,69 @@ impl PlansApi {
         if paths.is_empty() {
             return Err(Error::invalid("update_mask", "name the fields to change"));
         }
-        write::write(&self.db, Some(&self.changes), &p, Key::none("UpdateScheme"), async |w| {
-        let current = load_group(w.conn, cycle, gid).await?;
-        if !incoming.etag.is_empty() && incoming.etag != current.scheme.etag {
-            return Err(Error::Aborted {
-                reason: "ETAG_MISMATCH",
-                message: format!("{} changed since it was read; read it again", incoming.name),
-            });
-        }
-        let mut s = current.scheme.clone();
-        let mut v = Violations::new();
-        for path in &paths {
-            match path.as_str() {
-                "indicator_max" => s.indicator_max = incoming.indicator_max.clone(),
-                "survey_max" => s.survey_max = incoming.survey_max.clone(),
-                "online_max" => s.online_max = incoming.online_max.clone(),
-                "mutual_max" => s.mutual_max = incoming.mutual_max.clone(),
-                "inspection_cap" => s.inspection_cap = incoming.inspection_cap.clone(),
-                "answer_values" => s.answer_values = incoming.answer_values.clone(),
-                "category_weights" => s.category_weights = incoming.category_weights.clone(),
-                "min_sample" => s.min_sample = incoming.min_sample,
-                "mutual_scale" => s.mutual_scale = incoming.mutual_scale,
-                "grade_values" => s.grade_values = incoming.grade_values.clone(),
-                "mutual_trim_min_raters" => {
-                    s.mutual_trim_min_raters = incoming.mutual_trim_min_raters
+        write::write(
+            &self.db,
+            Some(&self.changes),
+            &p,
+            Key::none("UpdateScheme"),
+            async |w| {
+                let current = load_group(w.conn, cycle, gid).await?;
+                if !incoming.etag.is_empty() && incoming.etag != current.scheme.etag {
+                    return Err(Error::Aborted {
+                        reason: "ETAG_MISMATCH",
+                        message: format!(
+                            "{} changed since it was read; read it again",
+                            incoming.name
+                        ),
+                    });
                 }
-                "peer_rank_floor" => s.peer_rank_floor = incoming.peer_rank_floor.clone(),
-                "at_risk_threshold" => s.at_risk_threshold = incoming.at_risk_threshold.clone(),
-                "credit_points" => s.credit_points = incoming.credit_points.clone(),
-                "spot_check_deductions" => {
-                    s.spot_check_deductions = incoming.spot_check_deductions.clone()
+                let mut s = current.scheme.clone();
+                let mut v = Violations::new();
+                for path in &paths {
+                    match path.as_str() {
+                        "indicator_max" => s.indicator_max = incoming.indicator_max.clone(),
+                        "survey_max" => s.survey_max = incoming.survey_max.clone(),
+                        "online_max" => s.online_max = incoming.online_max.clone(),
+                        "mutual_max" => s.mutual_max = incoming.mutual_max.clone(),
+                        "inspection_cap" => s.inspection_cap = incoming.inspection_cap.clone(),
+                        "answer_values" => s.answer_values = incoming.answer_values.clone(),
+                        "category_weights" => {
+                            s.category_weights = incoming.category_weights.clone()
+                        }
+                        "min_sample" => s.min_sample = incoming.min_sample,
+                        "mutual_scale" => s.mutual_scale = incoming.mutual_scale,
+                        "grade_values" => s.grade_values = incoming.grade_values.clone(),
+                        "mutual_trim_min_raters" => {
+                            s.mutual_trim_min_raters = incoming.mutual_trim_min_raters
+                        }
+                        "peer_rank_floor" => s.peer_rank_floor = incoming.peer_rank_floor.clone(),
+                        "at_risk_threshold" => {
+                            s.at_risk_threshold = incoming.at_risk_threshold.clone()
+                        }
+                        "credit_points" => s.credit_points = incoming.credit_points.clone(),
+                        "spot_check_deductions" => {
+                            s.spot_check_deductions = incoming.spot_check_deductions.clone()
+                        }
+                        other => v.add("update_mask", format!("{other:?} is not a scheme field")),
+                    }
                 }
-                other => v.add("update_mask", format!("{other:?} is not a scheme field")),
-            }
-        }
-        rules::check_scheme(&mut s, &mut v, "scheme");
-        v.into_result()?;
-        let mut stored = s.clone();
-        stored.name.clear();
-        stored.etag.clear();
-        sqlx::query("UPDATE peer_groups SET scheme = $1, scheme_rev = scheme_rev + 1 WHERE cycle_id = $2 AND id = $3")
-            .bind(stored.encode_to_vec())
-            .bind(cycle)
-            .bind(gid)
-            .execute(&mut *w.conn)
-            .await?;
-        let updated = load_group(w.conn, cycle, gid).await?.scheme;
-        w.audit("schemes.update", &updated.name, "", json!({"fields": paths}));
-        changed_name(w, &updated.name);
-        Ok(updated)
-        })
+                rules::check_scheme(&mut s, &mut v, "scheme");
+                v.into_result()?;
+                let mut stored = s.clone();
+                stored.name.clear();
+                stored.etag.clear();
+                save_scheme(w.conn, cycle, gid, &stored).await?;
+                let updated = load_group(w.conn, cycle, gid).await?.scheme;
+                w.audit(
+                    "schemes.update",
+                    &updated.name,
+                    "",
+                    json!({"fields": paths}),
+                );
+                changed_name(w, &updated.name);
+                Ok(updated)
+            },
+        )
         .await
     }
 
@@ -409,14 +392,7 @@ impl PlansApi {
             &mut v,
         );
         v.into_result()?;
-        let approved = sqlx::query(
-            "SELECT 1 FROM plans WHERE cycle_id = $1 AND group_id = $2 AND approved_version > 0",
-        )
-        .bind(cycle)
-        .bind(gid)
-        .fetch_optional(&mut *w.conn)
-        .await?;
-        if approved.is_some() {
+        if any_plan_approved(w.conn, cycle, gid).await? {
             return Err(Error::precondition(
                 "PLANS_APPROVED",
                 format!(
@@ -432,13 +408,7 @@ impl PlansApi {
             total_weight: Some(decimal::to_proto(total)),
             update_time: Some(timestamp(now)),
         };
-        sqlx::query("UPDATE peer_groups SET framework = $1, framework_ms = $2 WHERE cycle_id = $3 AND id = $4")
-            .bind(framework.encode_to_vec())
-            .bind(now)
-            .bind(cycle)
-            .bind(gid)
-            .execute(&mut *w.conn)
-            .await?;
+        save_framework(w.conn, cycle, gid, &framework, now).await?;
         w.audit("frameworks.replace", &framework.name, "", json!({"indicators": framework.indicators.iter().map(|i| &i.code).collect::<Vec<_>>(), "total_weight": decimal::canonical(total)}));
                 changed_name(w, &framework.name);
         Ok(framework)
@@ -459,13 +429,10 @@ impl PlansApi {
 
     pub(crate) async fn get_unit(&self, req: GetUnitRequest) -> Result<Unit, Error> {
         let id = names::unit_id(&req.name, "name")?;
-        let row =
-            sqlx::query("SELECT id, name_zh, name_en, kind, create_ms FROM units WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.db.read)
-                .await?
-                .ok_or_else(|| Error::not_found(req.name.clone()))?;
-        unit_proto(&row)
+        let mut conn = self.db.read.acquire().await?;
+        unit(&mut conn, id)
+            .await?
+            .ok_or_else(|| Error::not_found(req.name.clone()))
     }
 
     pub(crate) async fn list_units(
@@ -473,12 +440,8 @@ impl PlansApi {
         req: ListUnitsRequest,
     ) -> Result<ListUnitsResponse, Error> {
         let pg = page(req.page_size, &req.page_token, 100, 1000)?;
-        let rows = sqlx::query("SELECT id, name_zh, name_en, kind, create_ms FROM units ORDER BY id LIMIT $1 OFFSET $2")
-            .bind(pg.fetch_limit())
-            .bind(pg.offset)
-            .fetch_all(&self.db.read)
-            .await?;
-        let mut units = rows.iter().map(unit_proto).collect::<Result<Vec<_>, _>>()?;
+        let mut conn = self.db.read.acquire().await?;
+        let mut units = units(&mut conn, &pg).await?;
         let next_page_token = pg.next_token(&mut units);
         Ok(ListUnitsResponse {
             units,
@@ -503,17 +466,8 @@ impl PlansApi {
         let pg = page(req.page_size, &req.page_token, 50, 500)?;
         let mut conn = self.db.read.acquire().await?;
         load_cycle(&mut conn, cycle).await?;
-        let rows = sqlx::query(
-            "SELECT id FROM peer_groups WHERE cycle_id = $1 ORDER BY id LIMIT $2 OFFSET $3",
-        )
-        .bind(cycle)
-        .bind(pg.fetch_limit())
-        .bind(pg.offset)
-        .fetch_all(&mut *conn)
-        .await?;
         let mut groups = Vec::new();
-        for r in &rows {
-            let id: String = r.try_get("id")?;
+        for id in group_page(&mut conn, cycle, &pg).await? {
             groups.push(load_group(&mut conn, cycle, &id).await?.group);
         }
         let next_page_token = pg.next_token(&mut groups);

@@ -5,7 +5,7 @@ use jixiao_proto::plans::{
     CheckWriteWindowRequest, CheckWriteWindowResponse, CreateNoticeRequest,
     GetTimelinessReportRequest, GrantLockExceptionRequest, ListLockExceptionsRequest,
     ListLockExceptionsResponse, ListNoticesRequest, ListNoticesResponse, LockException, Notice,
-    TimelinessReport, UnitTimeliness,
+    TimelinessReport,
 };
 use jixiao_runtime::{
     Error, Principal, Role, Violations, idempotency, names, text,
@@ -13,7 +13,6 @@ use jixiao_runtime::{
     write::{self, Key},
 };
 use serde_json::json;
-use sqlx::Row;
 
 use crate::{api::*, store::*};
 
@@ -58,32 +57,13 @@ impl PlansApi {
             digest: &digest,
         }, async |w| {
         load_cycle(w.conn, &cycle).await?;
-        if sqlx::query("SELECT 1 FROM units WHERE id = $1")
-            .bind(&unit)
-            .fetch_optional(&mut *w.conn)
-            .await?
-            .is_none()
-        {
+        if !unit_exists(w.conn, &unit).await? {
             return Err(Error::invalid(
                 "lock_exception.unit",
                 format!("units/{unit} is not a registered unit"),
             ));
         }
         let id = names::new_id("le");
-        sqlx::query(
-            "INSERT INTO lock_exceptions (cycle_id, id, unit_id, scope, expire_ms, reason, granted_by, create_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&cycle)
-        .bind(&id)
-        .bind(&unit)
-        .bind(scope as i32 as i64)
-        .bind(expire)
-        .bind(e.reason.trim())
-        .bind(&p.subject)
-        .bind(now)
-        .execute(&mut *w.conn)
-        .await?;
         let granted = LockException {
             name: format!("cycles/{cycle}/lockExceptions/{id}"),
             unit: format!("units/{unit}"),
@@ -93,6 +73,7 @@ impl PlansApi {
             granted_by: p.subject.clone(),
             create_time: Some(timestamp(now)),
         };
+        insert_exception(w.conn, &cycle, &id, &unit, &granted, expire, now).await?;
         w.audit("lock_exceptions.grant", &granted.name, &granted.reason, json!({"unit": granted.unit, "scope": scope.as_str_name(), "expire_ms": expire}));
                 Ok(granted)
         })
@@ -126,33 +107,8 @@ impl PlansApi {
             }
         }
         let pg = page(req.page_size, &req.page_token, 100, 1000)?;
-        let rows = sqlx::query(
-            "SELECT id, unit_id, scope, expire_ms, reason, granted_by, create_ms FROM lock_exceptions
-             WHERE cycle_id = $1 AND ($2 = '' OR unit_id = $2) ORDER BY create_ms DESC, id DESC LIMIT $3 OFFSET $4",
-        )
-        .bind(&cycle)
-        .bind(&unit)
-        .bind(pg.fetch_limit())
-        .bind(pg.offset)
-        .fetch_all(&self.db.read)
-        .await?;
-        let mut lock_exceptions = rows
-            .iter()
-            .map(|r| {
-                Ok(LockException {
-                    name: format!(
-                        "cycles/{cycle}/lockExceptions/{}",
-                        r.try_get::<String, _>("id")?
-                    ),
-                    unit: format!("units/{}", r.try_get::<String, _>("unit_id")?),
-                    scope: r.try_get::<i64, _>("scope")? as i32,
-                    expire_time: Some(timestamp(r.try_get("expire_ms")?)),
-                    reason: r.try_get("reason")?,
-                    granted_by: r.try_get("granted_by")?,
-                    create_time: Some(timestamp(r.try_get("create_ms")?)),
-                })
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
+        let mut conn = self.db.read.acquire().await?;
+        let mut lock_exceptions = exceptions(&mut conn, &cycle, &unit, &pg).await?;
         let next_page_token = pg.next_token(&mut lock_exceptions);
         Ok(ListLockExceptionsResponse {
             lock_exceptions,
@@ -209,32 +165,7 @@ impl PlansApi {
         let cycle = names::cycle_id(&req.cycle, "cycle")?.to_string();
         let mut conn = self.db.read.acquire().await?;
         let c = load_cycle(&mut conn, &cycle).await?;
-        let rows = sqlx::query(
-            "SELECT m.group_id, m.unit_id, MIN(v.submit_ms) AS first_ms, MAX(v.late) AS any_late
-             FROM group_members m
-             LEFT JOIN plan_versions v ON v.cycle_id = m.cycle_id AND v.unit_id = m.unit_id
-             WHERE m.cycle_id = $1 GROUP BY m.group_id, m.unit_id ORDER BY m.group_id, m.unit_id",
-        )
-        .bind(&cycle)
-        .fetch_all(&mut *conn)
-        .await?;
-        let units = rows
-            .iter()
-            .map(|r| {
-                let first: Option<i64> = r.try_get("first_ms")?;
-                let late: Option<i64> = r.try_get("any_late")?;
-                Ok(UnitTimeliness {
-                    unit: format!("units/{}", r.try_get::<String, _>("unit_id")?),
-                    group: format!(
-                        "cycles/{cycle}/groups/{}",
-                        r.try_get::<String, _>("group_id")?
-                    ),
-                    first_submit_time: opt_timestamp(first),
-                    late: late.unwrap_or(0) != 0,
-                    missing: first.is_none(),
-                })
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
+        let units = timeliness(&mut conn, &cycle).await?;
         Ok(TimelinessReport {
             cycle: c.proto.name,
             plan_deadline: opt_timestamp(c.plan_deadline),
@@ -256,33 +187,36 @@ impl PlansApi {
         text::required(&mut v, "notice.title", &n.title, text::LABEL);
         text::required(&mut v, "notice.body", &n.body, text::BODY);
         v.into_result()?;
-        write::write(&self.db, Some(&self.changes), &p, Key {
-            method: "CreateNotice",
-            request_id: &req.request_id,
-            digest: &digest,
-        }, async |w| {
-        load_cycle(w.conn, &cycle).await?;
-        let id = names::new_id("n");
-        let now = now_ms();
-        sqlx::query("INSERT INTO notices (cycle_id, id, title, body, author, publish_ms) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(&cycle)
-            .bind(&id)
-            .bind(n.title.trim())
-            .bind(n.body.trim())
-            .bind(&p.subject)
-            .bind(now)
-            .execute(&mut *w.conn)
-            .await?;
-        let created = Notice {
-            name: format!("cycles/{cycle}/notices/{id}"),
-            title: n.title.trim().into(),
-            body: n.body.trim().into(),
-            author: p.subject.clone(),
-            publish_time: Some(timestamp(now)),
-        };
-        w.audit("notices.create", &created.name, "", json!({"title": created.title}));
+        write::write(
+            &self.db,
+            Some(&self.changes),
+            &p,
+            Key {
+                method: "CreateNotice",
+                request_id: &req.request_id,
+                digest: &digest,
+            },
+            async |w| {
+                load_cycle(w.conn, &cycle).await?;
+                let id = names::new_id("n");
+                let now = now_ms();
+                let created = Notice {
+                    name: format!("cycles/{cycle}/notices/{id}"),
+                    title: n.title.trim().into(),
+                    body: n.body.trim().into(),
+                    author: p.subject.clone(),
+                    publish_time: Some(timestamp(now)),
+                };
+                insert_notice(w.conn, &cycle, &id, &created, now).await?;
+                w.audit(
+                    "notices.create",
+                    &created.name,
+                    "",
+                    json!({"title": created.title}),
+                );
                 Ok(created)
-        })
+            },
+        )
         .await
     }
 
@@ -292,27 +226,8 @@ impl PlansApi {
     ) -> Result<ListNoticesResponse, Error> {
         let cycle = names::cycle_id(&req.parent, "parent")?;
         let pg = page(req.page_size, &req.page_token, 50, 500)?;
-        let rows = sqlx::query(
-            "SELECT id, title, body, author, publish_ms FROM notices WHERE cycle_id = $1
-             ORDER BY publish_ms DESC, id DESC LIMIT $2 OFFSET $3",
-        )
-        .bind(cycle)
-        .bind(pg.fetch_limit())
-        .bind(pg.offset)
-        .fetch_all(&self.db.read)
-        .await?;
-        let mut notices = rows
-            .iter()
-            .map(|r| {
-                Ok(Notice {
-                    name: format!("cycles/{cycle}/notices/{}", r.try_get::<String, _>("id")?),
-                    title: r.try_get("title")?,
-                    body: r.try_get("body")?,
-                    author: r.try_get("author")?,
-                    publish_time: Some(timestamp(r.try_get("publish_ms")?)),
-                })
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
+        let mut conn = self.db.read.acquire().await?;
+        let mut notices = notices(&mut conn, cycle, &pg).await?;
         let next_page_token = pg.next_token(&mut notices);
         Ok(ListNoticesResponse {
             notices,
