@@ -43,6 +43,8 @@ ensure_postgres() {
   fi
 }
 
+. tests/toolchain.sh
+ensure_toolchain
 ensure_python_client
 ensure_postgres
 say "cargo test --workspace (PostgreSQL: ${JIXIAO_TEST_POSTGRES_URL:-skipped})"

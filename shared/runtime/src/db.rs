@@ -40,6 +40,55 @@ pub struct Migrations {
     pub postgres: &'static Migrator,
 }
 
+/// PostgreSQL SQL as SQLite spells it: the one type the two dialects name
+/// differently (the runtime's own tables and every service's migrations
+/// are written once and differ only by this).
+pub fn sqlite_sql(postgres: &str) -> String {
+    postgres.replace("BYTEA", "BLOB")
+}
+
+impl Migrations {
+    /// Checks that the SQLite migrations are the PostgreSQL ones with the
+    /// type map applied (same versions, same SQL), so the two folders of a
+    /// service cannot drift apart; names the first difference.
+    pub fn check_pairs(&self) -> Result<(), String> {
+        let (lite, pg): (Vec<_>, Vec<_>) =
+            (self.sqlite.iter().collect(), self.postgres.iter().collect());
+        if lite.len() != pg.len() {
+            return Err(format!(
+                "{} SQLite migrations, {} PostgreSQL migrations",
+                lite.len(),
+                pg.len()
+            ));
+        }
+        for (l, p) in lite.iter().zip(&pg) {
+            if l.version != p.version {
+                return Err(format!("migration {} pairs with {}", l.version, p.version));
+            }
+            let (want, got) = (sqlite_sql(p.sql.as_str()), l.sql.as_str());
+            if let Some((i, (a, b))) = want
+                .lines()
+                .zip(got.lines())
+                .enumerate()
+                .find(|(_, (a, b))| a != b)
+            {
+                return Err(format!(
+                    "migration {} line {}: PostgreSQL {a:?} is SQLite {b:?}",
+                    l.version,
+                    i + 1
+                ));
+            }
+            if want.lines().count() != got.lines().count() {
+                return Err(format!(
+                    "migration {}: the files differ in length",
+                    l.version
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A service's database.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -179,7 +228,7 @@ impl Db {
         };
         for statement in RUNTIME_TABLES {
             let sql = match db.dialect {
-                Dialect::Sqlite => statement.replace("BYTEA", "BLOB"),
+                Dialect::Sqlite => sqlite_sql(statement),
                 Dialect::Postgres => statement.to_string(),
             };
             db.write.execute(sqlx::AssertSqlSafe(sql)).await?;

@@ -35,8 +35,8 @@ use std::{
 
 use jixiao_proto::{
     plans::{
-        CreateCycleRequest, CreateGroupRequest, CreateUnitRequest, Cycle, Group, Unit, UnitKind,
-        plans_service_client::PlansServiceClient,
+        CreateCycleRequest, CreateGroupRequest, CreateUnitRequest, Cycle, Group, Phase,
+        SetCyclePhaseRequest, Unit, UnitKind, plans_service_client::PlansServiceClient,
     },
     reviews::{
         Answer, Campaign, CampaignMode, Channel, CreateCampaignRequest, PushResponsesRequest,
@@ -332,6 +332,14 @@ async fn set_up(channel: &Chan, key: &TokenKey, units: usize) -> Result<(), Stri
                 ..Default::default()
             }),
             request_id: String::new(),
+        })
+        .await
+        .map_err(e)?;
+    // Surveys are pushed during the year (the phase table of DOMAIN.md §2).
+    plans
+        .set_cycle_phase(SetCyclePhaseRequest {
+            name: "cycles/2026".into(),
+            phase: Phase::Execution as i32,
         })
         .await
         .map_err(e)?;
