@@ -91,15 +91,15 @@ pub(crate) fn check_etag(p: &PlanRow, etag: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Checks that a plan's state allows `action` (states, not moves: editing
+/// a draft changes no state).
 pub(crate) fn require_state(p: &PlanRow, allowed: &[PlanState], action: &str) -> Result<(), Error> {
-    if allowed.contains(&p.state) {
-        Ok(())
-    } else {
-        Err(Error::precondition(
-            "INVALID_STATE",
-            format!("{} is {}; cannot {action}", p.name(), p.state.as_str_name()),
-        ))
-    }
+    crate::rules::PLANS.require_state(&p.name(), p.state, allowed, action)
+}
+
+/// Checks the plan lifecycle allows moving `p` to `to`.
+pub(crate) fn require_move(p: &PlanRow, to: PlanState) -> Result<(), Error> {
+    crate::rules::PLANS.require_move(&p.name(), p.state, to)
 }
 
 /// The write window of a unit in a scope now.

@@ -230,7 +230,7 @@ impl PlansApi {
                 let c = load_cycle(w.conn, &cycle).await?;
                 let mut plan = load_plan(w.conn, &cycle, &unit).await?;
                 check_etag(&plan, &req.etag)?;
-                require_state(&plan, &[PlanState::Draft, PlanState::Returned], "submit it")?;
+                require_move(&plan, PlanState::Submitted)?;
                 let g = load_group(w.conn, &cycle, &plan.group).await?;
                 let framework = Self::framework_of(&g)?;
                 let mut content = plan.content.clone();
@@ -295,7 +295,7 @@ impl PlansApi {
             async |w| {
                 let mut plan = load_plan(w.conn, &cycle, &unit).await?;
                 check_etag(&plan, &req.etag)?;
-                require_state(&plan, &[PlanState::Submitted], "approve it")?;
+                require_move(&plan, PlanState::Approved)?;
                 decide_version(
                     w.conn,
                     &p,
@@ -348,7 +348,7 @@ impl PlansApi {
             async |w| {
                 let mut plan = load_plan(w.conn, &cycle, &unit).await?;
                 check_etag(&plan, &req.etag)?;
-                require_state(&plan, &[PlanState::Submitted], "return it")?;
+                require_move(&plan, PlanState::Returned)?;
                 decide_version(
                     w.conn,
                     &p,
@@ -398,7 +398,7 @@ impl PlansApi {
             async |w| {
                 let mut plan = load_plan(w.conn, &cycle, &unit).await?;
                 check_etag(&plan, &req.etag)?;
-                require_state(&plan, &[PlanState::Approved], "amend it")?;
+                require_move(&plan, PlanState::Draft)?;
                 plan.state = PlanState::Draft;
                 plan.amending = true;
                 plan.amend_reason = req.reason.trim().to_string();

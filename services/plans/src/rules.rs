@@ -6,16 +6,31 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jixiao_proto::plans::{
-    Direction, Framework, Goal, Indicator, MutualScale, Plan, Scheme, ScoringMethod, Target,
-    WeightedKey,
+    Direction, Framework, Goal, Indicator, MutualScale, Plan, PlanState, Scheme, ScoringMethod,
+    Target, WeightedKey,
 };
 use jixiao_runtime::{
     Violations,
     decimal::{self, canonical, to_proto},
+    lifecycle::Machine,
     text,
     time::{self, millis},
 };
 use rust_decimal::Decimal;
+
+/// The plan lifecycle (DOMAIN.md §4): a DRAFT (or RETURNED) plan is
+/// SUBMITTED; the office APPROVES or RETURNS it; an approved plan is
+/// amended, which makes it a DRAFT again until the amendment is approved.
+pub const PLANS: Machine<PlanState> = Machine {
+    name: PlanState::as_str_name,
+    moves: &[
+        (PlanState::Draft, PlanState::Submitted),
+        (PlanState::Returned, PlanState::Submitted),
+        (PlanState::Submitted, PlanState::Approved),
+        (PlanState::Submitted, PlanState::Returned),
+        (PlanState::Approved, PlanState::Draft),
+    ],
+};
 
 /// Decimal places of an indicator's weight and of a component maximum:
 /// those of points.
@@ -687,6 +702,27 @@ mod tests {
         assert_eq!(total, dec("59.5"));
         assert_eq!(v.as_slice().len(), 1);
         assert_eq!(v.as_slice()[0].field, "indicators");
+    }
+
+    #[test]
+    fn the_plan_lifecycle() {
+        use PlanState::*;
+        assert!(PLANS.may_move(Draft, Submitted) && PLANS.may_move(Returned, Submitted));
+        assert!(PLANS.may_move(Submitted, Approved) && PLANS.may_move(Submitted, Returned));
+        assert!(
+            PLANS.may_move(Approved, Draft),
+            "an amendment reopens an approved plan"
+        );
+        assert!(
+            !PLANS.may_move(Draft, Approved),
+            "nothing is approved unsubmitted"
+        );
+        assert!(!PLANS.may_move(Returned, Approved));
+        assert!(
+            PLANS
+                .require_move("cycles/2026/plans/x", Approved, Submitted)
+                .is_err()
+        );
     }
 
     #[test]
