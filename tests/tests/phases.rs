@@ -892,3 +892,49 @@ async fn exceptions_and_the_office_open_what_the_contract_says(backend: Backend)
     assert_eq!(reason(&err), "WRONG_PHASE");
     suite.stop().await;
 }
+
+on_both_databases!(a_retry_after_the_window_closed_gets_its_first_answer);
+
+/// The contract's retry promise outlives the window: a write that
+/// succeeded, sent again with the same request id after its phase or
+/// deadline has passed, answers as the first time; a new request is
+/// refused.
+async fn a_retry_after_the_window_closed_gets_its_first_answer(backend: Backend) {
+    use jixiao_proto::inspections::{
+        Inspection, InspectionKind, inspections_service_client::InspectionsServiceClient,
+    };
+    let suite = Suite::start(backend).await;
+    jixiao_tests::executing_year(&suite).await;
+    let inspected = ts(now_ms() - DAY);
+    let request = |request_id: &str| CreateInspectionRequest {
+        parent: "cycles/2026".into(),
+        inspection: Some(Inspection {
+            unit: "units/siming".into(),
+            kind: InspectionKind::Patrol as i32,
+            inspect_time: inspected,
+            inspectors: vec!["李明".into()],
+            ..Default::default()
+        }),
+        request_id: request_id.into(),
+    };
+    let mut inspector = InspectionsServiceClient::new(suite.office());
+    let first = inspector
+        .create_inspection(request("patrol-1"))
+        .await
+        .expect("in the year")
+        .into_inner();
+    jixiao_tests::set_phase(&suite, "2026", Assessment).await;
+    jixiao_tests::set_phase(&suite, "2026", Published).await;
+    let again = inspector
+        .create_inspection(request("patrol-1"))
+        .await
+        .expect("the retry gets its first answer")
+        .into_inner();
+    assert_eq!(again.name, first.name);
+    let err = inspector
+        .create_inspection(request("patrol-2"))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "WRONG_PHASE");
+    suite.stop().await;
+}

@@ -27,6 +27,16 @@ impl InspectionsApi {
         p.require(RECORDERS, "issue documents")?;
         let digest = idempotency::request_digest("IssueDocument", &req);
         let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
+        // A retry of a write that succeeded gets its first answer, even
+        // once the window has closed.
+        let key = Key {
+            method: "IssueDocument",
+            request_id: &req.request_id,
+            digest: &digest,
+        };
+        if let Some(done) = write::replayed(&self.db, &p, key).await? {
+            return Ok(done);
+        }
         self.admit(&p, "IssueDocument", &cycle).await?;
         let doc = req.document.clone().unwrap_or_default();
         let mut v = Violations::new();

@@ -84,6 +84,16 @@ impl InspectionsApi {
         p.require(RECORDERS, "record inspections")?;
         let digest = idempotency::request_digest("CreateInspection", &req);
         let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
+        // A retry of a write that succeeded gets its first answer, even
+        // once the window has closed.
+        let key = Key {
+            method: "CreateInspection",
+            request_id: &req.request_id,
+            digest: &digest,
+        };
+        if let Some(done) = write::replayed(&self.db, &p, key).await? {
+            return Ok(done);
+        }
         self.admit(&p, "CreateInspection", &cycle).await?;
         let ins = req.inspection.clone().unwrap_or_default();
         let mut v = Violations::new();
@@ -153,6 +163,16 @@ impl InspectionsApi {
         p.require(RECORDERS, "record spot checks")?;
         let digest = idempotency::request_digest("RecordSpotCheck", &req);
         let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
+        // A retry of a write that succeeded gets its first answer, even
+        // once the window has closed.
+        let key = Key {
+            method: "RecordSpotCheck",
+            request_id: &req.request_id,
+            digest: &digest,
+        };
+        if let Some(done) = write::replayed(&self.db, &p, key).await? {
+            return Ok(done);
+        }
         self.admit(&p, "RecordSpotCheck", &cycle).await?;
         let mut v = Violations::new();
         let inspect_ms = time::required(&req.inspect_time, "inspect_time", &mut v);

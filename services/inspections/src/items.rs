@@ -31,6 +31,16 @@ impl InspectionsApi {
     ) -> Result<SelfInspectionItem, Error> {
         let digest = idempotency::request_digest("CreateSelfInspectionItem", &req);
         let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
+        // A retry of a write that succeeded gets its first answer, even
+        // once the window has closed.
+        let key = Key {
+            method: "CreateSelfInspectionItem",
+            request_id: &req.request_id,
+            digest: &digest,
+        };
+        if let Some(done) = write::replayed(&self.db, &p, key).await? {
+            return Ok(done);
+        }
         self.admit(&p, "CreateSelfInspectionItem", &cycle).await?;
         let item = req.item.clone().unwrap_or_default();
         let unit = names::unit_id(&item.unit, "item.unit")?.to_string();

@@ -27,6 +27,16 @@ impl PlansApi {
         let mut plan = req.plan.clone().unwrap_or_default();
         let unit = names::unit_id(&plan.unit, "plan.unit")?.to_string();
         p.require_office_or_unit(Role::Unit, &unit, "create a plan")?;
+        // A retry of a write that succeeded gets its first answer, even
+        // once the window has closed.
+        let key = Key {
+            method: "CreatePlan",
+            request_id: &req.request_id,
+            digest: &digest,
+        };
+        if let Some(done) = write::replayed(&self.db, &p, key).await? {
+            return Ok(done);
+        }
         admit(&self.db, &p, "CreatePlan", &cycle, Some(&unit)).await?;
         write::write(
             &self.db,
@@ -215,6 +225,16 @@ impl PlansApi {
         let (cycle, unit) = plan_name(&req.name, "name")?;
         if !p.acts_for(Role::Unit, &unit) {
             return Err(Error::denied(format!("only unit {unit} submits its plan")));
+        }
+        // A retry of a write that succeeded gets its first answer, even
+        // once the window has closed.
+        let key = Key {
+            method: "SubmitPlan",
+            request_id: &req.request_id,
+            digest: &digest,
+        };
+        if let Some(done) = write::replayed(&self.db, &p, key).await? {
+            return Ok(done);
         }
         let opened_late = admit(&self.db, &p, "SubmitPlan", &cycle, Some(&unit)).await?;
         write::write(

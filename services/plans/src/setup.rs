@@ -145,6 +145,16 @@ impl PlansApi {
         p.require(&[Role::Office], "create groups")?;
         let digest = idempotency::request_digest("CreateGroup", &req);
         let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
+        // A retry of a write that succeeded gets its first answer, even
+        // once the window has closed.
+        let key = Key {
+            method: "CreateGroup",
+            request_id: &req.request_id,
+            digest: &digest,
+        };
+        if let Some(done) = write::replayed(&self.db, &p, key).await? {
+            return Ok(done);
+        }
         admit(&self.db, &p, "CreateGroup", &cycle, None).await?;
         let group = req.group.clone().unwrap_or_default();
         let mut v = Violations::new();
@@ -369,6 +379,16 @@ impl PlansApi {
         let digest = idempotency::request_digest("ReplaceFramework", &req);
         let ids = names::parse(&req.name, "cycles/*/groups/*/framework", "name")?;
         let (cycle, gid) = (ids[0], ids[1]);
+        // A retry of a write that succeeded gets its first answer, even
+        // once the window has closed.
+        let key = Key {
+            method: "ReplaceFramework",
+            request_id: &req.request_id,
+            digest: &digest,
+        };
+        if let Some(done) = write::replayed(&self.db, &p, key).await? {
+            return Ok(done);
+        }
         admit(&self.db, &p, "ReplaceFramework", cycle, None).await?;
         write::write(&self.db, Some(&self.changes), &p, Key {
             method: "ReplaceFramework",

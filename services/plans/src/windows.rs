@@ -25,6 +25,16 @@ impl PlansApi {
         p.require(&[Role::Office], "grant lock exceptions")?;
         let digest = idempotency::request_digest("GrantLockException", &req);
         let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
+        // A retry of a write that succeeded gets its first answer, even
+        // once the window has closed.
+        let key = Key {
+            method: "GrantLockException",
+            request_id: &req.request_id,
+            digest: &digest,
+        };
+        if let Some(done) = write::replayed(&self.db, &p, key).await? {
+            return Ok(done);
+        }
         admit(&self.db, &p, "GrantLockException", &cycle, None).await?;
         let e = req.lock_exception.clone().unwrap_or_default();
         let mut v = Violations::new();
@@ -181,6 +191,16 @@ impl PlansApi {
         p.require(&[Role::Office], "publish notices")?;
         let digest = idempotency::request_digest("CreateNotice", &req);
         let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
+        // A retry of a write that succeeded gets its first answer, even
+        // once the window has closed.
+        let key = Key {
+            method: "CreateNotice",
+            request_id: &req.request_id,
+            digest: &digest,
+        };
+        if let Some(done) = write::replayed(&self.db, &p, key).await? {
+            return Ok(done);
+        }
         admit(&self.db, &p, "CreateNotice", &cycle, None).await?;
         let n = req.notice.clone().unwrap_or_default();
         let mut v = Violations::new();

@@ -32,6 +32,16 @@ impl ReviewsApi {
         p.require(&[Role::Office], "create campaigns")?;
         let digest = idempotency::request_digest("CreateCampaign", &req);
         let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
+        // A retry of a write that succeeded gets its first answer, even
+        // once the window has closed.
+        let key = Key {
+            method: "CreateCampaign",
+            request_id: &req.request_id,
+            digest: &digest,
+        };
+        if let Some(done) = write::replayed(&self.db, &p, key).await? {
+            return Ok(done);
+        }
         self.admit(&p, "CreateCampaign", &cycle).await?;
         let mut c = req.campaign.clone().unwrap_or_default();
         let mut v = Violations::new();

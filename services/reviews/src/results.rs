@@ -29,6 +29,16 @@ impl ReviewsApi {
         let digest = idempotency::request_digest("PushUnitResults", &req);
         let ctx = self.context(&req.campaign, "campaign").await?;
         Self::require_bound(&p, &ctx)?;
+        // A retry of a write that succeeded gets its first answer, even
+        // once the window has closed.
+        let key = Key {
+            method: "PushUnitResults",
+            request_id: &req.request_id,
+            digest: &digest,
+        };
+        if let Some(done) = write::replayed(&self.db, &p, key).await? {
+            return Ok(done);
+        }
         self.admit(&p, "PushUnitResults", &ctx.cycle).await?;
         Self::require_mode(&ctx, CampaignMode::UnitResults)?;
         let mut v = Violations::new();

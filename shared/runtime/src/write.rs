@@ -82,6 +82,23 @@ impl Work<'_> {
     }
 }
 
+/// The first answer to a request already written, looked up before the
+/// phase gate and validation: a retry of a write that succeeded returns
+/// its first answer even after the window has closed, as the contract
+/// promises (`write` looks again inside its transaction, for retries that
+/// race).
+pub async fn replayed<R: Message + Default>(
+    db: &Db,
+    p: &Principal,
+    key: Key<'_>,
+) -> Result<Option<R>, Error> {
+    if key.request_id.is_empty() {
+        return Ok(None);
+    }
+    let mut conn = db.read.acquire().await?;
+    idempotency::replay(&mut conn, p, key.request_id, key.digest).await
+}
+
 /// Runs one write. `changes` is the service's broadcast of group changes
 /// (`None` for a service without group figures).
 pub async fn write<R, F>(
