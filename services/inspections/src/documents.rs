@@ -76,11 +76,6 @@ impl InspectionsApi {
         }
         drop(conn);
         v.into_result()?;
-        let key = Key {
-            method: "IssueDocument",
-            request_id: &req.request_id,
-            digest: &digest,
-        };
         write::write(&self.db, None, &p, key, async |w| {
             let id = names::new_id("doc");
             let now = now_ms();

@@ -136,11 +136,6 @@ impl InspectionsApi {
         };
         v.into_result()?;
         let unit = ins.unit.trim_start_matches("units/");
-        let key = Key {
-            method: "CreateInspection",
-            request_id: &req.request_id,
-            digest: &digest,
-        };
         let recorded = Recorded {
             cycle: &cycle,
             unit,
@@ -237,11 +232,6 @@ impl InspectionsApi {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let key = Key {
-            method: "RecordSpotCheck",
-            request_id: &req.request_id,
-            digest: &digest,
-        };
         let recorded = Recorded {
             cycle: &cycle,
             unit: req.unit.trim_start_matches("units/"),

@@ -81,11 +81,6 @@ impl InspectionsApi {
             );
         }
         v.into_result()?;
-        let key = Key {
-            method: "CreateSelfInspectionItem",
-            request_id: &req.request_id,
-            digest: &digest,
-        };
         write::write(&self.db, None, &p, key, async |w| {
             let id = names::new_id("item");
             store::insert_item(

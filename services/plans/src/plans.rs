@@ -38,57 +38,47 @@ impl PlansApi {
             return Ok(done);
         }
         admit(&self.db, &p, "CreatePlan", &cycle, Some(&unit)).await?;
-        write::write(
-            &self.db,
-            Some(&self.changes),
-            &p,
-            Key {
-                method: "CreatePlan",
-                request_id: &req.request_id,
-                digest: &digest,
-            },
-            async |w| {
-                let gid = group_of(w.conn, &cycle, &unit).await?.ok_or_else(|| {
-                    Error::invalid(
-                        "plan.unit",
-                        format!("units/{unit} is not in any group of cycles/{cycle}"),
-                    )
-                })?;
-                let g = load_group(w.conn, &cycle, &gid).await?;
-                let framework = Self::framework_of(&g)?;
-                let mut v = Violations::new();
-                rules::check_plan(
-                    &mut plan,
-                    &framework,
-                    &format!("units/{unit}"),
-                    false,
-                    &mut v,
-                );
-                v.into_result()?;
-                if plan_exists(w.conn, &cycle, &unit).await? {
-                    return Err(Error::AlreadyExists {
-                        resource: format!("cycles/{cycle}/plans/{unit}"),
-                    });
-                }
-                let mut targets = plan.targets.clone();
-                rules::apply_assigned_targets(&mut targets, &framework, &format!("units/{unit}"));
-                let content = Plan {
-                    targets,
-                    goals: plan.goals.clone(),
-                    ..Default::default()
-                };
-                let now = now_ms();
-                insert_plan(w.conn, &cycle, &unit, &gid, &content, now).await?;
-                let created = load_plan(w.conn, &cycle, &unit).await?.proto();
-                w.audit(
-                    "plans.create",
-                    &created.name,
-                    "",
-                    json!({"targets": created.targets.len(), "goals": created.goals.len()}),
-                );
-                Ok(created)
-            },
-        )
+        write::write(&self.db, Some(&self.changes), &p, key, async |w| {
+            let gid = group_of(w.conn, &cycle, &unit).await?.ok_or_else(|| {
+                Error::invalid(
+                    "plan.unit",
+                    format!("units/{unit} is not in any group of cycles/{cycle}"),
+                )
+            })?;
+            let g = load_group(w.conn, &cycle, &gid).await?;
+            let framework = Self::framework_of(&g)?;
+            let mut v = Violations::new();
+            rules::check_plan(
+                &mut plan,
+                &framework,
+                &format!("units/{unit}"),
+                false,
+                &mut v,
+            );
+            v.into_result()?;
+            if plan_exists(w.conn, &cycle, &unit).await? {
+                return Err(Error::AlreadyExists {
+                    resource: format!("cycles/{cycle}/plans/{unit}"),
+                });
+            }
+            let mut targets = plan.targets.clone();
+            rules::apply_assigned_targets(&mut targets, &framework, &format!("units/{unit}"));
+            let content = Plan {
+                targets,
+                goals: plan.goals.clone(),
+                ..Default::default()
+            };
+            let now = now_ms();
+            insert_plan(w.conn, &cycle, &unit, &gid, &content, now).await?;
+            let created = load_plan(w.conn, &cycle, &unit).await?.proto();
+            w.audit(
+                "plans.create",
+                &created.name,
+                "",
+                json!({"targets": created.targets.len(), "goals": created.goals.len()}),
+            );
+            Ok(created)
+        })
         .await
     }
 
@@ -237,62 +227,52 @@ impl PlansApi {
             return Ok(done);
         }
         let opened_late = admit(&self.db, &p, "SubmitPlan", &cycle, Some(&unit)).await?;
-        write::write(
-            &self.db,
-            Some(&self.changes),
-            &p,
-            Key {
-                method: "SubmitPlan",
-                request_id: &req.request_id,
-                digest: &digest,
-            },
-            async |w| {
-                let c = load_cycle(w.conn, &cycle).await?;
-                let mut plan = load_plan(w.conn, &cycle, &unit).await?;
-                check_etag(&plan, &req.etag)?;
-                require_move(&plan, PlanState::Submitted)?;
-                let g = load_group(w.conn, &cycle, &plan.group).await?;
-                let framework = Self::framework_of(&g)?;
-                let mut content = plan.content.clone();
-                let mut v = Violations::new();
-                rules::check_plan(
-                    &mut content,
-                    &framework,
-                    &format!("units/{unit}"),
-                    true,
-                    &mut v,
-                );
-                v.into_result()?;
-                // An amendment of an approved plan is the office's decision to take,
-                // not a deadline matter (late only when a lock exception let it in
-                // outside its phases); a first plan obeys the plan deadline.
-                let late = if plan.amending {
-                    opened_late
-                } else {
-                    let (w, _) = window(w.conn, &c, &unit, LockScope::Plan).await?;
-                    if !w.open {
-                        return Err(closed_error(&c, LockScope::Plan, &w));
-                    }
-                    w.late
-                };
-                plan.version += 1;
-                plan.state = PlanState::Submitted;
-                plan.late = late;
-                plan.return_reason.clear();
-                plan.content = content;
-                insert_version(w.conn, &plan, &p.subject, late, now_ms()).await?;
-                save_plan(w.conn, &mut plan).await?;
-                let submitted = plan.proto();
-                w.audit(
-                    "plans.submit",
-                    &submitted.name,
-                    &plan.amend_reason,
-                    json!({"version": plan.version, "late": late, "amendment": plan.amending}),
-                );
-                changed_name(w, &submitted.group);
-                Ok(submitted)
-            },
-        )
+        write::write(&self.db, Some(&self.changes), &p, key, async |w| {
+            let c = load_cycle(w.conn, &cycle).await?;
+            let mut plan = load_plan(w.conn, &cycle, &unit).await?;
+            check_etag(&plan, &req.etag)?;
+            require_move(&plan, PlanState::Submitted)?;
+            let g = load_group(w.conn, &cycle, &plan.group).await?;
+            let framework = Self::framework_of(&g)?;
+            let mut content = plan.content.clone();
+            let mut v = Violations::new();
+            rules::check_plan(
+                &mut content,
+                &framework,
+                &format!("units/{unit}"),
+                true,
+                &mut v,
+            );
+            v.into_result()?;
+            // An amendment of an approved plan is the office's decision to take,
+            // not a deadline matter (late only when a lock exception let it in
+            // outside its phases); a first plan obeys the plan deadline.
+            let late = if plan.amending {
+                opened_late
+            } else {
+                let (w, _) = window(w.conn, &c, &unit, LockScope::Plan).await?;
+                if !w.open {
+                    return Err(closed_error(&c, LockScope::Plan, &w));
+                }
+                w.late
+            };
+            plan.version += 1;
+            plan.state = PlanState::Submitted;
+            plan.late = late;
+            plan.return_reason.clear();
+            plan.content = content;
+            insert_version(w.conn, &plan, &p.subject, late, now_ms()).await?;
+            save_plan(w.conn, &mut plan).await?;
+            let submitted = plan.proto();
+            w.audit(
+                "plans.submit",
+                &submitted.name,
+                &plan.amend_reason,
+                json!({"version": plan.version, "late": late, "amendment": plan.amending}),
+            );
+            changed_name(w, &submitted.group);
+            Ok(submitted)
+        })
         .await
     }
 

@@ -169,52 +169,42 @@ impl PlansApi {
             &group.display_name,
             text::LABEL,
         );
-        write::write(
-            &self.db,
-            Some(&self.changes),
-            &p,
-            Key {
-                method: "CreateGroup",
-                request_id: &req.request_id,
-                digest: &digest,
-            },
-            async |w| {
-                let ids = Self::check_members(
-                    w.conn,
-                    &cycle,
-                    &req.group_id,
-                    &group.units,
-                    "group.units",
-                    &mut v,
-                )
-                .await?;
-                v.into_result()?;
-                if group_exists(w.conn, &cycle, &req.group_id).await? {
-                    return Err(Error::AlreadyExists {
-                        resource: format!("cycles/{cycle}/groups/{}", req.group_id),
-                    });
-                }
-                let scheme = rules::default_scheme(String::new());
-                insert_group(
-                    w.conn,
-                    &cycle,
-                    &req.group_id,
-                    group.display_name.trim(),
-                    &scheme,
-                )
-                .await?;
-                replace_members(w.conn, &cycle, &req.group_id, &ids).await?;
-                let created = load_group(w.conn, &cycle, &req.group_id).await?.group;
-                w.audit(
-                    "groups.create",
-                    &created.name,
-                    "",
-                    json!({"units": created.units}),
-                );
-                changed_name(w, &created.name);
-                Ok(created)
-            },
-        )
+        write::write(&self.db, Some(&self.changes), &p, key, async |w| {
+            let ids = Self::check_members(
+                w.conn,
+                &cycle,
+                &req.group_id,
+                &group.units,
+                "group.units",
+                &mut v,
+            )
+            .await?;
+            v.into_result()?;
+            if group_exists(w.conn, &cycle, &req.group_id).await? {
+                return Err(Error::AlreadyExists {
+                    resource: format!("cycles/{cycle}/groups/{}", req.group_id),
+                });
+            }
+            let scheme = rules::default_scheme(String::new());
+            insert_group(
+                w.conn,
+                &cycle,
+                &req.group_id,
+                group.display_name.trim(),
+                &scheme,
+            )
+            .await?;
+            replace_members(w.conn, &cycle, &req.group_id, &ids).await?;
+            let created = load_group(w.conn, &cycle, &req.group_id).await?.group;
+            w.audit(
+                "groups.create",
+                &created.name,
+                "",
+                json!({"units": created.units}),
+            );
+            changed_name(w, &created.name);
+            Ok(created)
+        })
         .await
     }
 
@@ -390,11 +380,7 @@ impl PlansApi {
             return Ok(done);
         }
         admit(&self.db, &p, "ReplaceFramework", cycle, None).await?;
-        write::write(&self.db, Some(&self.changes), &p, Key {
-            method: "ReplaceFramework",
-            request_id: &req.request_id,
-            digest: &digest,
-        }, async |w| {
+        write::write(&self.db, Some(&self.changes), &p, key, async |w| {
         let g = load_group(w.conn, cycle, gid).await?;
         let known = known_units(w.conn).await?;
         let members: HashSet<String> = g.group.units.iter().cloned().collect();

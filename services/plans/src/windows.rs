@@ -61,31 +61,32 @@ impl PlansApi {
         text::required(&mut v, "lock_exception.reason", &e.reason, text::NOTE);
         v.into_result()?;
         let (unit, scope, expire) = (unit?, scope?, expire.unwrap_or_default());
-        write::write(&self.db, Some(&self.changes), &p, Key {
-            method: "GrantLockException",
-            request_id: &req.request_id,
-            digest: &digest,
-        }, async |w| {
-        load_cycle(w.conn, &cycle).await?;
-        if !unit_exists(w.conn, &unit).await? {
-            return Err(Error::invalid(
-                "lock_exception.unit",
-                format!("units/{unit} is not a registered unit"),
-            ));
-        }
-        let id = names::new_id("le");
-        let granted = LockException {
-            name: format!("cycles/{cycle}/lockExceptions/{id}"),
-            unit: format!("units/{unit}"),
-            scope: scope as i32,
-            expire_time: Some(timestamp(expire)),
-            reason: e.reason.trim().into(),
-            granted_by: p.subject.clone(),
-            create_time: Some(timestamp(now)),
-        };
-        insert_exception(w.conn, &cycle, &id, &unit, &granted, expire, now).await?;
-        w.audit("lock_exceptions.grant", &granted.name, &granted.reason, json!({"unit": granted.unit, "scope": scope.as_str_name(), "expire_ms": expire}));
-                Ok(granted)
+        write::write(&self.db, Some(&self.changes), &p, key, async |w| {
+            load_cycle(w.conn, &cycle).await?;
+            if !unit_exists(w.conn, &unit).await? {
+                return Err(Error::invalid(
+                    "lock_exception.unit",
+                    format!("units/{unit} is not a registered unit"),
+                ));
+            }
+            let id = names::new_id("le");
+            let granted = LockException {
+                name: format!("cycles/{cycle}/lockExceptions/{id}"),
+                unit: format!("units/{unit}"),
+                scope: scope as i32,
+                expire_time: Some(timestamp(expire)),
+                reason: e.reason.trim().into(),
+                granted_by: p.subject.clone(),
+                create_time: Some(timestamp(now)),
+            };
+            insert_exception(w.conn, &cycle, &id, &unit, &granted, expire, now).await?;
+            w.audit(
+                "lock_exceptions.grant",
+                &granted.name,
+                &granted.reason,
+                json!({"unit": granted.unit, "scope": scope.as_str_name(), "expire_ms": expire}),
+            );
+            Ok(granted)
         })
         .await
     }
@@ -207,36 +208,26 @@ impl PlansApi {
         text::required(&mut v, "notice.title", &n.title, text::LABEL);
         text::required(&mut v, "notice.body", &n.body, text::BODY);
         v.into_result()?;
-        write::write(
-            &self.db,
-            Some(&self.changes),
-            &p,
-            Key {
-                method: "CreateNotice",
-                request_id: &req.request_id,
-                digest: &digest,
-            },
-            async |w| {
-                load_cycle(w.conn, &cycle).await?;
-                let id = names::new_id("n");
-                let now = now_ms();
-                let created = Notice {
-                    name: format!("cycles/{cycle}/notices/{id}"),
-                    title: n.title.trim().into(),
-                    body: n.body.trim().into(),
-                    author: p.subject.clone(),
-                    publish_time: Some(timestamp(now)),
-                };
-                insert_notice(w.conn, &cycle, &id, &created, now).await?;
-                w.audit(
-                    "notices.create",
-                    &created.name,
-                    "",
-                    json!({"title": created.title}),
-                );
-                Ok(created)
-            },
-        )
+        write::write(&self.db, Some(&self.changes), &p, key, async |w| {
+            load_cycle(w.conn, &cycle).await?;
+            let id = names::new_id("n");
+            let now = now_ms();
+            let created = Notice {
+                name: format!("cycles/{cycle}/notices/{id}"),
+                title: n.title.trim().into(),
+                body: n.body.trim().into(),
+                author: p.subject.clone(),
+                publish_time: Some(timestamp(now)),
+            };
+            insert_notice(w.conn, &cycle, &id, &created, now).await?;
+            w.audit(
+                "notices.create",
+                &created.name,
+                "",
+                json!({"title": created.title}),
+            );
+            Ok(created)
+        })
         .await
     }
 

@@ -109,11 +109,6 @@ impl ReviewsApi {
         }
         let gid = c.group.rsplit('/').next().unwrap_or_default().to_string();
         c.name = format!("cycles/{cycle}/campaigns/{}", req.campaign_id);
-        let key = Key {
-            method: "CreateCampaign",
-            request_id: &req.request_id,
-            digest: &digest,
-        };
         write::write(&self.db, None, &p, key, async |w| {
             // One survey campaign (raw or unit results) and one vote
             // campaign per group.

@@ -113,11 +113,6 @@ impl ReviewsApi {
             .map(decimal::canonical)
             .unwrap_or_default();
         let gid = ratee_group.name.rsplit('/').next().unwrap_or_default();
-        let key = Key {
-            method: "SubmitMutualRating",
-            request_id: &req.request_id,
-            digest: &digest,
-        };
         write::write(&self.db, Some(&self.changes), &p, key, async |w| {
             let now = now_ms();
             store::put_rating(

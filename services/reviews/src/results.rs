@@ -65,11 +65,6 @@ impl ReviewsApi {
             );
         }
         v.into_result()?;
-        let key = Key {
-            method: "PushUnitResults",
-            request_id: &req.request_id,
-            digest: &digest,
-        };
         write::write(&self.db, Some(&self.changes), &p, key, async |w| {
             for (unit, index, sample) in &rows {
                 store::put_unit_result(w.conn, &ctx.name, unit, *index, *sample).await?;

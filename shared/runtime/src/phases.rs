@@ -261,22 +261,22 @@ impl Window {
     /// A cycle's own window in a scope, with no exception: what a
     /// [`Gate::Deadline`] write needs.
     pub fn of_cycle(cycle: &Cycle, scope: LockScope, now_ms: i64) -> Window {
-        let d = cycle.deadlines.unwrap_or_default();
-        let deadline = match scope {
-            LockScope::Plan => d.plan_deadline,
-            LockScope::Data => d.data_deadline,
-            LockScope::Review => d.review_close,
-            LockScope::Rectification => d.rectification_deadline,
-            LockScope::Unspecified => None,
-        };
-        write_window(
-            cycle.phase(),
-            scope,
-            deadline.as_ref().map(time::millis),
-            None,
-            now_ms,
-        )
+        write_window(cycle.phase(), scope, deadline(cycle, scope), None, now_ms)
     }
+}
+
+/// The deadline of a scope in a cycle, in unix milliseconds (none for an
+/// unset deadline, which never closes its window).
+pub fn deadline(cycle: &Cycle, scope: LockScope) -> Option<i64> {
+    let d = cycle.deadlines.as_ref()?;
+    let t = match scope {
+        LockScope::Plan => &d.plan_deadline,
+        LockScope::Data => &d.data_deadline,
+        LockScope::Review => &d.review_close,
+        LockScope::Rectification => &d.rectification_deadline,
+        LockScope::Unspecified => &None,
+    };
+    t.as_ref().map(time::millis)
 }
 
 /// What [`admit`] needs to know about the call.
@@ -471,20 +471,14 @@ mod tests {
 
     fn run(c: Call<'_>, w: Window) -> Result<bool, &'static str> {
         let fut = admit(c, |_| async { Ok(w) });
-        futures_lite(fut).map_err(|e| match e {
-            Error::FailedPrecondition { reason, .. } => reason,
-            _ => "other",
-        })
-    }
-
-    /// Polls a future that never waits (the windows here are ready).
-    fn futures_lite<T>(f: impl Future<Output = T>) -> T {
-        let mut f = std::pin::pin!(f);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match f.as_mut().poll(&mut cx) {
-            std::task::Poll::Ready(v) => v,
-            std::task::Poll::Pending => unreachable!("the test windows are ready"),
-        }
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(fut)
+            .map_err(|e| match e {
+                Error::FailedPrecondition { reason, .. } => reason,
+                _ => "other",
+            })
     }
 
     const OPEN: Window = Window {

@@ -38,13 +38,7 @@ pub(crate) struct CycleRow {
 
 impl CycleRow {
     pub(crate) fn deadline(&self, scope: LockScope) -> Option<i64> {
-        match scope {
-            LockScope::Plan => self.plan_deadline,
-            LockScope::Data => self.data_deadline,
-            LockScope::Review => self.review_close,
-            LockScope::Rectification => self.rectification_deadline,
-            LockScope::Unspecified => None,
-        }
+        jixiao_runtime::phases::deadline(&self.proto, scope)
     }
 }
 
