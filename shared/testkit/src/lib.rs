@@ -5,8 +5,8 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use jixiao::{SuiteConfig, Target};
 use jixiao_runtime::{Role, TokenKey};
+use jixiao_suite::{SuiteConfig, Target};
 use sqlx::{Connection, Executor};
 use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::{service::interceptor::InterceptedService, transport::Channel};
@@ -36,7 +36,7 @@ impl Backend {
     }
 }
 
-pub use jixiao::client::{Authed, Bearer};
+pub use jixiao_suite::client::{Authed, Bearer};
 
 /// A running suite.
 pub struct Suite {
@@ -44,7 +44,7 @@ pub struct Suite {
     pub key: TokenKey,
     channel: Channel,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), jixiao::StartError>>>,
+    task: Option<JoinHandle<Result<(), jixiao_suite::StartError>>>,
     postgres: Option<(String, Vec<String>)>,
     config: SuiteConfig,
     _dir: tempfile::TempDir,
@@ -247,7 +247,7 @@ impl Suite {
 
     async fn serve(&mut self, listener: tokio::net::TcpListener) {
         let (stop, stopped) = oneshot::channel::<()>();
-        self.task = Some(tokio::spawn(jixiao::start(
+        self.task = Some(tokio::spawn(jixiao_suite::start(
             self.config.clone(),
             listener,
             async {

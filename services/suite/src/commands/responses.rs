@@ -1,0 +1,39 @@
+//! `jixiao reviews import`: survey responses from a CSV file.
+
+use std::path::Path;
+
+use super::{Caller, progress};
+
+/// `jixiao reviews import`: survey responses from a CSV file through the
+/// streaming RPC (see [`crate::import`]).
+pub async fn import_responses(
+    caller: &Caller,
+    file: &Path,
+    campaign: &str,
+) -> Result<String, String> {
+    let input = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let batches = crate::import::read_batches(std::io::BufReader::new(input), campaign)?;
+    let total = batches.iter().map(|b| b.responses.len()).sum();
+    let bar = progress(total, "responses");
+    let shown = bar.clone();
+    let channel = caller.channel().await?;
+    let summary = crate::import::push(channel, batches, move |sent, _| {
+        shown.set_position(sent as u64);
+    })
+    .await;
+    bar.finish_and_clear();
+    let summary = summary?;
+    let mut out = format!(
+        "accepted   {}\nduplicates {}\nrejected   {}\n",
+        summary.accepted,
+        summary.duplicates,
+        summary.rejected.len()
+    );
+    for r in summary.rejected.iter().take(50) {
+        out.push_str(&format!("  {:<24} {:<18} {}\n", r.id, r.reason, r.message));
+    }
+    if summary.rejected.len() > 50 {
+        out.push_str(&format!("  … and {} more\n", summary.rejected.len() - 50));
+    }
+    Ok(out)
+}
