@@ -25,7 +25,7 @@ use tonic::{
     server::{Grpc, NamedService, UnaryService},
 };
 
-use crate::{DOMAIN, service::AggregatorApi};
+use crate::{DOMAIN, api::AggregatorApi};
 
 /// The path of the method served from pre-encoded bytes.
 pub const GET_STANDINGS_PATH: &str = "/jixiao.aggregator.v1.AggregatorService/GetStandings";

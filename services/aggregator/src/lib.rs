@@ -3,30 +3,49 @@
 //! standings, publishes immutable versions, gives each unit its feedback,
 //! keeps the archive and answers dashboards.
 //!
-//! `rules` holds the composite and ranking rules as plain functions;
-//! `inputs` what a table is computed from and its canonical encoding (the
-//! publication digest); `sources` the reads from the other services;
-//! `live` the followed, stored standings; `store` the database; `service`
-//! the tonic adapter and `fast` the pre-encoded standings read path.
+//! The layout every service shares: `grpc` is the tonic adapter (one line
+//! per RPC), with `fast` in front of it for the pre-encoded standings read
+//! path; the handlers live by resource (`standings`, `publications`,
+//! `feedback`, `archive`, `audit`) on the service value of `api`; `store`
+//! holds every SQL statement; `rules` the composite and ranking rules as
+//! plain functions. Beside them, `inputs` is what a table is computed from
+//! and its canonical encoding (the publication digest); `sources` the
+//! reads from the other services; `live` the followed, stored standings.
 
+mod api;
+mod archive;
+mod audit;
 pub mod fast;
+mod feedback;
+mod grpc;
 pub mod inputs;
 pub mod live;
+mod publications;
 pub mod rules;
-pub mod service;
 pub mod sources;
+mod standings;
 pub mod store;
 
 use std::time::Duration;
 
 use jixiao_runtime::{Db, Error, Migrations, host::Shutdown, plans_lookup::PlansLookup};
 
+pub use api::AggregatorApi;
 pub use fast::AggregatorServer;
-pub use service::AggregatorApi;
 pub use sources::Channels;
 
 /// Error domain of this service.
 pub const DOMAIN: &str = "jixiao.aggregator";
+
+jixiao_runtime::reasons! {
+    /// The reasons only this service gives; the proto's header lists them
+    /// with the shared ones it gives (checked by the test below).
+    pub enum Reason {
+        /// A PreconditionFailure lists every open item.
+        Incomplete = "INCOMPLETE",
+        StandingsStale = "STANDINGS_STALE",
+    }
+}
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -60,4 +79,25 @@ pub async fn server(
     )
     .await?;
     Ok(AggregatorServer::new(AggregatorApi::new(db, live, plans)))
+}
+
+#[cfg(test)]
+mod tests {
+    use jixiao_runtime::Shared;
+
+    use super::Reason;
+
+    #[test]
+    fn reasons_are_the_contract_s() {
+        let proto = include_str!("../../../proto/jixiao/aggregator/v1/aggregator.proto");
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        if let Err(problems) = jixiao_runtime::reason::check_contract(
+            proto,
+            &src,
+            Reason::ALL,
+            &[Shared::DependencyPrecondition],
+        ) {
+            panic!("{problems}");
+        }
+    }
 }

@@ -5,7 +5,6 @@ use jixiao_proto::aggregator::{Publication, StandingRow, Standings};
 use jixiao_runtime::{Db, Error, Principal, audit, idempotency, names, time::now_ms};
 use prost::Message;
 use serde_json::json;
-use sqlx::Row;
 
 /// A stored publication with what verification needs.
 pub struct StoredPublication {
@@ -28,14 +27,13 @@ fn split(group: &str) -> Result<(&str, &str), Error> {
 
 /// Every stored standings, for the start of the process.
 pub async fn load_standings(db: &Db) -> Result<Vec<Standings>, Error> {
-    let rows = sqlx::query("SELECT body FROM standings ORDER BY cycle_id, group_id")
-        .fetch_all(&db.read)
-        .await?;
-    rows.iter()
-        .map(|r| {
-            let body: Vec<u8> = r.try_get("body")?;
-            Standings::decode(body.as_slice()).map_err(Error::internal)
-        })
+    let bodies: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT body FROM standings ORDER BY cycle_id, group_id")
+            .fetch_all(&db.read)
+            .await?;
+    bodies
+        .iter()
+        .map(|body| Standings::decode(body.as_slice()).map_err(Error::internal))
         .collect()
 }
 
@@ -55,13 +53,22 @@ pub async fn save_standings(db: &Db, group: &str, revision: i64, body: &[u8]) ->
     Ok(())
 }
 
-fn publication_of(r: &sqlx::any::AnyRow) -> Result<StoredPublication, Error> {
-    let body: Vec<u8> = r.try_get("body")?;
-    Ok(StoredPublication {
-        publication: Publication::decode(body.as_slice()).map_err(Error::internal)?,
-        inputs: r.try_get("inputs")?,
-        digest: r.try_get("digest")?,
-    })
+/// A row of `publications`, as far as readers need it.
+#[derive(sqlx::FromRow)]
+struct PublicationRecord {
+    body: Vec<u8>,
+    inputs: String,
+    digest: String,
+}
+
+impl PublicationRecord {
+    fn into_stored(self) -> Result<StoredPublication, Error> {
+        Ok(StoredPublication {
+            publication: Publication::decode(self.body.as_slice()).map_err(Error::internal)?,
+            inputs: self.inputs,
+            digest: self.digest,
+        })
+    }
 }
 
 /// A version of a group; `None` for the newest.
@@ -71,7 +78,7 @@ pub async fn publication(
     version: Option<i64>,
 ) -> Result<Option<StoredPublication>, Error> {
     let (cycle, gid) = split(group)?;
-    let row = sqlx::query(
+    let record = sqlx::query_as::<_, PublicationRecord>(
         "SELECT body, inputs, digest FROM publications
          WHERE cycle_id = $1 AND group_id = $2 AND ($3 = 0 OR version = $3)
          ORDER BY version DESC LIMIT 1",
@@ -81,7 +88,7 @@ pub async fn publication(
     .bind(version.unwrap_or(0))
     .fetch_optional(&db.read)
     .await?;
-    row.as_ref().map(publication_of).transpose()
+    record.map(PublicationRecord::into_stored).transpose()
 }
 
 /// A page of a group's versions, newest first, starting below `before`.
@@ -92,7 +99,7 @@ pub async fn publications(
     limit: i64,
 ) -> Result<Vec<Publication>, Error> {
     let (cycle, gid) = split(group)?;
-    let rows = sqlx::query(
+    let records = sqlx::query_as::<_, PublicationRecord>(
         "SELECT body, inputs, digest FROM publications
          WHERE cycle_id = $1 AND group_id = $2 AND version < $3
          ORDER BY version DESC LIMIT $4",
@@ -103,8 +110,9 @@ pub async fn publications(
     .bind(limit)
     .fetch_all(&db.read)
     .await?;
-    rows.iter()
-        .map(|r| publication_of(r).map(|p| p.publication))
+    records
+        .into_iter()
+        .map(|r| r.into_stored().map(|p| p.publication))
         .collect()
 }
 
@@ -121,14 +129,13 @@ pub async fn insert_publication(
 ) -> Result<(), Error> {
     let (cycle, gid) = split(new.group)?;
     let mut tx = db.write.begin().await?;
-    let latest: i64 = sqlx::query(
+    let latest: i64 = sqlx::query_scalar(
         "SELECT COALESCE(MAX(version), 0) AS v FROM publications WHERE cycle_id = $1 AND group_id = $2",
     )
     .bind(cycle)
     .bind(gid)
     .fetch_one(&mut *tx)
-    .await?
-    .try_get("v")?;
+    .await?;
     let pb = &mut *new.publication;
     if latest > 0 && pb.correction_reason.trim().is_empty() {
         return Err(Error::invalid(
@@ -222,9 +229,31 @@ pub struct ArchiveRow {
     pub row: StandingRow,
 }
 
+/// A row of `published_rows`.
+#[derive(sqlx::FromRow)]
+struct PublishedRowRecord {
+    cycle_id: String,
+    group_id: String,
+    version: i64,
+    year: i64,
+    row_body: Vec<u8>,
+}
+
+impl PublishedRowRecord {
+    fn into_row(self) -> Result<ArchiveRow, Error> {
+        Ok(ArchiveRow {
+            cycle: format!("cycles/{}", self.cycle_id),
+            group: format!("cycles/{}/groups/{}", self.cycle_id, self.group_id),
+            version: self.version,
+            year: self.year,
+            row: StandingRow::decode(self.row_body.as_slice()).map_err(Error::internal)?,
+        })
+    }
+}
+
 /// A unit's published rows, the latest version per cycle, oldest year first.
 pub async fn archive(db: &Db, unit_id: &str) -> Result<Vec<ArchiveRow>, Error> {
-    let rows = sqlx::query(
+    let records = sqlx::query_as::<_, PublishedRowRecord>(
         "SELECT r.cycle_id, r.group_id, r.version, r.year, r.row_body FROM published_rows r
          WHERE r.unit_id = $1 AND r.version = (
              SELECT MAX(p.version) FROM publications p
@@ -234,20 +263,8 @@ pub async fn archive(db: &Db, unit_id: &str) -> Result<Vec<ArchiveRow>, Error> {
     .bind(unit_id)
     .fetch_all(&db.read)
     .await?;
-    rows.iter()
-        .map(|r| {
-            let body: Vec<u8> = r.try_get("row_body")?;
-            Ok(ArchiveRow {
-                cycle: format!("cycles/{}", r.try_get::<String, _>("cycle_id")?),
-                group: format!(
-                    "cycles/{}/groups/{}",
-                    r.try_get::<String, _>("cycle_id")?,
-                    r.try_get::<String, _>("group_id")?
-                ),
-                version: r.try_get("version")?,
-                year: r.try_get("year")?,
-                row: StandingRow::decode(body.as_slice()).map_err(Error::internal)?,
-            })
-        })
+    records
+        .into_iter()
+        .map(PublishedRowRecord::into_row)
         .collect()
 }

@@ -27,6 +27,13 @@ pub use api::IndicatorsApi;
 /// Error domain of this service.
 pub const DOMAIN: &str = "jixiao.indicators";
 
+jixiao_runtime::reasons! {
+    /// The reasons only this service gives (none yet: every refusal it
+    /// makes is a shared one); the proto's header lists the shared ones it
+    /// gives (checked by the test below).
+    pub enum Reason {}
+}
+
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -50,4 +57,25 @@ pub fn server(
     jixiao_proto::indicators::indicators_service_server::IndicatorsServiceServer::new(
         IndicatorsApi::new(db, plans, shutdown),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use jixiao_runtime::Shared;
+
+    use super::Reason;
+
+    #[test]
+    fn reasons_are_the_contract_s() {
+        let proto = include_str!("../../../proto/jixiao/indicators/v1/indicators.proto");
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        if let Err(problems) = jixiao_runtime::reason::check_contract(
+            proto,
+            &src,
+            Reason::ALL,
+            &[Shared::DependencyPrecondition],
+        ) {
+            panic!("{problems}");
+        }
+    }
 }

@@ -190,7 +190,7 @@ impl InspectionsApi {
             |f| {
                 if !rules::counts(f.state) {
                     return Err(Error::precondition(
-                        "INVALID_STATE",
+                        jixiao_runtime::Shared::InvalidState,
                         format!(
                             "{} is {}; only a counting finding is rectified",
                             f.proto.name,

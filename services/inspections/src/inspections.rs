@@ -207,7 +207,7 @@ impl InspectionsApi {
                 let deduction = scheme_value(&scheme.spot_check_deductions, defect.scheme_key)
                     .ok_or_else(|| {
                         Error::precondition(
-                            "SCHEME_INCOMPLETE",
+                            crate::Reason::SchemeIncomplete,
                             format!(
                                 "the scheme has no spot_check_deductions entry {:?}",
                                 defect.scheme_key

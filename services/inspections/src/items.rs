@@ -135,7 +135,7 @@ impl InspectionsApi {
             Some(
                 scheme_value(&scheme.credit_points, &item_type).ok_or_else(|| {
                     Error::precondition(
-                        "SCHEME_INCOMPLETE",
+                        crate::Reason::SchemeIncomplete,
                         format!("the scheme no longer credits item type {item_type:?}"),
                     )
                 })?,

@@ -28,6 +28,14 @@ pub use api::InspectionsApi;
 /// Error domain of this service.
 pub const DOMAIN: &str = "jixiao.inspections";
 
+jixiao_runtime::reasons! {
+    /// The reasons only this service gives; the proto's header lists them
+    /// with the shared ones it gives (checked by the test below).
+    pub enum Reason {
+        SchemeIncomplete = "SCHEME_INCOMPLETE",
+    }
+}
+
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -52,4 +60,25 @@ pub fn server(
     jixiao_proto::inspections::inspections_service_server::InspectionsServiceServer::new(
         InspectionsApi::new(db, plans, shutdown),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use jixiao_runtime::Shared;
+
+    use super::Reason;
+
+    #[test]
+    fn reasons_are_the_contract_s() {
+        let proto = include_str!("../../../proto/jixiao/inspections/v1/inspections.proto");
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        if let Err(problems) = jixiao_runtime::reason::check_contract(
+            proto,
+            &src,
+            Reason::ALL,
+            &[Shared::InvalidState, Shared::DependencyPrecondition],
+        ) {
+            panic!("{problems}");
+        }
+    }
 }

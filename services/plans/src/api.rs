@@ -79,14 +79,14 @@ pub(crate) fn plan_name(name: &str, field: &str) -> Result<(String, String), Err
 
 pub(crate) fn check_etag(p: &PlanRow, etag: &str) -> Result<(), Error> {
     if !etag.is_empty() && etag != p.revision.to_string() {
-        return Err(Error::Aborted {
-            reason: "ETAG_MISMATCH",
-            message: format!(
+        return Err(Error::aborted(
+            crate::Reason::EtagMismatch,
+            format!(
                 "{} changed since it was read (etag {etag}, now {}); read it again",
                 p.name(),
                 p.revision
             ),
-        });
+        ));
     }
     Ok(())
 }
@@ -182,7 +182,7 @@ pub(crate) fn closed_error(cycle: &CycleRow, scope: LockScope, w: &phases::Windo
         LockScope::Unspecified => "writes",
     };
     Error::precondition(
-        w.closed_reason,
+        phases::reason(w.closed_reason),
         format!(
             "{what} for cycles/{} is closed ({}; phase {}); the office can grant a lock exception",
             cycle.id,

@@ -169,7 +169,7 @@ impl PlansApi {
                 let current = load_cycle(w.conn, &id).await?;
                 if (phase as i32) <= (current.phase as i32) {
                     return Err(Error::precondition(
-                        "PHASE_ORDER",
+                        crate::Reason::PhaseOrder,
                         format!(
                             "cycles/{id} is in {}; phases only move forward",
                             current.phase.as_str_name()

@@ -26,6 +26,18 @@ pub use api::PlansApi;
 /// Error domain of this service.
 pub const DOMAIN: &str = "jixiao.plans";
 
+jixiao_runtime::reasons! {
+    /// The reasons only this service gives; the proto's header lists them
+    /// with the shared ones it gives (checked by the test below).
+    pub enum Reason {
+        /// ABORTED: the resource changed since the caller read it.
+        EtagMismatch = "ETAG_MISMATCH",
+        FrameworkIncomplete = "FRAMEWORK_INCOMPLETE",
+        PhaseOrder = "PHASE_ORDER",
+        PlansApproved = "PLANS_APPROVED",
+    }
+}
+
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -47,4 +59,25 @@ pub fn server(
     shutdown: jixiao_runtime::host::Shutdown,
 ) -> jixiao_proto::plans::plans_service_server::PlansServiceServer<PlansApi> {
     jixiao_proto::plans::plans_service_server::PlansServiceServer::new(PlansApi::new(db, shutdown))
+}
+
+#[cfg(test)]
+mod tests {
+    use jixiao_runtime::Shared;
+
+    use super::Reason;
+
+    #[test]
+    fn reasons_are_the_contract_s() {
+        let proto = include_str!("../../../proto/jixiao/plans/v1/plans.proto");
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        if let Err(problems) = jixiao_runtime::reason::check_contract(
+            proto,
+            &src,
+            Reason::ALL,
+            &[Shared::AlreadyExists, Shared::InvalidState],
+        ) {
+            panic!("{problems}");
+        }
+    }
 }

@@ -302,13 +302,10 @@ impl PlansApi {
             async |w| {
                 let current = load_group(w.conn, cycle, gid).await?;
                 if !incoming.etag.is_empty() && incoming.etag != current.scheme.etag {
-                    return Err(Error::Aborted {
-                        reason: "ETAG_MISMATCH",
-                        message: format!(
-                            "{} changed since it was read; read it again",
-                            incoming.name
-                        ),
-                    });
+                    return Err(Error::aborted(
+                        crate::Reason::EtagMismatch,
+                        format!("{} changed since it was read; read it again", incoming.name),
+                    ));
                 }
                 let mut s = current.scheme.clone();
                 let mut v = Violations::new();
@@ -400,7 +397,7 @@ impl PlansApi {
         v.into_result()?;
         if any_plan_approved(w.conn, cycle, gid).await? {
             return Err(Error::precondition(
-                "PLANS_APPROVED",
+                crate::Reason::PlansApproved,
                 format!(
                     "plans of {} were approved against the current framework; it can no longer be replaced",
                     g.group.name
@@ -427,7 +424,7 @@ impl PlansApi {
     pub(crate) fn framework_of(g: &GroupRow) -> Result<Framework, Error> {
         g.framework.clone().ok_or_else(|| {
             Error::precondition(
-                "FRAMEWORK_INCOMPLETE",
+                crate::Reason::FrameworkIncomplete,
                 format!("{} has no indicator framework yet", g.group.name),
             )
         })

@@ -179,7 +179,7 @@ impl ReviewsApi {
             Ok(())
         } else {
             Err(Error::precondition(
-                "WRONG_MODE",
+                crate::Reason::WrongMode,
                 format!(
                     "{} takes {}, not {}",
                     ctx.name,
@@ -199,10 +199,10 @@ pub fn valid_external_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
 }
 
-pub fn rejection(id: &str, reason: &str, message: impl Into<String>) -> Rejection {
+pub fn rejection(id: &str, reason: crate::Refusal, message: impl Into<String>) -> Rejection {
     Rejection {
         id: id.to_string(),
-        reason: reason.into(),
+        reason: reason.as_str().into(),
         message: message.into(),
     }
 }

@@ -126,7 +126,7 @@ impl ReviewsApi {
                     || (survey_modes.contains(&m) && survey_modes.contains(&(mode as i64)))
                 {
                     return Err(Error::precondition(
-                        "CAMPAIGN_EXISTS",
+                        crate::Reason::CampaignExists,
                         format!("{} already has campaign {id} of this kind", c.group),
                     ));
                 }

@@ -28,6 +28,29 @@ pub use api::{MAX_BATCH, ReviewsApi};
 /// Error domain of this service.
 pub const DOMAIN: &str = "jixiao.reviews";
 
+jixiao_runtime::reasons! {
+    /// The reasons only this service gives; the proto's header lists them
+    /// with the shared ones it gives (checked by the test below).
+    pub enum Reason {
+        CampaignExists = "CAMPAIGN_EXISTS",
+        WrongMode = "WRONG_MODE",
+    }
+}
+
+jixiao_runtime::reasons! {
+    /// Why a single response, result or vote of a push is refused; the
+    /// push goes on with the others (listed in the proto's header too).
+    pub enum Refusal {
+        Conflict = "CONFLICT",
+        UnknownUnit = "UNKNOWN_UNIT",
+        UnknownCategory = "UNKNOWN_CATEGORY",
+        UnknownQuestion = "UNKNOWN_QUESTION",
+        UnknownAnswer = "UNKNOWN_ANSWER",
+        OutOfWindow = "OUT_OF_WINDOW",
+        Invalid = "INVALID",
+    }
+}
+
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -55,4 +78,33 @@ pub async fn server(
         jixiao_proto::reviews::reviews_service_server::ReviewsServiceServer::new(api)
             .max_decoding_message_size(16 * 1024 * 1024),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use jixiao_runtime::Shared;
+
+    use super::{Reason, Refusal};
+
+    #[test]
+    fn reasons_are_the_contract_s() {
+        let proto = include_str!("../../../proto/jixiao/reviews/v1/reviews.proto");
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        if let Err(problems) = jixiao_runtime::reason::check_contract(
+            proto,
+            &src,
+            Reason::ALL,
+            &[Shared::AlreadyExists, Shared::DependencyPrecondition],
+        ) {
+            panic!("{problems}");
+        }
+    }
+
+    #[test]
+    fn refusals_are_the_contract_s() {
+        let proto = include_str!("../../../proto/jixiao/reviews/v1/reviews.proto");
+        let listed = jixiao_runtime::reason::listed_in(proto, "Refusal reasons of single");
+        let ours: Vec<&str> = Refusal::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(listed, ours);
+    }
 }

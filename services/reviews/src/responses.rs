@@ -48,21 +48,21 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Rejectio
     if !valid_external_id(id) {
         return Err(rejection(
             id,
-            "INVALID",
+            crate::Refusal::Invalid,
             "response_id must be 1-128 letters, digits or -_.:",
         ));
     }
     if !ctx.units.contains(&r.unit) {
         return Err(rejection(
             id,
-            "UNKNOWN_UNIT",
+            crate::Refusal::UnknownUnit,
             format!("{:?} is not a unit of the campaign's group", r.unit),
         ));
     }
     if !ctx.categories.contains(&r.category) {
         return Err(rejection(
             id,
-            "UNKNOWN_CATEGORY",
+            crate::Refusal::UnknownCategory,
             format!(
                 "{:?} is not a respondent category of the scheme",
                 r.category
@@ -77,24 +77,40 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Rejectio
     ) {
         return Err(rejection(
             id,
-            "INVALID",
+            crate::Refusal::Invalid,
             format!("channel {} is not PHONE, IN_PERSON or ONLINE", r.channel),
         ));
     }
     let at = match r.answer_time.as_ref().map(time::valid) {
-        None => return Err(rejection(id, "INVALID", "answer_time is required")),
-        Some(Err(e)) => return Err(rejection(id, "INVALID", format!("answer_time {e}"))),
+        None => {
+            return Err(rejection(
+                id,
+                crate::Refusal::Invalid,
+                "answer_time is required",
+            ));
+        }
+        Some(Err(e)) => {
+            return Err(rejection(
+                id,
+                crate::Refusal::Invalid,
+                format!("answer_time {e}"),
+            ));
+        }
         Some(Ok(ms)) => ms,
     };
     if ctx.open_ms.is_some_and(|o| at < o) || ctx.close_ms.is_some_and(|c| at > c) {
         return Err(rejection(
             id,
-            "OUT_OF_WINDOW",
+            crate::Refusal::OutOfWindow,
             "answered outside the campaign's open and close times",
         ));
     }
     if r.answers.is_empty() {
-        return Err(rejection(id, "INVALID", "a response needs answers"));
+        return Err(rejection(
+            id,
+            crate::Refusal::Invalid,
+            "a response needs answers",
+        ));
     }
     let mut packed = String::with_capacity(r.answers.len() * 24);
     let mut asked: Vec<u16> = Vec::with_capacity(r.answers.len());
@@ -111,7 +127,7 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Rejectio
         let Some(q) = q else {
             return Err(rejection(
                 id,
-                "UNKNOWN_QUESTION",
+                crate::Refusal::UnknownQuestion,
                 format!("{:?} is not a question of the campaign", a.question),
             ));
         };
@@ -119,7 +135,7 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Rejectio
         if asked.contains(&q) {
             return Err(rejection(
                 id,
-                "INVALID",
+                crate::Refusal::Invalid,
                 format!("question {} is answered twice", a.question),
             ));
         }
@@ -134,7 +150,7 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Rejectio
             None => {
                 return Err(rejection(
                     id,
-                    "UNKNOWN_ANSWER",
+                    crate::Refusal::UnknownAnswer,
                     format!("{:?} is not an answer of the scheme", a.answer),
                 ));
             }
@@ -251,7 +267,7 @@ impl ReviewsApi {
                 Outcome::Duplicate => out.duplicates += 1,
                 Outcome::Conflict => out.rejected.push(rejection(
                     &row.response_id,
-                    "CONFLICT",
+                    crate::Refusal::Conflict,
                     "this response_id was stored with other content; it is not overwritten",
                 )),
             }

@@ -111,36 +111,36 @@ impl ReviewsApi {
                     let value = ctx.answer_value(&vote.answer);
                     let problem = if !valid_external_id(id) {
                         Some((
-                            "INVALID",
+                            crate::Refusal::Invalid,
                             "vote_id must be 1-128 letters, digits or -_.:".to_string(),
                         ))
                     } else if vote.voter.trim().is_empty()
                         || vote.voter.chars().count() > text::LABEL
                     {
                         Some((
-                            "INVALID",
+                            crate::Refusal::Invalid,
                             format!("voter is required, at most {} characters", text::LABEL),
                         ))
                     } else if !ctx.units.contains(&vote.unit) {
                         Some((
-                            "UNKNOWN_UNIT",
+                            crate::Refusal::UnknownUnit,
                             format!("{:?} is not a unit of the campaign's group", vote.unit),
                         ))
                     } else if value.is_none() && vote.answer != DONT_KNOW {
                         Some((
-                            "UNKNOWN_ANSWER",
+                            crate::Refusal::UnknownAnswer,
                             format!("{:?} is not an answer of the scheme", vote.answer),
                         ))
                     } else if at.is_none() {
-                        Some(("INVALID", "cast_time is required".to_string()))
+                        Some((crate::Refusal::Invalid, "cast_time is required".to_string()))
                     } else if let Some(Err(e)) = &at {
-                        Some(("INVALID", format!("cast_time {e}")))
+                        Some((crate::Refusal::Invalid, format!("cast_time {e}")))
                     } else if let Some(Ok(t)) = at
                         && (ctx.open_ms.is_some_and(|o| t < o)
                             || ctx.close_ms.is_some_and(|c| t > c))
                     {
                         Some((
-                            "OUT_OF_WINDOW",
+                            crate::Refusal::OutOfWindow,
                             "cast outside the campaign's open and close times".to_string(),
                         ))
                     } else {
@@ -164,7 +164,7 @@ impl ReviewsApi {
                         } else {
                             out.rejected.push(rejection(
                                 id,
-                                "CONFLICT",
+                                crate::Refusal::Conflict,
                                 "this vote_id was stored with other content",
                             ));
                         }

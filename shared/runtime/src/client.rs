@@ -72,7 +72,7 @@ pub fn dependency_error(dependency: &str, status: Status) -> Error {
         },
         Code::InvalidArgument => Error::invalid(dependency, status.message()),
         Code::FailedPrecondition => Error::precondition(
-            "DEPENDENCY_PRECONDITION",
+            crate::Shared::DependencyPrecondition,
             format!("{dependency}: {}", status.message()),
         ),
         Code::PermissionDenied | Code::Unauthenticated => Error::internal(std::io::Error::other(

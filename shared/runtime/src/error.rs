@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::reason::{Shared, Why};
+
 /// A bad field: its path in the request (`plan.targets[2].value`) and what is
 /// wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,24 +90,18 @@ pub enum Error {
     /// The system is not in a state that allows the call; `reason` is the
     /// machine-readable UPPER_SNAKE reason (e.g. `PLAN_DEADLINE_PASSED`).
     #[error("{message}")]
-    FailedPrecondition {
-        reason: &'static str,
-        message: String,
-    },
+    FailedPrecondition { reason: Why, message: String },
     /// Like `FailedPrecondition`, listing every unmet condition in a
     /// PreconditionFailure detail.
     #[error("{message}")]
     Unmet {
-        reason: &'static str,
+        reason: Why,
         message: String,
         items: Vec<Unmet>,
     },
     /// A concurrency conflict, e.g. a stale etag.
     #[error("{message}")]
-    Aborted {
-        reason: &'static str,
-        message: String,
-    },
+    Aborted { reason: Why, message: String },
     #[error("{0}")]
     PermissionDenied(String),
     #[error("{0}")]
@@ -135,10 +131,27 @@ impl Error {
         }
     }
 
-    pub fn precondition(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn precondition(reason: impl Into<Why>, message: impl Into<String>) -> Self {
         Error::FailedPrecondition {
-            reason,
+            reason: reason.into(),
             message: message.into(),
+        }
+    }
+
+    /// A concurrency conflict (ABORTED), e.g. a stale etag.
+    pub fn aborted(reason: impl Into<Why>, message: impl Into<String>) -> Self {
+        Error::Aborted {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A refusal listing every unmet condition.
+    pub fn unmet(reason: impl Into<Why>, message: impl Into<String>, items: Vec<Unmet>) -> Self {
+        Error::Unmet {
+            reason: reason.into(),
+            message: message.into(),
+            items,
         }
     }
 
@@ -160,20 +173,21 @@ impl Error {
 
     /// The machine-readable reason carried in ErrorInfo.
     pub fn reason(&self) -> &'static str {
-        match self {
-            Error::Invalid(_) => "VALIDATION_FAILED",
-            Error::Malformed(_) => "MALFORMED_MESSAGE",
-            Error::NotFound { .. } => "NOT_FOUND",
-            Error::AlreadyExists { .. } => "ALREADY_EXISTS",
+        let shared = match self {
+            Error::Invalid(_) => Shared::ValidationFailed,
+            Error::Malformed(_) => Shared::MalformedMessage,
+            Error::NotFound { .. } => Shared::NotFound,
+            Error::AlreadyExists { .. } => Shared::AlreadyExists,
             Error::FailedPrecondition { reason, .. }
             | Error::Unmet { reason, .. }
-            | Error::Aborted { reason, .. } => reason,
-            Error::PermissionDenied(_) => "PERMISSION_DENIED",
-            Error::Unauthenticated(_) => "UNAUTHENTICATED",
-            Error::Busy(_) => "TOO_MANY_CALLS",
-            Error::Unavailable { .. } => "DEPENDENCY_UNAVAILABLE",
-            Error::Internal(_) => "INTERNAL",
-        }
+            | Error::Aborted { reason, .. } => return reason.as_str(),
+            Error::PermissionDenied(_) => Shared::PermissionDenied,
+            Error::Unauthenticated(_) => Shared::Unauthenticated,
+            Error::Busy(_) => Shared::TooManyCalls,
+            Error::Unavailable { .. } => Shared::DependencyUnavailable,
+            Error::Internal(_) => Shared::Internal,
+        };
+        shared.as_str()
     }
 
     pub fn code(&self) -> Code {
@@ -356,11 +370,10 @@ impl From<sqlx::Error> for Error {
             // Two writers raced for the same key: the check before the
             // insert passed for both. A retry finds the row and answers as
             // the service does for an existing resource or a replayed request.
-            return Error::Aborted {
-                reason: "CONCURRENT_WRITE",
-                message: "another call wrote the same resource at the same moment; retry the call"
-                    .into(),
-            };
+            return Error::aborted(
+                Shared::ConcurrentWrite,
+                "another call wrote the same resource at the same moment; retry the call",
+            );
         }
         if lost {
             Error::Unavailable {

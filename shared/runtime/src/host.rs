@@ -34,6 +34,8 @@ pub struct Services {
     names: Vec<&'static str>,
     /// The database behind each service, probed for its health.
     databases: Vec<(&'static str, Db)>,
+    /// Files answered to `GET` requests on the same port (the dashboard).
+    site: crate::site::Site,
 }
 
 /// How often a service's database is probed, and how long a probe may
@@ -74,6 +76,13 @@ impl Services {
     pub fn names(&self) -> &[&'static str] {
         &self.names
     }
+
+    /// Serves `site`'s files to `GET` requests that are not gRPC (see
+    /// [`crate::site`]); gRPC and gRPC-Web calls are not affected.
+    pub fn site(&mut self, site: crate::site::Site) -> &mut Self {
+        self.site = site;
+        self
+    }
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -107,6 +116,7 @@ pub async fn serve(
     let reflection_v1alpha = reflection(&services.names).build_v1alpha()?;
 
     let names = services.names.clone();
+    let site = services.site;
     let probing = tokio::spawn(probe(services.databases, reporter.clone()));
     let mut routes = services.routes;
     routes
@@ -135,6 +145,7 @@ pub async fn serve(
     builder
         .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
         .accept_http1(true)
+        .layer(crate::site::SiteLayer::new(site))
         .layer(cors())
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(AuthLayer::new(key))
@@ -374,7 +385,7 @@ where
         // placed in the calendar stays closed. Handlers check their row.
         if crate::phases::gate(&path).is_none() {
             let e = crate::Error::precondition(
-                "WRONG_PHASE",
+                crate::Shared::WrongPhase,
                 format!("{path} has no row in the phase table and takes no writes"),
             );
             tracing::warn!(method = %path, code = "FAILED_PRECONDITION", "call refused");

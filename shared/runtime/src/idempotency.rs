@@ -41,7 +41,7 @@ pub async fn replay<R: Message + Default>(
     let stored: String = row.try_get("request_digest")?;
     if stored != digest {
         return Err(Error::precondition(
-            "REQUEST_ID_REUSED",
+            crate::Shared::RequestIdReused,
             format!("request_id {request_id:?} was already used for a different request"),
         ));
     }

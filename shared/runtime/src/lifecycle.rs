@@ -26,7 +26,7 @@ impl<S: Copy + PartialEq> Machine<S> {
             Ok(())
         } else {
             Err(Error::precondition(
-                "INVALID_STATE",
+                crate::Shared::InvalidState,
                 format!(
                     "{resource} is {}; it cannot become {}",
                     (self.name)(&from),
@@ -48,7 +48,7 @@ impl<S: Copy + PartialEq> Machine<S> {
             Ok(())
         } else {
             Err(Error::precondition(
-                "INVALID_STATE",
+                crate::Shared::InvalidState,
                 format!("{resource} is {}; cannot {action}", (self.name)(&state)),
             ))
         }
@@ -89,7 +89,7 @@ mod tests {
         else {
             panic!("a move the machine does not allow")
         };
-        assert_eq!(reason, "INVALID_STATE");
+        assert_eq!(reason.as_str(), "INVALID_STATE");
         assert_eq!(message, "lights/1 is RED; it cannot become RED");
         assert!(
             LIGHTS

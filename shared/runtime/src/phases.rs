@@ -12,7 +12,7 @@
 
 use jixiao_proto::plans::{CheckWriteWindowResponse, Cycle, LockScope, Phase};
 
-use crate::{Error, time};
+use crate::{Error, Shared, time};
 
 /// The phases of a cycle that take writes at all: everything but ARCHIVED.
 const LIVE: &[Phase] = &[
@@ -58,6 +58,25 @@ pub enum Gate {
     /// The scope's phases until its deadline, with no exception: the writer
     /// is a platform, not a unit, and lock exceptions are granted to units.
     Deadline(LockScope),
+}
+
+impl Gate {
+    /// The reasons a write through this gate can be refused with.
+    pub fn reasons(&self) -> Vec<Shared> {
+        match self {
+            Gate::Always => vec![],
+            Gate::Phases(_) | Gate::PhasesOrException { .. } => {
+                vec![Shared::WrongPhase, Shared::CycleArchived]
+            }
+            Gate::Window { scope, .. } | Gate::Deadline(scope) => {
+                vec![
+                    Shared::WrongPhase,
+                    Shared::CycleArchived,
+                    deadline_reason(*scope),
+                ]
+            }
+        }
+    }
 }
 
 /// The gate of a method (`/package.Service/Method`); `None` when it has no
@@ -168,30 +187,33 @@ pub fn scope_phases(scope: LockScope) -> &'static [Phase] {
 }
 
 /// The deadline reason of a scope, e.g. PLAN_DEADLINE_PASSED.
-pub fn deadline_reason(scope: LockScope) -> &'static str {
+pub fn deadline_reason(scope: LockScope) -> Shared {
     match scope {
-        LockScope::Plan => "PLAN_DEADLINE_PASSED",
-        LockScope::Data => "DATA_DEADLINE_PASSED",
-        LockScope::Review => "REVIEW_CLOSED",
-        LockScope::Rectification => "RECTIFICATION_DEADLINE_PASSED",
-        LockScope::Unspecified => "WRONG_PHASE",
+        LockScope::Plan => Shared::PlanDeadlinePassed,
+        LockScope::Data => Shared::DataDeadlinePassed,
+        LockScope::Review => Shared::ReviewClosed,
+        LockScope::Rectification => Shared::RectificationDeadlinePassed,
+        LockScope::Unspecified => Shared::WrongPhase,
     }
 }
 
-/// The reasons this module produces, as the `&'static str` an error needs
-/// (a window computed by the plans service arrives as a `String`).
-pub fn reason(text: &str) -> &'static str {
-    [
-        "WRONG_PHASE",
-        "CYCLE_ARCHIVED",
-        "PLAN_DEADLINE_PASSED",
-        "DATA_DEADLINE_PASSED",
-        "REVIEW_CLOSED",
-        "RECTIFICATION_DEADLINE_PASSED",
-    ]
-    .into_iter()
-    .find(|r| *r == text)
-    .unwrap_or("WRONG_PHASE")
+/// A closed reason as text (a window computed by the plans service arrives
+/// as a `String`) back to the reason this module produced; anything else
+/// reads as WRONG_PHASE.
+pub fn reason(text: &str) -> Shared {
+    Shared::parse(text)
+        .filter(|r| {
+            matches!(r, Shared::WrongPhase | Shared::CycleArchived)
+                || [
+                    LockScope::Plan,
+                    LockScope::Data,
+                    LockScope::Review,
+                    LockScope::Rectification,
+                ]
+                .into_iter()
+                .any(|s| deadline_reason(s) == *r)
+        })
+        .unwrap_or(Shared::WrongPhase)
 }
 
 /// Whether a write in a scope may happen now.
@@ -221,7 +243,7 @@ pub fn write_window(
         closed_reason,
     };
     if phase == Phase::Archived {
-        return closed("CYCLE_ARCHIVED");
+        return closed(Shared::CycleArchived.as_str());
     }
     let in_phase = scope_phases(scope).contains(&phase);
     let before_deadline = deadline_ms.is_none_or(|d| now_ms <= d);
@@ -242,9 +264,9 @@ pub fn write_window(
     // The reason names what actually closed it: a deadline that has not
     // passed is not the reason, whatever the phase.
     if before_deadline {
-        closed("WRONG_PHASE")
+        closed(Shared::WrongPhase.as_str())
     } else {
-        closed(deadline_reason(scope))
+        closed(deadline_reason(scope).as_str())
     }
 }
 
@@ -254,7 +276,11 @@ impl Window {
         Window {
             open: r.open,
             late: r.late,
-            closed_reason: if r.open { "" } else { reason(&r.closed_reason) },
+            closed_reason: if r.open {
+                ""
+            } else {
+                reason(&r.closed_reason).as_str()
+            },
         }
     }
 
@@ -301,7 +327,7 @@ where
     F: FnOnce(LockScope) -> Fut,
     Fut: Future<Output = Result<Window, Error>>,
 {
-    let refuse = |reason: &'static str, why: String| {
+    let refuse = |reason: Shared, why: String| {
         Err(Error::precondition(
             reason,
             format!("cycles/{} is {why}", call.cycle),
@@ -309,11 +335,11 @@ where
     };
     let phase_name = call.phase.as_str_name();
     if call.phase == Phase::Archived {
-        return refuse("CYCLE_ARCHIVED", "archived and takes no writes".into());
+        return refuse(Shared::CycleArchived, "archived and takes no writes".into());
     }
     match gate(call.path) {
         None => refuse(
-            "WRONG_PHASE",
+            Shared::WrongPhase,
             format!("in {phase_name} and {} has no phase rule", call.path),
         ),
         Some(Gate::Always) => Ok(false),
@@ -322,7 +348,7 @@ where
                 Ok(false)
             } else {
                 refuse(
-                    "WRONG_PHASE",
+                    Shared::WrongPhase,
                     format!(
                         "in {phase_name}; {} is accepted in {}",
                         method(call.path),
@@ -340,7 +366,7 @@ where
                 Ok(true)
             } else {
                 refuse(
-                    "WRONG_PHASE",
+                    Shared::WrongPhase,
                     format!(
                         "in {phase_name}; {} is accepted in {} or under a lock exception",
                         method(call.path),
@@ -357,7 +383,7 @@ where
                 Ok(true)
             } else {
                 refuse(
-                    w.closed_reason,
+                    reason(w.closed_reason),
                     format!(
                         "in {phase_name} and closed to {} ({}); the office can grant a lock exception",
                         method(call.path),
@@ -371,16 +397,17 @@ where
             if w.open && !w.late {
                 Ok(false)
             } else {
-                let reason = if w.open {
+                let why = if w.open {
                     deadline_reason(scope)
                 } else {
-                    w.closed_reason
+                    reason(w.closed_reason)
                 };
                 refuse(
-                    reason,
+                    why,
                     format!(
-                        "in {phase_name} and closed to {} ({reason}); a platform's pushes take no lock exception",
-                        method(call.path)
+                        "in {phase_name} and closed to {} ({}); a platform's pushes take no lock exception",
+                        method(call.path),
+                        why.as_str()
                     ),
                 )
             }
@@ -476,7 +503,7 @@ mod tests {
             .expect("a runtime")
             .block_on(fut)
             .map_err(|e| match e {
-                Error::FailedPrecondition { reason, .. } => reason,
+                Error::FailedPrecondition { reason, .. } => reason.as_str(),
                 _ => "other",
             })
     }

@@ -1,0 +1,413 @@
+//! One group's refresh: refetch the parts whose sources were marked,
+//! recompute the table off the async workers, hand it to readers and store
+//! it; then pause before the next round, which takes whatever was marked
+//! meanwhile.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::Duration,
+};
+
+use bytes::Bytes;
+use jixiao_proto::aggregator::{StandingRow, Standings};
+use jixiao_runtime::{Error, time::timestamp};
+use prost::Message;
+
+use super::{ALL_SOURCES, Cell, FULL, Live, Snapshot, View, standing_rows};
+use crate::{
+    inputs::{GroupInputs, IndicatorPart, InspectionPart, ReviewPart, UnitInputs},
+    sources::{PlansPart, Revised, Source},
+    store,
+};
+
+/// Bounds of the pause between two refreshes of one group.
+const MIN_GAP: Duration = Duration::from_millis(100);
+const MAX_GAP: Duration = Duration::from_millis(500);
+/// What a change may wait for, at worst, before readers see it: DOMAIN.md
+/// §8 allows one second, and the push and the read take some of it.
+const FRESHNESS: Duration = Duration::from_millis(900);
+
+/// The pause after a refresh that took `took`. Under a steady stream of
+/// pushes, refreshing back to back would spend a core of this service and
+/// of the component services on tables nobody has read yet, so a group
+/// pauses twice as long as its refresh took (refreshing a third of the
+/// time); but a change that lands just after a refresh started waits for
+/// the rest of it, the pause and one more refresh, so the pause shrinks
+/// when refreshes are slow, to keep that within [`FRESHNESS`].
+fn gap(took: Duration) -> Duration {
+    let lazy = took * 2;
+    let fresh = FRESHNESS.saturating_sub(took * 2);
+    lazy.min(fresh).clamp(MIN_GAP, MAX_GAP)
+}
+
+/// The last figures fetched from each service (shared, so that computing
+/// a table off the async workers needs no copy).
+#[derive(Default)]
+pub(super) struct Parts {
+    plans: Option<Held<PlansPart>>,
+    indicators: Option<Held<HashMap<String, IndicatorPart>>>,
+    reviews: Option<Held<HashMap<String, ReviewPart>>>,
+    inspections: Option<Held<HashMap<String, InspectionPart>>>,
+    /// Last fetch failure per source.
+    failed: BTreeMap<Source, String>,
+}
+
+/// A part as fetched, with the change counters it was read under.
+struct Held<T> {
+    value: Arc<T>,
+    /// The source's counter for the group.
+    revision: i64,
+    /// The plan-side counter of a change known committed before the read:
+    /// the component services score from plans data without counting its
+    /// changes, so a copy is only asked about while this still holds.
+    plans_revision: i64,
+}
+
+/// Fetches a part when its source is marked or nothing is held, asking
+/// the service to skip the work when the held copy is still current
+/// (never in a full refresh, nor after a plan-side change).
+async fn fetch<T, F, Fut>(
+    held: &Option<Held<T>>,
+    marked: bool,
+    full: bool,
+    plans_revision: i64,
+    get: F,
+) -> Option<Result<Revised<T>, Error>>
+where
+    F: FnOnce(i64) -> Fut,
+    Fut: Future<Output = Result<Revised<T>, Error>>,
+{
+    let known = match held {
+        None => 0,
+        Some(_) if !marked => return None,
+        Some(h) if !full && h.plans_revision == plans_revision => h.revision,
+        Some(_) => 0,
+    };
+    Some(get(known).await)
+}
+
+/// Whether a fetch was answered "unchanged".
+fn kept<T>(got: &Option<Result<Revised<T>, Error>>) -> bool {
+    matches!(got, Some(Ok(Revised { part: None, .. })))
+}
+
+/// Takes a fetched part; says whether anything readers see changed.
+fn settle<T: PartialEq>(
+    slot: &mut Option<Held<T>>,
+    failed: &mut BTreeMap<Source, String>,
+    source: Source,
+    got: Option<Result<Revised<T>, Error>>,
+    plans_revision: i64,
+) -> bool {
+    match got {
+        Some(Ok(Revised { revision, part })) => {
+            let new = match (part, slot.as_mut()) {
+                (None, Some(h)) => {
+                    h.revision = revision;
+                    h.plans_revision = plans_revision;
+                    false
+                }
+                // Only asked about a copy that is held.
+                (None, None) => false,
+                (Some(v), _) => {
+                    let new = slot.as_ref().is_none_or(|h| *h.value != v);
+                    *slot = Some(Held {
+                        value: Arc::new(v),
+                        revision,
+                        plans_revision,
+                    });
+                    new
+                }
+            };
+            failed.remove(&source).is_some() || new
+        }
+        Some(Err(e)) => {
+            let why = e.to_string();
+            failed.insert(source, why.clone()).as_ref() != Some(&why)
+        }
+        None => false,
+    }
+}
+
+impl Live {
+    pub(super) async fn refresh_loop(self, cell: Arc<Cell>) {
+        let mut last: Option<(tokio::time::Instant, Duration)> = None;
+        loop {
+            if let Some((at, pause)) = last {
+                tokio::time::sleep_until(at + pause).await;
+            }
+            let (dirty, covers) = {
+                let mut w = cell.work.lock().expect("work lock");
+                if w.dirty == 0 {
+                    w.running = false;
+                    return;
+                }
+                (std::mem::take(&mut w.dirty), w.requested)
+            };
+            let started = tokio::time::Instant::now();
+            if let Err(e) = self.refresh(&cell, dirty).await {
+                tracing::warn!(group = %cell.name, error = %e, "standings refresh failed");
+            }
+            let elapsed = started.elapsed();
+            tracing::debug!(group = %cell.name, sources = dirty, took_ms = elapsed.as_millis() as u64, "standings refreshed");
+            last = Some((tokio::time::Instant::now(), gap(elapsed)));
+            cell.done.send_replace(covers);
+        }
+    }
+
+    async fn refresh(&self, cell: &Cell, dirty: u8) -> Result<(), Error> {
+        let mut parts = cell.parts.lock().await;
+        let parts = &mut *parts;
+        let group = cell.name.as_str();
+        let src = &self.inner.sources;
+        // The plan-side counter of the plans data held: a component's copy
+        // may only be kept if it was read after that data was committed.
+        let plans_revision = parts.plans.as_ref().map_or(0, |h| h.revision);
+        let full = dirty & FULL != 0;
+        let fetch_if = |s: Source| dirty & s.bit() != 0;
+        let (p, i, r, n) = tokio::join!(
+            async {
+                if fetch_if(Source::Plans) || parts.plans.is_none() {
+                    Some(src.plans_part(group).await)
+                } else {
+                    None
+                }
+            },
+            fetch(
+                &parts.indicators,
+                fetch_if(Source::Indicators),
+                full,
+                plans_revision,
+                |k| src.indicators(group, k)
+            ),
+            fetch(
+                &parts.reviews,
+                fetch_if(Source::Reviews),
+                full,
+                plans_revision,
+                |k| src.reviews(group, k)
+            ),
+            fetch(
+                &parts.inspections,
+                fetch_if(Source::Inspections),
+                full,
+                plans_revision,
+                |k| src.inspections(group, k)
+            ),
+        );
+        if let Some(Err(Error::NotFound { .. })) = &p {
+            cell.view
+                .send_replace(View::Gone(format!("{group} is not a group")));
+            return Ok(());
+        }
+        // A plan-side change this refresh discovered (its signal was lost)
+        // makes the components' "unchanged" answers worthless: their copies
+        // keep the older plans counter, so the round that follows at once
+        // refetches them in full.
+        let fetched_plans = match &p {
+            Some(Ok(r)) => r.revision,
+            _ => plans_revision,
+        };
+        if fetched_plans != plans_revision && (kept(&i) || kept(&r) || kept(&n)) {
+            self.mark_again(cell, ALL_SOURCES);
+        }
+        let mut changed = settle(
+            &mut parts.plans,
+            &mut parts.failed,
+            Source::Plans,
+            p,
+            fetched_plans,
+        );
+        let failed = &mut parts.failed;
+        changed |= settle(
+            &mut parts.indicators,
+            failed,
+            Source::Indicators,
+            i,
+            plans_revision,
+        );
+        changed |= settle(
+            &mut parts.reviews,
+            failed,
+            Source::Reviews,
+            r,
+            plans_revision,
+        );
+        changed |= settle(
+            &mut parts.inspections,
+            failed,
+            Source::Inspections,
+            n,
+            plans_revision,
+        );
+        let Some(plans) = parts.plans.as_ref().map(|h| h.value.clone()) else {
+            // Without members there is no table; keep what readers have and
+            // say why it is stale.
+            self.mark_stale(cell, &parts.failed);
+            return Ok(());
+        };
+        let mut reasons: BTreeMap<Source, String> = parts.failed.clone();
+        for (s, why) in self.inner.down.lock().expect("down lock").iter() {
+            reasons.entry(*s).or_insert_with(|| why.clone());
+        }
+        let (ind, rev, ins) = (
+            parts.indicators.as_ref().map(|h| h.value.clone()),
+            parts.reviews.as_ref().map(|h| h.value.clone()),
+            parts.inspections.as_ref().map(|h| h.value.clone()),
+        );
+        // A reconciliation or a signal that changed nothing this table
+        // shows costs no recomputation.
+        let current_reason = stale_reason(&reasons);
+        if !changed
+            && let View::Ready(s) = &*cell.view.borrow()
+            && s.inputs.is_some()
+            && s.standings.stale_reason == current_reason
+        {
+            return Ok(());
+        }
+        let name = group.to_string();
+        let year = plans.year;
+        // Thousands of rows: computed off the async workers, so that reads
+        // served meanwhile do not wait behind it.
+        let (inputs, rows) = tokio::task::spawn_blocking(move || {
+            let inputs = Arc::new(assemble(&name, &plans, (ind, rev, ins)));
+            let rows = standing_rows(&inputs.table());
+            (inputs, rows)
+        })
+        .await
+        .map_err(Error::internal)?;
+        self.publish(cell, rows, &reasons, Some(inputs), year).await
+    }
+
+    /// Keeps the current rows, with a new stale mark.
+    fn mark_stale(&self, cell: &Cell, failed: &BTreeMap<Source, String>) {
+        let current = match &*cell.view.borrow() {
+            View::Ready(s) => s.clone(),
+            _ => return,
+        };
+        let mut s = current.standings.clone();
+        s.stale = true;
+        s.stale_reason = stale_reason(failed);
+        s.revision += 1;
+        s.update_time = Some(timestamp(jixiao_runtime::time::now_ms()));
+        let snapshot = Snapshot {
+            encoded: Bytes::from(s.encode_to_vec()),
+            standings: s,
+            inputs: current.inputs.clone(),
+            year: current.year,
+        };
+        cell.view.send_replace(View::Ready(Arc::new(snapshot)));
+    }
+
+    /// Stores and hands out new standings when anything readers see changed.
+    async fn publish(
+        &self,
+        cell: &Cell,
+        rows: Vec<StandingRow>,
+        reasons: &BTreeMap<Source, String>,
+        inputs: Option<Arc<GroupInputs>>,
+        year: i32,
+    ) -> Result<(), Error> {
+        let previous = match &*cell.view.borrow() {
+            View::Ready(s) => Some(s.clone()),
+            _ => None,
+        };
+        let stale = !reasons.is_empty();
+        let reason = stale_reason(reasons);
+        let name = cell.name.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            if let Some(p) = &previous
+                && p.inputs.is_some()
+                && p.standings.rows == rows
+                && p.standings.stale == stale
+                && p.standings.stale_reason == reason
+            {
+                return None;
+            }
+            let standings = Standings {
+                group: name,
+                rows,
+                update_time: Some(timestamp(jixiao_runtime::time::now_ms())),
+                stale,
+                stale_reason: reason,
+                revision: previous.as_ref().map_or(0, |p| p.standings.revision) + 1,
+            };
+            let encoded = Bytes::from(standings.encode_to_vec());
+            Some((standings, encoded))
+        })
+        .await
+        .map_err(Error::internal)?;
+        let Some((standings, encoded)) = built else {
+            return Ok(());
+        };
+        let revision = standings.revision;
+        // Readers and watchers first: the stored copy only warms a restart,
+        // so its write stays off the freshness path.
+        cell.view.send_replace(View::Ready(Arc::new(Snapshot {
+            standings,
+            encoded: encoded.clone(),
+            inputs,
+            year,
+        })));
+        store::save_standings(&self.inner.db, &cell.name, revision, &encoded).await
+    }
+}
+
+fn stale_reason(reasons: &BTreeMap<Source, String>) -> String {
+    reasons
+        .iter()
+        .map(|(s, why)| format!("{}: {why}", s.service()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+type Fetched<T> = Option<Arc<HashMap<String, T>>>;
+
+/// The inputs of a group from the parts fetched so far.
+fn assemble(
+    group: &str,
+    plans: &PlansPart,
+    (indicators, reviews, inspections): (
+        Fetched<IndicatorPart>,
+        Fetched<ReviewPart>,
+        Fetched<InspectionPart>,
+    ),
+) -> GroupInputs {
+    let units = plans
+        .units
+        .iter()
+        .map(|u| UnitInputs {
+            unit: u.clone(),
+            display_name: plans.display_names.get(u).cloned().unwrap_or_default(),
+            timeliness: plans.timeliness.get(u).cloned().unwrap_or_default(),
+            indicator: indicators.as_ref().and_then(|m| m.get(u).cloned()),
+            review: reviews.as_ref().and_then(|m| m.get(u).cloned()),
+            inspection: inspections.as_ref().and_then(|m| m.get(u).cloned()),
+        })
+        .collect();
+    GroupInputs {
+        group: group.to_string(),
+        scheme: plans.scheme.clone(),
+        units,
+        decisions: Vec::new(),
+        format_1: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pause_is_twice_a_quick_refresh_and_shrinks_for_slow_ones() {
+        let ms = Duration::from_millis;
+        assert_eq!(gap(ms(10)), MIN_GAP);
+        assert_eq!(gap(ms(150)), ms(300));
+        assert_eq!(gap(ms(225)), ms(450));
+        // Slow refreshes: the rest of one, the pause and the next fit.
+        assert_eq!(gap(ms(300)), ms(300));
+        assert_eq!(gap(ms(350)), ms(200));
+        assert_eq!(gap(ms(2000)), MIN_GAP);
+    }
+}

@@ -1,0 +1,224 @@
+//! A group's scheme: the defaults DOMAIN.md states and the checks of an
+//! edited scheme.
+
+use std::collections::HashSet;
+
+use jixiao_proto::plans::{MutualScale, Scheme, WeightedKey};
+use jixiao_runtime::{
+    Violations,
+    decimal::{self, to_proto},
+};
+use rust_decimal::Decimal;
+
+use super::{WEIGHT_DP, dec};
+
+fn keys(pairs: &[(&str, &str)]) -> Vec<WeightedKey> {
+    pairs
+        .iter()
+        .map(|(k, v)| WeightedKey {
+            key: (*k).to_string(),
+            value: Some(to_proto(dec(v))),
+        })
+        .collect()
+}
+
+/// The scheme a new group starts with: the defaults DOMAIN.md states.
+pub fn default_scheme(name: String) -> Scheme {
+    Scheme {
+        name,
+        indicator_max: Some(to_proto(dec("60"))),
+        survey_max: Some(to_proto(dec("30"))),
+        online_max: Some(to_proto(dec("5"))),
+        mutual_max: Some(to_proto(dec("5"))),
+        inspection_cap: Some(to_proto(dec("5"))),
+        answer_values: keys(&[
+            ("satisfied", "1.0"),
+            ("basically_satisfied", "0.8"),
+            ("dissatisfied", "0"),
+        ]),
+        category_weights: keys(&[
+            ("service_users", "0.4"),
+            ("enterprises", "0.3"),
+            ("residents", "0.2"),
+            ("deputies", "0.1"),
+        ]),
+        min_sample: 30,
+        mutual_scale: MutualScale::Grades as i32,
+        grade_values: keys(&[
+            ("excellent", "1.0"),
+            ("good", "0.8"),
+            ("fair", "0.6"),
+            ("poor", "0"),
+        ]),
+        mutual_trim_min_raters: 5,
+        peer_rank_floor: Some(to_proto(dec("0.6"))),
+        at_risk_threshold: Some(to_proto(dec("0.1"))),
+        credit_points: keys(&[("problem_found", "0.5"), ("staff_action", "0.2")]),
+        spot_check_deductions: keys(&[("overdue", "0.5"), ("incomplete_file", "0.3")]),
+        etag: String::new(),
+    }
+}
+
+/// Checks a scheme and rewrites its decimals in canonical form. Component
+/// maxima must add up to 100.
+pub fn check_scheme(s: &mut Scheme, v: &mut Violations, prefix: &str) {
+    let mut maxima = Decimal::ZERO;
+    for (field, value) in [
+        ("indicator_max", &mut s.indicator_max),
+        ("survey_max", &mut s.survey_max),
+        ("online_max", &mut s.online_max),
+        ("mutual_max", &mut s.mutual_max),
+    ] {
+        // A maximum is points, published to as many places as points.
+        match non_negative(value) {
+            Ok(d) if d.normalize().scale() > WEIGHT_DP => v.add(
+                format!("{prefix}.{field}"),
+                format!("has at most {WEIGHT_DP} decimal places, as points do"),
+            ),
+            Ok(d) => maxima += d,
+            Err(e) => v.add(format!("{prefix}.{field}"), e),
+        }
+    }
+    if v.is_empty() && maxima != dec("100") {
+        v.add(
+            format!("{prefix}.indicator_max"),
+            format!("the component maxima add up to {maxima}; they must add up to 100"),
+        );
+    }
+    for (field, value) in [
+        ("inspection_cap", &mut s.inspection_cap),
+        ("peer_rank_floor", &mut s.peer_rank_floor),
+        ("at_risk_threshold", &mut s.at_risk_threshold),
+    ] {
+        if let Err(e) = non_negative(value) {
+            v.add(format!("{prefix}.{field}"), e);
+        }
+    }
+    for (field, value) in [
+        ("peer_rank_floor", &s.peer_rank_floor),
+        ("at_risk_threshold", &s.at_risk_threshold),
+    ] {
+        if let Ok(d) = decimal::figure(value)
+            && d > Decimal::ONE
+        {
+            v.add(format!("{prefix}.{field}"), "must lie between 0 and 1");
+        }
+    }
+    for (field, list, unit_interval) in [
+        ("answer_values", &mut s.answer_values, true),
+        ("category_weights", &mut s.category_weights, false),
+        ("grade_values", &mut s.grade_values, true),
+        ("credit_points", &mut s.credit_points, false),
+        ("spot_check_deductions", &mut s.spot_check_deductions, false),
+    ] {
+        check_keys(list, unit_interval, v, &format!("{prefix}.{field}"));
+    }
+    if s.answer_values.is_empty() {
+        v.add(
+            format!("{prefix}.answer_values"),
+            "needs at least one counted answer",
+        );
+    }
+    if s.category_weights.is_empty() {
+        v.add(
+            format!("{prefix}.category_weights"),
+            "needs at least one respondent category",
+        );
+    }
+    v.check(
+        s.min_sample >= 1,
+        format!("{prefix}.min_sample"),
+        "must be at least 1",
+    );
+    v.check(
+        s.mutual_trim_min_raters >= 3,
+        format!("{prefix}.mutual_trim_min_raters"),
+        "must be at least 3 (the highest and lowest are dropped)",
+    );
+    v.check(
+        MutualScale::try_from(s.mutual_scale).is_ok_and(|m| m != MutualScale::Unspecified),
+        format!("{prefix}.mutual_scale"),
+        "must be GRADES or NUMERIC",
+    );
+    if s.mutual_scale == MutualScale::Grades as i32 && s.grade_values.is_empty() {
+        v.add(
+            format!("{prefix}.grade_values"),
+            "a grade scale needs grade values",
+        );
+    }
+}
+
+fn non_negative(value: &mut Option<jixiao_proto::Decimal>) -> Result<Decimal, String> {
+    let d = decimal::figure(value)?;
+    if d < Decimal::ZERO {
+        return Err("must not be negative".into());
+    }
+    *value = Some(to_proto(d));
+    Ok(d)
+}
+
+fn check_keys(list: &mut [WeightedKey], unit_interval: bool, v: &mut Violations, field: &str) {
+    let mut seen = HashSet::new();
+    for (i, k) in list.iter_mut().enumerate() {
+        let f = format!("{field}[{i}]");
+        v.check(
+            valid_key(&k.key),
+            format!("{f}.key"),
+            "must be lower_snake_case letters and digits",
+        );
+        v.check(
+            seen.insert(k.key.clone()),
+            format!("{f}.key"),
+            format!("{:?} appears twice", k.key),
+        );
+        match non_negative(&mut k.value) {
+            Ok(d) if unit_interval && d > Decimal::ONE => {
+                v.add(format!("{f}.value"), "must lie between 0 and 1")
+            }
+            Ok(_) => {}
+            Err(e) => v.add(format!("{f}.value"), e),
+        }
+    }
+}
+
+fn valid_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.len() <= 64
+        && k.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::fixtures::d;
+
+    #[test]
+    fn default_scheme_is_valid_and_adds_up_to_100() {
+        let mut s = default_scheme("x".into());
+        let mut v = Violations::new();
+        check_scheme(&mut s, &mut v, "scheme");
+        assert!(v.is_empty(), "{:?}", v.as_slice());
+    }
+
+    #[test]
+    fn scheme_maxima_must_add_up_to_100() {
+        let mut s = default_scheme("x".into());
+        s.survey_max = d("31");
+        let mut v = Violations::new();
+        check_scheme(&mut s, &mut v, "scheme");
+        assert_eq!(v.as_slice()[0].field, "scheme.indicator_max");
+        assert!(v.as_slice()[0].description.contains("101"));
+    }
+
+    #[test]
+    fn scheme_maxima_have_the_places_of_points() {
+        let mut s = default_scheme("x".into());
+        s.indicator_max = d("60.0000001");
+        s.survey_max = d("29.9999999");
+        let mut v = Violations::new();
+        check_scheme(&mut s, &mut v, "scheme");
+        let fields: Vec<_> = v.as_slice().iter().map(|x| x.field.as_str()).collect();
+        assert_eq!(fields, ["scheme.indicator_max", "scheme.survey_max"]);
+    }
+}

@@ -1,0 +1,213 @@
+//! The SQLite side of the ingest: multi-row `INSERT`s with anonymous
+//! parameters on the one writer connection.
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+
+use jixiao_runtime::{
+    Error, Principal, audit,
+    changes::{Change, Changes},
+};
+use sqlx::{AnyConnection, Row};
+
+use super::{
+    Batch, Digests, NewResponse, Outcome, first_occurrences, is_unique_violation, outcomes, sample,
+    summary,
+};
+
+/// Rows per multi-row statement (8 columns each, under SQLite's 32,766
+/// parameters).
+const CHUNK: usize = 4000;
+/// Responses per look-up statement (2 parameters each).
+const LOOKUP_CHUNK: usize = 16_000;
+
+macro_rules! upsert_tallies {
+    ($conn:ident, $campaign:expr, $deltas:expr, $questions:expr) => {{
+        let cats: Vec<_> = $deltas.categories().collect();
+        for chunk in cats.chunks(CHUNK) {
+            let mut sql = String::from("INSERT INTO survey_tallies (campaign, unit_id, category, responses, value_units) VALUES ");
+            placeholders(&mut sql, chunk.len(), 5);
+            sql.push_str(
+                " ON CONFLICT (campaign, unit_id, category) DO UPDATE SET responses = survey_tallies.responses + excluded.responses,
+                  value_units = survey_tallies.value_units + excluded.value_units",
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (unit, category, n, v) in chunk {
+                q = q.bind($campaign).bind(*unit).bind(*category).bind(*n).bind(*v);
+            }
+            q.execute(&mut *$conn).await?;
+        }
+        let qs: Vec<_> = $deltas.questions($questions).collect();
+        for chunk in qs.chunks(CHUNK) {
+            let mut sql = String::from("INSERT INTO question_tallies (campaign, unit_id, question, counted, value_units) VALUES ");
+            placeholders(&mut sql, chunk.len(), 5);
+            sql.push_str(
+                " ON CONFLICT (campaign, unit_id, question) DO UPDATE SET counted = question_tallies.counted + excluded.counted,
+                  value_units = question_tallies.value_units + excluded.value_units",
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (unit, question, n, v) in chunk {
+                q = q.bind($campaign).bind(*unit).bind(*question).bind(*n).bind(*v);
+            }
+            q.execute(&mut *$conn).await?;
+        }
+    }};
+}
+
+/// Appends `rows` groups of `cols` anonymous parameters. SQLite gets `?`
+/// rather than `$n`: sqlx resolves numbered parameters by name, which costs
+/// more the more parameters a statement has (quadratic in a 4,000-row
+/// insert).
+fn placeholders(sql: &mut String, rows: usize, cols: usize) {
+    let group = format!("({})", vec!["?"; cols].join(", "));
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&group);
+    }
+}
+
+/// Digests already stored for some responses of a campaign (SQLite:
+/// anonymous parameters, see `placeholders`). Rows cross from SQLite's
+/// thread one at a time, so only those that are not plain resends (new
+/// ids, and stored ids with another digest) come back: a resent batch
+/// brings back none.
+async fn stored_digests(
+    conn: &mut AnyConnection,
+    campaign: &str,
+    rows: &[&NewResponse],
+) -> Result<Digests, sqlx::Error> {
+    let mut out = Digests::default();
+    for chunk in rows.chunks(LOOKUP_CHUNK) {
+        let mut sql = String::from("SELECT v.column1 AS response_id, r.digest FROM (VALUES ");
+        for i in 0..chunk.len() {
+            sql.push_str(if i == 0 { "(?, ?)" } else { ", (?, ?)" });
+        }
+        sql.push_str(
+            ") AS v LEFT JOIN responses r ON r.campaign = ? AND r.response_id = v.column1 \
+             WHERE r.digest IS NOT v.column2",
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in chunk {
+            q = q.bind(r.response_id.as_str()).bind(r.digest);
+        }
+        let mut unsettled: HashMap<String, Option<i64>> = HashMap::default();
+        for row in q.bind(campaign).fetch_all(&mut *conn).await? {
+            unsettled.insert(row.try_get("response_id")?, row.try_get("digest")?);
+        }
+        for r in chunk {
+            match unsettled.get(r.response_id.as_str()) {
+                None => drop(out.insert(r.response_id.clone(), r.digest)),
+                Some(Some(stored)) => drop(out.insert(r.response_id.clone(), *stored)),
+                Some(None) => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Stores a batch on SQLite, through the portable pool's one writer. As on
+/// PostgreSQL, a batch none of whose sampled ids is stored is inserted at
+/// once under a savepoint; only a resend, or an insert that meets a stored
+/// id, looks every id up and inserts the rest. With one writer nothing can
+/// slip in between that look-up and the insert.
+pub async fn store_sqlite(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    batch: &Batch<'_>,
+) -> Result<(Vec<Outcome>, Option<Change>), Error> {
+    use sqlx::Executor;
+    let unique = first_occurrences(batch.rows);
+    let sample: Vec<&NewResponse> = sample(&unique).collect();
+    let optimistic = stored_digests(conn, batch.campaign, &sample)
+        .await?
+        .is_empty()
+        && first_try!(conn, insert_rows(conn, batch.campaign, &unique));
+    let (fresh, existing) = if optimistic {
+        (unique, HashMap::default())
+    } else {
+        let existing = stored_digests(conn, batch.campaign, &unique).await?;
+        let fresh: Vec<&NewResponse> = unique
+            .into_iter()
+            .filter(|r| !existing.contains_key(&r.response_id))
+            .collect();
+        insert_rows(conn, batch.campaign, &fresh).await?;
+        (fresh, existing)
+    };
+    let inserted: HashSet<&str> = fresh.iter().map(|r| r.response_id.as_str()).collect();
+    finish_sqlite(conn, principal, batch, &inserted, &existing).await
+}
+
+/// Inserts rows with multi-row statements (SQLite).
+async fn insert_rows(
+    conn: &mut AnyConnection,
+    campaign: &str,
+    rows: &[&NewResponse],
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(CHUNK) {
+        let mut sql = String::from(
+            "INSERT INTO responses (campaign, response_id, unit_id, category, channel, answer_ms, answers, digest) VALUES ",
+        );
+        placeholders(&mut sql, chunk.len(), 8);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in chunk {
+            q = q
+                .bind(campaign)
+                .bind(r.response_id.as_str())
+                .bind(r.unit.as_str())
+                .bind(r.category.as_str())
+                .bind(i64::from(r.channel))
+                .bind(r.answer_ms)
+                .bind(r.answers.as_str())
+                .bind(r.digest);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+async fn finish_sqlite(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    batch: &Batch<'_>,
+    inserted: &HashSet<&str>,
+    existing: &Digests,
+) -> Result<(Vec<Outcome>, Option<Change>), Error> {
+    let (outcomes, own) = outcomes(batch, inserted, existing);
+    let deltas = own.as_ref().unwrap_or(batch.deltas);
+    let change = if inserted.is_empty() {
+        None
+    } else {
+        upsert_tallies!(conn, batch.campaign, deltas, batch.questions);
+        Some(Changes::bump(conn, batch.cycle, batch.group).await?)
+    };
+    let resource = format!(
+        "cycles/{}/campaigns/{}",
+        batch.cycle,
+        batch.campaign.rsplit('/').next().unwrap_or_default()
+    );
+    audit::append(
+        conn,
+        principal,
+        audit::Entry {
+            action: "responses.push",
+            resource: &resource,
+            reason: "",
+            detail: summary(&outcomes),
+        },
+    )
+    .await?;
+    Ok((outcomes, change))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_every_column() {
+        let mut s = String::new();
+        placeholders(&mut s, 2, 2);
+        assert_eq!(s, "(?, ?), (?, ?)");
+    }
+}
