@@ -34,14 +34,11 @@ jixiao_runtime::reasons! {
     pub enum Reason {}
 }
 
-static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+/// Written in PostgreSQL's dialect; SQLite's is derived (`Migrations`).
+static SOURCE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The migrations of this service's database.
-pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &SQLITE,
-    postgres: &POSTGRES,
-};
+pub const MIGRATIONS: Migrations = Migrations { source: &SOURCE };
 
 /// Opens (and migrates) the service's database.
 pub async fn open(url: &str) -> Result<Db, Error> {

@@ -19,9 +19,9 @@ use std::{
 };
 
 use sqlx::{
-    AnyConnection, AnyPool, ConnectOptions, Executor,
+    AnyConnection, AnyPool, AssertSqlSafe, ConnectOptions, Executor, SqlSafeStr,
     any::{AnyConnectOptions, AnyPoolOptions},
-    migrate::Migrator,
+    migrate::{Migration, Migrator},
 };
 use tokio::sync::Notify;
 
@@ -34,10 +34,10 @@ pub enum Dialect {
     Postgres,
 }
 
-/// A service's migrations, one folder per dialect.
+/// A service's migrations, written once in PostgreSQL's dialect; SQLite's
+/// are derived from them with [`sqlite_sql`].
 pub struct Migrations {
-    pub sqlite: &'static Migrator,
-    pub postgres: &'static Migrator,
+    pub source: &'static Migrator,
 }
 
 /// PostgreSQL SQL as SQLite spells it: the one type the two dialects name
@@ -48,44 +48,27 @@ pub fn sqlite_sql(postgres: &str) -> String {
 }
 
 impl Migrations {
-    /// Checks that the SQLite migrations are the PostgreSQL ones with the
-    /// type map applied (same versions, same SQL), so the two folders of a
-    /// service cannot drift apart; names the first difference.
-    pub fn check_pairs(&self) -> Result<(), String> {
-        let (lite, pg): (Vec<_>, Vec<_>) =
-            (self.sqlite.iter().collect(), self.postgres.iter().collect());
-        if lite.len() != pg.len() {
-            return Err(format!(
-                "{} SQLite migrations, {} PostgreSQL migrations",
-                lite.len(),
-                pg.len()
-            ));
+    /// The migrations for a dialect. sqlx records each migration's checksum
+    /// of the text it ran; the SQLite text is derived the same way on every
+    /// start, so its checksums stay those of the first run.
+    pub fn for_dialect(&self, dialect: Dialect) -> Migrator {
+        match dialect {
+            Dialect::Postgres => Migrator::with_migrations(self.source.iter().cloned().collect()),
+            Dialect::Sqlite => Migrator::with_migrations(
+                self.source
+                    .iter()
+                    .map(|m| {
+                        Migration::new(
+                            m.version,
+                            m.description.clone(),
+                            m.migration_type,
+                            AssertSqlSafe(sqlite_sql(m.sql.as_str())).into_sql_str(),
+                            m.no_tx,
+                        )
+                    })
+                    .collect(),
+            ),
         }
-        for (l, p) in lite.iter().zip(&pg) {
-            if l.version != p.version {
-                return Err(format!("migration {} pairs with {}", l.version, p.version));
-            }
-            let (want, got) = (sqlite_sql(p.sql.as_str()), l.sql.as_str());
-            if let Some((i, (a, b))) = want
-                .lines()
-                .zip(got.lines())
-                .enumerate()
-                .find(|(_, (a, b))| a != b)
-            {
-                return Err(format!(
-                    "migration {} line {}: PostgreSQL {a:?} is SQLite {b:?}",
-                    l.version,
-                    i + 1
-                ));
-            }
-            if want.lines().count() != got.lines().count() {
-                return Err(format!(
-                    "migration {}: the files differ in length",
-                    l.version
-                ));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -233,11 +216,7 @@ impl Db {
             };
             db.write.execute(sqlx::AssertSqlSafe(sql)).await?;
         }
-        let migrator = match db.dialect {
-            Dialect::Sqlite => migrations.sqlite,
-            Dialect::Postgres => migrations.postgres,
-        };
-        migrator.run(&db.write).await?;
+        migrations.for_dialect(db.dialect).run(&db.write).await?;
         Ok(db)
     }
 
@@ -328,6 +307,29 @@ pub fn mask_password(url: &str) -> String {
 mod tests {
     use super::*;
 
+    /// One source, two dialects: SQLite gets the type map, the same
+    /// versions and descriptions, and checksums of the text it runs.
+    #[test]
+    fn sqlite_migrations_are_derived_from_the_source() {
+        let source = Migrator::with_migrations(vec![Migration::new(
+            1,
+            "t".into(),
+            sqlx::migrate::MigrationType::Simple,
+            AssertSqlSafe("CREATE TABLE t (b BYTEA NOT NULL);".to_string()).into_sql_str(),
+            false,
+        )]);
+        let source: &'static Migrator = Box::leak(Box::new(source));
+        let m = Migrations { source };
+        let lite = m.for_dialect(Dialect::Sqlite);
+        let pg = m.for_dialect(Dialect::Postgres);
+        let lite: Vec<_> = lite.iter().collect();
+        let pg: Vec<_> = pg.iter().collect();
+        assert_eq!(lite[0].sql.as_str(), "CREATE TABLE t (b BLOB NOT NULL);");
+        assert_eq!(pg[0].sql.as_str(), "CREATE TABLE t (b BYTEA NOT NULL);");
+        assert_eq!((lite[0].version, &lite[0].description), (1, &pg[0].description));
+        assert_ne!(lite[0].checksum, pg[0].checksum);
+    }
+
     #[tokio::test]
     async fn the_checkpointer_copies_committed_pages_into_the_file_off_the_writer() {
         static NONE: Migrator = Migrator::DEFAULT;
@@ -335,8 +337,7 @@ mod tests {
         let db = Db::connect(
             &sqlite_url(dir.path(), "t"),
             &Migrations {
-                sqlite: &NONE,
-                postgres: &NONE,
+                source: &NONE,
             },
         )
         .await
@@ -394,3 +395,4 @@ mod tests {
         );
     }
 }
+

@@ -288,23 +288,3 @@ pub async fn start(
         .await
         .map_err(StartError::Server)
 }
-
-#[cfg(test)]
-mod tests {
-    /// Each service's SQLite migrations are its PostgreSQL ones with the
-    /// one type map applied, so the two folders cannot drift apart.
-    #[test]
-    fn migrations_pair_across_dialects() {
-        for (service, m) in [
-            ("plans", &jixiao_plans::MIGRATIONS),
-            ("indicators", &jixiao_indicators::MIGRATIONS),
-            ("inspections", &jixiao_inspections::MIGRATIONS),
-            ("reviews", &jixiao_reviews::MIGRATIONS),
-            ("aggregator", &jixiao_aggregator::MIGRATIONS),
-        ] {
-            if let Err(e) = m.check_pairs() {
-                panic!("{service}: {e}");
-            }
-        }
-    }
-}
