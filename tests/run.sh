@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command: every unit, store and end-to-end test of the workspace,
-# on SQLite and on PostgreSQL. Installs the Python client the caller-guide
-# test uses and makes sure PostgreSQL is up (starting or installing it on a
-# Debian machine when needed).
+# on SQLite and on PostgreSQL, then the dashboard in a real browser.
+# Installs the Python client the caller-guide test uses and makes sure
+# PostgreSQL is up (starting or installing it on a Debian machine when
+# needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,9 +48,22 @@ ensure_postgres() {
 ensure_toolchain
 ensure_python_client
 ensure_postgres
+# The Kubernetes overlay rendered with kustomize and validated against the
+# Kubernetes schemas, offline (unpacks Debian's kubectl and installs
+# kubernetes-validate when missing; tests/tests/e2e/deploy.rs compares it
+# with compose).
+say "Kubernetes manifests (deploy/kubernetes/check.sh)"
+deploy/kubernetes/check.sh
 say "cargo test --workspace (PostgreSQL: ${JIXIAO_TEST_POSTGRES_URL:-skipped})"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace "$@" 2>&1 | tee "$log"
-# One closing line for the whole run.
-grep -E '^test result:' "$log" | awk '{p += $4; f += $6; i += $8} END {printf "\ntotal: %d passed, %d failed, %d skipped\n", p, f, i}'
+# The dashboard in Debian's chromium against the demo (installs chromium,
+# fonts and web/'s packages when missing; screenshots in target/dashboard).
+say "dashboard in a real browser (web/tests/run.sh)"
+web/tests/run.sh 2>&1 | tee -a "$log"
+# One closing line for the whole run: cargo's test results and node's.
+{
+  grep -E '^test result:' "$log" | awk '{print $4, $6, $8}'
+  awk '/^ℹ pass /{p=$3} /^ℹ fail /{f=$3} /^ℹ skipped /{i=$3} END {print p+0, f+0, i+0}' "$log"
+} | awk '{p += $1; f += $2; i += $3} END {printf "\ntotal: %d passed, %d failed, %d skipped\n", p, f, i}'

@@ -80,8 +80,9 @@ impl UnaryService<GetStandingsRequest> for Standings {
         let api = self.0.clone();
         Box::pin(async move {
             let p = jixiao_runtime::auth::principal(&req)?;
+            let deadline = jixiao_runtime::deadline::Deadline::of(&req);
             let snapshot = api
-                .standings(&p, req.get_ref())
+                .standings(&p, req.get_ref(), deadline)
                 .await
                 .map_err(|e| e.into_status(DOMAIN))?;
             Ok(tonic::Response::new(snapshot.encoded.clone()))

@@ -6,9 +6,10 @@
 use jixiao_proto::{
     aggregator::{
         Archive, Distribution, Feedback, GetArchiveRequest, GetDistributionRequest,
-        GetFeedbackRequest, GetPublicationRequest, GetStandingsRequest, ListPublicationsRequest,
-        ListPublicationsResponse, Publication, PublishResultsRequest, Standings,
-        VerifyPublicationRequest, VerifyPublicationResponse, WatchStandingsRequest,
+        GetFeedbackRequest, GetPublicationInputsRequest, GetPublicationRequest,
+        GetStandingsRequest, ListPublicationsRequest, ListPublicationsResponse, Publication,
+        PublicationInputs, PublishResultsRequest, Standings, VerifyPublicationRequest,
+        VerifyPublicationResponse, WatchStandingsRequest,
         aggregator_service_server::AggregatorService,
     },
     types::{
@@ -16,7 +17,12 @@ use jixiao_proto::{
         VerifyAuditChainResponse,
     },
 };
-use jixiao_runtime::{checked, error::Reply};
+use jixiao_runtime::{
+    checked,
+    deadline::Deadline,
+    error::{Reply, reply},
+    principal,
+};
 use tonic::Request;
 
 use crate::{DOMAIN, api::AggregatorApi, standings::StandingsStream};
@@ -30,7 +36,12 @@ impl AggregatorService for AggregatorApi {
     type WatchStandingsStream = StandingsStream;
 
     async fn watch_standings(&self, req: Request<WatchStandingsRequest>) -> Reply<StandingsStream> {
-        checked!(DOMAIN, self, req, watch_standings)
+        // The caller's deadline bounds the wait for `min_service_revisions`.
+        let (p, deadline) = (principal(&req)?, Deadline::of(&req));
+        reply(
+            DOMAIN,
+            self.watch_standings(p, req.into_inner(), deadline).await,
+        )
     }
     async fn publish_results(&self, req: Request<PublishResultsRequest>) -> Reply<Publication> {
         checked!(DOMAIN, self, req, publish_results)
@@ -49,6 +60,12 @@ impl AggregatorService for AggregatorApi {
         req: Request<VerifyPublicationRequest>,
     ) -> Reply<VerifyPublicationResponse> {
         checked!(DOMAIN, self, req, verify_publication)
+    }
+    async fn get_publication_inputs(
+        &self,
+        req: Request<GetPublicationInputsRequest>,
+    ) -> Reply<PublicationInputs> {
+        checked!(DOMAIN, self, req, get_publication_inputs)
     }
     async fn get_feedback(&self, req: Request<GetFeedbackRequest>) -> Reply<Feedback> {
         checked!(DOMAIN, self, req, get_feedback)

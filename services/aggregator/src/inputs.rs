@@ -3,6 +3,9 @@
 //! table they give and what still stands between it and its publication.
 //! A publication freezes these inputs in the canonical text document of
 //! [`document`], whose SHA-256 is the publication digest.
+//! `GetPublicationInputs` serves that document; `docs/PUBLICATION-FORMAT.md`
+//! specifies it for callers and says how every cell of the table follows
+//! from it (a test checks its worked example against this code).
 
 pub mod document;
 #[cfg(test)]
@@ -184,16 +187,59 @@ impl OpenItem {
     }
 }
 
-/// The flags that hold a publication back, and the component they concern.
-/// Other flags (LATE, NO_SURVEY, ...) are shown but do not block: a missing
-/// component already does.
-pub fn blocking_component(flag: &str) -> Option<Component> {
-    match flag {
-        "MISSING_TARGET" => Some(Component::Indicator),
-        "INSUFFICIENT_SAMPLE" | "MISSING_CATEGORY" => Some(Component::Survey),
-        "CONTEST_PENDING" => Some(Component::Inspection),
-        _ => None,
+/// A flag that holds a publication back until it goes away or the office
+/// records a decision for it. Other flags (LATE, NO_SURVEY, ...) are shown
+/// but do not block: a missing component already does. The contract lists
+/// them (aggregator.proto, "Flags that block publication"; checked by a
+/// test).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockingFlag {
+    /// A final value without an approved target (indicators' ScoreFlag).
+    MissingTarget,
+    /// A survey sample below the minimum, not accepted (reviews' ReviewFlag).
+    InsufficientSample,
+    /// A respondent category without responses (reviews' ReviewFlag).
+    MissingCategory,
+    /// A contested finding the office has not decided.
+    ContestPending,
+}
+
+impl BlockingFlag {
+    pub const ALL: [BlockingFlag; 4] = [
+        BlockingFlag::MissingTarget,
+        BlockingFlag::InsufficientSample,
+        BlockingFlag::MissingCategory,
+        BlockingFlag::ContestPending,
+    ];
+
+    /// The flag as shown in `StandingRow.flags` and named in decisions.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BlockingFlag::MissingTarget => "MISSING_TARGET",
+            BlockingFlag::InsufficientSample => "INSUFFICIENT_SAMPLE",
+            BlockingFlag::MissingCategory => "MISSING_CATEGORY",
+            BlockingFlag::ContestPending => "CONTEST_PENDING",
+        }
     }
+
+    /// The component a decision on the flag names.
+    pub const fn component(self) -> Component {
+        match self {
+            BlockingFlag::MissingTarget => Component::Indicator,
+            BlockingFlag::InsufficientSample | BlockingFlag::MissingCategory => Component::Survey,
+            BlockingFlag::ContestPending => Component::Inspection,
+        }
+    }
+
+    pub fn parse(flag: &str) -> Option<BlockingFlag> {
+        BlockingFlag::ALL.into_iter().find(|f| f.as_str() == flag)
+    }
+}
+
+/// The component a blocking flag concerns; None for a flag that does not
+/// block.
+pub fn blocking_component(flag: &str) -> Option<Component> {
+    BlockingFlag::parse(flag).map(BlockingFlag::component)
 }
 
 /// A row of the table with the unit it belongs to.
@@ -241,7 +287,7 @@ impl UnitInputs {
             .as_ref()
             .is_some_and(|i| !i.contested.is_empty())
         {
-            push("CONTEST_PENDING");
+            push(BlockingFlag::ContestPending.as_str());
         }
         out
     }

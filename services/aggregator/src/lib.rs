@@ -92,9 +92,69 @@ mod tests {
             proto,
             &src,
             Reason::ALL,
-            &[Shared::DependencyPrecondition],
+            &[Shared::DependencyPrecondition, Shared::DeadlineExceeded],
         ) {
             panic!("{problems}");
+        }
+    }
+
+    /// The flags the contract says block publication are exactly those the
+    /// open items come from, each with the component its decision names;
+    /// the component services' flags are what the standings show.
+    #[test]
+    fn blocking_flags_are_the_contract_s() {
+        use crate::inputs::{BlockingFlag, OpenItem};
+        use crate::rules::Component;
+        use jixiao_proto::{indicators::ScoreFlag, reviews::ReviewFlag};
+
+        let proto = include_str!("../../../proto/jixiao/aggregator/v1/aggregator.proto");
+        let heading = "Flags that block publication";
+        let listed = jixiao_runtime::reason::listed_in(proto, heading);
+        let ours: Vec<&str> = BlockingFlag::ALL.iter().map(|f| f.as_str()).collect();
+        assert_eq!(listed, ours, "the flags listed under {heading:?}");
+        // Each item names its decision's component in brackets.
+        let items = proto
+            .lines()
+            .skip_while(|l| !l.contains(heading))
+            .filter_map(|l| l.strip_prefix("// - "))
+            .take(listed.len());
+        for (item, flag) in items.zip(BlockingFlag::ALL) {
+            let bracket = format!("{} ({}):", flag.as_str(), flag.component().name());
+            assert!(
+                item.starts_with(&bracket),
+                "{item:?} should start {bracket:?}"
+            );
+        }
+        for flag in BlockingFlag::ALL {
+            let from_service = match flag.component() {
+                Component::Indicator => {
+                    ScoreFlag::from_str_name(&format!("SCORE_FLAG_{}", flag.as_str())).is_some()
+                }
+                Component::Survey => {
+                    ReviewFlag::from_str_name(&format!("REVIEW_FLAG_{}", flag.as_str())).is_some()
+                }
+                _ => flag == BlockingFlag::ContestPending,
+            };
+            assert!(from_service, "{} is produced by no service", flag.as_str());
+        }
+        // The kinds of open items a PreconditionFailure lists are those the
+        // INCOMPLETE reason describes.
+        let incomplete = proto
+            .split("// - INCOMPLETE ")
+            .nth(1)
+            .and_then(|rest| rest.split("\n// - ").next())
+            .expect("the INCOMPLETE reason");
+        for flag in ["", "MISSING_CATEGORY"] {
+            let kind = OpenItem {
+                unit: "units/u".into(),
+                component: Component::Survey,
+                flag: flag.into(),
+            }
+            .kind();
+            assert!(
+                incomplete.contains(kind),
+                "{kind} is not described in the INCOMPLETE reason"
+            );
         }
     }
 }

@@ -26,7 +26,7 @@ use jixiao_proto::{
     Decimal as ProtoDecimal,
     aggregator::{Component as ProtoComponent, StandingRow, Standings},
 };
-use jixiao_runtime::{Db, Error, host::Shutdown};
+use jixiao_runtime::{Db, Error, deadline::Deadline, host::Shutdown};
 use prost::Message;
 use rust_decimal::Decimal;
 use tokio::sync::watch;
@@ -198,6 +198,66 @@ impl Live {
         self.refresh_now(group).await
     }
 
+    /// A group's first view that includes every revision of `wanted`
+    /// (see [`includes`]), waiting for it until `deadline` (answered a
+    /// moment before, so the caller gets DEADLINE_EXCEEDED from here rather
+    /// than CANCELLED from tonic) or, without one, until shutdown. It waits
+    /// on the group's view channel, woken only by new views; the sources
+    /// still behind are marked once, so that a lost or late change signal
+    /// does not leave the caller waiting for the reconciliation.
+    pub async fn view_including(
+        &self,
+        group: &str,
+        wanted: &[(Source, i64)],
+        deadline: Option<Deadline>,
+    ) -> Result<Arc<Snapshot>, Error> {
+        let current = self.view(group).await?;
+        if includes(&current.standings, wanted) {
+            return Ok(current);
+        }
+        let cell = self.cell(group);
+        let mut rx = cell.view.subscribe();
+        let behind = wanted
+            .iter()
+            .filter(|(s, r)| revision_of(&current.standings, *s) < *r)
+            .fold(0, |bits, (s, _)| bits | s.bit());
+        if behind != 0 {
+            self.mark(cell.clone(), behind);
+        }
+        let wait = rx.wait_for(|v| match v {
+            View::Ready(s) => includes(&s.standings, wanted),
+            View::Gone(_) => true,
+            View::Pending => false,
+        });
+        let until = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.answer_by()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let view = tokio::select! {
+            w = wait => match w {
+                Ok(v) => (*v).clone(),
+                Err(_) => return Err(shutting_down()),
+            },
+            _ = until => {
+                return Err(Error::DeadlineExceeded(format!(
+                    "{group} did not include {} by the caller's deadline",
+                    describe(wanted)
+                )));
+            }
+            _ = self.inner.shutdown.clone().wait() => return Err(shutting_down()),
+        };
+        match view {
+            View::Ready(s) => Ok(s),
+            View::Gone(why) => {
+                self.forget(group);
+                Err(Error::not_found(why))
+            }
+            View::Pending => unreachable!("waited for a ready or gone view"),
+        }
+    }
+
     /// A receiver that sees every new view of a group.
     pub async fn subscribe(&self, group: &str) -> Result<watch::Receiver<View>, Error> {
         self.view(group).await?;
@@ -239,6 +299,36 @@ impl Live {
                 message: format!("the members of {group} could not be read"),
             }),
         }
+    }
+}
+
+/// The revision of a service's figures that standings include (0: none).
+pub fn revision_of(standings: &Standings, source: Source) -> i64 {
+    standings
+        .service_revisions
+        .get(source.key())
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Whether standings include every revision of `wanted`.
+pub fn includes(standings: &Standings, wanted: &[(Source, i64)]) -> bool {
+    wanted.iter().all(|(s, r)| revision_of(standings, *s) >= *r)
+}
+
+/// `reviews 17, indicators 4`, for messages.
+fn describe(wanted: &[(Source, i64)]) -> String {
+    wanted
+        .iter()
+        .map(|(s, r)| format!("{} {r}", s.key()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn shutting_down() -> Error {
+    Error::Unavailable {
+        dependency: "aggregator".into(),
+        message: "the aggregator is shutting down".into(),
     }
 }
 

@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 
 use jixiao_proto::aggregator::{
-    GetPublicationRequest, ListPublicationsRequest, ListPublicationsResponse, Publication,
-    PublicationDecision, PublishResultsRequest, StandingRow, VerifyPublicationRequest,
-    VerifyPublicationResponse,
+    GetPublicationInputsRequest, GetPublicationRequest, ListPublicationsRequest,
+    ListPublicationsResponse, Publication, PublicationDecision, PublicationInputs,
+    PublishResultsRequest, StandingRow, VerifyPublicationRequest, VerifyPublicationResponse,
 };
 use jixiao_runtime::{
     Error, Principal, Role, Violations,
@@ -193,6 +193,23 @@ impl AggregatorApi {
     ) -> Result<Publication, Error> {
         p.require(PUBLISHED_READERS, "read published results")?;
         Ok(self.stored(&req.name).await?.1.publication)
+    }
+
+    /// The stored inputs document of a version, as its digest covers it
+    /// (specified in docs/PUBLICATION-FORMAT.md).
+    pub(crate) async fn get_publication_inputs(
+        &self,
+        p: Principal,
+        req: GetPublicationInputsRequest,
+    ) -> Result<PublicationInputs, Error> {
+        p.require(PUBLISHED_READERS, "read published inputs")?;
+        let (_, stored) = self.stored(&req.name).await?;
+        Ok(PublicationInputs {
+            name: stored.publication.name,
+            format: stored.inputs.lines().next().unwrap_or_default().to_string(),
+            document: stored.inputs,
+            digest: stored.publication.digest,
+        })
     }
 
     pub(crate) async fn list_publications(

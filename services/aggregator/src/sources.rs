@@ -66,6 +66,22 @@ impl Source {
     pub fn bit(self) -> u8 {
         1 << (self as u8)
     }
+
+    /// How `Standings.service_revisions` and the `jixiao-revision` header
+    /// name it.
+    pub fn key(self) -> &'static str {
+        match self {
+            Source::Plans => "plans",
+            Source::Indicators => "indicators",
+            Source::Reviews => "reviews",
+            Source::Inspections => "inspections",
+        }
+    }
+
+    /// The source a key names.
+    pub fn from_key(key: &str) -> Option<Source> {
+        Source::FOLLOWED.into_iter().find(|s| s.key() == key)
+    }
 }
 
 /// Channels to the four services, authenticated as the aggregator.
@@ -154,8 +170,10 @@ impl Sources {
     /// plan-side change counter (read before the rest).
     pub async fn plans_part(&self, group_name: &str) -> Result<Revised<PlansPart>, Error> {
         let (cycle, _) = jixiao_runtime::names::group_name(group_name, "group")?;
-        let (group, scheme, cycle_info, units, timeliness) = tokio::try_join!(
-            self.plans.group(group_name),
+        // The group (with its counter) first: what is read after it is at
+        // least as new as the revision the standings will say they include.
+        let group = self.plans.group(group_name).await?;
+        let (scheme, cycle_info, units, timeliness) = tokio::try_join!(
             self.plans.scheme(group_name),
             self.plans.cycle(cycle),
             self.plans.units(),

@@ -3,14 +3,14 @@
 //! `GetStandings` itself is answered from the pre-encoded bytes by
 //! [`fast`](crate::fast), through [`AggregatorApi::standings`].
 
-use std::{pin::Pin, sync::Arc};
+use std::{collections::HashMap, pin::Pin, sync::Arc};
 
 use futures::Stream;
 use jixiao_proto::aggregator::{
     Component as ProtoComponent, Distribution, GetDistributionRequest, GetStandingsRequest,
     StandingRow, Standings, WatchStandingsRequest,
 };
-use jixiao_runtime::{Error, Principal, names};
+use jixiao_runtime::{Error, Principal, Violations, deadline::Deadline, names};
 use rust_decimal::Decimal;
 use tokio_stream::StreamExt;
 use tonic::Status;
@@ -18,21 +18,30 @@ use tonic::Status;
 use crate::{
     DOMAIN,
     api::{AggregatorApi, STANDINGS_READERS, decimal_of, fixed},
-    live::{Snapshot, View},
+    live::{Snapshot, View, includes},
+    sources::Source,
 };
 
 /// The stream of a group's standings a watcher reads.
 pub type StandingsStream = Pin<Box<dyn Stream<Item = Result<Standings, Status>> + Send>>;
 
 impl AggregatorApi {
+    /// `GetStandings`, for the pre-encoded read path: the current view, or
+    /// with `min_service_revisions` the first that includes them.
     pub(crate) async fn standings(
         &self,
         p: &Principal,
         req: &GetStandingsRequest,
+        deadline: Option<Deadline>,
     ) -> Result<Arc<Snapshot>, Error> {
         p.require(STANDINGS_READERS, "read provisional standings")?;
-        names::group_name(&req.group, "group")?;
-        self.live.view(&req.group).await
+        let wanted = checked(&req.group, &req.min_service_revisions)?;
+        if wanted.is_empty() {
+            return self.live.view(&req.group).await;
+        }
+        self.live
+            .view_including(&req.group, &wanted, deadline)
+            .await
     }
 
     pub(crate) async fn get_standings(
@@ -40,22 +49,30 @@ impl AggregatorApi {
         p: Principal,
         req: GetStandingsRequest,
     ) -> Result<Standings, Error> {
-        Ok(self.standings(&p, &req).await?.standings.clone())
+        // Only reached by a server mounted without `fast`, which keeps no
+        // deadline: a condition then waits until it holds.
+        Ok(self.standings(&p, &req, None).await?.standings.clone())
     }
 
     pub(crate) async fn watch_standings(
         &self,
         p: Principal,
         req: WatchStandingsRequest,
+        deadline: Option<Deadline>,
     ) -> Result<StandingsStream, Error> {
         p.require(STANDINGS_READERS, "watch standings")?;
         let group = req.group;
-        names::group_name(&group, "group")?;
+        let wanted = checked(&group, &req.min_service_revisions)?;
+        if !wanted.is_empty() {
+            // The call waits (within its deadline) for standings that
+            // include the revisions; the stream starts from them.
+            self.live.view_including(&group, &wanted, deadline).await?;
+        }
         let rx = self.live.subscribe(&group).await?;
-        let stream = tokio_stream::wrappers::WatchStream::new(rx).filter_map(|v| match v {
-            View::Ready(s) => Some(Ok(s.standings.clone())),
+        let stream = tokio_stream::wrappers::WatchStream::new(rx).filter_map(move |v| match v {
+            View::Ready(s) if includes(&s.standings, &wanted) => Some(Ok(s.standings.clone())),
+            View::Ready(_) | View::Pending => None,
             View::Gone(why) => Some(Err(Error::not_found(why).into_status(DOMAIN))),
-            View::Pending => None,
         });
         let stream = self.live.shutdown().cut(stream);
         Ok(Box::pin(stream))
@@ -87,6 +104,43 @@ impl AggregatorApi {
         values.sort();
         Ok(distribution(&values))
     }
+}
+
+/// The group and the condition of a standings request, every bad field
+/// named at once.
+fn checked(group: &str, condition: &HashMap<String, i64>) -> Result<Vec<(Source, i64)>, Error> {
+    let mut v = Violations::new();
+    match names::group_name(group, "group") {
+        Ok(_) => {}
+        Err(Error::Invalid(bad)) => bad.into_iter().for_each(|b| v.add(b.field, b.description)),
+        Err(e) => return Err(e),
+    }
+    let wanted = wanted(condition, &mut v);
+    v.into_result()?;
+    Ok(wanted)
+}
+
+/// The read-your-writes condition of a request, checked: every key names
+/// a followed service, every revision is 0 or more (0 asks for nothing).
+/// Each bad entry is added to `v`, named `min_service_revisions["key"]`.
+fn wanted(map: &HashMap<String, i64>, v: &mut Violations) -> Vec<(Source, i64)> {
+    let mut wanted = Vec::new();
+    let mut entries: Vec<_> = map.iter().collect();
+    entries.sort();
+    for (key, &revision) in entries {
+        let field = format!("min_service_revisions[{key:?}]");
+        match Source::from_key(key) {
+            None => v.add(
+                field,
+                "is not a followed service: use plans, indicators, reviews or inspections",
+            ),
+            Some(_) if revision < 0 => v.add(field, "a revision is 0 or more"),
+            Some(_) if revision == 0 => {}
+            Some(source) => wanted.push((source, revision)),
+        }
+    }
+    wanted.sort();
+    wanted
 }
 
 /// Min, max, mean and median, each a published figure.
@@ -132,5 +186,65 @@ mod tests {
     #[test]
     fn an_empty_distribution_has_no_figures() {
         assert_eq!(distribution(&[]).count, 0);
+    }
+
+    fn map(entries: &[(&str, i64)]) -> HashMap<String, i64> {
+        entries.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    }
+
+    #[test]
+    fn a_condition_names_followed_services_and_revisions_from_zero() {
+        let mut v = Violations::new();
+        let got = wanted(
+            &map(&[("reviews", 17), ("plans", 0), ("inspections", 2)]),
+            &mut v,
+        );
+        assert!(v.is_empty());
+        // Zero asks for nothing; the rest in source order.
+        assert_eq!(got, [(Source::Reviews, 17), (Source::Inspections, 2)]);
+
+        let mut v = Violations::new();
+        let got = wanted(
+            &map(&[("reviewz", 1), ("indicators", -1), ("plans", 3)]),
+            &mut v,
+        );
+        assert_eq!(got, [(Source::Plans, 3)]);
+        let fields: Vec<&str> = v.as_slice().iter().map(|x| x.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                r#"min_service_revisions["indicators"]"#,
+                r#"min_service_revisions["reviewz"]"#
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_group_and_a_bad_condition_are_named_together() {
+        let Err(Error::Invalid(bad)) = checked("groups/x", &map(&[("", 1)])) else {
+            panic!("refused")
+        };
+        let fields: Vec<&str> = bad.iter().map(|x| x.field.as_str()).collect();
+        assert_eq!(fields, ["group", r#"min_service_revisions[""]"#]);
+        assert_eq!(
+            checked("cycles/2026/groups/districts", &HashMap::new()).unwrap(),
+            []
+        );
+    }
+
+    #[test]
+    fn standings_include_a_condition_when_every_revision_is_reached() {
+        let s = Standings {
+            service_revisions: map(&[("reviews", 17), ("indicators", 4)]),
+            ..Default::default()
+        };
+        assert!(includes(&s, &[]));
+        assert!(includes(
+            &s,
+            &[(Source::Reviews, 17), (Source::Indicators, 3)]
+        ));
+        assert!(!includes(&s, &[(Source::Reviews, 18)]));
+        // A service not read yet includes nothing.
+        assert!(!includes(&s, &[(Source::Inspections, 1)]));
     }
 }

@@ -79,6 +79,14 @@ impl IndicatorsApi {
                 );
                 continue;
             };
+            // Before the provider check: an ASSESSED indicator may have none.
+            if ind.method == ScoringMethod::Assessed as i32 {
+                v.add(
+                    format!("{f}.indicator"),
+                    format!("{} is ASSESSED: an evaluator enters its score", ind.code),
+                );
+                continue;
+            }
             if !(p.has(Role::Office)
                 || p.acts_for(Role::Provider, ind.provider.trim_start_matches("units/")))
             {
@@ -86,13 +94,6 @@ impl IndicatorsApi {
                     "{f} ({} is provided by {})",
                     ind.code, ind.provider
                 ));
-                continue;
-            }
-            if ind.method == ScoringMethod::Assessed as i32 {
-                v.add(
-                    format!("{f}.indicator"),
-                    format!("{} is ASSESSED: an evaluator enters its score", ind.code),
-                );
                 continue;
             }
             rules::check_period(&row.period, year, &format!("{f}.period"), &mut v);

@@ -40,6 +40,14 @@ impl InspectionsApi {
         self.admit(&p, "IssueDocument", &cycle).await?;
         let doc = req.document.clone().unwrap_or_default();
         let mut v = Violations::new();
+        let id = names::chosen_id(
+            "doc",
+            &req.document_id,
+            "document_id",
+            &p.subject,
+            &req.request_id,
+            &mut v,
+        );
         v.check(
             DocumentKind::try_from(doc.kind).is_ok_and(|k| k != DocumentKind::Unspecified),
             "document.kind",
@@ -77,7 +85,11 @@ impl InspectionsApi {
         drop(conn);
         v.into_result()?;
         write::write(&self.db, None, &p, key, async |w| {
-            let id = names::new_id("doc");
+            if store::document_exists(w.conn, &cycle, &id).await? {
+                return Err(Error::AlreadyExists {
+                    resource: format!("cycles/{cycle}/documents/{id}"),
+                });
+            }
             let now = now_ms();
             let issued = Document {
                 name: format!("cycles/{cycle}/documents/{id}"),

@@ -25,6 +25,8 @@ use crate::{
 /// A validated inspection to store.
 struct Recorded<'a> {
     cycle: &'a str,
+    /// The caller's id, or the one derived from its request.
+    id: String,
     unit: &'a str,
     group: &'a str,
     kind: InspectionKind,
@@ -43,7 +45,12 @@ impl InspectionsApi {
         r: Recorded<'_>,
     ) -> Result<Inspection, Error> {
         write::write(&self.db, None, p, key, async |w| {
-            let id = names::new_id("insp");
+            let id = r.id.clone();
+            if store::inspection(w.conn, r.cycle, &id).await?.is_some() {
+                return Err(Error::AlreadyExists {
+                    resource: format!("cycles/{}/inspections/{id}", r.cycle),
+                });
+            }
             store::insert_inspection(
                 w.conn,
                 &NewInspection {
@@ -97,6 +104,14 @@ impl InspectionsApi {
         self.admit(&p, "CreateInspection", &cycle).await?;
         let ins = req.inspection.clone().unwrap_or_default();
         let mut v = Violations::new();
+        let id = names::chosen_id(
+            "insp",
+            &req.inspection_id,
+            "inspection_id",
+            &p.subject,
+            &req.request_id,
+            &mut v,
+        );
         let kind = InspectionKind::try_from(ins.kind).unwrap_or(InspectionKind::Unspecified);
         v.check(
             kind != InspectionKind::Unspecified,
@@ -138,6 +153,7 @@ impl InspectionsApi {
         let unit = ins.unit.trim_start_matches("units/");
         let recorded = Recorded {
             cycle: &cycle,
+            id,
             unit,
             group: &group.unwrap_or_default(),
             kind,
@@ -170,6 +186,14 @@ impl InspectionsApi {
         }
         self.admit(&p, "RecordSpotCheck", &cycle).await?;
         let mut v = Violations::new();
+        let id = names::chosen_id(
+            "insp",
+            &req.inspection_id,
+            "inspection_id",
+            &p.subject,
+            &req.request_id,
+            &mut v,
+        );
         let inspect_ms = time::required(&req.inspect_time, "inspect_time", &mut v);
         v.check(
             !req.inspectors.is_empty(),
@@ -234,6 +258,7 @@ impl InspectionsApi {
         );
         let recorded = Recorded {
             cycle: &cycle,
+            id,
             unit: req.unit.trim_start_matches("units/"),
             group: &group,
             kind: InspectionKind::SpotCheck,

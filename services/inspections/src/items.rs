@@ -52,6 +52,14 @@ impl InspectionsApi {
         let group = self.group_of(&cycle, &item.unit, "item.unit").await?;
         let scheme = self.scheme_of(&cycle, &group).await?;
         let mut v = Violations::new();
+        let id = names::chosen_id(
+            "item",
+            &req.item_id,
+            "item_id",
+            &p.subject,
+            &req.request_id,
+            &mut v,
+        );
         v.check(
             scheme_value(&scheme.credit_points, &item.item_type).is_some(),
             "item.item_type",
@@ -82,7 +90,11 @@ impl InspectionsApi {
         }
         v.into_result()?;
         write::write(&self.db, None, &p, key, async |w| {
-            let id = names::new_id("item");
+            if store::item_exists(w.conn, &cycle, &id).await? {
+                return Err(Error::AlreadyExists {
+                    resource: format!("cycles/{cycle}/selfInspectionItems/{id}"),
+                });
+            }
             store::insert_item(
                 w.conn,
                 &NewItem {

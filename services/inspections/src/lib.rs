@@ -73,7 +73,11 @@ mod tests {
             proto,
             &src,
             Reason::ALL,
-            &[Shared::InvalidState, Shared::DependencyPrecondition],
+            &[
+                Shared::AlreadyExists,
+                Shared::InvalidState,
+                Shared::DependencyPrecondition,
+            ],
         ) {
             panic!("{problems}");
         }

@@ -38,6 +38,14 @@ impl PlansApi {
         admit(&self.db, &p, "GrantLockException", &cycle, None).await?;
         let e = req.lock_exception.clone().unwrap_or_default();
         let mut v = Violations::new();
+        let id = names::chosen_id(
+            "le",
+            &req.lock_exception_id,
+            "lock_exception_id",
+            &p.subject,
+            &req.request_id,
+            &mut v,
+        );
         let unit = names::unit_id(&e.unit, "lock_exception.unit").map(str::to_string);
         if let Err(Error::Invalid(x)) = &unit {
             for i in x {
@@ -69,7 +77,11 @@ impl PlansApi {
                     format!("units/{unit} is not a registered unit"),
                 ));
             }
-            let id = names::new_id("le");
+            if exception_exists(w.conn, &cycle, &id).await? {
+                return Err(Error::AlreadyExists {
+                    resource: format!("cycles/{cycle}/lockExceptions/{id}"),
+                });
+            }
             let granted = LockException {
                 name: format!("cycles/{cycle}/lockExceptions/{id}"),
                 unit: format!("units/{unit}"),
@@ -205,12 +217,24 @@ impl PlansApi {
         admit(&self.db, &p, "CreateNotice", &cycle, None).await?;
         let n = req.notice.clone().unwrap_or_default();
         let mut v = Violations::new();
+        let id = names::chosen_id(
+            "n",
+            &req.notice_id,
+            "notice_id",
+            &p.subject,
+            &req.request_id,
+            &mut v,
+        );
         text::required(&mut v, "notice.title", &n.title, text::LABEL);
         text::required(&mut v, "notice.body", &n.body, text::BODY);
         v.into_result()?;
         write::write(&self.db, Some(&self.changes), &p, key, async |w| {
             load_cycle(w.conn, &cycle).await?;
-            let id = names::new_id("n");
+            if notice_exists(w.conn, &cycle, &id).await? {
+                return Err(Error::AlreadyExists {
+                    resource: format!("cycles/{cycle}/notices/{id}"),
+                });
+            }
             let now = now_ms();
             let created = Notice {
                 name: format!("cycles/{cycle}/notices/{id}"),

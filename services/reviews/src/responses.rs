@@ -15,7 +15,11 @@ use std::{
 use jixiao_proto::reviews::{
     CampaignMode, PushResponsesRequest, PushResponsesResponse, Rejection, SurveyResponse,
 };
-use jixiao_runtime::{Error, Principal, changes::Change, time};
+use jixiao_runtime::{
+    Error, Principal,
+    changes::{Change, Changes},
+    revisions, time,
+};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 use tonic::Streaming;
@@ -260,6 +264,22 @@ impl ReviewsApi {
             copy.clear();
         }
         let (outcomes, change) = self.store(p, &ctx, &rows, &copy, &deltas).await?;
+        // The answer's `jixiao-revision`: the revision this push created or,
+        // when every response was stored before (a resent push), the
+        // group's current one, which is at least the one that stored them.
+        match &change {
+            Some(c) => revisions::note([c]),
+            None if !rows.is_empty() => {
+                let revision = Changes::revision(&self.db, &ctx.cycle, &ctx.group).await?;
+                if revision > 0 {
+                    revisions::note(&[Change {
+                        group: format!("cycles/{}/groups/{}", ctx.cycle, ctx.group),
+                        revision,
+                    }]);
+                }
+            }
+            None => {}
+        }
         self.changes.announce(change);
         for (row, o) in rows.iter().zip(outcomes) {
             match o {

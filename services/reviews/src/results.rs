@@ -192,6 +192,8 @@ impl ReviewsApi {
                 }
                 if out.accepted > 0 {
                     w.changed(&ctx.cycle, &ctx.group);
+                } else if out.duplicates > 0 {
+                    w.resent(&ctx.cycle, &ctx.group);
                 }
                 w.audit(
                     "votes.push",

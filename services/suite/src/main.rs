@@ -510,6 +510,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     );
     let scheme = if config.tls.serves() { "https" } else { "http" };
     let own = format!("{scheme}://{addr}");
+    println!("  dashboard    {own}/ (sign in with a token)");
     for t in &targets {
         println!(
             "  {t:<12} database {}",

@@ -1,7 +1,8 @@
 //! The `jixiao` binary as a newcomer runs it: `jixiao serve` on the embedded
 //! default prints where it listens and an office token; a Python grpcio
 //! client following the README's caller guide lists the services by
-//! reflection, checks health and creates a cycle; `jixiao healthcheck`
+//! reflection, checks health and creates a cycle, and another sets up and
+//! publishes a whole year from the contracts alone; `jixiao healthcheck`
 //! answers; SIGTERM stops the server cleanly with exit code 0.
 
 use std::{
@@ -184,6 +185,42 @@ fn serve_prints_a_working_token_and_stops_cleanly_on_sigterm() {
     );
     again.child.kill().ok();
     again.child.wait().ok();
+}
+
+/// The caller guide's second part: a year set up and published through
+/// the contracts alone by a Python client, each party with its own token,
+/// whose table it predicts from the rounding rules the contracts state.
+#[test]
+fn a_python_caller_sets_up_and_publishes_a_year_from_the_contracts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = start(&data);
+    wait_healthy(&server.addr);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/publish_a_year.py");
+    let issue = format!("{BIN} token issue --data-dir {}", data.display());
+    let out = Command::new("python3")
+        .arg(&script)
+        .args(["--addr", &server.addr, "--token", &server.token])
+        .args(["--issue", &issue, "--cycle", "2041"])
+        .output()
+        .expect("python3 runs (install tests/python/requirements.txt)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    server.child.kill().ok();
+    server.child.wait().ok();
+    assert!(
+        out.status.success(),
+        "the year guide failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "publish: FAILED_PRECONDITION INCOMPLETE",
+        "decisions: units/haicang MISSING_CATEGORY, units/haicang INSUFFICIENT_SAMPLE",
+        "published: cycles/2041/groups/districts/publications/1",
+        "predicted table matches: True",
+        "verified: True",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
+    }
 }
 
 #[test]

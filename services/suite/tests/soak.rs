@@ -191,6 +191,7 @@ async fn soak(backend: Backend) {
                 let result = wall
                     .get_standings(GetStandingsRequest {
                         group: GROUP.into(),
+                        ..Default::default()
                     })
                     .await
                     .map_err(|s| s.to_string())
@@ -215,6 +216,7 @@ async fn soak(backend: Backend) {
     let mut watch = AggregatorServiceClient::new(suite.as_roles("wall-w", &[Role::Viewer], None))
         .watch_standings(WatchStandingsRequest {
             group: GROUP.into(),
+            ..Default::default()
         })
         .await
         .expect("watch")

@@ -107,7 +107,11 @@ pub fn allowed(path: &str) -> Option<&'static [Role]> {
         ) => &[Office, Evaluator, Viewer, Service],
         (
             "aggregator.v1.AggregatorService",
-            "GetPublication" | "ListPublications" | "VerifyPublication" | "GetArchive"
+            "GetPublication"
+            | "GetPublicationInputs"
+            | "ListPublications"
+            | "VerifyPublication"
+            | "GetArchive"
             | "GetFeedback",
         ) => &[Office, Evaluator, Unit, Viewer, Service],
         ("aggregator.v1.AggregatorService", "PublishResults") => OFFICE,

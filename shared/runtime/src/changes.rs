@@ -75,6 +75,25 @@ impl Changes {
         bump_body!(conn, cycle, group)
     }
 
+    /// [`Changes::revision`] inside the caller's transaction.
+    pub async fn revision_on(
+        conn: &mut AnyConnection,
+        cycle: &str,
+        group: &str,
+    ) -> Result<i64, Error> {
+        let row = sqlx::query(
+            "SELECT revision FROM group_revisions WHERE cycle_id = $1 AND group_id = $2",
+        )
+        .bind(cycle)
+        .bind(group)
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(match row {
+            Some(r) => r.try_get("revision")?,
+            None => 0,
+        })
+    }
+
     /// The current counter of a group (0 before any change).
     pub async fn revision(db: &Db, cycle: &str, group: &str) -> Result<i64, Error> {
         let row = sqlx::query(

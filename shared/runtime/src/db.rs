@@ -127,6 +127,14 @@ const RUNTIME_TABLES: &[&str] = &[
         at_ms BIGINT NOT NULL,
         PRIMARY KEY (principal, request_id)
     )",
+    // The group revisions a remembered write created, for its replays.
+    "CREATE TABLE IF NOT EXISTS idempotency_revisions (
+        principal TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        group_name TEXT NOT NULL,
+        revision BIGINT NOT NULL,
+        PRIMARY KEY (principal, request_id, group_name)
+    )",
     "CREATE TABLE IF NOT EXISTS group_revisions (
         cycle_id TEXT NOT NULL,
         group_id TEXT NOT NULL,
@@ -326,7 +334,10 @@ mod tests {
         let pg: Vec<_> = pg.iter().collect();
         assert_eq!(lite[0].sql.as_str(), "CREATE TABLE t (b BLOB NOT NULL);");
         assert_eq!(pg[0].sql.as_str(), "CREATE TABLE t (b BYTEA NOT NULL);");
-        assert_eq!((lite[0].version, &lite[0].description), (1, &pg[0].description));
+        assert_eq!(
+            (lite[0].version, &lite[0].description),
+            (1, &pg[0].description)
+        );
         assert_ne!(lite[0].checksum, pg[0].checksum);
     }
 
@@ -334,14 +345,9 @@ mod tests {
     async fn the_checkpointer_copies_committed_pages_into_the_file_off_the_writer() {
         static NONE: Migrator = Migrator::DEFAULT;
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(
-            &sqlite_url(dir.path(), "t"),
-            &Migrations {
-                source: &NONE,
-            },
-        )
-        .await
-        .unwrap();
+        let db = Db::connect(&sqlite_url(dir.path(), "t"), &Migrations { source: &NONE })
+            .await
+            .unwrap();
         let file = dir.path().join("t.db");
         let size = || std::fs::metadata(&file).unwrap().len();
         db.write
@@ -395,4 +401,3 @@ mod tests {
         );
     }
 }
-

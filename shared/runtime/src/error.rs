@@ -109,6 +109,9 @@ pub enum Error {
     /// The caller has too many calls in flight.
     #[error("{0}")]
     Busy(String),
+    /// What the call waits for did not happen by the caller's deadline.
+    #[error("{0}")]
+    DeadlineExceeded(String),
     /// A dependency (database or another service) cannot be reached.
     #[error("{dependency} is unavailable: {message}")]
     Unavailable { dependency: String, message: String },
@@ -184,6 +187,7 @@ impl Error {
             Error::PermissionDenied(_) => Shared::PermissionDenied,
             Error::Unauthenticated(_) => Shared::Unauthenticated,
             Error::Busy(_) => Shared::TooManyCalls,
+            Error::DeadlineExceeded(_) => Shared::DeadlineExceeded,
             Error::Unavailable { .. } => Shared::DependencyUnavailable,
             Error::Internal(_) => Shared::Internal,
         };
@@ -200,6 +204,7 @@ impl Error {
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::Busy(_) => Code::ResourceExhausted,
+            Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Error::Unavailable { .. } => Code::Unavailable,
             Error::Internal(_) => Code::Internal,
         }

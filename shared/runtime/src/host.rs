@@ -221,6 +221,7 @@ fn cors() -> CorsLayer {
             HeaderName::from_static("grpc-status"),
             HeaderName::from_static("grpc-message"),
             HeaderName::from_static("grpc-status-details-bin"),
+            HeaderName::from_static(crate::revisions::HEADER),
         ])
 }
 
@@ -412,17 +413,24 @@ where
             principal = %principal.subject,
         );
         req.extensions_mut().insert(principal);
+        if let Some(deadline) = crate::deadline::Deadline::from_headers(req.headers()) {
+            req.extensions_mut().insert(deadline);
+        }
         Box::pin(
             async move {
                 let started = Instant::now();
-                let result = match AssertUnwindSafe(inner.call(req)).catch_unwind().await {
+                // What the call's writes created, for its answer's header.
+                let (result, written) =
+                    crate::revisions::collect(AssertUnwindSafe(inner.call(req)).catch_unwind())
+                        .await;
+                let mut result = match result {
                     Ok(result) => result,
                     Err(panic) => {
                         tracing::error!(method = %path, panic = panic_text(&*panic), "handler panicked");
                         return Ok(panicked(&path));
                     }
                 };
-                if let Ok(res) = &result {
+                if let Ok(res) = &mut result {
                     let code = res
                         .headers()
                         .get("grpc-status")
@@ -430,6 +438,9 @@ where
                         .and_then(|v| v.parse::<i32>().ok())
                         .map(tonic::Code::from_i32)
                         .unwrap_or(tonic::Code::Ok);
+                    if code == tonic::Code::Ok {
+                        add_revisions(res.headers_mut(), &path, &written);
+                    }
                     let ms = started.elapsed().as_secs_f64() * 1000.0;
                     if code == tonic::Code::Ok {
                         tracing::info!(code = ?code, latency_ms = ms, "call");
@@ -459,6 +470,19 @@ where
             }
             .instrument(span),
         )
+    }
+}
+
+/// The `jixiao-revision` header of an OK answer: one value per group
+/// revision the call's writes created (see [`crate::revisions`]).
+fn add_revisions(headers: &mut http::HeaderMap, path: &str, written: &[crate::changes::Change]) {
+    let Some(service) = crate::revisions::service_of(path) else {
+        return;
+    };
+    for change in written {
+        if let Ok(v) = http::HeaderValue::from_str(&crate::revisions::value(service, change)) {
+            headers.append(crate::revisions::HEADER, v);
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
 
-use crate::{auth::Principal, error::Error, time::now_ms};
+use crate::{auth::Principal, changes::Change, error::Error, time::now_ms};
 
 /// The digest of a request's content.
 pub fn request_digest(method: &str, request: &impl Message) -> String {
@@ -46,9 +46,53 @@ pub async fn replay<R: Message + Default>(
         ));
     }
     let bytes: Vec<u8> = row.try_get("response")?;
-    R::decode(bytes.as_slice())
-        .map(Some)
-        .map_err(Error::internal)
+    let answer = R::decode(bytes.as_slice()).map_err(Error::internal)?;
+    // The replay tells the caller the revisions its first answer created.
+    let rows = sqlx::query(
+        "SELECT group_name, revision FROM idempotency_revisions
+         WHERE principal = $1 AND request_id = $2",
+    )
+    .bind(&principal.subject)
+    .bind(request_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut written = Vec::with_capacity(rows.len());
+    for r in rows {
+        written.push(Change {
+            group: r.try_get("group_name")?,
+            revision: r.try_get("revision")?,
+        });
+    }
+    crate::revisions::note(&written);
+    Ok(Some(answer))
+}
+
+/// Remembers, beside the answer, the group revisions the write created, so
+/// that a replay can name them ([`crate::revisions`]).
+pub async fn remember_revisions(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    request_id: &str,
+    changes: &[Change],
+) -> Result<(), Error> {
+    if request_id.is_empty() {
+        return Ok(());
+    }
+    for c in changes {
+        sqlx::query(
+            "INSERT INTO idempotency_revisions (principal, request_id, group_name, revision)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (principal, request_id, group_name)
+             DO UPDATE SET revision = excluded.revision",
+        )
+        .bind(&principal.subject)
+        .bind(request_id)
+        .bind(&c.group)
+        .bind(c.revision)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Remembers the answer to a request inside the change's transaction.

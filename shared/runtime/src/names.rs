@@ -2,7 +2,7 @@
 //! `cycles/2026/groups/districts`. Ids are lower-case letters, digits and
 //! dashes, starting with a letter or digit, at most 63 characters.
 
-use crate::error::Error;
+use crate::error::{Error, Violations};
 
 /// A fresh id for a resource the server names (`insp-…`, `notice-…`).
 ///
@@ -13,6 +13,66 @@ use crate::error::Error;
 /// before, is the same for every id of one millisecond.)
 pub fn new_id(kind: &str) -> String {
     format!("{kind}-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// The id of a resource the caller creates (AIP-133): `requested` when the
+/// caller names one, checked under `field` (a valid id, and not of the form
+/// of the ids the server makes, `{kind}-` and 32 hex digits, which stay the
+/// server's); else derived from the caller and its request id
+/// ([`derived_id`]); else, with no request id, a fresh [`new_id`].
+pub fn chosen_id(
+    kind: &str,
+    requested: &str,
+    field: &str,
+    subject: &str,
+    request_id: &str,
+    v: &mut Violations,
+) -> String {
+    if requested.is_empty() {
+        return if request_id.is_empty() {
+            new_id(kind)
+        } else {
+            derived_id(kind, subject, request_id)
+        };
+    }
+    if !valid_id(requested) {
+        v.add(field, "must be 1-63 lower-case letters, digits or dashes");
+    } else if is_server_form(kind, requested) {
+        v.add(
+            field,
+            format!("{kind}- followed by 32 hex digits is the form of the ids the server makes"),
+        );
+    }
+    requested.to_string()
+}
+
+/// The id the server gives a resource created by `subject` under
+/// `request_id`: `{kind}-` and the first 32 hex digits of the SHA-256 of
+/// kind, subject and request id, each ended by a NUL (a subject is printable
+/// text, so no two pairs of subject and request id hash the same bytes).
+/// The same request names the same resource on every run and every machine;
+/// two callers (request ids are each caller's own, as in the idempotency
+/// records) or two request ids give different ids.
+pub fn derived_id(kind: &str, subject: &str, request_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [kind, subject, request_id] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    format!("{kind}-{}", &hex::encode(h.finalize())[..32])
+}
+
+/// Whether `id` has the form of an id the server makes for `kind`.
+fn is_server_form(kind: &str, id: &str) -> bool {
+    id.strip_prefix(kind)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|hex| {
+            hex.len() == 32
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
 }
 
 /// Whether `id` is a valid resource id.
@@ -118,6 +178,32 @@ mod tests {
             (0..100_000).map(|_| new_id("notice")).collect();
         assert_eq!(ids.len(), 100_000);
         assert!(ids.iter().all(|id| valid_id(id)));
+    }
+
+    #[test]
+    fn chosen_ids_are_the_caller_s_or_derived_from_its_request() {
+        let mut v = Violations::new();
+        assert_eq!(
+            chosen_id("insp", "siming-1", "inspection_id", "li", "r1", &mut v),
+            "siming-1"
+        );
+        let derived = chosen_id("insp", "", "inspection_id", "li", "r1", &mut v);
+        assert_eq!(derived, derived_id("insp", "li", "r1"));
+        assert!(valid_id(&derived) && is_server_form("insp", &derived));
+        assert_ne!(derived, derived_id("insp", "wang", "r1"));
+        assert_ne!(derived, derived_id("insp", "li", "r2"));
+        assert_ne!(
+            derived_id("insp", "l", "ir1"),
+            derived_id("insp", "li", "r1")
+        );
+        assert!(v.is_empty());
+        let random = chosen_id("insp", "", "inspection_id", "li", "", &mut v);
+        assert!(is_server_form("insp", &random) && random != derived);
+        assert!(v.is_empty());
+        chosen_id("insp", "Siming", "inspection_id", "li", "r1", &mut v);
+        chosen_id("insp", &derived, "inspection_id", "li", "r1", &mut v);
+        assert_eq!(v.as_slice().len(), 2);
+        assert!(v.as_slice().iter().all(|x| x.field == "inspection_id"));
     }
 
     proptest::proptest! {

@@ -82,6 +82,9 @@ reasons! {
         RequestIdReused = "REQUEST_ID_REUSED",
         /// ABORTED: another call wrote the same key at the same moment.
         ConcurrentWrite = "CONCURRENT_WRITE",
+        /// DEADLINE_EXCEEDED: what the call waits for did not happen by the
+        /// caller's deadline.
+        DeadlineExceeded = "DEADLINE_EXCEEDED",
         /// FAILED_PRECONDITION: a state machine does not allow the move.
         InvalidState = "INVALID_STATE",
         /// FAILED_PRECONDITION: the cycle's phase does not take the write.

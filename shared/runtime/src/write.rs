@@ -53,6 +53,8 @@ pub struct Work<'t> {
     pub conn: &'t mut AnyConnection,
     records: Vec<Record>,
     groups: Vec<(String, String)>,
+    /// Groups whose current revision the answer names without a change.
+    current: Vec<(String, String)>,
 }
 
 impl Work<'_> {
@@ -78,6 +80,18 @@ impl Work<'_> {
         let key = (cycle.to_string(), group.to_string());
         if !self.groups.contains(&key) {
             self.groups.push(key);
+        }
+    }
+
+    /// Says that the write changed nothing of a group but resent what was
+    /// stored before (a push whose items were all known): its answer names
+    /// the group's current revision, which is at least the one that stored
+    /// them, so the caller can still read its writes
+    /// ([`crate::revisions`]).
+    pub fn resent(&mut self, cycle: &str, group: &str) {
+        let key = (cycle.to_string(), group.to_string());
+        if !self.current.contains(&key) {
+            self.current.push(key);
         }
     }
 }
@@ -120,10 +134,14 @@ where
         conn: &mut tx,
         records: Vec::new(),
         groups: Vec::new(),
+        current: Vec::new(),
     };
     let reply = body(&mut work).await?;
     let Work {
-        records, groups, ..
+        records,
+        groups,
+        current,
+        ..
     } = work;
     for r in records {
         audit::append(
@@ -142,11 +160,116 @@ where
     for (cycle, group) in &groups {
         bumped.push(Changes::bump(&mut tx, cycle, group).await?);
     }
+    let mut resent: Vec<Change> = Vec::new();
+    for (cycle, group) in current.iter().filter(|g| !groups.contains(g)) {
+        let revision = Changes::revision_on(&mut tx, cycle, group).await?;
+        if revision > 0 {
+            resent.push(Change {
+                group: format!("cycles/{cycle}/groups/{group}"),
+                revision,
+            });
+        }
+    }
     idempotency::remember(&mut tx, p, key.request_id, key.method, key.digest, &reply).await?;
+    idempotency::remember_revisions(&mut tx, p, key.request_id, &bumped).await?;
     tx.commit().await?;
     db.committed();
+    // The answer's `jixiao-revision` header (see `revisions`).
+    crate::revisions::note(bumped.iter().chain(&resent));
     if let Some(changes) = changes {
         changes.announce(bumped);
     }
     Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use jixiao_proto::types::VerifyAuditChainRequest as Answer;
+    use sqlx::migrate::Migrator;
+
+    use super::*;
+    use crate::{Migrations, Role, db::sqlite_url, revisions};
+
+    fn change(group: &str, revision: i64) -> Change {
+        Change {
+            group: format!("cycles/2026/groups/{group}"),
+            revision,
+        }
+    }
+
+    /// What a write's answer says it created: the bumped revisions, the
+    /// first answer's again on a replay, the current one for a resend.
+    #[tokio::test]
+    async fn a_write_notes_its_revisions_and_a_replay_notes_them_again() {
+        static NONE: Migrator = Migrator::DEFAULT;
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&sqlite_url(dir.path(), "t"), &Migrations { source: &NONE })
+            .await
+            .unwrap();
+        let p = Principal {
+            subject: "platform-a".into(),
+            roles: vec![Role::SurveyPlatform],
+            unit: None,
+        };
+        let key = |id: &'static str| Key {
+            method: "Push",
+            request_id: id,
+            digest: "d",
+        };
+        let run = |id: &'static str,
+                   changed: &'static [&'static str],
+                   resent: &'static [&'static str]| {
+            let (db, p) = (db.clone(), p.clone());
+            async move {
+                let (out, noted) = revisions::collect(write(&db, None, &p, key(id), async |w| {
+                    for g in changed {
+                        w.changed("2026", g);
+                    }
+                    for g in resent {
+                        w.resent("2026", g);
+                    }
+                    Ok(Answer::default())
+                }))
+                .await;
+                out.unwrap();
+                noted
+            }
+        };
+        assert_eq!(
+            run("a", &["districts"], &[]).await,
+            [change("districts", 1)]
+        );
+        assert_eq!(
+            run("b", &["districts", "departments"], &[]).await,
+            [change("districts", 2), change("departments", 1)]
+        );
+        // The same request id: the first answer, and its revisions, even
+        // though the counter has moved on since.
+        assert_eq!(
+            run("a", &["districts"], &[]).await,
+            [change("districts", 1)]
+        );
+        // A resend names the current revision without moving it; a group
+        // never changed has none to name; a group changed by the same write
+        // is named once, with its new revision.
+        assert_eq!(
+            run("", &[], &["districts", "nowhere"]).await,
+            [change("districts", 2)]
+        );
+        assert_eq!(
+            run("", &["departments"], &["departments"]).await,
+            [change("departments", 2)]
+        );
+        // Outside a call nothing is noted, and the write still works.
+        write(&db, None, &p, key("c"), async |w| {
+            w.changed("2026", "districts");
+            Ok(Answer::default())
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            Changes::revision(&db, "2026", "districts").await.unwrap(),
+            3
+        );
+    }
 }

@@ -5,6 +5,7 @@
 //! separate from the binary so the test kit builds on it alone.
 
 pub mod client;
+pub mod dashboard;
 
 use std::{fmt, path::PathBuf, str::FromStr};
 
@@ -199,6 +200,7 @@ pub async fn start(
         .map_err(|e| StartError::Server(Box::new(e)))?;
     let (trigger, shutdown_streams) = jixiao_runtime::host::Shutdown::new();
     let mut services = Services::new();
+    services.site(dashboard::SITE);
     // Each service gets its own lazily connected clients, signed as itself.
     let client = |to: Target, subject: &'static str| {
         jixiao_runtime::client::connect(

@@ -77,6 +77,7 @@ async fn standings(client: &mut Aggregator) -> Standings {
     client
         .get_standings(GetStandingsRequest {
             group: GROUP.into(),
+            ..Default::default()
         })
         .await
         .expect("standings")
@@ -280,6 +281,7 @@ async fn inspection_year(split: &Split) -> Finding {
                     ..Default::default()
                 }),
                 request_id: String::new(),
+                ..Default::default()
             })
             .await
             .expect("inspection")
@@ -317,6 +319,7 @@ async fn inspection_year(split: &Split) -> Finding {
                     ..Default::default()
                 }),
                 request_id: String::new(),
+                ..Default::default()
             })
             .await
             .expect("self-inspection item")
@@ -465,6 +468,7 @@ async fn a_split_cycle_is_ranked_published_verified_and_survives_a_service_outag
         AggregatorServiceClient::new(split.aggregator.as_roles("wall", &[Role::Viewer], None))
             .watch_standings(WatchStandingsRequest {
                 group: GROUP.into(),
+                ..Default::default()
             })
             .await
             .expect("watch")
@@ -532,6 +536,7 @@ async fn a_split_cycle_is_ranked_published_verified_and_survives_a_service_outag
     let err = AggregatorServiceClient::new(split.aggregator.unit("huli"))
         .get_standings(GetStandingsRequest {
             group: GROUP.into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -559,6 +564,7 @@ async fn a_split_cycle_is_ranked_published_verified_and_survives_a_service_outag
     let err = AggregatorServiceClient::new(split.aggregator.anonymous())
         .get_standings(GetStandingsRequest {
             group: GROUP.into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -41,6 +41,10 @@ const EXPECTED: &[(&str, &str)] = &[
         "aggregator/GetPublication",
         "evaluator,office,service,unit,viewer",
     ),
+    (
+        "aggregator/GetPublicationInputs",
+        "evaluator,office,service,unit,viewer",
+    ),
     ("aggregator/GetStandings", "evaluator,office,service,viewer"),
     ("aggregator/ListAuditRecords", "evaluator,office"),
     (
@@ -309,6 +313,7 @@ const UNIT_SCOPED: &[&str] = &[
 const SHARED: &[&str] = &[
     "aggregator/GetArchive",
     "aggregator/GetPublication",
+    "aggregator/GetPublicationInputs",
     "aggregator/ListPublications",
     "aggregator/VerifyPublication",
     "inspections/GetInspection",
@@ -412,6 +417,7 @@ async fn as_siming(suite: &Suite, method: &str, unit: &str, finding: &str) -> Re
                     ..Default::default()
                 }),
                 request_id: String::new(),
+                ..Default::default()
             })
             .await
             .map(drop),
@@ -557,6 +563,7 @@ async fn a_unit_reaches_its_own_data_and_no_other_units() {
                         ..Default::default()
                     }),
                     request_id: String::new(),
+                    ..Default::default()
                 })
                 .await
                 .expect("inspection")

@@ -81,6 +81,7 @@ async fn server_named_resources_stay_distinct_under_concurrency(backend: Backend
                     ..Default::default()
                 }),
                 request_id: String::new(),
+                ..Default::default()
             })
             .await
             .map(|r| r.into_inner().name)
@@ -100,6 +101,7 @@ async fn server_named_resources_stay_distinct_under_concurrency(backend: Backend
                     ..Default::default()
                 }),
                 request_id: String::new(),
+                ..Default::default()
             })
             .await
             .map(|r| r.into_inner().name)
@@ -120,6 +122,7 @@ async fn server_named_resources_stay_distinct_under_concurrency(backend: Backend
                     ..Default::default()
                 }),
                 request_id: String::new(),
+                ..Default::default()
             })
             .await
             .map(|r| r.into_inner().name)
@@ -139,6 +142,7 @@ async fn server_named_resources_stay_distinct_under_concurrency(backend: Backend
                     ..Default::default()
                 }),
                 request_id: String::new(),
+                ..Default::default()
             })
             .await
             .map(|r| r.into_inner().name)
@@ -162,6 +166,7 @@ async fn server_named_resources_stay_distinct_under_concurrency(backend: Backend
                     ..Default::default()
                 }),
                 request_id: String::new(),
+                ..Default::default()
             })
             .await
             .map(|r| r.into_inner().name)
@@ -221,6 +226,7 @@ async fn extreme_decimals_are_refused_naming_the_field(backend: Backend) {
                     ..Default::default()
                 }),
                 request_id: String::new(),
+                ..Default::default()
             })
             .await
             .expect_err(x);
@@ -479,6 +485,7 @@ async fn entry_checks_of_times_enums_and_exactness(backend: Backend) {
                 ..Default::default()
             }),
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -520,6 +527,7 @@ async fn entry_checks_of_times_enums_and_exactness(backend: Backend) {
                 ..Default::default()
             }),
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -537,6 +545,7 @@ async fn entry_checks_of_times_enums_and_exactness(backend: Backend) {
                 file_complete: true,
             }],
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -563,6 +572,7 @@ async fn free_text_is_bounded_at_entry(backend: Backend) {
                 ..Default::default()
             }),
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -607,6 +617,7 @@ async fn free_text_is_bounded_at_entry(backend: Backend) {
                 ..Default::default()
             }),
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -690,6 +701,7 @@ async fn server_streams_hold_their_place_until_they_end() {
         async move {
             c.watch_standings(WatchStandingsRequest {
                 group: "cycles/2026/groups/districts".into(),
+                ..Default::default()
             })
             .await
         }
@@ -715,6 +727,7 @@ async fn server_streams_hold_their_place_until_they_end() {
         match again
             .watch_standings(WatchStandingsRequest {
                 group: "cycles/2026/groups/districts".into(),
+                ..Default::default()
             })
             .await
         {
@@ -753,6 +766,7 @@ async fn one_connection_carries_a_bounded_number_of_streams() {
         async move {
             c.watch_standings(WatchStandingsRequest {
                 group: "cycles/2026/groups/districts".into(),
+                ..Default::default()
             })
             .await
             .map(|s| s.into_inner())

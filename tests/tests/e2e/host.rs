@@ -136,6 +136,7 @@ async fn a_runaway_caller_is_limited_and_others_are_not() {
     // The runaway caller is refused; someone else is served meanwhile.
     let refused = list(platform()).await.unwrap_err();
     assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert_eq!(jixiao_tests::reason(&refused), "TOO_MANY_CALLS");
     let other = list(suite.office()).await;
     assert!(
         !matches!(&other, Err(s) if s.code() == Code::ResourceExhausted),

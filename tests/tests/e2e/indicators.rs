@@ -517,6 +517,7 @@ async fn a_late_value_is_refused_then_accepted_under_an_exception(backend: Backe
                 ..Default::default()
             }),
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .expect("exception");

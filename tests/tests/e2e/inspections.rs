@@ -19,7 +19,7 @@ use jixiao_proto::{
         UpdateSchemeRequest, WeightedKey,
     },
 };
-use jixiao_runtime::Role;
+use jixiao_runtime::{Role, names};
 use jixiao_testkit::{Authed, Backend, Suite, on_both_databases};
 use jixiao_tests::{DAY, bad_fields, dec, evaluation_year, now_ms, reason, set_phase, ts};
 use tonic::Code;
@@ -61,6 +61,7 @@ async fn inspect(client: &mut Inspections, unit: &str, findings: Vec<Finding>) -
                 ..Default::default()
             }),
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .expect("record inspection")
@@ -93,6 +94,7 @@ async fn item(client: &mut Inspections, unit: &str, item_type: &str) -> SelfInsp
                 ..Default::default()
             }),
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .expect("self-inspection item")
@@ -336,6 +338,7 @@ async fn roles_and_units_are_enforced(backend: Backend) {
             parent: "cycles/2026".into(),
             inspection: Some(Inspection::default()),
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -367,6 +370,7 @@ async fn roles_and_units_are_enforced(backend: Backend) {
                 ..Default::default()
             }),
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -482,6 +486,7 @@ async fn bad_records_name_every_field(backend: Backend) {
                 ..Default::default()
             }),
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -510,6 +515,7 @@ async fn bad_records_name_every_field(backend: Backend) {
                 ..Default::default()
             }),
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -560,6 +566,7 @@ async fn spot_checks_rectification_and_documents(backend: Backend) {
                 },
             ],
             request_id: "spot-1".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -665,6 +672,7 @@ async fn spot_checks_rectification_and_documents(backend: Backend) {
                 ..Default::default()
             }),
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -681,6 +689,7 @@ async fn spot_checks_rectification_and_documents(backend: Backend) {
                 ..Default::default()
             }),
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -737,10 +746,279 @@ async fn adjustment_changes_are_streamed(backend: Backend) {
     suite.stop().await;
 }
 
+/// Inspections, spot checks, items and documents are named by their
+/// creator where it gives an id (AIP-133); without one the name is derived
+/// from the caller and its request id, so a retry names the same resource,
+/// two callers never collide, and the same requests name the same
+/// resources on every run.
+async fn creators_name_what_they_create(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    year(&suite).await;
+    let mut li = inspector(&suite);
+    // A retry is the same request: the same time, not a new now.
+    let when = now_ms() - DAY;
+    let visit = |id: &str, request_id: &str, place: &str| CreateInspectionRequest {
+        parent: "cycles/2026".into(),
+        inspection: Some(Inspection {
+            unit: "units/siming".into(),
+            kind: InspectionKind::Open as i32,
+            inspect_time: ts(when),
+            inspectors: vec!["李明".into()],
+            place: place.into(),
+            findings: vec![finding("absence", "1.0"), finding("conduct", "0.5")],
+            ..Default::default()
+        }),
+        request_id: request_id.into(),
+        inspection_id: id.into(),
+    };
+    let create = async |client: &mut Inspections, r: CreateInspectionRequest| {
+        client.create_inspection(r).await.map(|r| r.into_inner())
+    };
+
+    // The caller's name, and its findings named by their position.
+    let named = create(&mut li, visit("siming-visit-1", "visit-1", "政务服务中心"))
+        .await
+        .expect("a named inspection");
+    assert_eq!(named.name, "cycles/2026/inspections/siming-visit-1");
+    let findings: Vec<&str> = named.findings.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        findings,
+        [
+            "cycles/2026/inspections/siming-visit-1/findings/f1",
+            "cycles/2026/inspections/siming-visit-1/findings/f2"
+        ]
+    );
+    // The same request again gets the first answer.
+    let again = create(&mut li, visit("siming-visit-1", "visit-1", "政务服务中心"))
+        .await
+        .expect("a retry");
+    assert_eq!(again, named);
+    // The same request id with other content is refused as reused.
+    let err = create(&mut li, visit("siming-visit-1", "visit-1", "另一处"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::FailedPrecondition, "REQUEST_ID_REUSED")
+    );
+    // The same id for another request (or none) already exists.
+    for request_id in ["visit-2", ""] {
+        let err = create(&mut li, visit("siming-visit-1", request_id, "另一处"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.code(), reason(&err).as_str()),
+            (Code::AlreadyExists, "ALREADY_EXISTS"),
+            "{err:?}"
+        );
+    }
+    // Bad ids, and ids of the server's own form, name the field.
+    let server_form = names::derived_id("insp", "someone", "r");
+    for bad in ["Siming-1", "-visit", "a/b", &"x".repeat(64), &server_form] {
+        let err = create(&mut li, visit(bad, "", "x")).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{bad}");
+        assert_eq!(bad_fields(&err), ["inspection_id"], "{bad}");
+    }
+
+    // Without an id: derived from the caller and the request id, so two
+    // principals sending the same request id do not collide, and a retry
+    // names the same inspection.
+    let mut office = office(&suite);
+    let by_li = create(&mut li, visit("", "shared-1", "p")).await.unwrap();
+    let by_office = create(&mut office, visit("", "shared-1", "p"))
+        .await
+        .unwrap();
+    assert_eq!(
+        by_li.name,
+        format!(
+            "cycles/2026/inspections/{}",
+            names::derived_id("insp", "inspector-li", "shared-1")
+        )
+    );
+    assert_eq!(
+        by_office.name,
+        format!(
+            "cycles/2026/inspections/{}",
+            names::derived_id("insp", "office", "shared-1")
+        )
+    );
+    assert_ne!(by_li.name, by_office.name);
+    let retried = create(&mut li, visit("", "shared-1", "p")).await.unwrap();
+    assert_eq!(retried.name, by_li.name);
+    // With no request id either, each create gets a fresh random name.
+    let a = create(&mut li, visit("", "", "p")).await.unwrap();
+    let b = create(&mut li, visit("", "", "p")).await.unwrap();
+    assert_ne!(a.name, b.name);
+    for n in [&a.name, &b.name, &by_li.name] {
+        let id = n.strip_prefix("cycles/2026/inspections/insp-").unwrap();
+        assert!(
+            id.len() == 32 && id.bytes().all(|c| c.is_ascii_hexdigit()),
+            "{n}"
+        );
+    }
+
+    // A spot check is an inspection: it shares the inspections' ids.
+    let spot = |id: &str, request_id: &str| RecordSpotCheckRequest {
+        parent: "cycles/2026".into(),
+        unit: "units/jimei".into(),
+        inspect_time: ts(when),
+        inspectors: vec!["李明".into()],
+        cases: vec![SpotCheckCase {
+            case_reference: "XK-2026-0100".into(),
+            legal_limit_days: 20,
+            actual_days: 26,
+            file_complete: true,
+        }],
+        request_id: request_id.into(),
+        inspection_id: id.into(),
+    };
+    let checked = li
+        .record_spot_check(spot("jimei-spot-1", "spot-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(checked.name, "cycles/2026/inspections/jimei-spot-1");
+    assert_eq!(
+        checked.findings[0].name,
+        "cycles/2026/inspections/jimei-spot-1/findings/f1"
+    );
+    let err = li
+        .record_spot_check(spot("siming-visit-1", "spot-2"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    let err = li
+        .record_spot_check(spot("Jimei", "spot-3"))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["inspection_id"]);
+
+    // Self-inspection items.
+    let report = |unit: &str, id: &str, request_id: &str| CreateSelfInspectionItemRequest {
+        parent: "cycles/2026".into(),
+        item: Some(SelfInspectionItem {
+            unit: format!("units/{unit}"),
+            item_type: "problem_found".into(),
+            problem: "窗口人员迟到".into(),
+            action_taken: "约谈并通报".into(),
+            ..Default::default()
+        }),
+        request_id: request_id.into(),
+        item_id: id.into(),
+    };
+    let mut siming = unit(&suite, "siming");
+    let mut huli = unit(&suite, "huli");
+    let item = siming
+        .create_self_inspection_item(report("siming", "siming-self-1", "self-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(item.name, "cycles/2026/selfInspectionItems/siming-self-1");
+    let again = siming
+        .create_self_inspection_item(report("siming", "siming-self-1", "self-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again, item);
+    let err = siming
+        .create_self_inspection_item(report("siming", "siming-self-1", "self-2"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::AlreadyExists, "ALREADY_EXISTS")
+    );
+    // Another unit cannot take the name either.
+    let err = huli
+        .create_self_inspection_item(report("huli", "siming-self-1", "self-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    let err = siming
+        .create_self_inspection_item(report("siming", "self_1!", "self-3"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), bad_fields(&err)),
+        (Code::InvalidArgument, vec!["item_id".to_string()])
+    );
+    let a = siming
+        .create_self_inspection_item(report("siming", "", "self-4"))
+        .await
+        .unwrap()
+        .into_inner();
+    let b = huli
+        .create_self_inspection_item(report("huli", "", "self-4"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (a.name, b.name),
+        (
+            format!(
+                "cycles/2026/selfInspectionItems/{}",
+                names::derived_id("item", "siming", "self-4")
+            ),
+            format!(
+                "cycles/2026/selfInspectionItems/{}",
+                names::derived_id("item", "huli", "self-4")
+            )
+        )
+    );
+
+    // Documents.
+    let issue = |id: &str, request_id: &str| IssueDocumentRequest {
+        parent: "cycles/2026".into(),
+        document: Some(Document {
+            kind: DocumentKind::Bulletin as i32,
+            unit: "units/siming".into(),
+            title: "效能工作简报".into(),
+            body: "本月察访情况。".into(),
+            ..Default::default()
+        }),
+        request_id: request_id.into(),
+        document_id: id.into(),
+    };
+    let doc = li
+        .issue_document(issue("2026-bulletin-1", "doc-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(doc.name, "cycles/2026/documents/2026-bulletin-1");
+    let err = office
+        .issue_document(issue("2026-bulletin-1", "doc-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::AlreadyExists, "ALREADY_EXISTS"),
+        "another caller's request id is its own: the id is taken"
+    );
+    let err = li
+        .issue_document(issue("Bulletin", "doc-2"))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["document_id"]);
+
+    // Nothing refused was stored: 1 named + 2 derived + 2 random visits and
+    // one spot check.
+    let listed = office
+        .list_inspections(ListInspectionsRequest {
+            parent: "cycles/2026".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.inspections.len(), 6);
+    suite.stop().await;
+}
+
 on_both_databases!(
     adjustments_follow_the_lifecycle_and_the_cap,
     roles_and_units_are_enforced,
     bad_records_name_every_field,
     spot_checks_rectification_and_documents,
     adjustment_changes_are_streamed,
+    creators_name_what_they_create,
 );

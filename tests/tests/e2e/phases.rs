@@ -357,6 +357,7 @@ fn request(method: &str, c: &str) -> Vec<u8> {
                 ..Default::default()
             }),
             request_id: String::new(),
+            ..Default::default()
         }
         .encode_to_vec(),
         "InspectionsService/IssueDocument" => IssueDocumentRequest {
@@ -550,6 +551,7 @@ async fn grant(suite: &Suite, cycle: &str, unit: &str, scope: LockScope) {
                 ..Default::default()
             }),
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .expect("exception");
@@ -765,6 +767,7 @@ async fn exceptions_and_the_office_open_what_the_contract_says(backend: Backend)
                 ..Default::default()
             }),
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .expect("inspection")
@@ -916,6 +919,7 @@ async fn a_retry_after_the_window_closed_gets_its_first_answer(backend: Backend)
             ..Default::default()
         }),
         request_id: request_id.into(),
+        ..Default::default()
     };
     let mut inspector = InspectionsServiceClient::new(suite.office());
     let first = inspector

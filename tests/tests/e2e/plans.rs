@@ -14,7 +14,7 @@ use jixiao_proto::{
     },
     types::ListAuditRecordsRequest,
 };
-use jixiao_runtime::Role;
+use jixiao_runtime::{Role, names};
 use jixiao_testkit::{Backend, Suite, on_both_databases};
 use jixiao_tests::{DAY, Plans, bad_fields, dec, evaluation_year, framework, now_ms, reason, ts};
 use prost_types::FieldMask;
@@ -333,6 +333,7 @@ async fn late_plan_refused_then_accepted_under_an_exception(backend: Backend) {
                 ..Default::default()
             }),
             request_id: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -355,6 +356,7 @@ async fn late_plan_refused_then_accepted_under_an_exception(backend: Backend) {
                 ..Default::default()
             }),
             request_id: "grant-1".into(),
+            ..Default::default()
         })
         .await
         .expect("grant")
@@ -777,6 +779,7 @@ async fn retried_creates_return_the_first_result(backend: Backend) {
             ..Default::default()
         }),
         request_id: "notice-1".into(),
+        ..Default::default()
     };
     let n1 = office
         .create_notice(notice.clone())
@@ -946,12 +949,145 @@ async fn phases_only_move_forward_and_close_set_up(backend: Backend) {
     suite.stop().await;
 }
 
+/// Notices and lock exceptions are named by the office where it gives an
+/// id; without one the name is derived from the caller and its request id.
+async fn notices_and_lock_exceptions_take_their_creator_s_ids(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let mut office = evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    let notice = |id: &str, request_id: &str, title: &str| CreateNoticeRequest {
+        parent: "cycles/2026".into(),
+        notice: Some(Notice {
+            title: title.into(),
+            body: "请于期限内报送。".into(),
+            ..Default::default()
+        }),
+        request_id: request_id.into(),
+        notice_id: id.into(),
+    };
+    let n = office
+        .create_notice(notice("2026-evaluation", "n-1", "通知"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(n.name, "cycles/2026/notices/2026-evaluation");
+    let again = office
+        .create_notice(notice("2026-evaluation", "n-1", "通知"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again, n);
+    let err = office
+        .create_notice(notice("2026-evaluation", "n-1", "另一个通知"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::FailedPrecondition, "REQUEST_ID_REUSED")
+    );
+    let err = office
+        .create_notice(notice("2026-evaluation", "n-2", "另一个通知"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::AlreadyExists, "ALREADY_EXISTS")
+    );
+    let err = office
+        .create_notice(notice("Notice 1", "n-3", "通知"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), bad_fields(&err)),
+        (Code::InvalidArgument, vec!["notice_id".to_string()])
+    );
+    // Two offices' principals with the same request id: two notices.
+    let mut deputy = PlansServiceClient::new(suite.as_roles("office-wang", &[Role::Office], None));
+    let mine = office
+        .create_notice(notice("", "n-4", "通知"))
+        .await
+        .unwrap()
+        .into_inner();
+    let theirs = deputy
+        .create_notice(notice("", "n-4", "通知"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (mine.name, theirs.name),
+        (
+            format!(
+                "cycles/2026/notices/{}",
+                names::derived_id("n", "office", "n-4")
+            ),
+            format!(
+                "cycles/2026/notices/{}",
+                names::derived_id("n", "office-wang", "n-4")
+            )
+        )
+    );
+
+    let exception = |id: &str, request_id: &str| GrantLockExceptionRequest {
+        parent: "cycles/2026".into(),
+        lock_exception: Some(LockException {
+            unit: "units/huli".into(),
+            scope: LockScope::Plan as i32,
+            expire_time: ts(now_ms() + DAY),
+            reason: "系统故障补报".into(),
+            ..Default::default()
+        }),
+        request_id: request_id.into(),
+        lock_exception_id: id.into(),
+    };
+    let granted = office
+        .grant_lock_exception(exception("huli-plan", "le-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(granted.name, "cycles/2026/lockExceptions/huli-plan");
+    let err = deputy
+        .grant_lock_exception(exception("huli-plan", "le-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::AlreadyExists, "ALREADY_EXISTS")
+    );
+    let err = office
+        .grant_lock_exception(exception(&names::derived_id("le", "x", "y"), "le-2"))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["lock_exception_id"]);
+    let derived = office
+        .grant_lock_exception(exception("", "le-3"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        derived.name,
+        format!(
+            "cycles/2026/lockExceptions/{}",
+            names::derived_id("le", "office", "le-3")
+        )
+    );
+    let listed = office
+        .list_lock_exceptions(ListLockExceptionsRequest {
+            parent: "cycles/2026".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.lock_exceptions.len(), 2);
+    suite.stop().await;
+}
+
 on_both_databases!(
     plan_returned_resubmitted_diffed_approved_and_amended,
     late_plan_refused_then_accepted_under_an_exception,
     invalid_input_names_every_bad_field_and_stores_nothing,
     roles_and_units_are_enforced,
     retried_creates_return_the_first_result,
+    notices_and_lock_exceptions_take_their_creator_s_ids,
     the_audit_trail_tells_who_did_what_and_why,
     phases_only_move_forward_and_close_set_up,
 );

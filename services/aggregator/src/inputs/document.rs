@@ -24,6 +24,12 @@
 //! ```
 //!
 //! A missing figure is `-`; a list is comma-separated, `-` when empty.
+//!
+//! The specification callers implement, field by field with the escaping,
+//! number formatting, ordering and the table's arithmetic, is
+//! `docs/PUBLICATION-FORMAT.md`; callers fetch a publication's document
+//! with `GetPublicationInputs`. A change here is a new [`FORMAT`] and a
+//! change of that document.
 
 use std::{fmt::Write as _, str::FromStr};
 

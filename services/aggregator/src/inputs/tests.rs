@@ -93,6 +93,56 @@ fn the_table_follows_the_worked_examples() {
     assert_eq!((t[0].row.rank, t[1].row.rank), (1, 2));
 }
 
+/// The fenced block of docs/PUBLICATION-FORMAT.md between its markers.
+fn specified(what: &str) -> String {
+    let spec = include_str!("../../../../docs/PUBLICATION-FORMAT.md");
+    let begin = format!("<!-- example {what}: begin -->\n```text\n");
+    let start = spec.find(&begin).expect("begin marker") + begin.len();
+    let end = spec[start..].find("```\n<!-- example").expect("end marker");
+    spec[start..start + end].to_string()
+}
+
+#[test]
+fn the_specified_example_is_what_the_code_computes() {
+    let doc = specified("document");
+    let g = GroupInputs::decode(&doc).unwrap();
+    assert_eq!(g.encode(), doc, "the example is canonical");
+    assert_eq!(
+        g.digest(),
+        "e0b84f15e7f1a0fcfcb098a97af324bc26775fa88ad6805ffc110be448b88510"
+    );
+    assert!(g.open_items().is_empty());
+    let text = |d: Option<Decimal>| d.map_or("-".to_string(), |d| d.to_string());
+    let mut rows: Vec<String> = g
+        .table()
+        .iter()
+        .map(|u| {
+            let r = &u.row;
+            let flags = if u.flags.is_empty() {
+                "-".into()
+            } else {
+                u.flags.join(",")
+            };
+            format!(
+                "{} {} {} {} {} {} {} {} {} {} {} {flags}\n",
+                r.rank,
+                u.unit,
+                text(r.indicator),
+                text(r.survey),
+                text(r.online),
+                text(r.mutual),
+                text(r.review_total),
+                text(r.deductions),
+                text(r.credits),
+                text(r.adjustment),
+                text(r.composite),
+            )
+        })
+        .collect();
+    rows.sort();
+    assert_eq!(rows.concat(), specified("table"));
+}
+
 #[test]
 fn any_change_of_an_input_changes_the_digest() {
     let base = group().digest();

@@ -53,6 +53,30 @@ pub(super) struct Parts {
     failed: BTreeMap<Source, String>,
 }
 
+impl Parts {
+    /// The revision of each service whose figures are held, keyed as
+    /// `Standings.service_revisions` names it: the table computed from
+    /// these parts includes every change up to it (each service reads its
+    /// counter before its figures).
+    fn service_revisions(&self) -> HashMap<String, i64> {
+        [
+            (Source::Plans, self.plans.as_ref().map(|h| h.revision)),
+            (
+                Source::Indicators,
+                self.indicators.as_ref().map(|h| h.revision),
+            ),
+            (Source::Reviews, self.reviews.as_ref().map(|h| h.revision)),
+            (
+                Source::Inspections,
+                self.inspections.as_ref().map(|h| h.revision),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(s, r)| Some((s.key().to_string(), r?)))
+        .collect()
+    }
+}
+
 /// A part as fetched, with the change counters it was read under.
 struct Held<T> {
     value: Arc<T>,
@@ -259,12 +283,26 @@ impl Live {
         // A reconciliation or a signal that changed nothing this table
         // shows costs no recomputation.
         let current_reason = stale_reason(&reasons);
+        let revisions = parts.service_revisions();
+        let current = match &*cell.view.borrow() {
+            View::Ready(s) => Some(s.clone()),
+            _ => None,
+        };
         if !changed
-            && let View::Ready(s) = &*cell.view.borrow()
+            && let Some(s) = current
             && s.inputs.is_some()
             && s.standings.stale_reason == current_reason
         {
-            return Ok(());
+            if s.standings.service_revisions == revisions {
+                return Ok(());
+            }
+            // Only the counters moved (writes that left every figure as it
+            // was): the same table, saying it includes them, so that a
+            // reader waiting for those revisions gets its answer.
+            let rows = s.standings.rows.clone();
+            return self
+                .publish(cell, rows, &reasons, s.inputs.clone(), s.year, revisions)
+                .await;
         }
         let name = group.to_string();
         let year = plans.year;
@@ -277,7 +315,8 @@ impl Live {
         })
         .await
         .map_err(Error::internal)?;
-        self.publish(cell, rows, &reasons, Some(inputs), year).await
+        self.publish(cell, rows, &reasons, Some(inputs), year, revisions)
+            .await
     }
 
     /// Keeps the current rows, with a new stale mark.
@@ -308,6 +347,7 @@ impl Live {
         reasons: &BTreeMap<Source, String>,
         inputs: Option<Arc<GroupInputs>>,
         year: i32,
+        revisions: HashMap<String, i64>,
     ) -> Result<(), Error> {
         let previous = match &*cell.view.borrow() {
             View::Ready(s) => Some(s.clone()),
@@ -322,6 +362,7 @@ impl Live {
                 && p.standings.rows == rows
                 && p.standings.stale == stale
                 && p.standings.stale_reason == reason
+                && p.standings.service_revisions == revisions
             {
                 return None;
             }
@@ -332,6 +373,7 @@ impl Live {
                 stale,
                 stale_reason: reason,
                 revision: previous.as_ref().map_or(0, |p| p.standings.revision) + 1,
+                service_revisions: revisions,
             };
             let encoded = Bytes::from(standings.encode_to_vec());
             Some((standings, encoded))
@@ -398,6 +440,29 @@ fn assemble(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn held<T>(value: T, revision: i64) -> Option<Held<T>> {
+        Some(Held {
+            value: Arc::new(value),
+            revision,
+            plans_revision: 0,
+        })
+    }
+
+    #[test]
+    fn the_revisions_are_those_of_the_parts_held() {
+        let mut parts = Parts::default();
+        assert!(parts.service_revisions().is_empty());
+        parts.plans = held(PlansPart::default(), 3);
+        parts.reviews = held(HashMap::new(), 17);
+        // A failed fetch keeps the copy, and its revision, in place.
+        parts.failed.insert(Source::Reviews, "down".into());
+        let expected: HashMap<String, i64> =
+            [("plans".to_string(), 3), ("reviews".to_string(), 17)]
+                .into_iter()
+                .collect();
+        assert_eq!(parts.service_revisions(), expected);
+    }
 
     #[test]
     fn the_pause_is_twice_a_quick_refresh_and_shrinks_for_slow_ones() {

@@ -56,6 +56,21 @@ pub async fn insert_document(
     Ok(())
 }
 
+/// Whether the cycle has a document with this id.
+pub async fn document_exists(
+    conn: &mut AnyConnection,
+    cycle: &str,
+    id: &str,
+) -> Result<bool, Error> {
+    let found: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM documents WHERE cycle_id = $1 AND id = $2")
+            .bind(cycle)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(found.is_some())
+}
+
 /// A page of a cycle's documents, newest first.
 pub async fn documents(
     conn: &mut AnyConnection,

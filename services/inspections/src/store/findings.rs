@@ -239,7 +239,8 @@ pub async fn overdue_findings(
     )
 }
 
-/// The group's findings that count or are contested, in inspection order.
+/// The group's findings that count or are contested, by inspection id (in
+/// byte order whatever the database's collation) and their position in it.
 pub async fn group_findings(
     conn: &mut AnyConnection,
     cycle: &str,
@@ -250,7 +251,7 @@ pub async fn group_findings(
         finding_cols!(),
         " FROM findings WHERE cycle_id = $1 AND group_id = $2 AND state IN ($3, $4, $5) ORDER BY inspection_id, position"
     );
-    rows(
+    let mut found = rows(
         sqlx::query_as(SQL)
             .bind(cycle)
             .bind(group)
@@ -259,5 +260,8 @@ pub async fn group_findings(
             .bind(FindingState::Contested as i32 as i64)
             .fetch_all(&mut *conn)
             .await?,
-    )
+    )?;
+    // Stable: each inspection's findings stay in their position order.
+    found.sort_by(|a, b| a.inspection.cmp(&b.inspection));
+    Ok(found)
 }

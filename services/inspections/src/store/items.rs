@@ -120,6 +120,17 @@ pub async fn item(conn: &mut AnyConnection, cycle: &str, id: &str) -> Result<Ite
         .ok_or_else(|| Error::not_found(format!("cycles/{cycle}/selfInspectionItems/{id}")))
 }
 
+/// Whether the cycle has an item with this id.
+pub async fn item_exists(conn: &mut AnyConnection, cycle: &str, id: &str) -> Result<bool, Error> {
+    let found: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM self_items WHERE cycle_id = $1 AND id = $2")
+            .bind(cycle)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(found.is_some())
+}
+
 /// Records the office's decision on an item.
 pub async fn decide_item(
     conn: &mut AnyConnection,
@@ -163,7 +174,9 @@ pub async fn items(
         .await?)
 }
 
-/// The group's verified items in the order they were reported.
+/// The group's verified items by id, in byte order whatever the database's
+/// collation (the order of the adjustments, and so of a publication's
+/// inputs, depends on nothing but the items).
 pub async fn verified_items(
     conn: &mut AnyConnection,
     cycle: &str,
@@ -172,12 +185,14 @@ pub async fn verified_items(
     const SQL: &str = concat!(
         "SELECT ",
         item_cols!(),
-        " FROM self_items WHERE cycle_id = $1 AND group_id = $2 AND state = $3 ORDER BY create_ms, id"
+        " FROM self_items WHERE cycle_id = $1 AND group_id = $2 AND state = $3"
     );
-    Ok(sqlx::query_as(SQL)
+    let mut items: Vec<ItemRecord> = sqlx::query_as(SQL)
         .bind(cycle)
         .bind(group)
         .bind(ItemState::Verified as i32 as i64)
         .fetch_all(&mut *conn)
-        .await?)
+        .await?;
+    items.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(items)
 }

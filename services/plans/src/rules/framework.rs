@@ -113,7 +113,11 @@ pub fn check_framework(
                 Err(e) => v.add(format!("{f}.{field}"), e.clone()),
             }
         }
-        if !ctx.known_units.contains(&ind.provider) {
+        // Nobody reports a value of an ASSESSED indicator (an evaluator
+        // enters its score), so it needs no provider; one named must exist.
+        let assessed = ind.method == ScoringMethod::Assessed as i32;
+        let unneeded = assessed && ind.provider.is_empty();
+        if !unneeded && !ctx.known_units.contains(&ind.provider) {
             v.add(
                 format!("{f}.provider"),
                 format!("{:?} is not a registered unit", ind.provider),
@@ -130,6 +134,12 @@ pub fn check_framework(
         let method = ind.method;
         for (j, t) in ind.assigned_targets.iter_mut().enumerate() {
             let tf = format!("{f}.assigned_targets[{j}]");
+            if assessed {
+                // A plan refuses a target of an ASSESSED indicator, so an
+                // assigned one would make the unit's plan unsubmittable.
+                v.add(tf, format!("{} is ASSESSED and takes no target", ind.code));
+                continue;
+            }
             if !ctx.members.contains(&t.unit) {
                 v.add(
                     format!("{tf}.unit"),
@@ -246,6 +256,37 @@ mod tests {
         assert_eq!(
             fields[..2],
             ["indicators[0].weight", "indicators[1].weight"]
+        );
+    }
+
+    #[test]
+    fn an_assessed_indicator_needs_no_provider_and_takes_no_target() {
+        let (known, members) = sets();
+        let mut assessed = indicator("A", "30", ScoringMethod::Assessed);
+        assessed.provider.clear();
+        let mut ratio = indicator("B", "30", ScoringMethod::Ratio);
+        ratio.provider.clear();
+        let mut f = vec![assessed.clone(), ratio];
+        let mut v = Violations::new();
+        check_framework(&mut f, &ctx(&known, &members), &mut v);
+        let fields: Vec<_> = v.as_slice().iter().map(|x| x.field.as_str()).collect();
+        assert_eq!(fields, ["indicators[1].provider"]);
+
+        assessed.provider = "units/nobody".into();
+        assessed.assigned_targets = vec![AssignedTarget {
+            unit: "units/siming".into(),
+            value: d("3"),
+        }];
+        let mut f = vec![assessed, indicator("B", "30", ScoringMethod::Ratio)];
+        let mut v = Violations::new();
+        check_framework(&mut f, &ctx(&known, &members), &mut v);
+        let fields: Vec<_> = v.as_slice().iter().map(|x| x.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "indicators[0].provider",
+                "indicators[0].assigned_targets[0]"
+            ]
         );
     }
 

@@ -37,6 +37,36 @@ pub(crate) async fn insert_exception(
     Ok(())
 }
 
+/// Whether the cycle has a lock exception with this id.
+pub(crate) async fn exception_exists(
+    conn: &mut AnyConnection,
+    cycle: &str,
+    id: &str,
+) -> Result<bool, Error> {
+    let found: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM lock_exceptions WHERE cycle_id = $1 AND id = $2")
+            .bind(cycle)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(found.is_some())
+}
+
+/// Whether the cycle has a notice with this id.
+pub(crate) async fn notice_exists(
+    conn: &mut AnyConnection,
+    cycle: &str,
+    id: &str,
+) -> Result<bool, Error> {
+    let found: Option<(String,)> =
+        sqlx::query_as("SELECT id FROM notices WHERE cycle_id = $1 AND id = $2")
+            .bind(cycle)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(found.is_some())
+}
+
 /// A page of a cycle's lock exceptions, newest first, of one unit or all.
 pub(crate) async fn exceptions(
     conn: &mut AnyConnection,

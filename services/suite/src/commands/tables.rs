@@ -28,6 +28,7 @@ pub async fn standings(
             let s = client
                 .get_standings(GetStandingsRequest {
                     group: group.clone(),
+                    ..Default::default()
                 })
                 .await
                 .map_err(failed(format!("standings of {group}")))?

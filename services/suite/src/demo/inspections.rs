@@ -60,6 +60,7 @@ impl Demo {
                                 ..Default::default()
                             }),
                             request_id: format!("demo-inspection-{}-{n}", u.id),
+                            inspection_id: format!("{}-visit-{}", u.id, n + 1),
                         })
                         .await
                         .map_err(failed(format!("inspection of {}", u.id)))?
@@ -83,6 +84,7 @@ impl Demo {
                                 })
                                 .collect(),
                             request_id: format!("demo-spot-{}", u.id),
+                            inspection_id: format!("{}-spot-1", u.id),
                         })
                         .await
                         .map_err(failed(format!("spot check of {}", u.id)))?
@@ -150,6 +152,7 @@ impl Demo {
                         ..Default::default()
                     }),
                     request_id: format!("demo-self-{unit}-{n}"),
+                    item_id: format!("{unit}-self-{}", n + 1),
                 })
                 .await
                 .map_err(failed(format!("self-inspection item of {unit}")))?

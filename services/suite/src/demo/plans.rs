@@ -63,6 +63,7 @@ impl Demo {
                     ..Default::default()
                 }),
                 request_id: "demo-notice".into(),
+                notice_id: format!("{YEAR}-evaluation"),
             })
             .await
             .map_err(failed("notice"))?;
@@ -231,6 +232,7 @@ impl Demo {
                     ..Default::default()
                 }),
                 request_id: "demo-lock-tongan".into(),
+                lock_exception_id: "tongan-plan".into(),
             })
             .await
             .map_err(failed("lock exception"))?;

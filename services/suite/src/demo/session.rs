@@ -204,6 +204,7 @@ pub async fn run(data_dir: &Path, listen: SocketAddr, exit: bool) -> Result<(), 
     let office = key.issue("office", &[Role::Office], None, 30 * 24 * 3600)?;
     let viewer = key.issue("dashboard", &[Role::Viewer], None, 30 * 24 * 3600)?;
     println!("\nserving on {url} until Ctrl-C");
+    println!("dashboard, signed in as the viewer for this browser tab: {url}/#token={viewer}");
     println!("office token (30 days):\n{office}");
     println!("viewer token (30 days):\n{viewer}");
     println!("\ntry, in another terminal (`jixiao` is target/debug/jixiao after the build):");

@@ -231,6 +231,7 @@ async fn raw_standings(grpc: &mut tonic::client::Grpc<Authed>) -> Result<Bytes, 
     grpc.unary(
         tonic::Request::new(GetStandingsRequest {
             group: GROUP.into(),
+            ..Default::default()
         }),
         http::uri::PathAndQuery::from_static(GET_STANDINGS_PATH),
         RawCodec,
@@ -482,6 +483,7 @@ async fn probe(
             .max_decoding_message_size(64 * 1024 * 1024)
             .watch_standings(WatchStandingsRequest {
                 group: GROUP.into(),
+                ..Default::default()
             })
             .await
             .map_err(status)?
@@ -680,7 +682,10 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
         let waited = Instant::now();
         let table = loop {
             let s = viewer
-                .get_standings(GetStandingsRequest { group: GROUP.into() })
+                .get_standings(GetStandingsRequest {
+                    group: GROUP.into(),
+                    ..Default::default()
+                })
                 .await
                 .map_err(status)?
                 .into_inner();

@@ -1,0 +1,12 @@
+import { chromium } from "playwright-core";
+const [viewer] = process.argv.slice(2);
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox","--disable-dev-shm-usage","--disable-gpu"] });
+const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+page.on("console", m => console.log("console:", m.text()));
+page.on("pageerror", e => console.log("pageerror:", e.message));
+await page.goto(`http://127.0.0.1:4173/?api=${encodeURIComponent("http://127.0.0.1:50999")}#token=${viewer}`);
+await page.waitForTimeout(3000);
+console.log(page.url());
+console.log((await page.innerText("body")).slice(0, 600));
+await page.screenshot({ path: "/tmp/dbg/s1.png" });
+await browser.close();

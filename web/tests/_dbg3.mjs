@@ -1,0 +1,15 @@
+import { chromium } from "playwright-core";
+const [tok] = process.argv.slice(2);
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox","--disable-dev-shm-usage","--disable-gpu"] });
+const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+page.on("console", m => console.log("console:", m.text()));
+page.on("pageerror", e => console.log("pageerror:", e.message));
+const base = `http://127.0.0.1:4173/?api=${encodeURIComponent("http://127.0.0.1:50999")}`;
+await page.goto(`${base}#token=${tok}`);
+await page.waitForTimeout(2000);
+await page.goto(`${base}#token=${tok}&/feedback?group=cycles%2F2026%2Fgroups%2Fdistricts&unit=units%2Fsiming`);
+await page.waitForTimeout(2000);
+console.log(page.url());
+console.log((await page.innerText("main")).slice(0, 600));
+await page.screenshot({ path: "/tmp/dbg/s2.png" });
+await browser.close();
