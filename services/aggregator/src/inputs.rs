@@ -266,7 +266,11 @@ pub struct GroupInputs {
 }
 
 impl UnitInputs {
-    /// Every quality flag of the unit, in a stable order.
+    /// Every quality flag of the unit, each once where it first occurs: the
+    /// items' flags in item order, then the review's as the reviews service
+    /// lists them (MISSING_CATEGORY before INSUFFICIENT_SAMPLE), then
+    /// CONTEST_PENDING. The contract (aggregator.proto, `StandingRow.flags`)
+    /// states this order; publication digests depend on it.
     pub fn flags(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         let mut push = |f: &str| {

@@ -58,7 +58,8 @@ pub enum View {
     /// Not computed yet.
     Pending,
     Ready(Arc<Snapshot>),
-    /// The group does not exist.
+    /// The group does not exist; the name it was asked by (NOT_FOUND's
+    /// resource).
     Gone(String),
 }
 
@@ -86,7 +87,36 @@ struct Inner {
     groups: Mutex<HashMap<String, Arc<Cell>>>,
     /// Followed services whose change stream is down, with the reason.
     down: Mutex<BTreeMap<Source, String>>,
+    /// Calls waiting for a condition ([`Live::view_including`]), per caller.
+    waiting: Mutex<HashMap<String, usize>>,
     shutdown: Shutdown,
+}
+
+/// The longest a call waits for standings to include revisions: a caller
+/// that sends no deadline (or a longer one) is answered DEADLINE_EXCEEDED
+/// then, so waits cannot pile up forever.
+pub const LONGEST_WAIT: Duration = Duration::from_secs(60);
+/// How many calls of one caller may wait for a condition at once; beyond
+/// it a wait is refused at once (RESOURCE_EXHAUSTED, TOO_MANY_CALLS), so
+/// waits never take the whole per-caller call limit from its other calls.
+pub const WAITS_PER_CALLER: usize = 8;
+
+/// A caller's place among the waiting calls, given back when dropped.
+struct WaitSlot<'a> {
+    waiting: &'a Mutex<HashMap<String, usize>>,
+    caller: String,
+}
+
+impl Drop for WaitSlot<'_> {
+    fn drop(&mut self) {
+        let mut waiting = self.waiting.lock().expect("waiting lock");
+        if let Some(n) = waiting.get_mut(&self.caller) {
+            *n -= 1;
+            if *n == 0 {
+                waiting.remove(&self.caller);
+            }
+        }
+    }
 }
 
 /// The live standings of every group the aggregator knows.
@@ -114,6 +144,7 @@ impl Live {
                 sources,
                 groups: Mutex::new(HashMap::new()),
                 down: Mutex::new(BTreeMap::new()),
+                waiting: Mutex::new(HashMap::new()),
                 shutdown,
             }),
         };
@@ -205,8 +236,25 @@ impl Live {
     /// on the group's view channel, woken only by new views; the sources
     /// still behind are marked once, so that a lost or late change signal
     /// does not leave the caller waiting for the reconciliation.
+    /// A place among `caller`'s waiting calls, or TOO_MANY_CALLS.
+    fn wait_slot(&self, caller: &str) -> Result<WaitSlot<'_>, Error> {
+        let mut waiting = self.inner.waiting.lock().expect("waiting lock");
+        let n = waiting.entry(caller.to_string()).or_insert(0);
+        if *n >= WAITS_PER_CALLER {
+            return Err(Error::Busy(format!(
+                "{caller} already has {WAITS_PER_CALLER} calls waiting for standings to include revisions"
+            )));
+        }
+        *n += 1;
+        Ok(WaitSlot {
+            waiting: &self.inner.waiting,
+            caller: caller.to_string(),
+        })
+    }
+
     pub async fn view_including(
         &self,
+        caller: &str,
         group: &str,
         wanted: &[(Source, i64)],
         deadline: Option<Deadline>,
@@ -215,6 +263,7 @@ impl Live {
         if includes(&current.standings, wanted) {
             return Ok(current);
         }
+        let _slot = self.wait_slot(caller)?;
         let cell = self.cell(group);
         let mut rx = cell.view.subscribe();
         let behind = wanted
@@ -229,21 +278,18 @@ impl Live {
             View::Gone(_) => true,
             View::Pending => false,
         });
-        let until = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d.answer_by()).await,
-                None => std::future::pending().await,
-            }
-        };
+        let longest = tokio::time::Instant::now() + LONGEST_WAIT;
+        let until = deadline.map_or(longest, |d| d.answer_by().min(longest));
         let view = tokio::select! {
             w = wait => match w {
                 Ok(v) => (*v).clone(),
                 Err(_) => return Err(shutting_down()),
             },
-            _ = until => {
+            _ = tokio::time::sleep_until(until) => {
                 return Err(Error::DeadlineExceeded(format!(
-                    "{group} did not include {} by the caller's deadline",
-                    describe(wanted)
+                    "{group} did not include {} by the caller's deadline (or within {} s)",
+                    describe(wanted),
+                    LONGEST_WAIT.as_secs()
                 )));
             }
             _ = self.inner.shutdown.clone().wait() => return Err(shutting_down()),

@@ -40,7 +40,7 @@ impl AggregatorApi {
             return self.live.view(&req.group).await;
         }
         self.live
-            .view_including(&req.group, &wanted, deadline)
+            .view_including(&p.subject, &req.group, &wanted, deadline)
             .await
     }
 
@@ -66,7 +66,9 @@ impl AggregatorApi {
         if !wanted.is_empty() {
             // The call waits (within its deadline) for standings that
             // include the revisions; the stream starts from them.
-            self.live.view_including(&group, &wanted, deadline).await?;
+            self.live
+                .view_including(&p.subject, &group, &wanted, deadline)
+                .await?;
         }
         let rx = self.live.subscribe(&group).await?;
         let stream = tokio_stream::wrappers::WatchStream::new(rx).filter_map(move |v| match v {

@@ -23,11 +23,7 @@ impl PlansApi {
         p.require(&[Role::Office], "create cycles")?;
         let digest = idempotency::request_digest("CreateCycle", &req);
         let mut v = Violations::new();
-        v.check(
-            names::valid_id(&req.cycle_id),
-            "cycle_id",
-            "must be 1-63 lower-case letters, digits or dashes",
-        );
+        v.check(names::valid_id(&req.cycle_id), "cycle_id", names::ID_RULE);
         let cycle = req.cycle.clone().unwrap_or_default();
         v.check(
             (2000..=2100).contains(&cycle.year),

@@ -33,11 +33,7 @@ impl PlansApi {
         let digest = idempotency::request_digest("CreateUnit", &req);
         let unit = req.unit.clone().unwrap_or_default();
         let mut v = Violations::new();
-        v.check(
-            names::valid_id(&req.unit_id),
-            "unit_id",
-            "must be 1-63 lower-case letters, digits or dashes",
-        );
+        v.check(names::valid_id(&req.unit_id), "unit_id", names::ID_RULE);
         text::required(
             &mut v,
             "unit.display_name_zh",
@@ -158,11 +154,7 @@ impl PlansApi {
         admit(&self.db, &p, "CreateGroup", &cycle, None).await?;
         let group = req.group.clone().unwrap_or_default();
         let mut v = Violations::new();
-        v.check(
-            names::valid_id(&req.group_id),
-            "group_id",
-            "must be 1-63 lower-case letters, digits or dashes",
-        );
+        v.check(names::valid_id(&req.group_id), "group_id", names::ID_RULE);
         text::required(
             &mut v,
             "group.display_name",

@@ -48,7 +48,7 @@ impl ReviewsApi {
         v.check(
             names::valid_id(&req.campaign_id),
             "campaign_id",
-            "must be 1-63 lower-case letters, digits or dashes",
+            names::ID_RULE,
         );
         let mode = CampaignMode::try_from(c.mode).unwrap_or(CampaignMode::Unspecified);
         v.check(

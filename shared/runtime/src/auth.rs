@@ -209,7 +209,8 @@ impl Claims {
             // several); only the unit-scoped roles ever act on it.
             None if scoped => Err("the roles unit and provider need a unit".into()),
             Some(u) if !crate::names::valid_id(u) => Err(format!(
-                "the unit {u:?} is not a unit id (lower-case letters, digits, dashes)"
+                "the unit {u:?} is not a unit id ({})",
+                crate::names::ID_RULE
             )),
             unit => Ok(Principal {
                 subject: sub.clone(),
@@ -246,6 +247,9 @@ impl TokenKey {
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         validation.leeway = 30;
+        // A token not valid yet (nbf in the future) is refused like an
+        // expired one.
+        validation.validate_nbf = true;
         Ok(TokenKey(Arc::new(KeyInner {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),

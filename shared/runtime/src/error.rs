@@ -270,7 +270,7 @@ impl Error {
                 }
             }
             Error::Unavailable { dependency, .. } => {
-                metadata.insert("dependency".to_string(), dependency.clone());
+                metadata.insert("dependency".to_string(), clip(dependency, MAX_DETAIL));
             }
             Error::Internal(source) => {
                 tracing::error!(error = %chain(source.as_ref()), "internal error");
@@ -282,15 +282,26 @@ impl Error {
     }
 }
 
-/// A status travels in HTTP/2 trailers, which clients cap (16 KiB by
-/// default) after percent-encoding the message and base64-encoding the
-/// details: errors that echo a huge input, or list thousands of items,
-/// are cut to fit, saying so.
-const MAX_MESSAGE: usize = 1000;
+/// A status travels in HTTP/2 headers or trailers, which clients cap:
+/// Python grpcio's soft limit is 8 KiB, past which some answers arrive as
+/// RESOURCE_EXHAUSTED instead of the status sent. What counts is
+/// `grpc-message` after percent-encoding (up to three bytes for each byte
+/// of non-ASCII text) plus `grpc-status-details-bin`, the base64 (4 bytes
+/// for every 3) of the encoded `google.rpc.Status`, which carries the
+/// message a second time. Errors that echo a huge input, or list thousands
+/// of items, are cut to fit, saying so. With these bounds the worst case is
+/// about 3 × 400 bytes of message plus 4/3 × (400 + 2000 + some 400 of
+/// ErrorInfo, type URLs and the "and N more" entry) of details: under
+/// 5 KiB (the unit tests measure the worst cases), well under 8 KiB.
+const MAX_MESSAGE: usize = 400;
+/// The longest field, subject or description carried in a detail.
 const MAX_DETAIL: usize = 200;
-const DETAILS_BUDGET: usize = 6000;
+/// The bytes of the violations or unmet items in a detail, framing included.
+const DETAILS_BUDGET: usize = 2000;
 
-/// How many of the items fit the details budget, each text clipped.
+/// How many of the items fit the details budget, each text clipped: its
+/// bytes, at most [`MAX_DETAIL`], and 8 for the protobuf framing (an item
+/// of `N` texts takes at most `3 + 3 × N` bytes of tags and lengths).
 fn fitting<'a, const N: usize>(items: impl Iterator<Item = [&'a str; N]>) -> usize {
     let mut used = 0;
     let mut fit = 0;
@@ -422,26 +433,155 @@ mod tests {
         assert_eq!(info.domain, "jixiao.plans");
     }
 
+    /// The bytes a status takes in the headers: `grpc-message`
+    /// percent-encoded as tonic does it (controls, non-ASCII bytes and
+    /// ` "#%<>`?{}`), and `grpc-status-details-bin`, the unpadded base64 of
+    /// the encoded `google.rpc.Status`.
+    fn header_bytes(status: &Status) -> usize {
+        const TONIC_SET: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+            .add(b' ')
+            .add(b'"')
+            .add(b'#')
+            .add(b'%')
+            .add(b'<')
+            .add(b'>')
+            .add(b'`')
+            .add(b'?')
+            .add(b'{')
+            .add(b'}');
+        let message =
+            percent_encoding::percent_encode(status.message().as_bytes(), TONIC_SET).to_string();
+        let details = status.details().len().div_ceil(3) * 4;
+        let mut headers = http::HeaderMap::new();
+        status.add_header(&mut headers).unwrap();
+        assert_eq!(headers["grpc-message"].len(), message.len());
+        let sent_details = headers
+            .get("grpc-status-details-bin")
+            .map_or(0, |v| v.len());
+        assert!(sent_details <= details && details <= sent_details + 3);
+        message.len() + details
+    }
+
+    /// Every header the status adds, as HTTP/2 clients count them against
+    /// their limit (name, value and 32 bytes each).
+    fn header_list_size(status: &Status) -> usize {
+        let mut headers = http::HeaderMap::new();
+        status.add_header(&mut headers).unwrap();
+        headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 32)
+            .sum()
+    }
+
+    /// Well under the 8 KiB that Python grpcio accepts by default.
+    const HEADER_BOUND: usize = 6 * 1024;
+
     #[test]
     fn a_status_fits_the_trailers_whatever_it_echoes() {
+        // Texts that take the most room once encoded: CJK (three bytes,
+        // each percent-encoded to three) and ASCII that tonic escapes.
+        let long = |n: usize| "长".repeat(n);
+        let field_200 = format!("{}ab", long(66));
+        assert_eq!(field_200.len(), 200);
+        let mut worst: Vec<(&str, Error)> = Vec::new();
+
         let mut v = Violations::new();
-        for i in 0..5000 {
+        for i in 0..10_000 {
+            v.add(format!("{field_200}[{i}]"), long(67));
+        }
+        worst.push((
+            "10,000 violations of 200-byte CJK",
+            v.into_result().unwrap_err(),
+        ));
+        let mut v = Violations::new();
+        for i in 0..10_000 {
             v.add(
                 format!("values[{i}].unit"),
-                format!("{} is unknown", "长".repeat(5000)),
+                format!("{} is unknown", long(5000)),
+            );
+        }
+        worst.push((
+            "10,000 violations of huge CJK",
+            v.into_result().unwrap_err(),
+        ));
+        let mut v = Violations::new();
+        for i in 0..10_000 {
+            v.add(format!("min_service_revisions[{i}]"), "unknown service");
+        }
+        worst.push(("10,000 short violations", v.into_result().unwrap_err()));
+
+        let items = (0..10_000)
+            .map(|i| Unmet {
+                kind: format!("MISSING_COMPONENT_{}", "X".repeat(300)),
+                subject: format!("units/{}-{i}", long(100)),
+                description: long(100),
+            })
+            .collect();
+        worst.push((
+            "10,000 unmet items",
+            Error::unmet(Shared::NotFound, "%".repeat(5000), items),
+        ));
+        let items = (0..10_000)
+            .map(|i| Unmet {
+                kind: "MISSING_COMPONENT".into(),
+                subject: format!("units/u{i}"),
+                description: "no score".into(),
+            })
+            .collect();
+        worst.push((
+            "10,000 short unmet items",
+            Error::unmet(Shared::NotFound, long(5000), items),
+        ));
+        let huge = format!("cycles/{}?{{}}", long(100_000));
+        worst.push(("a huge NotFound", Error::not_found(huge.clone())));
+        worst.push((
+            "a huge AlreadyExists",
+            Error::AlreadyExists {
+                resource: huge.clone(),
+            },
+        ));
+        worst.push(("a huge Malformed", Error::Malformed(huge.clone())));
+        worst.push((
+            "a huge precondition",
+            Error::precondition(Shared::NotFound, huge.clone()),
+        ));
+        worst.push(("a huge refusal", Error::denied(huge.clone())));
+        worst.push((
+            "a huge Unavailable",
+            Error::Unavailable {
+                dependency: huge.clone(),
+                message: huge,
+            },
+        ));
+
+        for (what, error) in worst {
+            let status = error.into_status("jixiao.aggregator");
+            let size = header_bytes(&status);
+            assert!(
+                size <= HEADER_BOUND,
+                "{what}: {size} bytes of grpc-message and details"
+            );
+            let all = header_list_size(&status);
+            assert!(all <= HEADER_BOUND, "{what}: {all} bytes of headers");
+            // What is cut says so.
+            assert!(
+                status.message().ends_with('…'),
+                "{what}: {}",
+                status.message()
+            );
+        }
+
+        let mut v = Violations::new();
+        for i in 0..10_000 {
+            v.add(
+                format!("values[{i}].unit"),
+                format!("{} is unknown", long(5000)),
             );
         }
         let status = v
             .into_result()
             .unwrap_err()
             .into_status("jixiao.indicators");
-        let mut headers = http::HeaderMap::new();
-        status.add_header(&mut headers).unwrap();
-        let size: usize = headers
-            .iter()
-            .map(|(k, v)| k.as_str().len() + v.len() + 32)
-            .sum();
-        assert!(size < 16 * 1024, "{size} bytes of trailers");
         let violations = status
             .get_error_details()
             .bad_request()
@@ -451,9 +591,35 @@ mod tests {
         assert_eq!(violations[0].field, "values[0].unit");
         assert!(violations[0].description.ends_with('…'));
         let last = violations.last().unwrap();
+        assert_eq!(last.field, "…");
         assert_eq!(
             last.description,
-            format!("and {} more", 5000 - (violations.len() - 1))
+            format!("and {} more", 10_000 - (violations.len() - 1))
+        );
+
+        let items = (0..10_000)
+            .map(|i| Unmet {
+                kind: "MISSING_COMPONENT".into(),
+                subject: format!("units/u{i}"),
+                description: "no score".into(),
+            })
+            .collect();
+        let status = Error::unmet(Shared::NotFound, "unmet", items).into_status("jixiao.a");
+        let failures = status
+            .get_error_details()
+            .precondition_failure()
+            .unwrap()
+            .violations
+            .clone();
+        assert!(failures.len() > 10);
+        let last = failures.last().unwrap();
+        assert_eq!(last.r#type, "MORE");
+        assert_eq!(
+            last.description,
+            format!(
+                "and {} more of the same kinds",
+                10_000 - (failures.len() - 1)
+            )
         );
     }
 

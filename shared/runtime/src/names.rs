@@ -1,6 +1,7 @@
 //! Resource names (AIP-122): `cycles/2026`, `units/siming`,
-//! `cycles/2026/groups/districts`. Ids are lower-case letters, digits and
-//! dashes, starting with a letter or digit, at most 63 characters.
+//! `cycles/2026/groups/districts`. Ids are 1-63 lower-case letters, digits,
+//! `-` or `_`, starting with a letter or digit ([`valid_id`]; [`ID_RULE`]
+//! says so to callers).
 
 use crate::error::{Error, Violations};
 
@@ -36,7 +37,7 @@ pub fn chosen_id(
         };
     }
     if !valid_id(requested) {
-        v.add(field, "must be 1-63 lower-case letters, digits or dashes");
+        v.add(field, ID_RULE);
     } else if is_server_form(kind, requested) {
         v.add(
             field,
@@ -75,7 +76,14 @@ fn is_server_form(kind: &str, id: &str) -> bool {
         })
 }
 
-/// Whether `id` is a valid resource id.
+/// What [`valid_id`] accepts, as the violation of a refused id says it.
+pub const ID_RULE: &str =
+    "must be 1-63 lower-case letters, digits, '-' or '_', starting with a letter or digit";
+
+/// Whether `id` is a valid resource id: 1-63 lower-case ASCII letters,
+/// digits, `-` or `_`, not starting with `-` or `_`. (Underscores, trailing
+/// dashes and `--` are accepted: stored ids, unit ids among them, may hold
+/// them.)
 pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 63
@@ -170,6 +178,39 @@ mod tests {
         assert!(unit_id("units/", "u").is_err());
         assert!(unit_id("units/a/b", "u").is_err());
         assert_eq!(unit_id("units/xiang-an", "u").unwrap(), "xiang-an");
+    }
+
+    #[test]
+    fn ids_are_what_the_rule_says() {
+        for ok in [
+            "siming",
+            "2026",
+            "xiang-an",
+            "unit_7",
+            "a",
+            "a-",
+            "a--b",
+            "9_",
+            &"a".repeat(63),
+        ] {
+            assert!(valid_id(ok), "{ok:?} is refused");
+        }
+        for bad in [
+            "",
+            "-a",
+            "_a",
+            "Siming",
+            "a.b",
+            "a b",
+            "长",
+            &"a".repeat(64),
+        ] {
+            assert!(!valid_id(bad), "{bad:?} is accepted");
+        }
+        assert!(ID_RULE.contains("1-63") && ID_RULE.contains("'_'"));
+        let mut v = Violations::new();
+        chosen_id("insp", "-a", "inspection_id", "li", "r1", &mut v);
+        assert_eq!(v.as_slice()[0].description, ID_RULE);
     }
 
     #[test]

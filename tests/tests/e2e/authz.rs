@@ -592,3 +592,60 @@ async fn a_unit_reaches_its_own_data_and_no_other_units() {
     suite.stop().await;
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// The ErrorInfo domain says who refused (types.proto, "Errors follow
+/// AIP-193"): the host's token check and role gate answer in `jixiao.auth`,
+/// a service's own check in `jixiao.<service>`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_and_the_services_refuse_in_their_own_domains() {
+    use jixiao_proto::plans::{
+        CreateCycleRequest, GetCycleRequest, plans_service_client::PlansServiceClient,
+    };
+    use tonic_types::StatusExt;
+    let domain = |s: &Status| {
+        let info = s.get_error_details().error_info().cloned();
+        let info = info.unwrap_or_else(|| panic!("no ErrorInfo in {s:?}"));
+        (s.code(), info.reason, info.domain)
+    };
+    let suite = Suite::start(Backend::Sqlite).await;
+    jixiao_tests::executing_year(&suite).await;
+    let no_token = PlansServiceClient::new(suite.anonymous())
+        .get_cycle(GetCycleRequest {
+            name: "cycles/2026".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        domain(&no_token),
+        (
+            Code::Unauthenticated,
+            "UNAUTHENTICATED".into(),
+            "jixiao.auth".into()
+        )
+    );
+    let viewer = suite.as_roles("viewer-1", &[Role::Viewer], None);
+    let gated = PlansServiceClient::new(viewer)
+        .create_cycle(CreateCycleRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        domain(&gated),
+        (
+            Code::PermissionDenied,
+            "PERMISSION_DENIED".into(),
+            "jixiao.auth".into()
+        )
+    );
+    let other_unit = as_siming(&suite, "plans/GetPlan", "huli", "")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        domain(&other_unit),
+        (
+            Code::PermissionDenied,
+            "PERMISSION_DENIED".into(),
+            "jixiao.plans".into()
+        )
+    );
+    suite.stop().await;
+}

@@ -306,6 +306,10 @@ fn malformed_claims() -> Vec<(&'static str, serde_json::Value)> {
             "issued in the future",
             serde_json::json!({"sub": "office", "roles": ["office"], "iss": "jixiao", "iat": now + 3600, "exp": now + 7200}),
         ),
+        (
+            "not valid before an hour from now",
+            serde_json::json!({"sub": "office", "roles": ["office"], "iss": "jixiao", "iat": now, "nbf": now + 3600, "exp": now + 7200}),
+        ),
     ]
 }
 

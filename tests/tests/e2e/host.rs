@@ -92,6 +92,7 @@ async fn a_runaway_caller_is_limited_and_others_are_not() {
     };
     use jixiao_runtime::{Role, host::MAX_CALLS_PER_PRINCIPAL};
     use tonic::Code;
+    use tonic_types::StatusExt;
 
     let suite = Suite::start(Backend::Sqlite).await;
     let platform = || suite.as_roles("runaway", &[Role::SurveyPlatform], None);
@@ -123,6 +124,12 @@ async fn a_runaway_caller_is_limited_and_others_are_not() {
         assert!(
             refused.message().contains("64 calls in flight"),
             "{refused:?}"
+        );
+        // The host refuses it, in its domain (types.proto).
+        let info = refused.get_error_details().error_info().cloned().unwrap();
+        assert_eq!(
+            (info.reason.as_str(), info.domain.as_str()),
+            ("TOO_MANY_CALLS", "jixiao.auth")
         );
     }
     let list = |channel| async move {

@@ -430,6 +430,16 @@ async fn a_malformed_condition_is_refused_naming_the_field(backend: Backend) {
         bad_fields(&err),
         ["group", r#"min_service_revisions["plans"]"#]
     );
+    // An unknown group is named as the resource not found.
+    let err = office
+        .get_standings(GetStandingsRequest {
+            group: "cycles/2026/groups/nope".into(),
+            min_service_revisions: condition(&[("reviews", 1)]),
+        })
+        .await
+        .expect_err("unknown group");
+    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(err.message(), "cycles/2026/groups/nope not found");
     // Zero asks for nothing: the current standings at once.
     let started = Instant::now();
     standings_including(&mut office, &[("inspections", 0)], Duration::from_secs(10))
@@ -439,8 +449,89 @@ async fn a_malformed_condition_is_refused_naming_the_field(backend: Backend) {
     suite.stop().await;
 }
 
+/// Waits for a condition cannot take a caller's whole limit of calls in
+/// flight: the ninth of one caller is refused at once, its other calls
+/// and other callers' waits go on, and a slot given back is free again.
+async fn one_caller_s_waits_are_limited_and_its_other_calls_go_on(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    executing_year(&suite).await;
+    let wall = suite.as_roles("wall", &[Role::Viewer], None);
+    let never = [("reviews", 1_000_000_000_i64)];
+    // The group's first computation, before anyone waits on it.
+    let mut viewer = AggregatorServiceClient::new(wall.clone());
+    standings_including(&mut viewer, &[], PATIENT)
+        .await
+        .expect("first standings");
+    // Twelve waits at once with no deadline: eight wait, four are refused.
+    let mut waits = Vec::new();
+    for _ in 0..12 {
+        let mut c = AggregatorServiceClient::new(wall.clone());
+        waits.push(tokio::spawn(async move {
+            c.get_standings(GetStandingsRequest {
+                group: GROUP.into(),
+                min_service_revisions: condition(&never),
+            })
+            .await
+        }));
+    }
+    let started = Instant::now();
+    while waits.iter().filter(|w| w.is_finished()).count() < 4 {
+        assert!(started.elapsed() < PATIENT, "four waits were never refused");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut refused = 0;
+    for w in std::mem::take(&mut waits) {
+        if w.is_finished() {
+            let err = w.await.unwrap().expect_err("a refused wait");
+            assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+            assert_eq!(reason(&err), "TOO_MANY_CALLS");
+            refused += 1;
+        } else {
+            waits.push(w);
+        }
+    }
+    assert_eq!((refused, waits.len()), (4, 8));
+    let err = standings_including(&mut viewer, &never, Duration::from_secs(5))
+        .await
+        .expect_err("a ninth wait");
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    // The same caller's other calls, and another caller's waits, go on.
+    standings_including(&mut viewer, &[], Duration::from_secs(5))
+        .await
+        .expect("a plain read by the same caller");
+    let mut office = AggregatorServiceClient::new(suite.office());
+    let err = standings_including(&mut office, &never, Duration::from_millis(300))
+        .await
+        .expect_err("the office's wait");
+    assert_eq!(err.code(), Code::DeadlineExceeded);
+    // A wait given back frees its place.
+    let first = waits.remove(0);
+    first.abort();
+    let _ = first.await;
+    let started = Instant::now();
+    loop {
+        let err = standings_including(&mut viewer, &never, Duration::from_millis(300))
+            .await
+            .expect_err("a wait that cannot hold");
+        if err.code() == Code::DeadlineExceeded {
+            break;
+        }
+        assert_eq!(err.code(), Code::ResourceExhausted);
+        assert!(
+            started.elapsed() < PATIENT,
+            "the place was never given back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for w in waits {
+        w.abort();
+    }
+    suite.stop().await;
+}
+
 on_both_databases!(
     a_write_s_revision_reads_standings_that_include_it,
     a_watch_starts_with_standings_that_include_the_write,
-    a_malformed_condition_is_refused_naming_the_field
+    a_malformed_condition_is_refused_naming_the_field,
+    one_caller_s_waits_are_limited_and_its_other_calls_go_on
 );

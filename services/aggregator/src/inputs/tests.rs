@@ -185,6 +185,55 @@ fn missing_components_and_blocking_flags_are_open_until_decided() {
     assert_eq!(GroupInputs::decode(&doc).unwrap().encode(), doc);
 }
 
+/// `StandingRow.flags` keeps the order the inputs give (aggregator.proto;
+/// docs/PUBLICATION-FORMAT.md §3.2): item by item, then the review's flags
+/// as the reviews service lists them, then CONTEST_PENDING, each once.
+#[test]
+fn flags_keep_the_order_of_the_inputs() {
+    let mut u = group().units.remove(0);
+    let items = &mut u.indicator.as_mut().unwrap().items;
+    items[0].flags = vec!["LATE".into()];
+    let mut second = items[0].clone();
+    second.code = "TAX".into();
+    second.flags = vec!["MISSING_TARGET".into(), "LATE".into()];
+    items.push(second);
+    u.review.as_mut().unwrap().flags = vec![
+        "MISSING_CATEGORY".into(),
+        "INSUFFICIENT_SAMPLE".into(),
+        "NO_VOTES".into(),
+    ];
+    let inspection = u.inspection.as_mut().unwrap();
+    inspection.contested = inspection.findings.clone();
+    assert_eq!(
+        u.flags(),
+        [
+            "LATE",
+            "MISSING_TARGET",
+            "MISSING_CATEGORY",
+            "INSUFFICIENT_SAMPLE",
+            "NO_VOTES",
+            "CONTEST_PENDING"
+        ]
+    );
+    let mut g = group();
+    g.units[0] = u;
+    let open: Vec<_> = g
+        .open_items()
+        .into_iter()
+        .filter(|o| o.unit == "units/a")
+        .map(|o| o.flag)
+        .collect();
+    assert_eq!(
+        open,
+        [
+            "MISSING_TARGET",
+            "MISSING_CATEGORY",
+            "INSUFFICIENT_SAMPLE",
+            "CONTEST_PENDING"
+        ]
+    );
+}
+
 #[test]
 fn a_malformed_document_is_refused_with_its_line() {
     let doc = group().encode().replace("review\t25.5", "review\tabc");

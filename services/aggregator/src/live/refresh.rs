@@ -221,8 +221,7 @@ impl Live {
             ),
         );
         if let Some(Err(Error::NotFound { .. })) = &p {
-            cell.view
-                .send_replace(View::Gone(format!("{group} is not a group")));
+            cell.view.send_replace(View::Gone(group.to_string()));
             return Ok(());
         }
         // A plan-side change this refresh discovered (its signal was lost)
