@@ -63,6 +63,10 @@ BLOCKING = {
 }
 THOUSANDTH = Decimal("0.001")
 ZERO = Decimal(0)
+# Item points are published to 6 places, between 0 and the weight (§2).
+POINTS_PLACES = 6
+# The timeliness problems a unit record may list (§2).
+TIMELINESS = {"PLAN_LATE", "PLAN_MISSING"}
 # The one place where rounding is meant to happen (round3), with its own
 # context so that the exact context's Inexact trap does not fire there.
 ROUNDING = decimal.Context(prec=200, rounding=decimal.ROUND_HALF_UP)
@@ -291,6 +295,10 @@ class Reader:
                 if tag == "unit":
                     u = Unit(self.text(f[1], "unit"), self.text(f[2], "display name"),
                              self.list(f[3], "timeliness"), self.n)
+                    for problem in u.timeliness:
+                        if problem not in TIMELINESS:
+                            self.bad(f"{u.name} timeliness: {problem!r} is not one of "
+                                     f"{', '.join(sorted(TIMELINESS))}")
                     if doc.units and doc.units[-1].name.encode() >= u.name.encode():
                         self.bad(f"unit {u.name} is not after {doc.units[-1].name} in byte order")
                     doc.units.append(u)
@@ -320,12 +328,20 @@ class Reader:
             if u.indicator is None:
                 self.bad("item before its indicator record")
                 return
-            u.indicator["items"].append({
+            item = {
                 "code": self.text(f[1], "code"),
                 "weight": self.dec(f[2], "weight"),
                 "points": self.dec(f[3], "points"),
                 "flags": self.list(f[4], "flags"),
-            })
+            }
+            u.indicator["items"].append(item)
+            w, p = item["weight"], item["points"]
+            if p is not None and p.as_tuple().exponent < -POINTS_PLACES:
+                self.bad(f"{u.name} item {item['code']}: points {canonical_decimal(p)} have more than "
+                         f"{POINTS_PLACES} decimal places")
+            if p is not None and w is not None and not ZERO <= p <= w:
+                self.bad(f"{u.name} item {item['code']}: points {canonical_decimal(p)} are outside "
+                         f"[0, weight {canonical_decimal(w)}]")
         elif tag == "review":
             u.review = {
                 "survey": self.opt(f[1], "survey"),
@@ -413,9 +429,11 @@ def compute(doc):
                                     f"{canonical_decimal(total)}")
             else:
                 exact["indicator"] = None
+                why["indicator"] = f"incomplete ({n} item records) and no INDICATOR decision: missing"
         else:
             exact["indicator"] = zero_if("INDICATOR")
-            why["indicator"] = "no indicator record, explicit zero decided"
+            why["indicator"] = ("no indicator record, explicit zero decided" if exact["indicator"] is not None
+                                else "no indicator record and no INDICATOR decision: missing")
         review = u.review or {}
         for c in ("survey", "online", "mutual"):
             value = review.get(c)
@@ -424,7 +442,8 @@ def compute(doc):
                 why[c] = f"round3 of the review record's {canonical_decimal(value)}"
             else:
                 exact[c] = zero_if(c.upper())
-                why[c] = f"no {c} figure, explicit zero decided"
+                why[c] = (f"no {c} figure, explicit zero decided" if exact[c] is not None
+                          else f"no {c} figure and no {c.upper()} decision: missing")
         if u.inspection is not None:
             d, c = u.inspection["deductions"], u.inspection["credits"]
         elif (u.name, "INSPECTION", "") in decided:
