@@ -48,27 +48,25 @@ pub fn sqlite_sql(postgres: &str) -> String {
 }
 
 impl Migrations {
-    /// The migrations for a dialect. sqlx records each migration's checksum
-    /// of the text it ran; the SQLite text is derived the same way on every
-    /// start, so its checksums stay those of the first run.
-    pub fn for_dialect(&self, dialect: Dialect) -> Migrator {
-        match dialect {
-            Dialect::Postgres => Migrator::with_migrations(self.source.iter().cloned().collect()),
-            Dialect::Sqlite => Migrator::with_migrations(
-                self.source
-                    .iter()
-                    .map(|m| {
-                        Migration::new(
-                            m.version,
-                            m.description.clone(),
-                            m.migration_type,
-                            AssertSqlSafe(sqlite_sql(m.sql.as_str())).into_sql_str(),
-                            m.no_tx,
-                        )
-                    })
-                    .collect(),
-            ),
-        }
+    /// The SQLite migrations, derived from the source. sqlx records each
+    /// migration's checksum of the text it ran; the SQLite text is derived
+    /// the same way on every start, so its checksums stay those of the
+    /// first run.
+    pub fn sqlite(&self) -> Migrator {
+        Migrator::with_migrations(
+            self.source
+                .iter()
+                .map(|m| {
+                    Migration::new(
+                        m.version,
+                        m.description.clone(),
+                        m.migration_type,
+                        AssertSqlSafe(sqlite_sql(m.sql.as_str())).into_sql_str(),
+                        m.no_tx,
+                    )
+                })
+                .collect(),
+        )
     }
 }
 
@@ -224,7 +222,10 @@ impl Db {
             };
             db.write.execute(sqlx::AssertSqlSafe(sql)).await?;
         }
-        migrations.for_dialect(db.dialect).run(&db.write).await?;
+        match db.dialect {
+            Dialect::Postgres => migrations.source.run(&db.write).await?,
+            Dialect::Sqlite => migrations.sqlite().run(&db.write).await?,
+        }
         Ok(db)
     }
 
@@ -328,10 +329,9 @@ mod tests {
         )]);
         let source: &'static Migrator = Box::leak(Box::new(source));
         let m = Migrations { source };
-        let lite = m.for_dialect(Dialect::Sqlite);
-        let pg = m.for_dialect(Dialect::Postgres);
+        let lite = m.sqlite();
         let lite: Vec<_> = lite.iter().collect();
-        let pg: Vec<_> = pg.iter().collect();
+        let pg: Vec<_> = m.source.iter().collect();
         assert_eq!(lite[0].sql.as_str(), "CREATE TABLE t (b BLOB NOT NULL);");
         assert_eq!(pg[0].sql.as_str(), "CREATE TABLE t (b BYTEA NOT NULL);");
         assert_eq!(
