@@ -44,10 +44,21 @@ ensure_postgres() {
   fi
 }
 
+# The replica test (services/suite/tests/replicas.rs) balances over
+# replicas with Debian's nginx, started by the test with its own
+# configuration; the package's own service is not used.
+ensure_nginx() {
+  if ! command -v nginx >/dev/null 2>&1; then
+    say "installing nginx"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null
+  fi
+}
+
 . tests/toolchain.sh
 ensure_toolchain
 ensure_python_client
 ensure_postgres
+ensure_nginx
 # The Kubernetes overlay rendered with kustomize and validated against the
 # Kubernetes schemas, offline (unpacks Debian's kubectl and installs
 # kubernetes-validate when missing; tests/tests/e2e/deploy.rs compares it

@@ -57,6 +57,7 @@ COMPONENTS = ["INDICATOR", "SURVEY", "ONLINE", "MUTUAL", "INSPECTION"]
 # Flags that block a publication, and the component their decision names.
 BLOCKING = {
     "MISSING_TARGET": "INDICATOR",
+    "DATA_QUALITY": "INDICATOR",
     "INSUFFICIENT_SAMPLE": "SURVEY",
     "MISSING_CATEGORY": "SURVEY",
     "CONTEST_PENDING": "INSPECTION",

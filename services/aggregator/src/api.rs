@@ -2,8 +2,10 @@
 //! database, live standings and plans look-ups; who reads what; and the
 //! figures as they go on the wire.
 
-use jixiao_proto::Decimal as ProtoDecimal;
-use jixiao_runtime::{Db, Role, plans_lookup::PlansLookup};
+use jixiao_proto::{
+    Decimal as ProtoDecimal, indicators::indicators_service_client::IndicatorsServiceClient,
+};
+use jixiao_runtime::{Db, Role, client::ServiceChannel, plans_lookup::PlansLookup};
 use rust_decimal::Decimal;
 
 use crate::{live::Live, rules};
@@ -27,11 +29,23 @@ pub struct AggregatorApi {
     pub(crate) db: Db,
     pub(crate) live: Live,
     pub(crate) plans: PlansLookup,
+    /// For the value flags the feedback lists.
+    pub(crate) indicators: IndicatorsServiceClient<ServiceChannel>,
 }
 
 impl AggregatorApi {
-    pub fn new(db: Db, live: Live, plans: PlansLookup) -> Self {
-        AggregatorApi { db, live, plans }
+    pub fn new(
+        db: Db,
+        live: Live,
+        plans: PlansLookup,
+        indicators: IndicatorsServiceClient<ServiceChannel>,
+    ) -> Self {
+        AggregatorApi {
+            db,
+            live,
+            plans,
+            indicators,
+        }
     }
 }
 

@@ -3,9 +3,14 @@
 //! from last year. From the latest published version once there is one,
 //! else from the provisional standings.
 
-use jixiao_proto::aggregator::{Feedback, GetFeedbackRequest, IndicatorLoss};
+use jixiao_proto::{
+    aggregator::{Feedback, GetFeedbackRequest, IndicatorLoss},
+    indicators::{ListValueFlagsRequest, ValueFlagKind},
+    types::QualityFlagState,
+};
 use jixiao_runtime::{
     Error, Principal, Role,
+    client::dependency_error,
     decimal::{round_half_away, to_proto},
     names,
 };
@@ -149,6 +154,9 @@ impl AggregatorApi {
                 }
             }));
         }
+        let data_quality = self
+            .value_flags(names::group_name(&req.group, "group")?.0, &req.unit)
+            .await?;
         let change_from_last_year = match (decimal_of(&row.composite), year) {
             (Some(now), y) if y > 0 => store::archive(&self.db, unit_id)
                 .await?
@@ -169,6 +177,50 @@ impl AggregatorApi {
             timeliness_problems: timeliness,
             to_rectify,
             published: is_published,
+            data_quality,
         })
+    }
+
+    /// The unit's value flags as they stand now, one line each.
+    async fn value_flags(&self, cycle: &str, unit: &str) -> Result<Vec<String>, Error> {
+        let mut out = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .indicators
+                .clone()
+                .list_value_flags(ListValueFlagsRequest {
+                    parent: format!("cycles/{cycle}"),
+                    unit: unit.to_string(),
+                    page_size: 1000,
+                    page_token,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|s| dependency_error("indicators service", s))?
+                .into_inner();
+            for f in page.flags {
+                let value = f.name.split("/flags/").next().unwrap_or_default();
+                let kind = ValueFlagKind::try_from(f.kind)
+                    .map(|k| k.as_str_name().trim_start_matches("VALUE_FLAG_KIND_"))
+                    .unwrap_or("UNKNOWN");
+                let state = QualityFlagState::try_from(f.state)
+                    .map(|s| s.as_str_name().trim_start_matches("QUALITY_FLAG_STATE_"))
+                    .unwrap_or("UNKNOWN");
+                let why = if f.resolution_reason.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", f.resolution_reason)
+                };
+                out.push(format!(
+                    "{value} version {}: {kind} ({state}{why}): {}",
+                    f.version, f.explanation
+                ));
+            }
+            if page.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            page_token = page.next_page_token;
+        }
     }
 }

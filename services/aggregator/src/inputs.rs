@@ -46,7 +46,7 @@ pub struct IndicatorItem {
     pub code: String,
     pub weight: Decimal,
     pub points: Decimal,
-    /// e.g. MISSING_VALUE, MISSING_TARGET, LATE.
+    /// e.g. MISSING_VALUE, MISSING_TARGET, LATE, DATA_QUALITY.
     pub flags: Vec<String>,
 }
 
@@ -196,6 +196,9 @@ impl OpenItem {
 pub enum BlockingFlag {
     /// A final value without an approved target (indicators' ScoreFlag).
     MissingTarget,
+    /// An unresolved data-quality flag of the blocking severity on a value
+    /// (indicators' ScoreFlag).
+    DataQuality,
     /// A survey sample below the minimum, not accepted (reviews' ReviewFlag).
     InsufficientSample,
     /// A respondent category without responses (reviews' ReviewFlag).
@@ -205,8 +208,9 @@ pub enum BlockingFlag {
 }
 
 impl BlockingFlag {
-    pub const ALL: [BlockingFlag; 4] = [
+    pub const ALL: [BlockingFlag; 5] = [
         BlockingFlag::MissingTarget,
+        BlockingFlag::DataQuality,
         BlockingFlag::InsufficientSample,
         BlockingFlag::MissingCategory,
         BlockingFlag::ContestPending,
@@ -216,6 +220,7 @@ impl BlockingFlag {
     pub const fn as_str(self) -> &'static str {
         match self {
             BlockingFlag::MissingTarget => "MISSING_TARGET",
+            BlockingFlag::DataQuality => "DATA_QUALITY",
             BlockingFlag::InsufficientSample => "INSUFFICIENT_SAMPLE",
             BlockingFlag::MissingCategory => "MISSING_CATEGORY",
             BlockingFlag::ContestPending => "CONTEST_PENDING",
@@ -225,7 +230,7 @@ impl BlockingFlag {
     /// The component a decision on the flag names.
     pub const fn component(self) -> Component {
         match self {
-            BlockingFlag::MissingTarget => Component::Indicator,
+            BlockingFlag::MissingTarget | BlockingFlag::DataQuality => Component::Indicator,
             BlockingFlag::InsufficientSample | BlockingFlag::MissingCategory => Component::Survey,
             BlockingFlag::ContestPending => Component::Inspection,
         }

@@ -28,6 +28,7 @@ pub mod store;
 
 use std::time::Duration;
 
+use jixiao_proto::indicators::indicators_service_client::IndicatorsServiceClient;
 use jixiao_runtime::{Db, Error, Migrations, host::Shutdown, plans_lookup::PlansLookup};
 
 pub use api::AggregatorApi;
@@ -60,22 +61,28 @@ pub async fn open(url: &str) -> Result<Db, Error> {
 
 /// Loads the stored standings, starts following the component services and
 /// returns the mountable server. `reconcile` is how often every active
-/// group is refetched in full.
+/// group is refetched in full; `metrics` gets the refresh and freshness
+/// figures.
 pub async fn server(
     db: Db,
     channels: Channels,
     shutdown: Shutdown,
     reconcile: Duration,
+    metrics: jixiao_runtime::metrics::Metrics,
 ) -> Result<AggregatorServer, Error> {
     let plans = PlansLookup::new(channels.plans.clone());
+    let indicators = IndicatorsServiceClient::new(channels.indicators.clone());
     let live = live::Live::start(
         db.clone(),
         sources::Sources::new(channels),
         shutdown,
         reconcile,
+        metrics,
     )
     .await?;
-    Ok(AggregatorServer::new(AggregatorApi::new(db, live, plans)))
+    Ok(AggregatorServer::new(AggregatorApi::new(
+        db, live, plans, indicators,
+    )))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 
 mod follow;
 mod refresh;
+mod stored;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -26,7 +27,9 @@ use jixiao_proto::{
     Decimal as ProtoDecimal,
     aggregator::{Component as ProtoComponent, StandingRow, Standings},
 };
-use jixiao_runtime::{Db, Error, deadline::Deadline, host::Shutdown};
+use jixiao_runtime::{
+    Db, Error, deadline::Deadline, host::Shutdown, metrics::Metrics, telemetry::SpanContext,
+};
 use prost::Message;
 use rust_decimal::Decimal;
 use tokio::sync::watch;
@@ -71,7 +74,17 @@ struct Work {
     dirty: u8,
     running: bool,
     requested: u64,
+    /// When the first change signal not yet refreshed arrived.
+    signalled: Option<std::time::Instant>,
+    /// The calls behind the change signals not yet refreshed, with the
+    /// revision each made, whose traces the next refresh joins (at most
+    /// [`MOST_CAUSES`]).
+    causes: Vec<(Source, i64, SpanContext)>,
 }
+
+/// The most calls one refresh is traced to: a burst of changes is one
+/// refresh, which names its first causes, not every one.
+const MOST_CAUSES: usize = 32;
 
 struct Cell {
     name: String,
@@ -89,7 +102,11 @@ struct Inner {
     down: Mutex<BTreeMap<Source, String>>,
     /// Calls waiting for a condition ([`Live::view_including`]), per caller.
     waiting: Mutex<HashMap<String, usize>>,
+    /// Tables not yet stored, per group (see `stored`).
+    unstored: Mutex<HashMap<String, (i64, Bytes)>>,
+    store_wake: tokio::sync::Notify,
     shutdown: Shutdown,
+    metrics: Metrics,
 }
 
 /// The longest a call waits for standings to include revisions: a caller
@@ -137,6 +154,7 @@ impl Live {
         sources: Sources,
         shutdown: Shutdown,
         reconcile: Duration,
+        metrics: Metrics,
     ) -> Result<Live, Error> {
         let live = Live {
             inner: Arc::new(Inner {
@@ -145,9 +163,26 @@ impl Live {
                 groups: Mutex::new(HashMap::new()),
                 down: Mutex::new(BTreeMap::new()),
                 waiting: Mutex::new(HashMap::new()),
+                unstored: Mutex::new(HashMap::new()),
+                store_wake: tokio::sync::Notify::new(),
                 shutdown,
+                metrics: metrics.clone(),
             }),
         };
+        let weak = Arc::downgrade(&live.inner);
+        metrics.on_scrape(move |m| {
+            if let Some(inner) = weak.upgrade() {
+                let groups = inner.groups.lock().expect("groups lock");
+                m.set_stale_groups(
+                    groups
+                        .values()
+                        .filter(
+                            |c| matches!(&*c.view.borrow(), View::Ready(s) if s.standings.stale),
+                        )
+                        .count(),
+                );
+            }
+        });
         for mut s in store::load_standings(&live.inner.db).await? {
             s.stale = true;
             s.stale_reason = "not refreshed since the aggregator started".into();
@@ -164,6 +199,7 @@ impl Live {
             tokio::spawn(live.clone().follow(source));
         }
         tokio::spawn(live.clone().reconcile(reconcile));
+        tokio::spawn(live.clone().keep_stored());
         Ok(live)
     }
 
@@ -211,6 +247,51 @@ impl Live {
             tokio::spawn(self.clone().refresh_loop(cell));
         }
         mark
+    }
+
+    /// [`Live::mark`] for a change signal, noting when the first signal the
+    /// next refresh covers arrived (for the freshness metric).
+    fn signal(&self, cell: Arc<Cell>, sources: u8) {
+        let now = std::time::Instant::now();
+        cell.work
+            .lock()
+            .expect("work lock")
+            .signalled
+            .get_or_insert(now);
+        self.mark(cell, sources);
+    }
+
+    /// Notes the call behind a change signal of a group, for the trace of
+    /// the refresh that takes it (see [`Live::refresh_span`]).
+    fn cause(&self, cell: &Cell, source: Source, revision: i64, cause: Option<SpanContext>) {
+        let mut w = cell.work.lock().expect("work lock");
+        if let Some(cause) = cause
+            && w.causes.len() < MOST_CAUSES
+        {
+            w.causes.push((source, revision, cause));
+        }
+    }
+
+    /// The span of one refresh of `cell`. A refresh that follows change
+    /// signals is a child of the first signalling call whose change the
+    /// standings do not include yet, so that call's trace shows the
+    /// refresh that brings its change in (and the calls it made); the
+    /// other calls it coalesced, and those whose change an earlier refresh
+    /// already read (their signal came late), are linked, since a span has
+    /// one parent. A refresh without signals (reconciliation, a reader's
+    /// first look) starts a trace of its own.
+    fn refresh_span(&self, cell: &Cell) -> tracing::Span {
+        let causes = std::mem::take(&mut cell.work.lock().expect("work lock").causes);
+        let view = cell.view.borrow().clone();
+        let read = |source: Source| match &view {
+            View::Ready(s) => revision_of(&s.standings, source),
+            _ => 0,
+        };
+        let (new, old): (Vec<_>, Vec<_>) = causes.into_iter().partition(|(s, r, _)| read(*s) < *r);
+        let causes: Vec<SpanContext> = new.into_iter().chain(old).map(|(_, _, c)| c).collect();
+        let span = tracing::info_span!("refresh", group = %cell.name);
+        jixiao_runtime::telemetry::caused_by(&span, &causes);
+        span
     }
 
     /// Marks a group from inside its own refresh: the loop running it

@@ -27,6 +27,7 @@ use jixiao_runtime::{
     client::{ServiceChannel, dependency_error},
     decimal,
     plans_lookup::PlansLookup,
+    telemetry::{SpanContext, link_of},
 };
 use rust_decimal::Decimal;
 
@@ -113,6 +114,12 @@ pub struct Revised<T> {
     pub part: Option<T>,
 }
 
+/// The largest answer read from a component service. A group's figures
+/// grow with its members (the reviews service's are about 200 bytes a
+/// unit), so tonic's default of 4 MB would refuse every refresh of a group
+/// of some 20,000 units.
+const GROUP_READ_LIMIT: usize = 64 * 1024 * 1024;
+
 /// Reads the component services.
 #[derive(Clone)]
 pub struct Sources {
@@ -147,9 +154,12 @@ impl Sources {
         Sources {
             plans_changes: PlansServiceClient::new(c.plans.clone()),
             plans: PlansLookup::new(c.plans),
-            indicators: IndicatorsServiceClient::new(c.indicators),
-            reviews: ReviewsServiceClient::new(c.reviews),
-            inspections: InspectionsServiceClient::new(c.inspections),
+            indicators: IndicatorsServiceClient::new(c.indicators)
+                .max_decoding_message_size(GROUP_READ_LIMIT),
+            reviews: ReviewsServiceClient::new(c.reviews)
+                .max_decoding_message_size(GROUP_READ_LIMIT),
+            inspections: InspectionsServiceClient::new(c.inspections)
+                .max_decoding_message_size(GROUP_READ_LIMIT),
         }
     }
 
@@ -397,11 +407,12 @@ impl Sources {
     }
 
     /// The change stream of a followed service over every cycle: group
-    /// names whose figures may have changed.
+    /// names whose figures may have changed, each with the trace context of
+    /// the call that changed them.
     pub async fn watch(
         &self,
         source: Source,
-    ) -> Result<std::pin::Pin<Box<dyn Stream<Item = Result<String, Error>> + Send>>, Error> {
+    ) -> Result<std::pin::Pin<Box<dyn Stream<Item = Result<Signal, Error>> + Send>>, Error> {
         let err = move |e| dependency_error(source.service(), e);
         let cycle = ALL_CYCLES.to_string();
         Ok(match source {
@@ -412,7 +423,10 @@ impl Sources {
                     .await
                     .map_err(err)?
                     .into_inner()
-                    .map(move |c| c.map(|c| c.group).map_err(err)),
+                    .map(move |c| {
+                        c.map(|c| (c.group, c.revision, link_of(&c.traceparent)))
+                            .map_err(err)
+                    }),
             ),
             Source::Reviews => Box::pin(
                 self.reviews
@@ -421,7 +435,10 @@ impl Sources {
                     .await
                     .map_err(err)?
                     .into_inner()
-                    .map(move |c| c.map(|c| c.group).map_err(err)),
+                    .map(move |c| {
+                        c.map(|c| (c.group, c.revision, link_of(&c.traceparent)))
+                            .map_err(err)
+                    }),
             ),
             Source::Inspections => Box::pin(
                 self.inspections
@@ -430,7 +447,10 @@ impl Sources {
                     .await
                     .map_err(err)?
                     .into_inner()
-                    .map(move |c| c.map(|c| c.group).map_err(err)),
+                    .map(move |c| {
+                        c.map(|c| (c.group, c.revision, link_of(&c.traceparent)))
+                            .map_err(err)
+                    }),
             ),
             Source::Plans => Box::pin(
                 self.plans_changes
@@ -439,11 +459,18 @@ impl Sources {
                     .await
                     .map_err(err)?
                     .into_inner()
-                    .map(move |c| c.map(|c| c.group).map_err(err)),
+                    .map(move |c| {
+                        c.map(|c| (c.group, c.revision, link_of(&c.traceparent)))
+                            .map_err(err)
+                    }),
             ),
         })
     }
 }
+
+/// A change signal: the group, its new revision, and the context of the
+/// call behind it.
+pub type Signal = (String, i64, Option<SpanContext>);
 
 /// An "unchanged" answer, which only counts for the revision asked about.
 fn unchanged<T>(source: Source, known: i64, revision: i64) -> Result<Revised<T>, Error> {

@@ -22,14 +22,21 @@ pub struct IndicatorsApi {
     pub(crate) db: Db,
     pub(crate) plans: PlansLookup,
     pub(crate) changes: Changes,
+    pub(crate) metrics: jixiao_runtime::metrics::Metrics,
 }
 
 impl IndicatorsApi {
-    pub fn new(db: Db, plans: ServiceChannel, shutdown: Shutdown) -> Self {
+    pub fn new(
+        db: Db,
+        plans: ServiceChannel,
+        shutdown: Shutdown,
+        metrics: jixiao_runtime::metrics::Metrics,
+    ) -> Self {
         IndicatorsApi {
             db,
             plans: PlansLookup::new(plans),
             changes: Changes::new(shutdown),
+            metrics,
         }
     }
 

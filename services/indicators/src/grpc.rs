@@ -6,8 +6,9 @@ use jixiao_proto::{
         AssessedScore, BatchReportValuesRequest, BatchReportValuesResponse, CorrectValueRequest,
         EnterAssessedScoreRequest, GetGroupScoresRequest, GetProgressRequest, GetProgressResponse,
         GetProviderCompletenessRequest, GetProviderCompletenessResponse, GetValueRequest,
-        GroupScores, IndicatorValue, ListValueHistoryRequest, ListValueHistoryResponse,
-        ListValuesRequest, ListValuesResponse, ReportValueRequest, WatchScoreChangesRequest,
+        GroupScores, IndicatorValue, ListValueFlagsRequest, ListValueFlagsResponse,
+        ListValueHistoryRequest, ListValueHistoryResponse, ListValuesRequest, ListValuesResponse,
+        ReportValueRequest, ResolveValueFlagRequest, ValueFlag, WatchScoreChangesRequest,
         indicators_service_server::IndicatorsService,
     },
     types::{
@@ -63,6 +64,16 @@ impl IndicatorsService for IndicatorsApi {
     }
     async fn get_group_scores(&self, req: Request<GetGroupScoresRequest>) -> Reply<GroupScores> {
         checked!(DOMAIN, self, req, group_scores)
+    }
+
+    async fn resolve_value_flag(&self, req: Request<ResolveValueFlagRequest>) -> Reply<ValueFlag> {
+        checked!(DOMAIN, self, req, resolve_value_flag)
+    }
+    async fn list_value_flags(
+        &self,
+        req: Request<ListValueFlagsRequest>,
+    ) -> Reply<ListValueFlagsResponse> {
+        checked!(DOMAIN, self, req, list_value_flags)
     }
 
     type WatchScoreChangesStream = ChangeStream;

@@ -12,15 +12,19 @@
 
 mod api;
 mod assessments;
+mod flags;
 mod grpc;
 mod progress;
+pub mod quality;
 pub mod rules;
 mod scores;
 pub mod scoring;
 mod store;
 mod values;
 
-use jixiao_runtime::{Db, Error, Migrations, client::ServiceChannel, host::Shutdown};
+use jixiao_runtime::{
+    Db, Error, Migrations, client::ServiceChannel, host::Shutdown, metrics::Metrics,
+};
 
 pub use api::IndicatorsApi;
 
@@ -28,10 +32,14 @@ pub use api::IndicatorsApi;
 pub const DOMAIN: &str = "jixiao.indicators";
 
 jixiao_runtime::reasons! {
-    /// The reasons only this service gives (none yet: every refusal it
-    /// makes is a shared one); the proto's header lists the shared ones it
-    /// gives (checked by the test below).
-    pub enum Reason {}
+    /// The reasons only this service gives; the proto's header lists them
+    /// with the shared ones it gives (checked by the test below).
+    pub enum Reason {
+        /// A data-quality flag's resolution is final.
+        FlagResolved = "FLAG_RESOLVED",
+        /// CORRECTED needs a version later than the flagged one.
+        NotCorrected = "NOT_CORRECTED",
+    }
 }
 
 /// Written in PostgreSQL's dialect; SQLite's is derived (`Migrations`).
@@ -45,14 +53,16 @@ pub async fn open(url: &str) -> Result<Db, Error> {
     Db::connect(url, &MIGRATIONS).await
 }
 
-/// The mountable tonic server; `plans` is a channel to the plans service.
+/// The mountable tonic server; `plans` is a channel to the plans service,
+/// `metrics` counts the values stored.
 pub fn server(
     db: Db,
     plans: ServiceChannel,
     shutdown: Shutdown,
+    metrics: Metrics,
 ) -> jixiao_proto::indicators::indicators_service_server::IndicatorsServiceServer<IndicatorsApi> {
     jixiao_proto::indicators::indicators_service_server::IndicatorsServiceServer::new(
-        IndicatorsApi::new(db, plans, shutdown),
+        IndicatorsApi::new(db, plans, shutdown, metrics),
     )
 }
 

@@ -24,6 +24,7 @@ use tokio_stream::StreamExt;
 
 use crate::{
     api::{IndicatorsApi, READERS, higher, method_of},
+    quality::Thresholds,
     scoring::{self, Flag, Method, Spec},
     store,
 };
@@ -52,7 +53,7 @@ impl IndicatorsApi {
             });
         }
         let view = self.group_view_by_name(&req.group).await?;
-        let (finals, assessed) = {
+        let (finals, assessed, open_flags) = {
             let mut conn = self.db.read.acquire().await?;
             let mut finals = HashMap::new();
             for r in store::group_values(&mut conn, cycle, gid, true).await? {
@@ -61,7 +62,11 @@ impl IndicatorsApi {
                     (decimal::from_db(&r.value)?, r.late != 0),
                 );
             }
-            (finals, store::assessed_scores(&mut conn, cycle, gid).await?)
+            (
+                finals,
+                store::assessed_scores(&mut conn, cycle, gid).await?,
+                store::flags::open_severities(&mut conn, cycle, gid).await?,
+            )
         };
         let floor = decimal::figure(&view.scheme.peer_rank_floor).unwrap_or(Decimal::new(6, 1));
         let units = &view.group.units;
@@ -105,6 +110,15 @@ impl IndicatorsApi {
                     .is_some_and(|f| f.1)
                 {
                     flags.push(ScoreFlag::Late as i32);
+                }
+                // Only flags of the blocking severity show here: the others
+                // are on the values and hold nothing back.
+                let quality = Thresholds::of(&view.scheme, &ind.code);
+                if open_flags
+                    .get(&(units[i].clone(), ind.code.clone()))
+                    .is_some_and(|s| s.iter().any(|s| quality.blocks(*s)))
+                {
+                    flags.push(ScoreFlag::DataQuality as i32);
                 }
                 per_unit[i].push(IndicatorScore {
                     indicator: ind.code.clone(),
@@ -166,6 +180,7 @@ impl IndicatorsApi {
             Ok(ScoreChange {
                 group: c.group,
                 revision: c.revision,
+                traceparent: c.traceparent.unwrap_or_default(),
             })
         })))
     }

@@ -22,6 +22,8 @@ use sqlx::AnyConnection;
 
 use crate::rules;
 
+pub mod flags;
+
 /// The columns of `value_versions`, as `v.` of a join.
 macro_rules! version_cols {
     () => {
@@ -76,6 +78,7 @@ impl VersionRecord {
             report_time: Some(timestamp(self.report_ms)),
             late: self.late != 0,
             correction_reason: self.correction_reason,
+            flags: Vec::new(),
         })
     }
 }
@@ -176,6 +179,7 @@ pub async fn store_version(
         report_time: Some(timestamp(now)),
         late,
         correction_reason: reason.to_string(),
+        flags: Vec::new(),
     })
 }
 

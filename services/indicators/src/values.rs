@@ -18,6 +18,7 @@ use jixiao_runtime::{
     Error, Principal, Role, Violations, decimal, evidence, idempotency, names,
     paging::Page,
     text,
+    time::now_ms,
     write::{self, Key},
 };
 use rust_decimal::Decimal;
@@ -25,20 +26,21 @@ use serde_json::json;
 
 use crate::{
     api::{GroupView, IndicatorsApi, READERS, may_read, value_key},
-    rules,
-    store::{self, NewValue, ValueFilter},
+    flags, rules,
+    store::{self, NewValue, ValueFilter, flags::FlagFilter},
 };
 
 impl IndicatorsApi {
     /// Validates rows against the framework and targets; `prefix(i)` names
-    /// the row in violations. Returns the rows ready to store.
+    /// the row in violations. Returns the rows ready to store, with the
+    /// views of their groups by group name.
     pub(crate) async fn validate_rows(
         &self,
         p: &Principal,
         cycle: &str,
         rows: &[IndicatorValue],
         prefix: impl Fn(usize) -> String,
-    ) -> Result<Vec<NewValue>, Error> {
+    ) -> Result<(Vec<NewValue>, HashMap<String, GroupView>), Error> {
         let year = self.cycle_year(cycle).await?;
         let groups = self.groups(cycle).await?;
         let mut views: HashMap<String, GroupView> = HashMap::new();
@@ -156,7 +158,7 @@ impl IndicatorsApi {
             )));
         }
         v.into_result()?;
-        Ok(out)
+        Ok((out, views))
     }
 
     /// Reports new values in one write; every row is new.
@@ -192,7 +194,8 @@ impl IndicatorsApi {
             "BatchReportValues"
         };
         let late = self.admit(&p, method, &cycle).await?;
-        let values = self.validate_rows(&p, &cycle, &rows, prefix).await?;
+        let (values, views) = self.validate_rows(&p, &cycle, &rows, prefix).await?;
+        let ctx = self.quality_context(&cycle, views).await?;
         let key = Key {
             method: "ReportValues",
             request_id,
@@ -213,11 +216,26 @@ impl IndicatorsApi {
             v.into_result()?;
             let mut stored = Vec::with_capacity(values.len());
             let mut groups = BTreeSet::new();
+            let mut peers = BTreeSet::new();
+            let mut digests = BTreeSet::new();
+            let now = now_ms();
             for nv in &values {
                 stored.push(store::store_version(w.conn, nv, 1, &p.subject, late, "").await?);
-                groups.insert(nv.group.as_str());
+                flags::evaluate(w.conn, &ctx, nv, 1, None, now).await?;
+                groups.insert(nv.group.clone());
+                peers.insert((nv.group.as_str(), nv.indicator.as_str(), nv.period_key.as_str()));
+                digests.extend(nv.evidence.iter().map(|e| e.sha256.as_str()));
             }
-            for g in groups {
+            for (g, indicator, period) in peers {
+                flags::recompute_outliers(w.conn, &ctx, &cycle, g, indicator, period, now).await?;
+            }
+            for d in digests {
+                groups.extend(flags::recompute_shared(w.conn, &cycle, d, now).await?);
+            }
+            for s in &mut stored {
+                s.flags = store::flags::of_value(w.conn, value_key(&s.name, "name")?).await?;
+            }
+            for g in &groups {
                 w.changed(&cycle, g);
             }
             let resource = if single {
@@ -234,6 +252,7 @@ impl IndicatorsApi {
             Ok(BatchReportValuesResponse { values: stored })
         })
         .await?;
+        self.metrics.values_stored(false, response.values.len());
         Ok(response.values)
     }
 
@@ -303,7 +322,7 @@ impl IndicatorsApi {
             comment: current.comment.clone(),
             ..Default::default()
         };
-        let nv = self
+        let (mut nv, views) = self
             .validate_rows(&p, k.cycle, std::slice::from_ref(&row), |_| {
                 "value".to_string()
             })
@@ -323,8 +342,10 @@ impl IndicatorsApi {
                         .collect(),
                 ),
                 e => e,
-            })?
-            .remove(0);
+            })?;
+        let nv = nv.remove(0);
+        let ctx = self.quality_context(k.cycle, views).await?;
+        let from = decimal::figure(&current.value).ok();
         let key = Key {
             method: "CorrectValue",
             request_id: &req.request_id,
@@ -335,9 +356,21 @@ impl IndicatorsApi {
             let version = store::current_version(w.conn, k)
                 .await?
                 .ok_or_else(|| Error::not_found(req.name.clone()))?;
-            let stored =
+            let mut stored =
                 store::store_version(w.conn, &nv, version + 1, &p.subject, late, reason).await?;
+            let now = now_ms();
+            flags::evaluate(w.conn, &ctx, &nv, version + 1, from, now).await?;
+            flags::recompute_outliers(w.conn, &ctx, k.cycle, &nv.group, k.indicator, k.period, now)
+                .await?;
+            let mut others = BTreeSet::new();
+            for e in &nv.evidence {
+                others.extend(flags::recompute_shared(w.conn, k.cycle, &e.sha256, now).await?);
+            }
+            stored.flags = store::flags::of_value(w.conn, k).await?;
             w.changed(k.cycle, &nv.group);
+            for g in &others {
+                w.changed(k.cycle, g);
+            }
             w.audit(
                 "values.correct",
                 &stored.name,
@@ -347,14 +380,18 @@ impl IndicatorsApi {
             Ok(stored)
         })
         .await
+        .inspect(|_| self.metrics.values_stored(true, 1))
     }
 
-    /// The value in force under `name`, or NOT_FOUND.
+    /// The value in force under `name` with its flags, or NOT_FOUND.
     async fn current(&self, name: &str) -> Result<IndicatorValue, Error> {
         let mut conn = self.db.read.acquire().await?;
-        store::current_value(&mut conn, value_key(name, "name")?)
+        let k = value_key(name, "name")?;
+        let mut value = store::current_value(&mut conn, k)
             .await?
-            .ok_or_else(|| Error::not_found(name.to_string()))
+            .ok_or_else(|| Error::not_found(name.to_string()))?;
+        value.flags = store::flags::of_value(&mut conn, k).await?;
+        Ok(value)
     }
 
     /// PERMISSION_DENIED unless `p` may read the value under `name`.
@@ -424,6 +461,15 @@ impl IndicatorsApi {
         let mut conn = self.db.read.acquire().await?;
         let mut values = store::current_values(&mut conn, &filter, &pg).await?;
         let next_page_token = pg.next_token(&mut values);
+        let flag_filter = FlagFilter {
+            cycle: &cycle,
+            group: &group,
+            unit: &unit,
+            indicator: &req.indicator,
+            provider: &provider,
+            open_only: false,
+        };
+        flags::attach(&mut conn, &mut values, &flag_filter).await?;
         Ok(ListValuesResponse {
             values,
             next_page_token,
@@ -442,6 +488,12 @@ impl IndicatorsApi {
         let mut versions = store::versions(&mut conn, k, &pg).await?;
         if versions.is_empty() && pg.offset == 0 {
             return Err(Error::not_found(req.name));
+        }
+        let mut raised = store::flags::of_value(&mut conn, k).await?;
+        for v in &mut versions {
+            let (on, rest) = raised.into_iter().partition(|f| f.version == v.version);
+            v.flags = on;
+            raised = rest;
         }
         let next_page_token = pg.next_token(&mut versions);
         Ok(ListValueHistoryResponse {

@@ -109,6 +109,7 @@ impl InspectionsApi {
             Ok(AdjustmentChange {
                 group: c.group,
                 revision: c.revision,
+                traceparent: c.traceparent.unwrap_or_default(),
             })
         })))
     }

@@ -183,6 +183,7 @@ impl PlansService for PlansApi {
                 Ok(PlanChange {
                     group: c.group,
                     revision: c.revision,
+                    traceparent: c.traceparent.unwrap_or_default(),
                 })
             });
             Ok::<Self::WatchPlanChangesStream, Error>(Box::pin(stream))

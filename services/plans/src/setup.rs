@@ -326,6 +326,7 @@ impl PlansApi {
                         "spot_check_deductions" => {
                             s.spot_check_deductions = incoming.spot_check_deductions.clone()
                         }
+                        "data_quality" => s.data_quality = incoming.data_quality.clone(),
                         other => v.add("update_mask", format!("{other:?} is not a scheme field")),
                     }
                 }

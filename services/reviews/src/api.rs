@@ -70,6 +70,7 @@ pub struct ReviewsApi {
     pub(crate) plans: PlansLookup,
     pub(crate) changes: Changes,
     contexts: Arc<Mutex<ContextCache>>,
+    pub(crate) metrics: jixiao_runtime::metrics::Metrics,
 }
 
 pub fn weighted(list: &[jixiao_proto::plans::WeightedKey]) -> Vec<(String, Decimal)> {
@@ -79,7 +80,12 @@ pub fn weighted(list: &[jixiao_proto::plans::WeightedKey]) -> Vec<(String, Decim
 }
 
 impl ReviewsApi {
-    pub async fn new(db: Db, plans: ServiceChannel, shutdown: Shutdown) -> Result<Self, Error> {
+    pub async fn new(
+        db: Db,
+        plans: ServiceChannel,
+        shutdown: Shutdown,
+        metrics: jixiao_runtime::metrics::Metrics,
+    ) -> Result<Self, Error> {
         let pg = match db.dialect {
             Dialect::Postgres => Some(
                 sqlx::postgres::PgPoolOptions::new()
@@ -100,6 +106,7 @@ impl ReviewsApi {
             plans: PlansLookup::new(plans),
             changes: Changes::new(shutdown),
             contexts: Arc::default(),
+            metrics,
         })
     }
 

@@ -21,7 +21,9 @@ mod scores;
 pub mod scoring;
 mod store;
 
-use jixiao_runtime::{Db, Error, Migrations, client::ServiceChannel, host::Shutdown};
+use jixiao_runtime::{
+    Db, Error, Migrations, client::ServiceChannel, host::Shutdown, metrics::Metrics,
+};
 
 pub use api::{MAX_BATCH, ReviewsApi};
 
@@ -62,14 +64,16 @@ pub async fn open(url: &str) -> Result<Db, Error> {
     Db::connect(url, &MIGRATIONS).await
 }
 
-/// The mountable tonic server; `plans` is a channel to the plans service.
+/// The mountable tonic server; `plans` is a channel to the plans service,
+/// `metrics` counts the survey responses pushed.
 pub async fn server(
     db: Db,
     plans: ServiceChannel,
     shutdown: Shutdown,
+    metrics: Metrics,
 ) -> Result<jixiao_proto::reviews::reviews_service_server::ReviewsServiceServer<ReviewsApi>, Error>
 {
-    let api = ReviewsApi::new(db, plans, shutdown).await?;
+    let api = ReviewsApi::new(db, plans, shutdown, metrics).await?;
     // Batches of 5,000 responses exceed tonic's default 4 MiB message limit.
     Ok(
         jixiao_proto::reviews::reviews_service_server::ReviewsServiceServer::new(api)

@@ -275,6 +275,7 @@ impl ReviewsApi {
                     revisions::note(&[Change {
                         group: format!("cycles/{}/groups/{}", ctx.cycle, ctx.group),
                         revision,
+                        traceparent: None,
                     }]);
                 }
             }
@@ -292,6 +293,12 @@ impl ReviewsApi {
                 )),
             }
         }
+        let count = |n: i32| u64::try_from(n).unwrap_or(0);
+        self.metrics.survey_responses(
+            count(out.accepted),
+            count(out.duplicates),
+            out.rejected.len() as u64,
+        );
         Ok(out)
     }
 
@@ -333,7 +340,7 @@ impl ReviewsApi {
                 Ok(out)
             }
             None => {
-                let mut tx = self.db.write.begin().await?;
+                let mut tx = self.db.begin_write().await?;
                 let out = ingest::store_sqlite(&mut tx, p, &batch).await?;
                 tx.commit().await?;
                 // The checkpoint copies this batch's pages off the writer.

@@ -257,6 +257,7 @@ impl ReviewsApi {
             Ok(ReviewChange {
                 group: c.group,
                 revision: c.revision,
+                traceparent: c.traceparent.unwrap_or_default(),
             })
         })))
     }

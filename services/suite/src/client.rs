@@ -6,7 +6,7 @@
 use tonic::Status;
 use tonic_types::StatusExt;
 
-pub use jixiao_suite::client::{Authed, Bearer, Tls, connect, connect_with};
+pub use jixiao_suite::client::{Authed, Bearer, Calls, Tls, connect, connect_with};
 
 /// Maps a failed call to "what: description" for a command's error.
 pub fn failed(what: impl std::fmt::Display) -> impl FnOnce(Status) -> String {

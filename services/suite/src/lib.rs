@@ -9,7 +9,20 @@ pub mod demo;
 pub mod import;
 pub mod table;
 
-pub use jixiao_suite::{DEFAULT_ADDR, StartError, SuiteConfig, Target, parse_targets, start};
+pub use jixiao_suite::{
+    DEFAULT_ADDR, StartError, SuiteConfig, Target, parse_targets, start, start_with_admin,
+};
+
+/// The admin port's listener (`--admin-listen`), when one is asked for.
+pub async fn bind_admin(
+    at: Option<std::net::SocketAddr>,
+) -> Result<Option<tokio::net::TcpListener>, String> {
+    let Some(at) = at else { return Ok(None) };
+    tokio::net::TcpListener::bind(at)
+        .await
+        .map(Some)
+        .map_err(|e| format!("cannot listen on {at} (--admin-listen): {e}"))
+}
 
 /// Completes on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {

@@ -252,9 +252,17 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "JIXIAO_LISTEN", default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
+    /// Address of the admin port serving `GET /metrics` (Prometheus text);
+    /// none unless set. Keep it off the public network.
+    #[arg(long, env = "JIXIAO_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
     /// Log format.
     #[arg(long, env = "JIXIAO_LOG_FORMAT", value_enum, default_value_t)]
     log_format: telemetry::LogFormat,
+    /// OTLP/gRPC address of an OpenTelemetry collector to send traces to,
+    /// e.g. `http://otel-collector:4317`; none are sent unless set.
+    #[arg(long, env = "JIXIAO_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     /// Database URL of the plans service (default: SQLite file in the data folder).
     #[arg(long, env = "JIXIAO_PLANS_DATABASE_URL")]
     plans_database_url: Option<String>,
@@ -309,6 +317,9 @@ struct DemoArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
+    /// Address of an admin port serving `GET /metrics` (Prometheus text).
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
     /// Verify every publication and exit once the year is loaded, instead
     /// of serving until Ctrl-C.
     #[arg(long)]
@@ -356,7 +367,9 @@ enum TokenCommand {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo(args) => jixiao::demo::run(&args.data_dir, args.listen, args.exit).await,
+        Command::Demo(args) => {
+            jixiao::demo::run(&args.data_dir, args.listen, args.admin_listen, args.exit).await
+        }
         Command::Serve(args) => serve(*args).await,
         Command::Healthcheck(args) => healthcheck(args).await,
         Command::Token {
@@ -455,8 +468,12 @@ fn issue(
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    telemetry::init(args.log_format, telemetry::SERVER_LOGS);
     let targets = parse_targets(&args.target)?;
+    let export = args.otlp_endpoint.map(|endpoint| telemetry::Export {
+        endpoint,
+        service: jixiao_suite::trace_service_name(&targets),
+    });
+    let traces = telemetry::init_with(args.log_format, telemetry::SERVER_LOGS, export.as_ref())?;
     let (key, generated) = args.key.load(true)?;
     let mut database_urls = Vec::new();
     for (target, url) in [
@@ -496,6 +513,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let admin = jixiao::bind_admin(args.admin_listen).await?;
     for t in &targets {
         tracing::info!(service = %t, database = %jixiao_runtime::db::mask_password(&config.database_url(*t)), "configured");
     }
@@ -511,6 +529,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let scheme = if config.tls.serves() { "https" } else { "http" };
     let own = format!("{scheme}://{addr}");
     println!("  dashboard    {own}/ (sign in with a token)");
+    if let Some(at) = admin.as_ref().and_then(|l| l.local_addr().ok()) {
+        println!("  metrics      http://{at}/metrics (admin port)");
+    }
     for t in &targets {
         println!(
             "  {t:<12} database {}",
@@ -534,9 +555,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         );
         println!("  office token (30 days):\n{token}");
     }
-    jixiao::start(config, listener, jixiao::shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    let served = jixiao::start_with_admin(config, listener, admin, jixiao::shutdown_signal()).await;
+    // The spans of the last calls are still buffered: send them.
+    traces.shutdown();
+    served.map_err(|e| e.to_string())?;
     tracing::info!("stopped");
     Ok(())
 }

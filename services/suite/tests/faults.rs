@@ -82,6 +82,7 @@ async fn reviews_killed_mid_stream_count_exactly_once_resent(backend: Backend) {
             key: Some(key.clone()),
             peers: vec![],
             tls: None,
+            otlp_endpoint: None,
         },
     )
     .await;
@@ -110,6 +111,7 @@ async fn reviews_killed_mid_stream_count_exactly_once_resent(backend: Backend) {
                 (Target::Reviews, reviews.url()),
             ],
             tls: None,
+            otlp_endpoint: None,
         },
     )
     .await;

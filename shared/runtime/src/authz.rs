@@ -55,10 +55,12 @@ pub fn allowed(path: &str) -> Option<&'static [Role]> {
             "indicators.v1.IndicatorsService",
             "ReportValue" | "BatchReportValues" | "CorrectValue",
         ) => &[Office, Provider],
-        ("indicators.v1.IndicatorsService", "EnterAssessedScore") => &[Office, Evaluator],
+        ("indicators.v1.IndicatorsService", "EnterAssessedScore" | "ResolveValueFlag") => {
+            &[Office, Evaluator]
+        }
         (
             "indicators.v1.IndicatorsService",
-            "GetValue" | "ListValues" | "ListValueHistory" | "GetProgress",
+            "GetValue" | "ListValues" | "ListValueHistory" | "GetProgress" | "ListValueFlags",
         ) => &[Office, Evaluator, Unit, Provider, Service],
         ("indicators.v1.IndicatorsService", "GetProviderCompleteness") => {
             &[Office, Evaluator, Provider, Service]

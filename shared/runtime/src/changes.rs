@@ -3,17 +3,39 @@
 //! `(group, revision)` after commit. A watcher first receives the current
 //! revision of every group of its cycle, then live changes, so a watcher
 //! that reconnects misses nothing. Streams end when the process shuts down.
+//!
+//! On PostgreSQL several replicas of a service share one database, so a
+//! change travels through it: the bump also issues a `NOTIFY`, which
+//! PostgreSQL delivers only when the transaction commits, and every
+//! replica's listener (see [`listen`]) feeds what it hears into its own
+//! broadcast. A replica hears its own commits twice (announced locally
+//! and heard back); only a revision newer than the last one broadcast for
+//! its group goes out, so watchers see each once.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock, Weak},
+    time::Duration,
+};
 
 use futures::Stream;
+use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 use tokio::sync::broadcast;
 use tokio_stream::{StreamExt, wrappers::BroadcastStream};
 
-use crate::{Db, Error, host::Shutdown};
+use crate::{Db, Dialect, Error, host::Shutdown};
 
-/// One body for both connection types.
+/// The `NOTIFY` channel of a database's change signals, computed by the
+/// server: notifications never leave their database, and the schema keeps
+/// services that share one database in schemas of their own apart. A
+/// channel name is an identifier, at most 63 bytes.
+const CHANNEL_SQL: &str = "left('jixiao.' || current_schema(), 63)";
+
+/// One body for both connection types; `$notify` says whether the
+/// connection is PostgreSQL's.
 macro_rules! bump_body {
-    ($conn:ident, $cycle:ident, $group:ident) => {{
+    ($conn:ident, $cycle:ident, $group:ident, $notify:expr) => {{
         let row = sqlx::query(
             "INSERT INTO group_revisions (cycle_id, group_id, revision) VALUES ($1, $2, 1)
              ON CONFLICT (cycle_id, group_id) DO UPDATE SET revision = group_revisions.revision + 1
@@ -23,22 +45,41 @@ macro_rules! bump_body {
         .bind($group)
         .fetch_one(&mut *$conn)
         .await?;
-        Ok(Change {
+        let change = Change {
             group: format!("cycles/{}/groups/{}", $cycle, $group),
             revision: row.try_get("revision")?,
-        })
+            traceparent: crate::telemetry::traceparent(),
+        };
+        if $notify {
+            // pg_notify returns void, which sqlx cannot decode: select a
+            // constant from it instead.
+            let payload = serde_json::to_string(&change).expect("a change serialises");
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT 1 AS sent FROM pg_notify({CHANNEL_SQL}, $1)"
+            )))
+            .bind(payload)
+            .execute(&mut *$conn)
+            .await?;
+        }
+        Ok(change)
     }};
 }
 
 /// The cycle name that watches every cycle.
 pub const ALL_CYCLES: &str = "cycles/-";
 
-/// A group's change counter after a change.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A group's change counter after a change. Every field travels in the
+/// `NOTIFY` payload (JSON) to the other replicas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     /// `cycles/{cycle}/groups/{group}`.
     pub group: String,
     pub revision: i64,
+    /// The W3C `traceparent` of the call that made the change, so that the
+    /// work it causes elsewhere (the aggregator's refresh) joins its trace;
+    /// `None` for a counter read back rather than made by a call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// Whether a reader holding the figures of revision `known` (0: none) may
@@ -51,19 +92,53 @@ pub fn unchanged_since(known: i64, current: i64) -> bool {
 /// The broadcast side, one per service.
 #[derive(Clone, Debug)]
 pub struct Changes {
-    sender: broadcast::Sender<Change>,
+    shared: Arc<Shared>,
     shutdown: Shutdown,
+}
+
+#[derive(Debug)]
+struct Shared {
+    sender: broadcast::Sender<Change>,
+    /// The newest revision broadcast per group.
+    latest: Mutex<HashMap<String, i64>>,
+    /// Set once the PostgreSQL listener is started (by the first watcher).
+    listening: OnceLock<()>,
+}
+
+impl Shared {
+    /// Broadcasts `c` unless a revision at least as new went out for its
+    /// group: a newer revision carries everything an older one did. The
+    /// send happens under the lock so that a group's revisions go out in
+    /// order.
+    fn publish(&self, c: Change) {
+        let mut latest = self.latest.lock().expect("latest revisions");
+        let seen = latest.entry(c.group.clone()).or_default();
+        if c.revision > *seen {
+            *seen = c.revision;
+            // No watcher is fine: watchers read current revisions on connect.
+            let _ = self.sender.send(c);
+        }
+    }
 }
 
 impl Changes {
     pub fn new(shutdown: Shutdown) -> Self {
         let (sender, _) = broadcast::channel(4096);
-        Changes { sender, shutdown }
+        Changes {
+            shared: Arc::new(Shared {
+                sender,
+                latest: Mutex::default(),
+                listening: OnceLock::new(),
+            }),
+            shutdown,
+        }
     }
 
-    /// Bumps a group's counter inside the caller's transaction.
+    /// Bumps a group's counter inside the caller's transaction (and on
+    /// PostgreSQL queues its notification for the commit).
     pub async fn bump(conn: &mut AnyConnection, cycle: &str, group: &str) -> Result<Change, Error> {
-        bump_body!(conn, cycle, group)
+        let notify = conn.backend_name() == <sqlx::Postgres as sqlx::Database>::NAME;
+        bump_body!(conn, cycle, group, notify)
     }
 
     /// [`Changes::bump`] on a native PostgreSQL connection.
@@ -72,7 +147,7 @@ impl Changes {
         cycle: &str,
         group: &str,
     ) -> Result<Change, Error> {
-        bump_body!(conn, cycle, group)
+        bump_body!(conn, cycle, group, true)
     }
 
     /// [`Changes::revision`] inside the caller's transaction.
@@ -112,8 +187,7 @@ impl Changes {
     /// Announces committed changes.
     pub fn announce(&self, changes: impl IntoIterator<Item = Change>) {
         for c in changes {
-            // No watcher is fine: watchers read current revisions on connect.
-            let _ = self.sender.send(c);
+            self.shared.publish(c);
         }
     }
 
@@ -145,8 +219,17 @@ impl Changes {
         db: &Db,
         cycle: Option<&str>,
     ) -> Result<impl Stream<Item = Change> + Send + 'static, Error> {
+        if db.dialect == Dialect::Postgres {
+            self.shared.listening.get_or_init(|| {
+                tokio::spawn(listen(
+                    db.clone(),
+                    Arc::downgrade(&self.shared),
+                    self.shutdown.clone(),
+                ));
+            });
+        }
         // Subscribe first so nothing committed meanwhile is missed.
-        let live = BroadcastStream::new(self.sender.subscribe());
+        let live = BroadcastStream::new(self.shared.sender.subscribe());
         let rows = sqlx::query(
             "SELECT cycle_id, group_id, revision FROM group_revisions
              WHERE $1 = '' OR cycle_id = $1 ORDER BY cycle_id, group_id",
@@ -163,6 +246,7 @@ impl Changes {
                     r.try_get::<String, _>("group_id")?
                 ),
                 revision: r.try_get("revision")?,
+                traceparent: None,
             });
         }
         let prefix = cycle.map(|c| format!("cycles/{c}/")).unwrap_or_default();
@@ -173,9 +257,237 @@ impl Changes {
     }
 }
 
+/// How long the listener waits before connecting again after a failure.
+const RELISTEN_AFTER: Duration = Duration::from_secs(1);
+
+/// Feeds every replica's commits, heard through PostgreSQL, into this
+/// replica's broadcast until shutdown (or until the service is gone).
+/// Notifications sent while the listener is not connected are lost, so
+/// after every (re)connection the counters, which are the truth, are read
+/// again and whatever moved is broadcast.
+async fn listen(db: Db, shared: Weak<Shared>, shutdown: Shutdown) {
+    tokio::select! {
+        _ = shutdown.wait() => {}
+        _ = follow_database(&db, &shared) => {}
+    }
+}
+
+async fn follow_database(db: &Db, shared: &Weak<Shared>) {
+    loop {
+        let mut listener = match subscribe(db).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for other replicas' changes; retrying");
+                tokio::time::sleep(RELISTEN_AFTER).await;
+                continue;
+            }
+        };
+        // Some(why) when the listener fails (it is then made anew, which
+        // rereads the counters again); None when the service is gone.
+        let failure: Option<String> = async {
+            loop {
+                match resync(db, shared).await {
+                    Ok(true) => {}
+                    Ok(false) => return None,
+                    Err(e) => return Some(e.to_string()),
+                }
+                // `Ok(None)`: the connection was lost and is already
+                // back (eager reconnect), so reread what it missed.
+                loop {
+                    match listener.try_recv().await {
+                        Ok(Some(n)) => {
+                            let shared = shared.upgrade()?;
+                            match serde_json::from_str::<Change>(n.payload()) {
+                                Ok(c) => shared.publish(c),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, payload = n.payload(), "unreadable change notification")
+                                }
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => return Some(e.to_string()),
+                    }
+                }
+            }
+        }
+        .await;
+        match failure {
+            Some(e) => {
+                tracing::warn!(error = %e, "lost the change listener; listening again");
+                tokio::time::sleep(RELISTEN_AFTER).await;
+            }
+            None => return,
+        }
+    }
+}
+
+/// A listener on this database's change channel.
+async fn subscribe(db: &Db) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect(db.url()).await?;
+    let channel: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {CHANNEL_SQL}")))
+        .fetch_one(&mut listener)
+        .await?;
+    listener.listen(&channel).await?;
+    Ok(listener)
+}
+
+/// Broadcasts every counter newer than what went out; false when the
+/// service is gone.
+async fn resync(db: &Db, shared: &Weak<Shared>) -> Result<bool, Error> {
+    let rows = sqlx::query("SELECT cycle_id, group_id, revision FROM group_revisions")
+        .fetch_all(&db.read)
+        .await?;
+    let Some(shared) = shared.upgrade() else {
+        return Ok(false);
+    };
+    for r in &rows {
+        shared.publish(Change {
+            group: format!(
+                "cycles/{}/groups/{}",
+                r.try_get::<String, _>("cycle_id")?,
+                r.try_get::<String, _>("group_id")?
+            ),
+            revision: r.try_get("revision")?,
+            traceparent: None,
+        });
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::unchanged_since;
+    use std::pin::Pin;
+
+    use sqlx::{Connection, Executor, migrate::Migrator};
+
+    use super::*;
+    use crate::Migrations;
+
+    type Watch = Pin<Box<dyn Stream<Item = Change> + Send>>;
+
+    /// A guard against a hang, not a timing requirement.
+    const PATIENT: Duration = Duration::from_secs(20);
+
+    async fn next(w: &mut Watch) -> Change {
+        tokio::time::timeout(PATIENT, w.next())
+            .await
+            .expect("a change within the wait")
+            .expect("the stream stays open")
+    }
+
+    /// Commits a bump of `group` on `db`; announces it when `changes` is given.
+    async fn commit(db: &Db, changes: Option<&Changes>, group: &str) -> Change {
+        let mut tx = db.write.begin().await.unwrap();
+        let c = Changes::bump(&mut tx, "2026", group).await.unwrap();
+        tx.commit().await.unwrap();
+        if let Some(changes) = changes {
+            changes.announce([c.clone()]);
+        }
+        c
+    }
+
+    fn change(group: &str, revision: i64) -> Change {
+        Change {
+            group: format!("cycles/2026/groups/{group}"),
+            revision,
+            traceparent: None,
+        }
+    }
+
+    /// Two replicas of a service on one PostgreSQL database (two `Db`s,
+    /// two `Changes`), and a third database beside them: each replica's
+    /// watchers hear the other's commits once, also after the listener's
+    /// connection was cut, and nothing crosses into the other database.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replicas_hear_each_others_commits_through_postgres() {
+        let Some(admin) = std::env::var("JIXIAO_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            eprintln!("skipped: set JIXIAO_TEST_POSTGRES_URL to run on PostgreSQL");
+            return;
+        };
+        static NONE: Migrator = Migrator::DEFAULT;
+        let none = Migrations { source: &NONE };
+        sqlx::any::install_default_drivers();
+        let mut server = AnyConnection::connect(&admin).await.unwrap();
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        let names = [
+            format!("jxtest_{}_changes", &run[..12]),
+            format!("jxtest_{}_other", &run[..12]),
+        ];
+        let mut urls = Vec::new();
+        for name in &names {
+            server
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "CREATE DATABASE {name} TEMPLATE template0"
+                )))
+                .await
+                .unwrap();
+            let (base, _) = admin.rsplit_once('/').expect("admin URL names a database");
+            urls.push(format!("{base}/{name}"));
+        }
+        let (trigger, shutdown) = Shutdown::new();
+        let (db_a, db_b) = (
+            Db::connect(&urls[0], &none).await.unwrap(),
+            Db::connect(&urls[0], &none).await.unwrap(),
+        );
+        let (a, b) = (
+            Changes::new(shutdown.clone()),
+            Changes::new(shutdown.clone()),
+        );
+        let mut on_a: Watch = Box::pin(a.watch(&db_a, None).await.unwrap());
+        let mut on_b: Watch = Box::pin(b.watch(&db_b, None).await.unwrap());
+        let (db_c, db_c2) = (
+            Db::connect(&urls[1], &none).await.unwrap(),
+            Db::connect(&urls[1], &none).await.unwrap(),
+        );
+        let c = Changes::new(shutdown.clone());
+        let mut on_c: Watch = Box::pin(c.watch(&db_c, None).await.unwrap());
+
+        let first = commit(&db_a, Some(&a), "districts").await;
+        assert_eq!(first, change("districts", 1));
+        assert_eq!(next(&mut on_b).await, first);
+        // B's own commit reaches A's watchers too; A's first commit went
+        // out once on A although A also heard it back from the database.
+        let second = commit(&db_b, Some(&b), "districts").await;
+        assert_eq!(next(&mut on_a).await, first);
+        assert_eq!(next(&mut on_a).await, second);
+        assert_eq!(next(&mut on_b).await, second);
+
+        // Cut B's listener: whatever commits around the reconnection is
+        // heard, by notification or by rereading the counters.
+        let cut = sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(&db_b.read)
+        .await
+        .unwrap();
+        assert_eq!(cut.len(), 2, "A's and B's listeners");
+        let third = commit(&db_a, None, "departments").await;
+        assert_eq!(next(&mut on_b).await, third);
+
+        // The other database's watcher: its first live change is the one
+        // committed there (heard only through PostgreSQL, in commit order
+        // after A's), never one of A's.
+        let elsewhere = commit(&db_c2, None, "elsewhere").await;
+        assert_eq!(next(&mut on_c).await, elsewhere);
+
+        trigger.fire();
+        drop((on_a, on_b, on_c));
+        for db in [db_a, db_b, db_c, db_c2] {
+            db.write.close().await;
+        }
+        for name in &names {
+            server
+                .execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .await
+                .unwrap();
+        }
+    }
 
     #[test]
     fn only_an_equal_nonzero_counter_keeps_a_copy() {

@@ -1,7 +1,8 @@
 //! Calls from one service to another: a lazily connected channel (start
 //! order does not matter), a fresh short-lived `service` token on every
-//! call, a deadline, and errors mapped so that a dependency being down
-//! reaches the caller as UNAVAILABLE naming it, never as a hang or a panic.
+//! call, a deadline, the caller's trace context ([`Traced`]), and errors
+//! mapped so that a dependency being down reaches the caller as UNAVAILABLE
+//! naming it, never as a hang or a panic.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use tonic::{
     transport::{Channel, Endpoint},
 };
 
-use crate::{Error, Role, TokenKey, tls::Tls};
+use crate::{Error, Role, TokenKey, telemetry::Traced, tls::Tls};
 
 /// How long one call to another service may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -39,7 +40,7 @@ impl Interceptor for ServiceToken {
 }
 
 /// A channel to another service, authenticated as `subject`.
-pub type ServiceChannel = InterceptedService<Channel, ServiceToken>;
+pub type ServiceChannel = InterceptedService<Traced<Channel>, ServiceToken>;
 
 /// Connects lazily to `addr` (`http://host:port`, or `https://` trusting
 /// the authority in `tls`).
@@ -56,7 +57,7 @@ pub fn connect(
         .timeout(CALL_TIMEOUT)
         .tcp_nodelay(true);
     Ok(InterceptedService::new(
-        endpoint.connect_lazy(),
+        Traced(endpoint.connect_lazy()),
         ServiceToken {
             key: key.clone(),
             subject,

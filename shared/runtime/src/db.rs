@@ -14,7 +14,10 @@
 use std::{
     path::Path,
     str::FromStr,
-    sync::{Arc, Weak},
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicI64, Ordering},
+    },
     time::Duration,
 };
 
@@ -81,6 +84,8 @@ pub struct Db {
     url: String,
     /// SQLite: wakes the checkpointer.
     checkpoints: Option<Arc<Notify>>,
+    /// Writes waiting for a write connection now (sqlx does not say).
+    write_waiting: Arc<AtomicI64>,
 }
 
 /// The writer checkpoints by itself only when the WAL has grown past this
@@ -141,6 +146,12 @@ const RUNTIME_TABLES: &[&str] = &[
     )",
 ];
 
+/// The advisory lock around creating the runtime's tables (a constant
+/// key; "jixiao" in ASCII). The functions return void, which sqlx cannot
+/// decode, so a constant is selected from them.
+const RUNTIME_TABLES_LOCK: &str = "SELECT 1 AS locked FROM pg_advisory_lock(117001224282479)";
+const RUNTIME_TABLES_UNLOCK: &str = "SELECT pg_advisory_unlock(117001224282479) AS unlocked";
+
 impl Db {
     /// Connects to `url` (`sqlite://path` or `postgres://...`), creating a
     /// SQLite file when missing, and brings the schema up to date.
@@ -197,6 +208,7 @@ impl Db {
                     write,
                     url,
                     checkpoints: Some(wake),
+                    write_waiting: Arc::default(),
                 }
             }
             Dialect::Postgres => {
@@ -212,16 +224,39 @@ impl Db {
                     write: pool,
                     url: url.to_string(),
                     checkpoints: None,
+                    write_waiting: Arc::default(),
                 }
             }
         };
-        for statement in RUNTIME_TABLES {
-            let sql = match db.dialect {
-                Dialect::Sqlite => sqlite_sql(statement),
-                Dialect::Postgres => statement.to_string(),
-            };
-            db.write.execute(sqlx::AssertSqlSafe(sql)).await?;
+        // Replicas of a service start at the same time on one PostgreSQL
+        // database, and concurrent `CREATE TABLE IF NOT EXISTS` of one
+        // table can fail there: the runtime's tables are created under a
+        // session lock (sqlx locks the migrations itself).
+        let mut conn = db.write.acquire().await?;
+        if db.dialect == Dialect::Postgres {
+            conn.execute(RUNTIME_TABLES_LOCK).await?;
         }
+        let created: Result<(), sqlx::Error> = async {
+            for statement in RUNTIME_TABLES {
+                let sql = match db.dialect {
+                    Dialect::Sqlite => sqlite_sql(statement),
+                    Dialect::Postgres => statement.to_string(),
+                };
+                conn.execute(sqlx::AssertSqlSafe(sql)).await?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = created {
+            // Closing the session releases its lock; back in the pool it
+            // would keep it.
+            drop(conn.detach());
+            return Err(e.into());
+        }
+        if db.dialect == Dialect::Postgres {
+            conn.execute(RUNTIME_TABLES_UNLOCK).await?;
+        }
+        drop(conn);
         match db.dialect {
             Dialect::Postgres => migrations.source.run(&db.write).await?,
             Dialect::Sqlite => migrations.sqlite().run(&db.write).await?,
@@ -246,6 +281,26 @@ impl Db {
         if let Some(wake) = &self.checkpoints {
             wake.notify_one();
         }
+    }
+
+    /// Begins a write transaction, counted among the writes waiting for
+    /// a write connection until it has one.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        /// Leaves the count when the wait ends, also when the call is dropped.
+        struct Waiting<'a>(&'a AtomicI64);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.write_waiting.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(&self.write_waiting);
+        self.write.begin().await
+    }
+
+    /// Writes waiting for a write connection now (see [`Db::begin_write`]).
+    pub fn write_waiting(&self) -> i64 {
+        self.write_waiting.load(Ordering::Relaxed)
     }
 
     /// Whether the database answers now.

@@ -26,6 +26,9 @@ use tracing::Instrument;
 
 use crate::{Db, auth::TokenKey, tls::Tls};
 
+mod shutdown;
+pub use shutdown::{Shutdown, ShutdownTrigger};
+
 /// The gRPC services a process mounts, with their names for health checks
 /// and reflection.
 #[derive(Default)]
@@ -36,6 +39,8 @@ pub struct Services {
     databases: Vec<(&'static str, Db)>,
     /// Files answered to `GET` requests on the same port (the dashboard).
     site: crate::site::Site,
+    /// Where the calls are counted.
+    metrics: crate::metrics::Metrics,
 }
 
 /// How often a service's database is probed, and how long a probe may
@@ -75,6 +80,12 @@ impl Services {
     /// Fully-qualified names of the mounted services.
     pub fn names(&self) -> &[&'static str] {
         &self.names
+    }
+
+    /// Counts the calls in `metrics` (see [`crate::metrics`]).
+    pub fn metrics(&mut self, metrics: crate::metrics::Metrics) -> &mut Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Serves `site`'s files to `GET` requests that are not gRPC (see
@@ -117,6 +128,7 @@ pub async fn serve(
 
     let names = services.names.clone();
     let site = services.site;
+    let metrics = services.metrics;
     let probing = tokio::spawn(probe(services.databases, reporter.clone()));
     let mut routes = services.routes;
     routes
@@ -148,7 +160,7 @@ pub async fn serve(
         .layer(crate::site::SiteLayer::new(site))
         .layer(cors())
         .layer(tonic_web::GrpcWebLayer::new())
-        .layer(AuthLayer::new(key))
+        .layer(AuthLayer::new(key).with_metrics(metrics))
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(incoming, drain)
         .await?;
@@ -287,6 +299,7 @@ pub struct AuthLayer {
     key: TokenKey,
     max_calls: usize,
     in_flight: Arc<InFlight>,
+    metrics: crate::metrics::Metrics,
 }
 
 impl AuthLayer {
@@ -300,7 +313,14 @@ impl AuthLayer {
             key,
             max_calls,
             in_flight: Arc::default(),
+            metrics: Default::default(),
         }
+    }
+
+    /// Counts the calls in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 }
 
@@ -312,6 +332,7 @@ impl<S> Layer<S> for AuthLayer {
             key: self.key.clone(),
             max_calls: self.max_calls,
             in_flight: self.in_flight.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -323,6 +344,7 @@ pub struct AuthService<S> {
     key: TokenKey,
     max_calls: usize,
     in_flight: Arc<InFlight>,
+    metrics: crate::metrics::Metrics,
 }
 
 impl<S, B> Service<http::Request<B>> for AuthService<S>
@@ -347,6 +369,23 @@ where
         if is_open(&path) || req.method() == http::Method::OPTIONS {
             return Box::pin(inner.call(req));
         }
+        // The call's span, in the caller's trace or a new one; entered now
+        // so that a refusal's log line names the trace too.
+        let span = tracing::info_span!(
+            "rpc",
+            method = %path,
+            principal = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            otel.name = tracing::field::Empty,
+            otel.kind = tracing::field::Empty,
+        );
+        crate::telemetry::join_trace(
+            &span,
+            crate::telemetry::caller_context(req.headers()),
+            &path,
+        );
+        let in_call = span.enter();
+        let meter = self.metrics.meter(&path);
         // Two authorization headers would leave it to chance which one
         // speaks for the call: refused as if none were sent.
         let mut headers = req.headers().get_all(http::header::AUTHORIZATION).iter();
@@ -360,9 +399,10 @@ where
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(method = %path, code = "UNAUTHENTICATED", error = %e, "call refused");
-                return Box::pin(async move { Ok(e.into_status("jixiao.auth").into_http()) });
+                return meter.refuse(e.into_status("jixiao.auth"));
             }
         };
+        let meter = meter.caller(&principal);
         // The role gate of DOMAIN.md §1 (`crate::authz`), before any handler.
         let allowed = crate::authz::allowed(&path).unwrap_or(&[]);
         if !principal.has_any(allowed) {
@@ -380,7 +420,7 @@ where
                 )
             });
             tracing::warn!(method = %path, principal = %principal.subject, code = "PERMISSION_DENIED", "call refused");
-            return Box::pin(async move { Ok(e.into_status("jixiao.auth").into_http()) });
+            return meter.refuse(e.into_status("jixiao.auth"));
         }
         // The phase gate of DOMAIN.md §2 (`crate::phases`): a write nobody
         // placed in the calendar stays closed. Handlers check their row.
@@ -390,7 +430,7 @@ where
                 format!("{path} has no row in the phase table and takes no writes"),
             );
             tracing::warn!(method = %path, code = "FAILED_PRECONDITION", "call refused");
-            return Box::pin(async move { Ok(e.into_status("jixiao.phases").into_http()) });
+            return meter.refuse(e.into_status("jixiao.phases"));
         }
         let admitted = if principal.has(crate::Role::Service) {
             None
@@ -403,15 +443,12 @@ where
                         "{} has {} calls in flight, the most one caller may have; retry when some have finished",
                         principal.subject, self.max_calls
                     ));
-                    return Box::pin(async move { Ok(e.into_status("jixiao.auth").into_http()) });
+                    return meter.refuse_limited(e.into_status("jixiao.auth"));
                 }
             }
         };
-        let span = tracing::info_span!(
-            "rpc",
-            method = %path,
-            principal = %principal.subject,
-        );
+        span.record("principal", principal.subject.as_str());
+        drop(in_call);
         req.extensions_mut().insert(principal);
         if let Some(deadline) = crate::deadline::Deadline::from_headers(req.headers()) {
             req.extensions_mut().insert(deadline);
@@ -427,6 +464,7 @@ where
                     Ok(result) => result,
                     Err(panic) => {
                         tracing::error!(method = %path, panic = panic_text(&*panic), "handler panicked");
+                        meter.finish(tonic::Code::Internal);
                         return Ok(panicked(&path));
                     }
                 };
@@ -442,6 +480,7 @@ where
                         add_revisions(res.headers_mut(), &path, &written);
                     }
                     let ms = started.elapsed().as_secs_f64() * 1000.0;
+                    meter.finish(code);
                     if code == tonic::Code::Ok {
                         tracing::info!(code = ?code, latency_ms = ms, "call");
                     } else {
@@ -546,40 +585,4 @@ fn internal_status(method: &str) -> tonic::Status {
 
 fn panicked(method: &str) -> http::Response<Body> {
     internal_status(method).into_http()
-}
-
-/// Tells long-lived streams that the process is shutting down, so that
-/// graceful shutdown never waits on a watcher that would never hang up.
-#[derive(Clone, Debug)]
-pub struct Shutdown(tokio::sync::watch::Receiver<bool>);
-
-/// The sending side of [`Shutdown`].
-#[derive(Debug)]
-pub struct ShutdownTrigger(tokio::sync::watch::Sender<bool>);
-
-impl Shutdown {
-    pub fn new() -> (ShutdownTrigger, Shutdown) {
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        (ShutdownTrigger(tx), Shutdown(rx))
-    }
-
-    /// Completes once shutdown has begun.
-    pub async fn wait(mut self) {
-        let _ = self.0.wait_for(|down| *down).await;
-    }
-
-    /// Ends `stream` when shutdown begins.
-    pub fn cut<S: futures::Stream>(
-        &self,
-        stream: S,
-    ) -> futures::stream::TakeUntil<S, futures::future::BoxFuture<'static, ()>> {
-        use futures::{FutureExt, StreamExt};
-        stream.take_until(self.clone().wait().boxed())
-    }
-}
-
-impl ShutdownTrigger {
-    pub fn fire(&self) {
-        let _ = self.0.send(true);
-    }
 }

@@ -61,6 +61,7 @@ pub async fn replay<R: Message + Default>(
         written.push(Change {
             group: r.try_get("group_name")?,
             revision: r.try_get("revision")?,
+            traceparent: None,
         });
     }
     crate::revisions::note(&written);

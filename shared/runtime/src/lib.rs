@@ -15,6 +15,7 @@ pub mod evidence;
 pub mod host;
 pub mod idempotency;
 pub mod lifecycle;
+pub mod metrics;
 pub mod names;
 pub mod paging;
 pub mod phases;

@@ -122,7 +122,9 @@ pub fn gate(path: &str) -> Option<Gate> {
             scope: LockScope::Data,
             office: FROM_EXECUTION,
         },
-        ("indicators.v1.IndicatorsService", "EnterAssessedScore") => Phases(FROM_EXECUTION),
+        ("indicators.v1.IndicatorsService", "EnterAssessedScore" | "ResolveValueFlag") => {
+            Phases(FROM_EXECUTION)
+        }
         // ---- inspections
         (
             "inspections.v1.InspectionsService",

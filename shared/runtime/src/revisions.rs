@@ -104,6 +104,7 @@ mod tests {
         Change {
             group: group.into(),
             revision,
+            traceparent: None,
         }
     }
 

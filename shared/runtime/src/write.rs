@@ -126,7 +126,7 @@ where
     R: Message + Default,
     F: AsyncFnOnce(&mut Work<'_>) -> Result<R, Error>,
 {
-    let mut tx = db.write.begin().await?;
+    let mut tx = db.begin_write().await?;
     if let Some(done) = idempotency::replay(&mut tx, p, key.request_id, key.digest).await? {
         return Ok(done);
     }
@@ -167,6 +167,7 @@ where
             resent.push(Change {
                 group: format!("cycles/{cycle}/groups/{group}"),
                 revision,
+                traceparent: None,
             });
         }
     }
@@ -194,6 +195,7 @@ mod tests {
         Change {
             group: format!("cycles/2026/groups/{group}"),
             revision,
+            traceparent: None,
         }
     }
 

@@ -1,7 +1,11 @@
 //! Calling the suite as a person or a program does: a channel carrying a
 //! bearer token.
 
-use std::time::Duration;
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use tonic::{
     Status,
@@ -12,20 +16,26 @@ use tonic::{
 
 pub use jixiao_runtime::tls::Tls;
 
-/// Adds `authorization: Bearer <token>` to every call (nothing when anonymous).
+/// Adds `authorization: Bearer <token>` to every call (nothing when
+/// anonymous), and counts the calls when asked to.
 #[derive(Clone)]
-pub struct Bearer(Option<MetadataValue<Ascii>>);
+pub struct Bearer(Option<MetadataValue<Ascii>>, Option<Calls>);
 
 impl Bearer {
     pub fn new(token: &str) -> Result<Self, String> {
         format!("Bearer {}", token.trim())
             .parse()
-            .map(|v| Bearer(Some(v)))
+            .map(|v| Bearer(Some(v), None))
             .map_err(|_| "the token is not ASCII".to_string())
     }
 
     pub fn anonymous() -> Self {
-        Bearer(None)
+        Bearer(None, None)
+    }
+
+    /// Counts every call sent with this token in `calls`.
+    pub fn counting(self, calls: &Calls) -> Self {
+        Bearer(self.0, Some(calls.clone()))
     }
 }
 
@@ -34,7 +44,31 @@ impl Interceptor for Bearer {
         if let Some(v) = &self.0 {
             req.metadata_mut().insert("authorization", v.clone());
         }
+        if let (Some(calls), Some(m)) = (&self.1, req.extensions().get::<tonic::GrpcMethod<'_>>()) {
+            calls.add(m.service(), m.method());
+        }
         Ok(req)
+    }
+}
+
+/// Calls sent, per `package.Service/Method`: what a client made, to
+/// compare with what the server counted (its metrics).
+#[derive(Clone, Debug, Default)]
+pub struct Calls(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl Calls {
+    fn add(&self, service: &str, method: &str) {
+        *self
+            .0
+            .lock()
+            .expect("calls lock")
+            .entry(format!("{service}/{method}"))
+            .or_default() += 1;
+    }
+
+    /// The counts so far.
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        self.0.lock().expect("calls lock").clone()
     }
 }
 

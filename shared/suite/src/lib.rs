@@ -9,7 +9,7 @@ pub mod dashboard;
 
 use std::{fmt, path::PathBuf, str::FromStr};
 
-use jixiao_runtime::{TokenKey, db, host::Services};
+use jixiao_runtime::{TokenKey, db, host::Services, metrics::Metrics};
 use tokio::net::TcpListener;
 
 /// A service of the suite.
@@ -123,6 +123,17 @@ pub fn parse_targets(spec: &str) -> Result<Vec<Target>, String> {
     Ok(out)
 }
 
+/// The `service.name` of a process's exported spans: `jixiao-plans` for
+/// a process running plans alone, `jixiao` for the whole suite, the
+/// services joined with `+` otherwise.
+pub fn trace_service_name(targets: &[Target]) -> String {
+    if targets.len() == Target::ALL.len() {
+        return "jixiao".into();
+    }
+    let names: Vec<&str> = targets.iter().map(|t| t.as_str()).collect();
+    format!("jixiao-{}", names.join("+"))
+}
+
 /// What a process needs to run its services.
 #[derive(Debug, Clone)]
 pub struct SuiteConfig {
@@ -191,6 +202,17 @@ pub async fn start(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
+    start_with_admin(config, listener, None, shutdown).await
+}
+
+/// [`start`], with the process's metrics served on `admin` (`GET
+/// /metrics`, Prometheus text), a port apart from the public one.
+pub async fn start_with_admin(
+    config: SuiteConfig,
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), StartError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| StartError::DataDir(config.data_dir.clone(), e))?;
     let scheme = if config.tls.serves() { "https" } else { "http" };
@@ -199,8 +221,9 @@ pub async fn start(
         .map(|a| format!("{scheme}://{a}"))
         .map_err(|e| StartError::Server(Box::new(e)))?;
     let (trigger, shutdown_streams) = jixiao_runtime::host::Shutdown::new();
+    let metrics = Metrics::new();
     let mut services = Services::new();
-    services.site(dashboard::SITE);
+    services.site(dashboard::SITE).metrics(metrics.clone());
     // Each service gets its own lazily connected clients, signed as itself.
     let client = |to: Target, subject: &'static str| {
         jixiao_runtime::client::connect(
@@ -232,6 +255,7 @@ pub async fn start(
                     db.clone(),
                     plans,
                     shutdown_streams.clone(),
+                    metrics.clone(),
                 ));
                 db
             }
@@ -248,9 +272,14 @@ pub async fn start(
             Target::Reviews => {
                 let db = jixiao_reviews::open(&url).await.map_err(database)?;
                 let plans = plans_client("reviews")?;
-                let server = jixiao_reviews::server(db.clone(), plans, shutdown_streams.clone())
-                    .await
-                    .map_err(database)?;
+                let server = jixiao_reviews::server(
+                    db.clone(),
+                    plans,
+                    shutdown_streams.clone(),
+                    metrics.clone(),
+                )
+                .await
+                .map_err(database)?;
                 services.add(server);
                 db
             }
@@ -267,6 +296,7 @@ pub async fn start(
                     channels,
                     shutdown_streams.clone(),
                     config.reconcile,
+                    metrics.clone(),
                 )
                 .await
                 .map_err(database)?;
@@ -275,6 +305,7 @@ pub async fn start(
             }
         };
         services.depends_on(db.clone());
+        metrics.watch_db(target.as_str(), &db);
         let calls: Vec<String> = target
             .calls()
             .iter()
@@ -282,11 +313,24 @@ pub async fn start(
             .collect();
         tracing::info!(service = %target, database = %db.display_url(), calls = %calls.join(" "), "service ready");
     }
+    let admin = admin.map(|admin| {
+        let (metrics, stop) = (metrics.clone(), shutdown_streams.clone().wait());
+        tokio::spawn(async move {
+            if let Err(e) = jixiao_runtime::metrics::serve_admin(admin, metrics, stop).await {
+                tracing::error!(error = %e, "the admin port stopped");
+            }
+        })
+    });
     let shutdown = async move {
         shutdown.await;
         trigger.fire();
     };
-    jixiao_runtime::host::serve(listener, services, config.key, &config.tls, shutdown)
+    let served = jixiao_runtime::host::serve(listener, services, config.key, &config.tls, shutdown)
         .await
-        .map_err(StartError::Server)
+        .map_err(StartError::Server);
+    // Its port closes with the public one, so that a restart can bind both.
+    if let Some(admin) = admin {
+        admin.abort();
+    }
+    served
 }

@@ -41,13 +41,69 @@ pub use jixiao_suite::client::{Authed, Bearer};
 /// A running suite.
 pub struct Suite {
     pub addr: SocketAddr,
+    /// The admin port serving `GET /metrics` (none for an attached suite).
+    pub admin: Option<SocketAddr>,
     pub key: TokenKey,
     channel: Channel,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), jixiao_suite::StartError>>>,
     postgres: Option<(String, Vec<String>)>,
     config: SuiteConfig,
+    traces: Option<Traces>,
     _dir: tempfile::TempDir,
+}
+
+/// A suite's own trace pipeline and the runtime that runs its tasks.
+struct Traces {
+    runtime: Option<tokio::runtime::Runtime>,
+    telemetry: jixiao_runtime::telemetry::Telemetry,
+}
+
+impl Traces {
+    /// A subscriber exporting as the services `targets` to `endpoint`, and
+    /// a runtime whose every thread (workers and blocking) uses it.
+    fn start(endpoint: &str, targets: &[Target]) -> Traces {
+        let export = jixiao_runtime::telemetry::Export {
+            endpoint: endpoint.to_string(),
+            service: jixiao_suite::trace_service_name(targets),
+        };
+        let (subscriber, telemetry) = jixiao_runtime::telemetry::subscriber(
+            jixiao_runtime::telemetry::LogFormat::Pretty,
+            test_log_filter(),
+            tracing_subscriber::fmt::TestWriter::new,
+            Some(&export),
+        )
+        .expect("OTLP exporter");
+        let dispatch = tracing::Dispatch::new(subscriber);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .on_thread_start(move || {
+                // Kept for the thread's whole life: dropping the guard would
+                // restore the global subscriber.
+                std::mem::forget(tracing::dispatcher::set_default(&dispatch));
+            })
+            .build()
+            .expect("suite runtime");
+        Traces {
+            runtime: Some(runtime),
+            telemetry,
+        }
+    }
+}
+
+impl Drop for Traces {
+    fn drop(&mut self) {
+        // Dropping a runtime waits for its tasks, which an async test
+        // cannot do; its tasks are ended instead.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+        // Stopping the exporter blocks until its last batch is sent, which
+        // needs the test's runtime: not on one of its threads.
+        let telemetry = self.telemetry.clone();
+        std::thread::spawn(move || telemetry.shutdown());
+    }
 }
 
 /// How to start a suite beyond its backend.
@@ -62,6 +118,11 @@ pub struct Options {
     pub peers: Vec<(Target, String)>,
     /// TLS for the port and for calls to `https://` peers.
     pub tls: Option<jixiao_runtime::tls::Tls>,
+    /// Exports the suite's spans to this OTLP/gRPC address. The suite then
+    /// runs on a runtime of its own whose threads log and trace through a
+    /// subscriber of its own, as a process of its own would: the process's
+    /// global subscriber is the test kit's, shared by every suite.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Options {
@@ -74,14 +135,24 @@ impl Options {
     }
 }
 
+/// Log lines of tests: none unless `JIXIAO_TEST_LOG` asks.
+fn test_log_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_env("JIXIAO_TEST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"))
+}
+
+/// The process's subscriber, as a server's (trace context passed on, trace
+/// ids in the logs), exporting nothing.
 fn log_init() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("JIXIAO_TEST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
-        )
-        .with_test_writer()
-        .try_init();
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (subscriber, _) = jixiao_runtime::telemetry::subscriber(
+        jixiao_runtime::telemetry::LogFormat::Pretty,
+        test_log_filter(),
+        tracing_subscriber::fmt::TestWriter::new,
+        None,
+    )
+    .expect("subscriber");
+    let _ = subscriber.try_init();
 }
 
 /// Creates a fresh PostgreSQL database and returns its URL.
@@ -200,6 +271,10 @@ impl Suite {
             reconcile: Duration::from_secs(30),
             tls: options.tls.unwrap_or_default(),
         };
+        let traces = options
+            .otlp_endpoint
+            .as_deref()
+            .map(|endpoint| Traces::start(endpoint, &config.targets));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -207,12 +282,14 @@ impl Suite {
         let channel = channel_to(&config, addr);
         let mut suite = Suite {
             addr,
+            admin: None,
             key,
             channel,
             stop: None,
             task: None,
             postgres,
             config,
+            traces,
             _dir: dir,
         };
         suite.serve(listener).await;
@@ -235,25 +312,48 @@ impl Suite {
         let channel = channel_to(&config, addr);
         Suite {
             addr,
+            admin: None,
             key,
             channel,
             stop: None,
             task: None,
             postgres: None,
             config,
+            traces: None,
             _dir: dir,
         }
     }
 
     async fn serve(&mut self, listener: tokio::net::TcpListener) {
         let (stop, stopped) = oneshot::channel::<()>();
-        self.task = Some(tokio::spawn(jixiao_suite::start(
-            self.config.clone(),
-            listener,
-            async {
-                let _ = stopped.await;
+        let config = self.config.clone();
+        let stopped = async {
+            let _ = stopped.await;
+        };
+        // The metrics port, taken up by the runtime that serves the suite.
+        let admin = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        admin.set_nonblocking(true).expect("non-blocking");
+        self.admin = Some(admin.local_addr().expect("addr"));
+        let admin = move || Some(tokio::net::TcpListener::from_std(admin).expect("listener"));
+        self.task = Some(
+            match self.traces.as_ref().and_then(|t| t.runtime.as_ref()) {
+                Some(runtime) => {
+                    // The listener moves to the reactor of the runtime serving it.
+                    let listener = listener.into_std().expect("listener");
+                    runtime.spawn(async move {
+                        let listener = tokio::net::TcpListener::from_std(listener)
+                            .map_err(|e| jixiao_suite::StartError::Server(Box::new(e)))?;
+                        jixiao_suite::start_with_admin(config, listener, admin(), stopped).await
+                    })
+                }
+                None => tokio::spawn(jixiao_suite::start_with_admin(
+                    config,
+                    listener,
+                    admin(),
+                    stopped,
+                )),
             },
-        )));
+        );
         self.stop = Some(stop);
         let targets = self.config.targets.clone();
         self.wait_serving(&targets).await;
@@ -267,6 +367,17 @@ impl Suite {
     /// The database URL of one of this suite's services.
     pub fn database_url(&self, target: Target) -> String {
         self.config.database_url(target)
+    }
+
+    /// Sends the spans this suite has buffered to its OTLP endpoint now
+    /// rather than at the next batch (a no-op without one).
+    pub async fn flush_traces(&self) {
+        if let Some(t) = &self.traces {
+            let telemetry = t.telemetry.clone();
+            tokio::task::spawn_blocking(move || telemetry.flush())
+                .await
+                .expect("flush");
+        }
     }
 
     /// Stops serving (as a crash or an upgrade would) and keeps the data.
@@ -329,6 +440,14 @@ impl Suite {
         }
     }
 
+    /// What the suite's admin port answers to `GET /metrics`.
+    pub async fn scrape(&self) -> String {
+        let admin = self.admin.expect("a suite started by the test kit");
+        let (status, body) = http_get(admin, "/metrics").await;
+        assert_eq!(status, 200, "GET /metrics on the admin port: {body}");
+        body
+    }
+
     /// An unauthenticated channel.
     pub fn channel(&self) -> Channel {
         self.channel.clone()
@@ -374,6 +493,34 @@ impl Suite {
             drop_databases(&admin, &names).await;
         }
     }
+}
+
+/// A plain HTTP/1.1 `GET`: the status code and the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .expect("send the request");
+    let mut raw = Vec::new();
+    // A server that does not speak HTTP/1.1 may close with an error.
+    let _ = stream.read_to_end(&mut raw).await;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
 }
 
 async fn drop_databases(admin: &str, names: &[String]) {

@@ -79,6 +79,10 @@ const EXPECTED: &[(&str, &str)] = &[
     ),
     ("indicators/ListAuditRecords", "evaluator,office"),
     (
+        "indicators/ListValueFlags",
+        "evaluator,office,provider,service,unit",
+    ),
+    (
         "indicators/ListValueHistory",
         "evaluator,office,provider,service,unit",
     ),
@@ -87,6 +91,7 @@ const EXPECTED: &[(&str, &str)] = &[
         "evaluator,office,provider,service,unit",
     ),
     ("indicators/ReportValue", "office,provider"),
+    ("indicators/ResolveValueFlag", "evaluator,office"),
     ("indicators/VerifyAuditChain", "evaluator,office"),
     ("indicators/WatchScoreChanges", "evaluator,office,service"),
     ("inspections/ConfirmFinding", "office"),
@@ -288,6 +293,7 @@ const UNIT_SCOPED: &[&str] = &[
     "aggregator/GetFeedback",
     "indicators/GetProgress",
     "indicators/GetValue",
+    "indicators/ListValueFlags",
     "indicators/ListValueHistory",
     "indicators/ListValues",
     "inspections/ContestFinding",
@@ -340,8 +346,8 @@ async fn as_siming(suite: &Suite, method: &str, unit: &str, finding: &str) -> Re
     use jixiao_proto::{
         aggregator::{GetFeedbackRequest, aggregator_service_client::AggregatorServiceClient},
         indicators::{
-            GetProgressRequest, GetValueRequest, ListValueHistoryRequest, ListValuesRequest,
-            indicators_service_client::IndicatorsServiceClient,
+            GetProgressRequest, GetValueRequest, ListValueFlagsRequest, ListValueHistoryRequest,
+            ListValuesRequest, indicators_service_client::IndicatorsServiceClient,
         },
         inspections::{
             ContestFindingRequest, CreateSelfInspectionItemRequest,
@@ -387,6 +393,14 @@ async fn as_siming(suite: &Suite, method: &str, unit: &str, finding: &str) -> Re
         "indicators/ListValueHistory" => indicators
             .list_value_history(ListValueHistoryRequest {
                 name: value,
+                ..Default::default()
+            })
+            .await
+            .map(drop),
+        "indicators/ListValueFlags" => indicators
+            .list_value_flags(ListValueFlagsRequest {
+                parent: "cycles/2026".into(),
+                unit: unit_name,
                 ..Default::default()
             })
             .await

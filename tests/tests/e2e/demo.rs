@@ -82,6 +82,7 @@ async fn the_demo_year_publishes_the_same_plausible_tables_every_time(backend: B
             key: Some(key.clone()),
             peers: Vec::new(),
             tls: None,
+            otlp_endpoint: None,
         },
     )
     .await;
@@ -95,6 +96,14 @@ async fn the_demo_year_publishes_the_same_plausible_tables_every_time(backend: B
     .expect("the demo year loads and publishes");
     assert!(
         steps.iter().any(|s| s.contains("33000 survey responses")),
+        "{steps:?}"
+    );
+    // The planted inflated figure and shared file were flagged (the load
+    // fails otherwise) and resolved before publication.
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.starts_with("data quality:") && s.contains("robust z-score")),
         "{steps:?}"
     );
 
@@ -126,6 +135,20 @@ async fn the_demo_year_publishes_the_same_plausible_tables_every_time(backend: B
     assert_eq!(feedback.timeliness_problems.len(), 1, "{feedback:?}");
     assert!(feedback.timeliness_problems[0].contains("plan submitted late"));
     assert!(!feedback.to_rectify.is_empty(), "{feedback:?}");
+    let huli = AggregatorServiceClient::new(suite.unit("huli"))
+        .get_feedback(GetFeedbackRequest {
+            group: "cycles/2026/groups/districts".into(),
+            unit: "units/huli".into(),
+        })
+        .await
+        .expect("huli's feedback")
+        .into_inner();
+    assert!(
+        huli.data_quality
+            .iter()
+            .any(|l| l.contains("FOREIGN_TRADE") && l.contains("PEER_OUTLIER (CORRECTED")),
+        "{huli:?}"
+    );
     assert_eq!(feedback.losses.len(), 7);
     // Credits say what was found and what it earned.
     assert!(!feedback.credits.is_empty());

@@ -202,10 +202,9 @@ fn kubernetes_runs_every_service_as_compose_does() {
         let pod = &d["spec"]["template"];
         let labels = &pod["metadata"]["labels"];
         assert_eq!(&d["spec"]["selector"]["matchLabels"], labels);
-        // Two replicas of each component; one aggregator (deploy/README.md).
+        // Two replicas of each service (deploy/README.md, Scaling out).
         let replicas = d["spec"]["replicas"].as_i64().unwrap();
-        let want = if target == Target::Aggregator { 1 } else { 2 };
-        assert_eq!(replicas, want, "{name} replicas");
+        assert_eq!(replicas, 2, "{name} replicas");
         let containers = pod["spec"]["containers"].as_vec().unwrap();
         assert_eq!(containers.len(), 1);
         let c = &containers[0];
@@ -327,6 +326,22 @@ fn kubernetes_runs_every_service_as_compose_does() {
                 );
             }
         }
+        // Prometheus scrapes the admin port (`--admin-listen`), a port of
+        // its own that compose keeps on its network and no Service exposes.
+        let admin_port = config["JIXIAO_ADMIN_LISTEN"].rsplit(':').next().unwrap();
+        assert_ne!(admin_port, compose_port.to_string());
+        let annotations = &pod["metadata"]["annotations"];
+        assert_eq!(
+            annotations["prometheus.io/scrape"].as_str(),
+            Some("true"),
+            "{name}"
+        );
+        assert_eq!(
+            annotations["prometheus.io/port"].as_str(),
+            Some(admin_port),
+            "{name}"
+        );
+        assert_eq!(strs(&s["expose"]), [admin_port], "{name}");
         // A Prometheus scrape annotation names a port the container has.
         if let Some(port) = pod["metadata"]["annotations"]["prometheus.io/port"].as_str() {
             let port: i64 = port.parse().unwrap();

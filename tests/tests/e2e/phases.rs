@@ -11,7 +11,8 @@ use jixiao_proto::{
     aggregator::PublishResultsRequest,
     indicators::{
         BatchReportValuesRequest, CorrectValueRequest, EnterAssessedScoreRequest,
-        ReportValueRequest, indicators_service_client::IndicatorsServiceClient,
+        ReportValueRequest, ResolveValueFlagRequest,
+        indicators_service_client::IndicatorsServiceClient,
     },
     inspections::{
         ConfirmFindingRequest, ContestFindingRequest, CreateInspectionRequest,
@@ -128,6 +129,10 @@ fn expected() -> BTreeMap<&'static str, Expect> {
         ),
         (
             "IndicatorsService/EnterAssessedScore",
+            e(Evaluator, AFTER_PLANNING),
+        ),
+        (
+            "IndicatorsService/ResolveValueFlag",
             e(Evaluator, AFTER_PLANNING),
         ),
         // inspections: recorded in the year, decided until archived.
@@ -336,6 +341,13 @@ fn request(method: &str, c: &str) -> Vec<u8> {
             parent: cycle,
             unit: "units/siming".into(),
             indicator: "KEY_PROJECTS".into(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        "IndicatorsService/ResolveValueFlag" => ResolveValueFlagRequest {
+            name: format!("{cycle}/units/siming/indicators/GDP_GROWTH/periods/2026/flags/jump-v1"),
+            resolution: jixiao_proto::types::QualityFlagState::Explained as i32,
+            reason: "复核".into(),
             ..Default::default()
         }
         .encode_to_vec(),

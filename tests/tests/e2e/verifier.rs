@@ -82,6 +82,7 @@ async fn every_demo_publication_reverifies_and_an_altered_document_fails(backend
             key: Some(key.clone()),
             peers: Vec::new(),
             tls: None,
+            otlp_endpoint: None,
         },
     )
     .await;

@@ -47,9 +47,10 @@ impl Live {
                     loop {
                         tokio::select! {
                             item = stream.next() => match item {
-                                Some(Ok(group)) => {
+                                Some(Ok((group, revision, cause))) => {
                                     let cell = self.cell(&group);
-                                    self.mark(cell, bits);
+                                    self.cause(&cell, source, revision, cause);
+                                    self.signal(cell, bits);
                                 }
                                 Some(Err(e)) => break e.to_string(),
                                 None => break format!("{} closed its change stream", source.service()),

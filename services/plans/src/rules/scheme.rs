@@ -3,7 +3,10 @@
 
 use std::collections::HashSet;
 
-use jixiao_proto::plans::{MutualScale, Scheme, WeightedKey};
+use jixiao_proto::{
+    plans::{DataQualityRules, MutualScale, Scheme, WeightedKey},
+    types::QualitySeverity,
+};
 use jixiao_runtime::{
     Violations,
     decimal::{self, to_proto},
@@ -56,7 +59,84 @@ pub fn default_scheme(name: String) -> Scheme {
         credit_points: keys(&[("problem_found", "0.5"), ("staff_action", "0.2")]),
         spot_check_deductions: keys(&[("overdue", "0.5"), ("incomplete_file", "0.3")]),
         etag: String::new(),
+        data_quality: Some(default_data_quality()),
     }
+}
+
+/// The data-quality defaults docs/DATA-QUALITY.md documents; the
+/// indicators service applies the same to an unset field.
+pub fn default_data_quality() -> DataQualityRules {
+    DataQualityRules {
+        jump_threshold: Some(to_proto(dec("0.5"))),
+        year_on_year_threshold: Some(to_proto(dec("0.5"))),
+        outlier_threshold: Some(to_proto(dec("3.5"))),
+        outlier_min_peers: 5,
+        boundary_window_hours: 72,
+        blocking_severity: QualitySeverity::Critical as i32,
+        indicators: Vec::new(),
+    }
+}
+
+/// Checks the data-quality rules; an unset number keeps its default, a set
+/// threshold must be above 0.
+fn check_data_quality(q: &mut DataQualityRules, v: &mut Violations, prefix: &str) {
+    fn positive(value: &mut Option<jixiao_proto::Decimal>, v: &mut Violations, field: String) {
+        if value.is_none() {
+            return;
+        }
+        match decimal::figure(value) {
+            Ok(d) if d > Decimal::ZERO => *value = Some(to_proto(d)),
+            Ok(_) => v.add(field, "must be above 0"),
+            Err(e) => v.add(field, e),
+        }
+    }
+    positive(&mut q.jump_threshold, v, format!("{prefix}.jump_threshold"));
+    positive(
+        &mut q.year_on_year_threshold,
+        v,
+        format!("{prefix}.year_on_year_threshold"),
+    );
+    positive(
+        &mut q.outlier_threshold,
+        v,
+        format!("{prefix}.outlier_threshold"),
+    );
+    let mut seen = HashSet::new();
+    for (i, r) in q.indicators.iter_mut().enumerate() {
+        let f = format!("{prefix}.indicators[{i}]");
+        positive(&mut r.jump_threshold, v, format!("{f}.jump_threshold"));
+        positive(
+            &mut r.year_on_year_threshold,
+            v,
+            format!("{f}.year_on_year_threshold"),
+        );
+        positive(
+            &mut r.outlier_threshold,
+            v,
+            format!("{f}.outlier_threshold"),
+        );
+        if r.indicator.is_empty() || !seen.insert(r.indicator.clone()) {
+            v.add(
+                format!("{f}.indicator"),
+                format!("{:?} is empty or appears twice", r.indicator),
+            );
+        }
+    }
+    v.check(
+        q.outlier_min_peers == 0 || q.outlier_min_peers >= 3,
+        format!("{prefix}.outlier_min_peers"),
+        "must be at least 3 (0 takes the default 5)",
+    );
+    v.check(
+        q.boundary_window_hours >= 0,
+        format!("{prefix}.boundary_window_hours"),
+        "must not be negative",
+    );
+    v.check(
+        QualitySeverity::try_from(q.blocking_severity).is_ok(),
+        format!("{prefix}.blocking_severity"),
+        "must be WARNING or CRITICAL (unset takes CRITICAL)",
+    );
 }
 
 /// Checks a scheme and rewrites its decimals in canonical form. Component
@@ -140,6 +220,9 @@ pub fn check_scheme(s: &mut Scheme, v: &mut Violations, prefix: &str) {
         format!("{prefix}.mutual_scale"),
         "must be GRADES or NUMERIC",
     );
+    if let Some(q) = &mut s.data_quality {
+        check_data_quality(q, v, &format!("{prefix}.data_quality"));
+    }
     if s.mutual_scale == MutualScale::Grades as i32 && s.grade_values.is_empty() {
         v.add(
             format!("{prefix}.grade_values"),
@@ -199,6 +282,37 @@ mod tests {
         let mut v = Violations::new();
         check_scheme(&mut s, &mut v, "scheme");
         assert!(v.is_empty(), "{:?}", v.as_slice());
+    }
+
+    #[test]
+    fn data_quality_thresholds_are_positive_and_indicators_unique() {
+        let mut s = default_scheme("x".into());
+        let q = s.data_quality.as_mut().unwrap();
+        q.outlier_threshold = d("0");
+        q.outlier_min_peers = 2;
+        q.indicators = vec![
+            jixiao_proto::plans::IndicatorQualityRules {
+                indicator: "GDP".into(),
+                jump_threshold: d("-1"),
+                ..Default::default()
+            },
+            jixiao_proto::plans::IndicatorQualityRules {
+                indicator: "GDP".into(),
+                ..Default::default()
+            },
+        ];
+        let mut v = Violations::new();
+        check_scheme(&mut s, &mut v, "scheme");
+        let fields: Vec<_> = v.as_slice().iter().map(|x| x.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "scheme.data_quality.outlier_threshold",
+                "scheme.data_quality.indicators[0].jump_threshold",
+                "scheme.data_quality.indicators[1].indicator",
+                "scheme.data_quality.outlier_min_peers",
+            ]
+        );
     }
 
     #[test]

@@ -10,13 +10,14 @@ use jixiao_proto::{
 };
 use jixiao_runtime::Role;
 
-use super::{CYCLE, Demo, GroupSpec, YEAR, dec, evidence, year};
+use super::{CYCLE, Demo, GroupSpec, YEAR, dec, evidence, quality, year};
 use crate::client::failed;
 
 impl Demo {
     /// Each provider reports its indicators' final values for every unit in
-    /// one all-or-nothing batch; the evaluation group scores the ASSESSED
-    /// indicators. Returns the number of values.
+    /// one all-or-nothing batch (with the problems `quality` plants); the
+    /// evaluation group scores the ASSESSED indicators. Returns the number
+    /// of values.
     pub(super) async fn indicator_values(&self, groups: &[GroupSpec]) -> Result<usize, String> {
         let annual = Some(Period {
             kind: PeriodKind::Annual as i32,
@@ -48,6 +49,8 @@ impl Demo {
                         continue;
                     }
                     let (_, value) = year::target_and_final(i, u.id);
+                    let (value, evidence) =
+                        quality::planted(g.id, i.code, u.id, value, evidence(i.code, u.id));
                     by_provider
                         .entry(i.provider)
                         .or_default()
@@ -56,7 +59,7 @@ impl Demo {
                             indicator: i.code.into(),
                             period: annual,
                             value: dec(value),
-                            evidence: evidence(i.code, u.id),
+                            evidence,
                             ..Default::default()
                         });
                 }

@@ -8,6 +8,7 @@
 mod indicators;
 mod inspections;
 mod plans;
+mod quality;
 mod reviews;
 mod session;
 pub mod year;
@@ -26,7 +27,7 @@ use jixiao_proto::{
 use jixiao_runtime::{Role, TokenKey, time::timestamp};
 use tonic::{service::interceptor::InterceptedService, transport::Channel as Transport};
 
-use crate::client::{Authed, Bearer, failed};
+use crate::client::{Authed, Bearer, Calls, failed};
 use year::{CYCLE, GroupSpec, YEAR};
 
 const DAY: i64 = 24 * 3600 * 1000;
@@ -53,6 +54,8 @@ struct Demo {
     channel: Transport,
     key: TokenKey,
     now: i64,
+    /// Every call the demo makes, to compare with the server's metrics.
+    calls: Calls,
 }
 
 fn dec(s: impl Into<String>) -> Option<Decimal> {
@@ -71,7 +74,9 @@ impl Demo {
             .expect("signing with a loaded key");
         InterceptedService::new(
             self.channel.clone(),
-            Bearer::new(&token).expect("tokens are ASCII"),
+            Bearer::new(&token)
+                .expect("tokens are ASCII")
+                .counting(&self.calls),
         )
     }
 
@@ -94,6 +99,16 @@ impl Demo {
 pub async fn load(
     addr: &str,
     key: &TokenKey,
+    on: impl FnMut(Step),
+) -> Result<Vec<Published>, String> {
+    load_counted(addr, key, &Calls::default(), on).await
+}
+
+/// [`load`], counting every call it makes in `calls`.
+pub async fn load_counted(
+    addr: &str,
+    key: &TokenKey,
+    calls: &Calls,
     mut on: impl FnMut(Step),
 ) -> Result<Vec<Published>, String> {
     let channel = tonic::transport::Endpoint::from_shared(addr.to_string())
@@ -106,6 +121,7 @@ pub async fn load(
         channel,
         key: key.clone(),
         now: jixiao_runtime::time::now_ms(),
+        calls: calls.clone(),
     };
     let groups = year::groups();
     demo.setup(&groups).await?;
@@ -126,6 +142,7 @@ pub async fn load(
     on(Step::Done(format!(
         "indicators: {values} final values with evidence from 8 providers, assessed scores from the evaluation group"
     )));
+    on(Step::Done(demo.data_quality(&groups).await?));
     let (responses, votes, ratings) = demo.reviews(&groups, &mut on).await?;
     on(Step::Done(format!(
         "reviews: {responses} survey responses, {votes} portal votes, {ratings} mutual ratings"

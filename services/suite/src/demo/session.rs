@@ -8,7 +8,7 @@ use std::{net::SocketAddr, path::Path, time::Duration};
 use indicatif::{ProgressBar, ProgressStyle};
 use jixiao_runtime::{Role, TokenKey, telemetry};
 
-use super::{Published, Step, load};
+use super::{Published, Step, load_counted};
 use crate::{SuiteConfig, Target, table};
 
 /// Marks a folder the demo made, so a later demo may wipe it and nothing
@@ -117,9 +117,18 @@ async fn verify_all(url: &str, key: &TokenKey, published: &[Published]) -> Resul
     Ok(())
 }
 
+/// Where the demo writes the calls it made, per method, in its folder.
+pub const CALLS_FILE: &str = "calls.tsv";
+
 /// Runs the demo until Ctrl-C or SIGTERM; with `exit`, verifies every
-/// publication and stops once the year is loaded (CI runs it so).
-pub async fn run(data_dir: &Path, listen: SocketAddr, exit: bool) -> Result<(), String> {
+/// publication and stops once the year is loaded (CI runs it so). With
+/// `admin`, the metrics are served there.
+pub async fn run(
+    data_dir: &Path,
+    listen: SocketAddr,
+    admin: Option<SocketAddr>,
+    exit: bool,
+) -> Result<(), String> {
     telemetry::init(telemetry::LogFormat::Pretty, telemetry::QUIET_LOGS);
     fresh_folder(data_dir)?;
     let (key, _) = TokenKey::load_or_create(&data_dir.join("token.key"))?;
@@ -128,6 +137,8 @@ pub async fn run(data_dir: &Path, listen: SocketAddr, exit: bool) -> Result<(), 
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let url = format!("http://{addr}");
+    let admin = crate::bind_admin(admin).await?;
+    let metrics_at = admin.as_ref().and_then(|l| l.local_addr().ok());
     let config = SuiteConfig {
         targets: Target::ALL.to_vec(),
         data_dir: data_dir.to_path_buf(),
@@ -141,6 +152,9 @@ pub async fn run(data_dir: &Path, listen: SocketAddr, exit: bool) -> Result<(), 
         "jixiao demo: plans, indicators, inspections, reviews and aggregator on {addr}, SQLite in {}",
         data_dir.display()
     );
+    if let Some(at) = metrics_at {
+        println!("metrics on http://{at}/metrics (admin port)");
+    }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         tokio::select! {
@@ -148,7 +162,8 @@ pub async fn run(data_dir: &Path, listen: SocketAddr, exit: bool) -> Result<(), 
             _ = stopped => {}
         }
     };
-    let mut server = tokio::spawn(crate::start(config, listener, shutdown));
+    let mut server = tokio::spawn(crate::start_with_admin(config, listener, admin, shutdown));
+    let calls = crate::client::Calls::default();
     let loading = async {
         wait_serving(&url).await?;
         println!(
@@ -156,7 +171,7 @@ pub async fn run(data_dir: &Path, listen: SocketAddr, exit: bool) -> Result<(), 
             super::year::YEAR
         );
         let mut bar: Option<ProgressBar> = None;
-        let published = load(&url, &key, |step| match step {
+        let published = load_counted(&url, &key, &calls, |step| match step {
             Step::Done(line) => {
                 if let Some(b) = bar.take() {
                     b.finish_and_clear();
@@ -190,6 +205,18 @@ pub async fn run(data_dir: &Path, listen: SocketAddr, exit: bool) -> Result<(), 
             };
         }
     };
+    let counts = calls.counts();
+    let lines: String = counts
+        .iter()
+        .map(|(method, n)| format!("{method}\t{n}\n"))
+        .collect();
+    std::fs::write(data_dir.join(CALLS_FILE), lines)
+        .map_err(|e| format!("{}: {e}", data_dir.join(CALLS_FILE).display()))?;
+    println!(
+        "  ✓ {} calls through the public RPCs, per method in {}",
+        counts.values().sum::<u64>(),
+        data_dir.join(CALLS_FILE).display()
+    );
     print_tables(&published);
     if exit {
         verify_all(&url, &key, &published).await?;

@@ -54,6 +54,11 @@ impl Process {
         self.child.as_ref().expect("running").id()
     }
 
+    /// `host:port`, as a load balancer's upstream names it.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }

@@ -1,0 +1,74 @@
+//! Which core each process of the standings benchmark runs on.
+
+/// Which core each side runs on. Deployed, the aggregator and the
+/// dashboards do not share CPUs with the ingest path (the component
+/// services and the platform pushing); on one 2-core machine that is
+/// emulated by pinning: the aggregator, the bare baseline and the readers
+/// on core 0, the component services and the pushing thread on core 1.
+/// Unpinned (`--shared-cpus`), the readers' tail under ingest is the
+/// scheduler's, as the bare server under the same ingest shows.
+#[derive(Clone, Copy)]
+pub(super) struct Placement {
+    pinned: bool,
+}
+
+impl Placement {
+    pub(super) const READS: usize = 0;
+    pub(super) const INGEST: usize = 1;
+
+    pub(super) fn new(shared: bool) -> Placement {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let pinned = !shared && cores >= 2 && which_taskset();
+        Placement { pinned }
+    }
+
+    pub(super) fn describe(&self) -> &'static str {
+        if self.pinned {
+            "aggregator, bare baseline and readers on core 0; component services and the pushing client on core 1"
+        } else {
+            "every process on every core"
+        }
+    }
+
+    /// Pins a process, all its threads (and those they start), to `core`.
+    pub(super) fn process(&self, pid: u32, core: usize) -> Result<(), String> {
+        self.taskset(&["-a", "-p", "-c", &core.to_string(), &pid.to_string()])
+    }
+
+    /// Pins the calling thread (and those it starts) to `core`.
+    pub(super) fn this_thread(&self, core: usize) -> Result<(), String> {
+        let me = std::fs::read_link("/proc/thread-self").map_err(|e| e.to_string())?;
+        let tid = me
+            .file_name()
+            .and_then(|t| t.to_str())
+            .ok_or("no thread id")?
+            .to_string();
+        self.taskset(&["-p", "-c", &core.to_string(), &tid])
+    }
+
+    fn taskset(&self, args: &[&str]) -> Result<(), String> {
+        if !self.pinned {
+            return Ok(());
+        }
+        let out = std::process::Command::new("taskset")
+            .args(args)
+            .output()
+            .map_err(|e| format!("taskset: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "taskset {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+}
+
+fn which_taskset() -> bool {
+    std::process::Command::new("taskset")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}

@@ -1,0 +1,599 @@
+//! Data-quality flags on indicator values (docs/DATA-QUALITY.md) end to
+//! end, on SQLite and PostgreSQL: planted anomalies are flagged with the
+//! figures that raised them and clean values are not; the office and
+//! evaluators resolve them (units may not, nor outside the phases); flags of
+//! the blocking severity hold publication back until resolved.
+
+use jixiao_proto::{
+    aggregator::{
+        Component, GetFeedbackRequest, GetPublicationInputsRequest, PublicationDecision,
+        PublishResultsRequest, aggregator_service_client::AggregatorServiceClient,
+    },
+    indicators::{
+        BatchReportValuesRequest, CorrectValueRequest, GetGroupScoresRequest, GetValueRequest,
+        IndicatorValue, ListValueFlagsRequest, ResolveValueFlagRequest, ScoreFlag, ValueFlag,
+        ValueFlagKind, indicators_service_client::IndicatorsServiceClient,
+    },
+    plans::{
+        Cycle, DataQualityRules, Deadlines, IndicatorQualityRules, Phase, Scheme,
+        UpdateCycleRequest, UpdateSchemeRequest,
+    },
+    types::{
+        EvidenceItem, ListAuditRecordsRequest, Period, PeriodKind, QualityFlagState,
+        QualitySeverity,
+    },
+};
+use jixiao_runtime::Role;
+use jixiao_testkit::{Authed, Backend, Suite, on_both_databases};
+use jixiao_tests::{
+    DAY, annual, approve_plans, bad_fields, dec, evaluation_year, now_ms, reason, set_phase,
+    targets, ts,
+};
+use tonic::Code;
+
+type Indicators = IndicatorsServiceClient<Authed>;
+
+const VALUES: &str = "cycles/2026/units";
+
+fn stats(suite: &Suite) -> Indicators {
+    IndicatorsServiceClient::new(suite.as_roles("stats", &[Role::Provider], Some("stats")))
+}
+
+/// Evidence with its own digest.
+fn file(n: u32) -> Vec<EvidenceItem> {
+    vec![EvidenceItem {
+        name: format!("统计报表-{n}.pdf"),
+        media_type: "application/pdf".into(),
+        size_bytes: 10_000 + i64::from(n),
+        sha256: format!("{n:064x}"),
+        uri: format!("s3://evidence/2026/{n}.pdf"),
+    }]
+}
+
+fn value(unit: &str, code: &str, period: Option<Period>, v: &str, n: u32) -> IndicatorValue {
+    IndicatorValue {
+        unit: format!("units/{unit}"),
+        indicator: code.into(),
+        period,
+        value: dec(v),
+        evidence: if n == 0 { Vec::new() } else { file(n) },
+        ..Default::default()
+    }
+}
+
+const Q3: Option<Period> = Some(Period {
+    kind: PeriodKind::Quarter as i32,
+    year: 2026,
+    index: 3,
+});
+
+fn name(unit: &str, code: &str, period: &str) -> String {
+    format!("{VALUES}/{unit}/indicators/{code}/periods/{period}")
+}
+
+/// The districts year with data-quality rules (outliers from 3 peers,
+/// ENERGY_INTENSITY needs evidence, INVESTMENT is cumulative, `blocking`
+/// blocks), the data deadline a day away, and the planted figures:
+/// - jimei's GDP_GROWTH 29.5 against 8.2 and 7.1 (PEER_OUTLIER);
+/// - huli's GDP_GROWTH 7.1 after 4.0 in Q3 (JUMP);
+/// - jimei's INVESTMENT 1050 below its year-to-date 1200 (FINAL_BELOW_PROGRESS);
+/// - jimei's ENERGY_INTENSITY without evidence (EVIDENCE_MISSING); siming's
+///   and huli's FOREIGN_TRADE on one file (SHARED_EVIDENCE);
+/// - huli's APPROVAL_ONLINE_RATE 94.5, below its target 95.
+async fn planted_year(suite: &Suite, blocking: QualitySeverity) {
+    let mut office = evaluation_year(suite, "2026", now_ms() + DAY).await;
+    office
+        .update_scheme(UpdateSchemeRequest {
+            scheme: Some(Scheme {
+                name: "cycles/2026/groups/districts/scheme".into(),
+                data_quality: Some(DataQualityRules {
+                    outlier_min_peers: 3,
+                    blocking_severity: blocking as i32,
+                    indicators: vec![
+                        IndicatorQualityRules {
+                            indicator: "ENERGY_INTENSITY".into(),
+                            evidence_required: true,
+                            ..Default::default()
+                        },
+                        IndicatorQualityRules {
+                            indicator: "INVESTMENT".into(),
+                            cumulative: true,
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["data_quality".into()],
+            }),
+        })
+        .await
+        .expect("data-quality rules");
+    office
+        .update_cycle(UpdateCycleRequest {
+            cycle: Some(Cycle {
+                name: "cycles/2026".into(),
+                deadlines: Some(Deadlines {
+                    data_deadline: ts(now_ms() + DAY),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["deadlines.data_deadline".into()],
+            }),
+        })
+        .await
+        .expect("data deadline");
+    approve_plans(
+        suite,
+        "2026",
+        &[
+            ("siming", targets(["8", "0.45", "95", "300", "1000"])),
+            ("huli", targets(["7", "0.5", "95", "300", "1000"])),
+            ("jimei", targets(["6", "0.45", "95", "300", "1000"])),
+        ],
+    )
+    .await;
+    set_phase(suite, "2026", Phase::Execution).await;
+    let mut stats = stats(suite);
+    for values in [
+        vec![
+            value("siming", "GDP_GROWTH", Q3, "7.9", 1),
+            value("huli", "GDP_GROWTH", Q3, "4.0", 2),
+            value("jimei", "INVESTMENT", Q3, "1200", 3),
+        ],
+        vec![
+            value("siming", "GDP_GROWTH", annual(), "8.2", 10),
+            value("huli", "GDP_GROWTH", annual(), "7.1", 11),
+            value("jimei", "GDP_GROWTH", annual(), "29.5", 12),
+            value("siming", "ENERGY_INTENSITY", annual(), "0.44", 13),
+            value("huli", "ENERGY_INTENSITY", annual(), "0.5", 14),
+            value("jimei", "ENERGY_INTENSITY", annual(), "0.46", 0),
+            value("siming", "APPROVAL_ONLINE_RATE", annual(), "96", 16),
+            value("huli", "APPROVAL_ONLINE_RATE", annual(), "94.5", 17),
+            value("jimei", "APPROVAL_ONLINE_RATE", annual(), "95.5", 18),
+            value("siming", "FOREIGN_TRADE", annual(), "310", 99),
+            value("huli", "FOREIGN_TRADE", annual(), "290", 99),
+            value("jimei", "FOREIGN_TRADE", annual(), "305", 21),
+            value("siming", "INVESTMENT", annual(), "1000", 22),
+            value("huli", "INVESTMENT", annual(), "1100", 23),
+            value("jimei", "INVESTMENT", annual(), "1050", 24),
+        ],
+    ] {
+        stats
+            .batch_report_values(BatchReportValuesRequest {
+                parent: "cycles/2026".into(),
+                values,
+                request_id: String::new(),
+            })
+            .await
+            .expect("values");
+    }
+}
+
+async fn list_flags(client: &mut Indicators, open_only: bool) -> Vec<ValueFlag> {
+    client
+        .list_value_flags(ListValueFlagsRequest {
+            parent: "cycles/2026".into(),
+            open_only,
+            ..Default::default()
+        })
+        .await
+        .expect("flags")
+        .into_inner()
+        .flags
+}
+
+fn short(flags: &[ValueFlag]) -> Vec<String> {
+    flags
+        .iter()
+        .map(|f| f.name.trim_start_matches("cycles/2026/units/").to_string())
+        .collect()
+}
+
+fn figure(f: &ValueFlag, name: &str) -> String {
+    let e = f
+        .evidence
+        .iter()
+        .find(|e| e.name == name)
+        .unwrap_or_else(|| panic!("{name} in {f:?}"));
+    e.number
+        .as_ref()
+        .map(|d| d.value.clone())
+        .unwrap_or_else(|| e.text.clone())
+}
+
+async fn get(client: &mut Indicators, name: &str) -> IndicatorValue {
+    client
+        .get_value(GetValueRequest { name: name.into() })
+        .await
+        .expect("value")
+        .into_inner()
+}
+
+async fn planted_anomalies_are_flagged_with_their_figures(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    planted_year(&suite, QualitySeverity::Critical).await;
+    let mut office = IndicatorsServiceClient::new(suite.office());
+    let flags = list_flags(&mut office, true).await;
+    assert_eq!(
+        short(&flags),
+        [
+            "huli/indicators/FOREIGN_TRADE/periods/2026/flags/shared_evidence-v1",
+            "huli/indicators/GDP_GROWTH/periods/2026/flags/jump-v1",
+            "jimei/indicators/ENERGY_INTENSITY/periods/2026/flags/evidence_missing-v1",
+            "jimei/indicators/GDP_GROWTH/periods/2026/flags/peer_outlier-v1",
+            "jimei/indicators/INVESTMENT/periods/2026/flags/final_below_progress-v1",
+            "siming/indicators/FOREIGN_TRADE/periods/2026/flags/shared_evidence-v1",
+        ]
+    );
+    // The outlier with its figures: median 8.2, MAD 1.1 of three peers.
+    let outlier = &flags[3];
+    assert_eq!(outlier.kind, ValueFlagKind::PeerOutlier as i32);
+    assert_eq!(outlier.severity, QualitySeverity::Warning as i32);
+    assert_eq!(outlier.state, QualityFlagState::Open as i32);
+    assert_eq!(figure(outlier, "median"), "8.2");
+    assert_eq!(figure(outlier, "mad"), "1.1");
+    assert_eq!(figure(outlier, "peers"), "3");
+    assert_eq!(figure(outlier, "score"), "13.060594");
+    assert!(outlier.explanation.contains("13.060594"), "{outlier:?}");
+    let jump = &flags[1];
+    assert_eq!(
+        (
+            figure(jump, "reference"),
+            figure(jump, "reference_period"),
+            figure(jump, "change")
+        ),
+        ("4".into(), "2026-Q3".into(), "0.775".into())
+    );
+    let below = &flags[4];
+    assert_eq!(below.severity, QualitySeverity::Critical as i32);
+    assert_eq!(figure(below, "progress"), "1200");
+    assert_eq!(
+        figure(&flags[0], "other_value"),
+        name("siming", "FOREIGN_TRADE", "2026")
+    );
+
+    // On the value the unit reads: the flag on jimei's, none on siming's.
+    let mut jimei = IndicatorsServiceClient::new(suite.unit("jimei"));
+    let flagged = get(&mut jimei, &name("jimei", "GDP_GROWTH", "2026")).await;
+    assert_eq!(flagged.flags, std::slice::from_ref(outlier));
+    let mut siming = IndicatorsServiceClient::new(suite.unit("siming"));
+    let clean = get(&mut siming, &name("siming", "GDP_GROWTH", "2026")).await;
+    assert!(clean.flags.is_empty(), "{clean:?}");
+    // A unit lists only its own flags.
+    let own = list_flags(&mut jimei, false).await;
+    assert_eq!(own.len(), 3);
+    assert!(
+        own.iter()
+            .all(|f| f.name.starts_with("cycles/2026/units/jimei/"))
+    );
+
+    // Critical flags (the default blocking severity) mark the score.
+    let scores = office
+        .get_group_scores(GetGroupScoresRequest {
+            group: "cycles/2026/groups/districts".into(),
+            known_revision: 0,
+        })
+        .await
+        .expect("scores")
+        .into_inner();
+    let quality: Vec<String> = scores
+        .units
+        .iter()
+        .flat_map(|u| {
+            u.indicators
+                .iter()
+                .filter(|i| i.flags.contains(&(ScoreFlag::DataQuality as i32)))
+                .map(|i| format!("{} {}", u.unit, i.indicator))
+        })
+        .collect();
+    assert_eq!(
+        quality,
+        ["units/jimei ENERGY_INTENSITY", "units/jimei INVESTMENT"]
+    );
+
+    // A correction across the target a day before the deadline.
+    let corrected = stats(&suite)
+        .correct_value(CorrectValueRequest {
+            name: name("huli", "APPROVAL_ONLINE_RATE", "2026"),
+            value: dec("95.2"),
+            evidence: file(30),
+            reason: "统计口径更正".into(),
+            request_id: String::new(),
+        })
+        .await
+        .expect("correction")
+        .into_inner();
+    assert_eq!(corrected.flags.len(), 1, "{corrected:?}");
+    let boundary = &corrected.flags[0];
+    assert_eq!(boundary.kind, ValueFlagKind::BoundaryCorrection as i32);
+    assert_eq!(boundary.version, 2);
+    assert_eq!(
+        (
+            figure(boundary, "from"),
+            figure(boundary, "to"),
+            figure(boundary, "target")
+        ),
+        ("94.5".into(), "95.2".into(), "95".into())
+    );
+    suite.stop().await;
+}
+
+async fn resolve(
+    client: &mut Indicators,
+    name: &str,
+    resolution: QualityFlagState,
+    reason: &str,
+) -> Result<ValueFlag, tonic::Status> {
+    client
+        .resolve_value_flag(ResolveValueFlagRequest {
+            name: name.into(),
+            resolution: resolution as i32,
+            reason: reason.into(),
+            request_id: String::new(),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn flags_are_resolved_by_the_office_and_evaluators_only(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    planted_year(&suite, QualitySeverity::Critical).await;
+    let outlier = format!(
+        "{}/flags/peer_outlier-v1",
+        name("jimei", "GDP_GROWTH", "2026")
+    );
+    let shared = format!(
+        "{}/flags/shared_evidence-v1",
+        name("siming", "FOREIGN_TRADE", "2026")
+    );
+    // Units and providers may not clear flags, least of all their own.
+    for (who, roles, unit) in [
+        ("jimei", &[Role::Unit][..], "jimei"),
+        ("stats", &[Role::Provider][..], "stats"),
+    ] {
+        let mut c = IndicatorsServiceClient::new(suite.as_roles(who, roles, Some(unit)));
+        let err = resolve(&mut c, &outlier, QualityFlagState::Explained, "ok")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::PermissionDenied, "{who}: {err:?}");
+    }
+    let mut evaluator =
+        IndicatorsServiceClient::new(suite.as_roles("eval-1", &[Role::Evaluator], None));
+    let err = resolve(&mut evaluator, &outlier, QualityFlagState::Explained, " ")
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["reason"]);
+    let err = resolve(&mut evaluator, &outlier, QualityFlagState::Excluded, "x")
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["resolution"]);
+    let err = resolve(&mut evaluator, &outlier, QualityFlagState::Corrected, "")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err)),
+        (Code::FailedPrecondition, "NOT_CORRECTED".into())
+    );
+    let err = resolve(
+        &mut evaluator,
+        &format!("{}/flags/jump-v1", name("siming", "GDP_GROWTH", "2026")),
+        QualityFlagState::Explained,
+        "x",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+
+    // The provider corrects the inflated figure: the new version is no
+    // outlier, and the old version's flag is resolved as CORRECTED.
+    let v2 = stats(&suite)
+        .correct_value(CorrectValueRequest {
+            name: name("jimei", "GDP_GROWTH", "2026"),
+            value: dec("6.3"),
+            evidence: file(40),
+            reason: "录入错误，小数点位置更正".into(),
+            request_id: String::new(),
+        })
+        .await
+        .expect("correction")
+        .into_inner();
+    assert_eq!(v2.version, 2);
+    assert_eq!(v2.flags.len(), 1, "only the old version's flag: {v2:?}");
+    let done = resolve(&mut evaluator, &outlier, QualityFlagState::Corrected, "")
+        .await
+        .expect("corrected");
+    assert_eq!(done.state, QualityFlagState::Corrected as i32);
+    assert_eq!(done.resolved_by, "eval-1");
+
+    // The office explains the shared file: both units' figures come from
+    // one customs bulletin. A resolution is final and audit-logged.
+    let mut office = IndicatorsServiceClient::new(suite.office());
+    let reason_text = "两区外贸数据均来自厦门海关统一公报";
+    let explained = resolve(
+        &mut office,
+        &shared,
+        QualityFlagState::Explained,
+        reason_text,
+    )
+    .await
+    .expect("explained");
+    assert_eq!(explained.state, QualityFlagState::Explained as i32);
+    assert_eq!(explained.resolution_reason, reason_text);
+    assert!(explained.resolve_time.is_some());
+    let err = resolve(&mut office, &shared, QualityFlagState::Explained, "again")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err)),
+        (Code::FailedPrecondition, "FLAG_RESOLVED".into())
+    );
+    let audit = office
+        .list_audit_records(ListAuditRecordsRequest {
+            resource_prefix: shared.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("audit")
+        .into_inner()
+        .records;
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(
+        (audit[0].action.as_str(), audit[0].reason.as_str()),
+        ("values.resolve_flag", reason_text)
+    );
+    let open = short(&list_flags(&mut office, true).await);
+    assert!(
+        !open
+            .iter()
+            .any(|f| f.contains("peer_outlier") || f.starts_with("siming/")),
+        "{open:?}"
+    );
+
+    // Outside the phases that take it (planning), a resolution is refused.
+    evaluation_year(&suite, "planning", now_ms() + DAY).await;
+    let err = resolve(
+        &mut office,
+        "cycles/planning/units/siming/indicators/GDP_GROWTH/periods/2026/flags/jump-v1",
+        QualityFlagState::Explained,
+        "x",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err)),
+        (Code::FailedPrecondition, "WRONG_PHASE".into())
+    );
+    suite.stop().await;
+}
+
+async fn blocking_flags_hold_publication_until_resolved(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    planted_year(&suite, QualitySeverity::Warning).await;
+    let mut evaluator =
+        IndicatorsServiceClient::new(suite.as_roles("eval-1", &[Role::Evaluator], None));
+    for unit in ["siming", "huli", "jimei"] {
+        evaluator
+            .enter_assessed_score(jixiao_proto::indicators::EnterAssessedScoreRequest {
+                parent: "cycles/2026".into(),
+                unit: format!("units/{unit}"),
+                indicator: "KEY_PROJECTS".into(),
+                score: dec("4"),
+                justification: "按期推进".into(),
+                request_id: String::new(),
+            })
+            .await
+            .expect("assessed");
+    }
+    set_phase(&suite, "2026", Phase::Assessment).await;
+    let group = "cycles/2026/groups/districts";
+    let mut aggregator = AggregatorServiceClient::new(suite.office());
+    let publish = async |aggregator: &mut AggregatorServiceClient<Authed>, decisions| {
+        aggregator
+            .publish_results(PublishResultsRequest {
+                group: group.into(),
+                decisions,
+                ..Default::default()
+            })
+            .await
+    };
+    let err = publish(&mut aggregator, Vec::new()).await.unwrap_err();
+    assert_eq!(reason(&err), "INCOMPLETE", "{err:?}");
+    let flagged = data_quality_items(&err);
+    // With WARNING blocking, every unit has a flag open.
+    assert_eq!(
+        flagged,
+        ["units/huli", "units/jimei", "units/siming"],
+        "{err:?}"
+    );
+
+    // The feedback shows the unit its flags and where they stand.
+    let feedback = AggregatorServiceClient::new(suite.unit("jimei"))
+        .get_feedback(GetFeedbackRequest {
+            group: group.into(),
+            unit: "units/jimei".into(),
+        })
+        .await
+        .expect("feedback")
+        .into_inner();
+    assert_eq!(feedback.data_quality.len(), 3, "{feedback:?}");
+    assert!(
+        feedback
+            .data_quality
+            .iter()
+            .any(|l| l.contains("EVIDENCE_MISSING (OPEN)")),
+        "{feedback:?}"
+    );
+
+    // Every flag explained: nothing of data quality stands in the way.
+    let mut office = IndicatorsServiceClient::new(suite.office());
+    for f in list_flags(&mut office, true).await {
+        resolve(
+            &mut office,
+            &f.name,
+            QualityFlagState::Explained,
+            "经核实，数据属实",
+        )
+        .await
+        .expect("explained");
+    }
+    let err = publish(&mut aggregator, Vec::new()).await.unwrap_err();
+    assert!(data_quality_items(&err).is_empty(), "{err:?}");
+    let decisions = explicit_zeros(&err);
+    let publication = publish(&mut aggregator, decisions)
+        .await
+        .expect("published")
+        .into_inner();
+    let inputs = aggregator
+        .get_publication_inputs(GetPublicationInputsRequest {
+            name: publication.name.clone(),
+        })
+        .await
+        .expect("inputs")
+        .into_inner();
+    assert!(!inputs.document.contains("DATA_QUALITY"));
+    suite.stop().await;
+}
+
+/// Explicit zeros for the review and inspection components this year did
+/// not run (the refusal lists each as a missing component).
+fn explicit_zeros(err: &tonic::Status) -> Vec<PublicationDecision> {
+    open_items(err)
+        .map(|v| {
+            assert_eq!(v.r#type, "MISSING_COMPONENT", "{v:?}");
+            let component = v.description.split_whitespace().next().unwrap_or_default();
+            PublicationDecision {
+                unit: v.subject.clone(),
+                component: Component::from_str_name(&format!("COMPONENT_{component}"))
+                    .unwrap_or_else(|| panic!("a component in {v:?}"))
+                    as i32,
+                flag: String::new(),
+                reason: "not run this year; the office decides a zero".into(),
+            }
+        })
+        .collect()
+}
+
+/// The units with an open DATA_QUALITY item in a refused publication.
+fn data_quality_items(err: &tonic::Status) -> Vec<String> {
+    open_items(err)
+        .filter(|v| v.r#type == "UNRESOLVED_FLAG" && v.description.contains("DATA_QUALITY"))
+        .map(|v| v.subject.clone())
+        .collect()
+}
+
+fn open_items(err: &tonic::Status) -> impl Iterator<Item = tonic_types::PreconditionViolation> {
+    use tonic_types::StatusExt;
+    let failure = err.get_error_details().precondition_failure().cloned();
+    failure.expect("open items").violations.into_iter()
+}
+
+on_both_databases!(
+    planted_anomalies_are_flagged_with_their_figures,
+    flags_are_resolved_by_the_office_and_evaluators_only,
+    blocking_flags_hold_publication_until_resolved,
+);
