@@ -7,7 +7,7 @@
 //! On PostgreSQL several replicas of a service share one database, so a
 //! change travels through it: the bump also issues a `NOTIFY`, which
 //! PostgreSQL delivers only when the transaction commits, and every
-//! replica's listener (see [`listen`]) feeds what it hears into its own
+//! replica's listener (`listen` below) feeds what it hears into its own
 //! broadcast. A replica hears its own commits twice (announced locally
 //! and heard back); only a revision newer than the last one broadcast for
 //! its group goes out, so watchers see each once.

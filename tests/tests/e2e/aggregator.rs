@@ -961,8 +961,70 @@ async fn a_current_revision_is_answered_unchanged(backend: Backend) {
     split.stop().await;
 }
 
+/// A component read that fails while its change stream is up (a pool
+/// timing out under load, a replica restarting behind a balancer) is tried
+/// again about a second later, not left to the reconciliation 30 s away:
+/// here the indicators service cannot read its assessed scores while a
+/// correction's signal arrives, and can again a moment later.
+async fn a_failed_component_read_is_retried_soon(backend: Backend) {
+    use jixiao_proto::indicators::CorrectValueRequest;
+    let suite = Suite::start(backend).await;
+    executing_year(&suite).await;
+    complete_indicators(&suite).await;
+    let mut office = AggregatorServiceClient::new(suite.office());
+    let indicator = |s: &Standings| row(s, "jimei").indicator.as_ref().map(|d| d.value.clone());
+    standings_until(&mut office, "jimei's indicator score", |s| {
+        indicator(s).as_deref() == Some("46.583")
+    })
+    .await;
+
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(&suite.database_url(Target::Indicators))
+        .await
+        .expect("indicators database");
+    let rename = |from: &str, to: &str| format!("ALTER TABLE {from} RENAME TO {to}");
+    sqlx::query(sqlx::AssertSqlSafe(rename(
+        "assessed_scores",
+        "assessed_scores_away",
+    )))
+    .execute(&mut db)
+    .await
+    .unwrap();
+    // jimei's growth corrected from 5 to its target 6: 20 instead of 20 × 5/6.
+    IndicatorsServiceClient::new(suite.as_roles(
+        jixiao_tests::PROVIDER,
+        &[Role::Provider],
+        Some(jixiao_tests::PROVIDER),
+    ))
+    .correct_value(CorrectValueRequest {
+        name: "cycles/2026/units/jimei/indicators/GDP_GROWTH/periods/2026".into(),
+        value: dec("6"),
+        evidence: jixiao_tests::evidence(),
+        reason: "统计局年报修订".into(),
+        request_id: "retry-1".into(),
+    })
+    .await
+    .expect("correction");
+    let stale = standings_until(&mut office, "the failed read", |s| s.stale).await;
+    assert!(stale.stale_reason.contains("indicators"), "{stale:?}");
+    sqlx::query(sqlx::AssertSqlSafe(rename(
+        "assessed_scores_away",
+        "assessed_scores",
+    )))
+    .execute(&mut db)
+    .await
+    .unwrap();
+    db.close().await.ok();
+    standings_until(&mut office, "the correction, once readable", |s| {
+        !s.stale && indicator(s).as_deref() == Some("49.917")
+    })
+    .await;
+    suite.stop().await;
+}
+
 on_both_databases!(
     a_split_cycle_is_ranked_published_verified_and_survives_a_service_outage,
     an_amended_target_reaches_the_standings,
-    a_current_revision_is_answered_unchanged
+    a_current_revision_is_answered_unchanged,
+    a_failed_component_read_is_retried_soon
 );

@@ -26,6 +26,10 @@ const MAX_GAP: Duration = Duration::from_millis(500);
 /// What a change should wait for, at worst, before readers see it: DOMAIN.md
 /// §8 allows one second, issue 22 asks for a p99 of 250 ms under ingest.
 const FRESHNESS: Duration = Duration::from_millis(250);
+/// When a fetch that failed is tried again. A replica restarting, a
+/// balancer's hiccup or a pool timing out under load must not leave a
+/// group stale until the next reconciliation, up to 30 s away.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// The pause after a refresh that took `took`. Under a steady stream of
 /// pushes, refreshing back to back would spend a core of this service and
@@ -185,7 +189,8 @@ impl Live {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(group = %cell.name, error = %e, "standings refresh failed")
+                    tracing::warn!(group = %cell.name, error = %e, "standings refresh failed");
+                    self.retry_soon(&cell.name, dirty);
                 }
             }
             let elapsed = started.elapsed();
@@ -250,6 +255,18 @@ impl Live {
         };
         if fetched_plans != plans_revision && (kept(&i) || kept(&r) || kept(&n)) {
             self.mark_again(cell, ALL_SOURCES);
+        }
+        let failed_now = [
+            (Source::Plans, matches!(p, Some(Err(_)))),
+            (Source::Indicators, matches!(i, Some(Err(_)))),
+            (Source::Reviews, matches!(r, Some(Err(_)))),
+            (Source::Inspections, matches!(n, Some(Err(_)))),
+        ]
+        .into_iter()
+        .filter(|(_, failed)| *failed)
+        .fold(0, |bits, (s, _)| bits | s.bit());
+        if failed_now != 0 {
+            self.retry_soon(group, failed_now);
         }
         let mut changed = settle(
             &mut parts.plans,
@@ -335,6 +352,26 @@ impl Live {
     }
 
     /// Keeps the current rows, with a new stale mark.
+    /// Marks `sources` of a group again after [`RETRY_AFTER`], unless their
+    /// change stream is down: the follower marks every group when it is
+    /// back, and a dead service is not worth a fetch a second per group.
+    fn retry_soon(&self, group: &str, sources: u8) {
+        let live = self.clone();
+        let group = group.to_string();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(RETRY_AFTER) => {}
+                _ = live.inner.shutdown.clone().wait() => return,
+            }
+            let down = live.inner.down.lock().expect("down lock");
+            let sources = down.keys().fold(sources, |bits, s| bits & !s.bit());
+            drop(down);
+            if sources != 0 {
+                live.mark(live.cell(&group), sources);
+            }
+        });
+    }
+
     fn mark_stale(&self, cell: &Cell, failed: &BTreeMap<Source, String>) {
         let current = match &*cell.view.borrow() {
             View::Ready(s) => s.clone(),
