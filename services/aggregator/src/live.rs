@@ -74,7 +74,7 @@ struct Work {
     dirty: u8,
     running: bool,
     requested: u64,
-    /// When the first change signal not yet refreshed arrived.
+    /// When the earliest change not yet refreshed was written.
     signalled: Option<std::time::Instant>,
     /// The calls behind the change signals not yet refreshed, with the
     /// revision each made, whose traces the next refresh joins (at most
@@ -249,15 +249,13 @@ impl Live {
         mark
     }
 
-    /// [`Live::mark`] for a change signal, noting when the first signal the
-    /// next refresh covers arrived (for the freshness metric).
-    fn signal(&self, cell: Arc<Cell>, sources: u8) {
-        let now = std::time::Instant::now();
-        cell.work
-            .lock()
-            .expect("work lock")
-            .signalled
-            .get_or_insert(now);
+    /// [`Live::mark`] for a change signal, noting when the earliest change
+    /// the next refresh covers was written (for the freshness metric).
+    fn signal(&self, cell: Arc<Cell>, sources: u8, written: std::time::Instant) {
+        {
+            let mut w = cell.work.lock().expect("work lock");
+            w.signalled = Some(w.signalled.map_or(written, |at| at.min(written)));
+        }
         self.mark(cell, sources);
     }
 

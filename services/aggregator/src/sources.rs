@@ -424,8 +424,13 @@ impl Sources {
                     .map_err(err)?
                     .into_inner()
                     .map(move |c| {
-                        c.map(|c| (c.group, c.revision, link_of(&c.traceparent)))
-                            .map_err(err)
+                        c.map(|c| Signal {
+                            group: c.group,
+                            revision: c.revision,
+                            cause: link_of(&c.traceparent),
+                            written_ms: c.change_time.as_ref().map(jixiao_runtime::time::millis),
+                        })
+                        .map_err(err)
                     }),
             ),
             Source::Reviews => Box::pin(
@@ -436,8 +441,13 @@ impl Sources {
                     .map_err(err)?
                     .into_inner()
                     .map(move |c| {
-                        c.map(|c| (c.group, c.revision, link_of(&c.traceparent)))
-                            .map_err(err)
+                        c.map(|c| Signal {
+                            group: c.group,
+                            revision: c.revision,
+                            cause: link_of(&c.traceparent),
+                            written_ms: c.change_time.as_ref().map(jixiao_runtime::time::millis),
+                        })
+                        .map_err(err)
                     }),
             ),
             Source::Inspections => Box::pin(
@@ -448,8 +458,13 @@ impl Sources {
                     .map_err(err)?
                     .into_inner()
                     .map(move |c| {
-                        c.map(|c| (c.group, c.revision, link_of(&c.traceparent)))
-                            .map_err(err)
+                        c.map(|c| Signal {
+                            group: c.group,
+                            revision: c.revision,
+                            cause: link_of(&c.traceparent),
+                            written_ms: c.change_time.as_ref().map(jixiao_runtime::time::millis),
+                        })
+                        .map_err(err)
                     }),
             ),
             Source::Plans => Box::pin(
@@ -460,8 +475,13 @@ impl Sources {
                     .map_err(err)?
                     .into_inner()
                     .map(move |c| {
-                        c.map(|c| (c.group, c.revision, link_of(&c.traceparent)))
-                            .map_err(err)
+                        c.map(|c| Signal {
+                            group: c.group,
+                            revision: c.revision,
+                            cause: link_of(&c.traceparent),
+                            written_ms: c.change_time.as_ref().map(jixiao_runtime::time::millis),
+                        })
+                        .map_err(err)
                     }),
             ),
         })
@@ -470,7 +490,18 @@ impl Sources {
 
 /// A change signal: the group, its new revision, and the context of the
 /// call behind it.
-pub type Signal = (String, i64, Option<SpanContext>);
+#[derive(Debug)]
+pub struct Signal {
+    /// `cycles/{cycle}/groups/{group}`.
+    pub group: String,
+    /// The group's counter after the change.
+    pub revision: i64,
+    /// The call that made the change, for the refresh's trace.
+    pub cause: Option<SpanContext>,
+    /// When the change was written (the component's clock); `None` for a
+    /// counter read back.
+    pub written_ms: Option<i64>,
+}
 
 /// An "unchanged" answer, which only counts for the revision asked about.
 fn unchanged<T>(source: Source, known: i64, revision: i64) -> Result<Revised<T>, Error> {

@@ -181,6 +181,7 @@ impl IndicatorsApi {
                 group: c.group,
                 revision: c.revision,
                 traceparent: c.traceparent.unwrap_or_default(),
+                change_time: c.time_ms.map(jixiao_runtime::time::timestamp),
             })
         })))
     }

@@ -184,6 +184,7 @@ impl PlansService for PlansApi {
                     group: c.group,
                     revision: c.revision,
                     traceparent: c.traceparent.unwrap_or_default(),
+                    change_time: c.time_ms.map(jixiao_runtime::time::timestamp),
                 })
             });
             Ok::<Self::WatchPlanChangesStream, Error>(Box::pin(stream))

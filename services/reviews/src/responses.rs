@@ -276,6 +276,7 @@ impl ReviewsApi {
                         group: format!("cycles/{}/groups/{}", ctx.cycle, ctx.group),
                         revision,
                         traceparent: None,
+                        time_ms: None,
                     }]);
                 }
             }

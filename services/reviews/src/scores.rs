@@ -258,6 +258,7 @@ impl ReviewsApi {
                 group: c.group,
                 revision: c.revision,
                 traceparent: c.traceparent.unwrap_or_default(),
+                change_time: c.time_ms.map(jixiao_runtime::time::timestamp),
             })
         })))
     }

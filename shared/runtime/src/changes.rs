@@ -49,6 +49,7 @@ macro_rules! bump_body {
             group: format!("cycles/{}/groups/{}", $cycle, $group),
             revision: row.try_get("revision")?,
             traceparent: crate::telemetry::traceparent(),
+            time_ms: Some(crate::time::now_ms()),
         };
         if $notify {
             // pg_notify returns void, which sqlx cannot decode: select a
@@ -80,6 +81,12 @@ pub struct Change {
     /// `None` for a counter read back rather than made by a call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// When the change was written (the writing replica's clock, in the
+    /// transaction just before its commit), so that the aggregator can
+    /// measure freshness from the commit rather than from the signal's
+    /// arrival; `None` for a counter read back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_ms: Option<i64>,
 }
 
 /// Whether a reader holding the figures of revision `known` (0: none) may
@@ -247,6 +254,7 @@ impl Changes {
                 ),
                 revision: r.try_get("revision")?,
                 traceparent: None,
+                time_ms: None,
             });
         }
         let prefix = cycle.map(|c| format!("cycles/{c}/")).unwrap_or_default();
@@ -349,6 +357,7 @@ async fn resync(db: &Db, shared: &Weak<Shared>) -> Result<bool, Error> {
             ),
             revision: r.try_get("revision")?,
             traceparent: None,
+            time_ms: None,
         });
     }
     Ok(true)
@@ -391,6 +400,7 @@ mod tests {
             group: format!("cycles/2026/groups/{group}"),
             revision,
             traceparent: None,
+            time_ms: None,
         }
     }
 

@@ -62,6 +62,7 @@ pub async fn replay<R: Message + Default>(
             group: r.try_get("group_name")?,
             revision: r.try_get("revision")?,
             traceparent: None,
+            time_ms: None,
         });
     }
     crate::revisions::note(&written);

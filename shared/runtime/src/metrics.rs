@@ -204,7 +204,7 @@ impl Metrics {
         let freshness = seconds_buckets();
         registry.register(
             "jixiao_standings_freshness_seconds",
-            "Time from the aggregator receiving a component's change signal to the end of the refresh that publishes it (the signal carries no commit time, so the component's commit-to-signal delay is not included)",
+            "Time from a component's commit (the change time on its signal, on the component's clock) to the end of the refresh that publishes it",
             freshness.clone(),
         );
         let stale_groups = Gauge::default();
@@ -330,8 +330,8 @@ impl Metrics {
     }
 
     /// A change signal received at `signalled` is now in the standings.
-    pub fn standings_fresh(&self, signalled: Instant) {
-        self.0.freshness.observe(signalled.elapsed().as_secs_f64());
+    pub fn standings_fresh(&self, written: Instant) {
+        self.0.freshness.observe(written.elapsed().as_secs_f64());
     }
 
     /// How many groups are stale now.

@@ -105,6 +105,7 @@ mod tests {
             group: group.into(),
             revision,
             traceparent: None,
+            time_ms: None,
         }
     }
 

@@ -168,6 +168,7 @@ where
                 group: format!("cycles/{cycle}/groups/{group}"),
                 revision,
                 traceparent: None,
+                time_ms: None,
             });
         }
     }
@@ -196,6 +197,7 @@ mod tests {
             group: format!("cycles/2026/groups/{group}"),
             revision,
             traceparent: None,
+            time_ms: None,
         }
     }
 

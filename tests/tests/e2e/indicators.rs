@@ -637,6 +637,7 @@ async fn score_changes_are_streamed(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
+    let before = jixiao_runtime::time::now_ms();
     provider(&suite)
         .report_value(ReportValueRequest {
             parent: "cycles/2026".into(),
@@ -645,6 +646,7 @@ async fn score_changes_are_streamed(backend: Backend) {
         })
         .await
         .unwrap();
+    let after = jixiao_runtime::time::now_ms();
     let change = tokio::time::timeout(Duration::from_secs(5), stream.message())
         .await
         .expect("a change arrives")
@@ -653,6 +655,12 @@ async fn score_changes_are_streamed(backend: Backend) {
     assert_eq!(
         (change.group.as_str(), change.revision),
         ("cycles/2026/groups/districts", 1)
+    );
+    // It says when it was written, for the aggregator's freshness.
+    let written = jixiao_runtime::time::millis(&change.change_time.expect("change time"));
+    assert!(
+        (before..=after).contains(&written),
+        "{before} {written} {after}"
     );
     // A new watcher first learns the current revision.
     let mut late = watcher
@@ -668,6 +676,8 @@ async fn score_changes_are_streamed(backend: Backend) {
         .unwrap()
         .unwrap();
     assert_eq!(current.revision, 1);
+    // A counter read back was not written now: it has no time.
+    assert_eq!(current.change_time, None);
     suite.stop().await;
 }
 

@@ -2,7 +2,7 @@
 //! groups they name, and a periodic reconciliation marks every active group
 //! in case a signal was lost.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
@@ -12,6 +12,19 @@ use crate::sources::Source;
 /// Every this many reconciliations is a full one: a crash between a plans
 /// commit and its counter bump would otherwise go unseen.
 const FULL_EVERY: u32 = 10;
+
+/// The moment on this process's clock when a change was written, from the
+/// component's wall-clock time: freshness is measured from the commit, not
+/// from the signal's arrival. A counter read back (no time) or a time
+/// ahead of ours (clocks apart) counts from now.
+fn written_at(written_ms: Option<i64>) -> Instant {
+    let now = Instant::now();
+    written_ms
+        .map(|ms| jixiao_runtime::time::now_ms().saturating_sub(ms))
+        .filter(|age| *age > 0)
+        .and_then(|age| now.checked_sub(Duration::from_millis(age as u64)))
+        .unwrap_or(now)
+}
 
 impl Live {
     /// Follows one service's change stream for as long as the process runs,
@@ -47,10 +60,10 @@ impl Live {
                     loop {
                         tokio::select! {
                             item = stream.next() => match item {
-                                Some(Ok((group, revision, cause))) => {
-                                    let cell = self.cell(&group);
-                                    self.cause(&cell, source, revision, cause);
-                                    self.signal(cell, bits);
+                                Some(Ok(signal)) => {
+                                    let cell = self.cell(&signal.group);
+                                    self.cause(&cell, source, signal.revision, signal.cause);
+                                    self.signal(cell, bits, written_at(signal.written_ms));
                                 }
                                 Some(Err(e)) => break e.to_string(),
                                 None => break format!("{} closed its change stream", source.service()),
@@ -106,5 +119,23 @@ impl Live {
                 _ = self.inner.shutdown.clone().wait() => return,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::written_at;
+
+    #[test]
+    fn freshness_counts_from_the_write_on_the_component_s_clock() {
+        let before = Instant::now();
+        let at = written_at(Some(jixiao_runtime::time::now_ms() - 2_000));
+        let age = before.duration_since(at);
+        assert!(age >= Duration::from_millis(1_900), "{age:?}");
+        // No time (a counter read back) or a time ahead of this clock: now.
+        assert!(written_at(None) >= before);
+        assert!(written_at(Some(jixiao_runtime::time::now_ms() + 60_000)) >= before);
     }
 }
