@@ -10,7 +10,10 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use jixiao::{SuiteConfig, Target, commands, parse_targets, table::Format};
-use jixiao_runtime::{Role, TokenKey, telemetry, tls::Tls};
+use jixiao_runtime::{Role, telemetry, tls::Tls};
+use keys::KeyArgs;
+
+mod keys;
 
 #[derive(Parser)]
 #[command(
@@ -207,43 +210,6 @@ enum ReviewsCommand {
     },
 }
 
-#[derive(Args, Clone)]
-struct KeyArgs {
-    /// Folder of the embedded SQLite databases and of the generated token key.
-    #[arg(long, env = "JIXIAO_DATA_DIR", default_value = "./data")]
-    data_dir: PathBuf,
-    /// Token signing key as hex (at least 32 bytes). Without it, the key in
-    /// `<data-dir>/token.key` is used, generated on first start.
-    #[arg(long, env = "JIXIAO_TOKEN_KEY", hide_env_values = true)]
-    token_key: Option<String>,
-    /// File holding the token signing key as hex.
-    #[arg(long, env = "JIXIAO_TOKEN_KEY_FILE", conflicts_with = "token_key")]
-    token_key_file: Option<PathBuf>,
-}
-
-impl KeyArgs {
-    /// The key, and whether it is the generated development key.
-    fn load(&self, create: bool) -> Result<(TokenKey, bool), String> {
-        if let Some(hex) = &self.token_key {
-            return Ok((TokenKey::from_hex(hex.trim())?, false));
-        }
-        if let Some(path) = &self.token_key_file {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            return Ok((TokenKey::from_hex(text.trim())?, false));
-        }
-        let path = self.data_dir.join("token.key");
-        if !create && !path.exists() {
-            return Err(format!(
-                "no token key: pass --token-key or --token-key-file, or start `jixiao serve` once to generate {}",
-                path.display()
-            ));
-        }
-        let (key, _) = TokenKey::load_or_create(&path)?;
-        Ok((key, true))
-    }
-}
-
 #[derive(Args)]
 struct ServeArgs {
     /// Services to run: `all`, or a comma-separated list such as `plans`.
@@ -295,6 +261,11 @@ struct ServeArgs {
     /// (a safety net under the change streams).
     #[arg(long, env = "JIXIAO_RECONCILE_SECS", default_value_t = 30)]
     reconcile_secs: u64,
+    /// Connections each service keeps to its PostgreSQL database at most.
+    /// Replicas multiply it: keep replicas × services × this under the
+    /// server's `max_connections`.
+    #[arg(long, env = "JIXIAO_DB_POOL_SIZE", default_value_t = jixiao_runtime::db::DEFAULT_POOL_SIZE)]
+    db_pool_size: u32,
     /// PEM certificate chain of this process's port: with `--tls-key` the
     /// port speaks TLS only.
     #[arg(long, env = "JIXIAO_TLS_CERT", requires = "tls_key")]
@@ -475,6 +446,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     });
     let traces = telemetry::init_with(args.log_format, telemetry::SERVER_LOGS, export.as_ref())?;
     let (key, generated) = args.key.load(true)?;
+    jixiao_runtime::db::set_pool_size(args.db_pool_size);
     let mut database_urls = Vec::new();
     for (target, url) in [
         (Target::Plans, args.plans_database_url),

@@ -62,6 +62,11 @@ const COMPONENTS: [(&str, &str); 4] = [
     ("inspections", "jixiao.inspections.v1.InspectionsService"),
     ("reviews", "jixiao.reviews.v1.ReviewsService"),
 ];
+/// Connections per process: ten processes share one PostgreSQL server
+/// (`max_connections` 100) with the rest of the test run; at 16 each a
+/// pool that grows under the SIGKILL stream can be refused, and a read
+/// then waits out the 5-second acquire timeout.
+const POOL_SIZE: u32 = 6;
 /// Freshness samples per configuration.
 const PROBES: usize = 15;
 /// The stream the reviews replica dies under: 12 batches of 500
@@ -69,11 +74,20 @@ const PROBES: usize = 15;
 const BATCHES: usize = 12;
 const PER_BATCH: usize = 500;
 
+/// A free port below the kernel's ephemeral range, for nginx: a port
+/// found by binding :0 and let go can be handed to one of the replicas
+/// (which listen on :0) before nginx binds it, and calls meant for nginx
+/// would then reach that replica.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let from = low.saturating_sub(12_000).max(1024);
+    (0..1000)
+        .map(|_| rand::random_range(from..low))
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port below the ephemeral range")
 }
 
 /// Two replicas of `target` on one database, started at the same moment
@@ -250,7 +264,11 @@ async fn two_replicas_per_service_behind_nginx() {
     let mut components = Vec::new();
     for (name, _) in COMPONENTS {
         let (flag, url) = db_flag(name);
-        let extra = [(flag.as_str(), url), ("--plans-addr", two.clone())];
+        let extra = [
+            (flag.as_str(), url),
+            ("--plans-addr", two.clone()),
+            ("--db-pool-size", POOL_SIZE.to_string()),
+        ];
         components.push(replicas(name, dir.path(), &key_hex, &extra));
     }
     let first = |c: &[Process; 2]| vec![c[0].addr().to_string()];
@@ -267,7 +285,10 @@ async fn two_replicas_per_service_behind_nginx() {
     // the one-replica port, the second through the balanced one.
     let (flag, url) = db_flag("aggregator");
     let aggregator = |via: &str, n: usize| {
-        let mut extra = vec![(flag.as_str(), url.clone())];
+        let mut extra = vec![
+            (flag.as_str(), url.clone()),
+            ("--db-pool-size", POOL_SIZE.to_string()),
+        ];
         for peer in [
             "--plans-addr",
             "--indicators-addr",

@@ -16,7 +16,7 @@ use std::{
     str::FromStr,
     sync::{
         Arc, Weak,
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicI64, AtomicU32, Ordering},
     },
     time::Duration,
 };
@@ -91,6 +91,20 @@ pub struct Db {
 /// The writer checkpoints by itself only when the WAL has grown past this
 /// many pages (64 MiB of 4 KiB pages), i.e. when the checkpointer fell
 /// behind; SQLite's default is 1,000.
+/// Connections per PostgreSQL pool, one pool per service in a process:
+/// [`set_pool_size`]. Replicas multiply it, and PostgreSQL refuses
+/// connections past its `max_connections` (100 by default), so an operator
+/// running several replicas sizes it to fit.
+static POOL_SIZE: AtomicU32 = AtomicU32::new(DEFAULT_POOL_SIZE);
+/// [`POOL_SIZE`] unless set.
+pub const DEFAULT_POOL_SIZE: u32 = 16;
+
+/// Sets the connections per PostgreSQL pool of the databases connected
+/// from now on (at least 2: a write may wait for a read in one call).
+pub fn set_pool_size(n: u32) {
+    POOL_SIZE.store(n.max(2), Ordering::Relaxed);
+}
+
 const WRITER_CHECKPOINT_PAGES: u32 = 16_384;
 /// A WAL that grew during a burst of writes is cut back to this size when
 /// it restarts.
@@ -213,7 +227,7 @@ impl Db {
             }
             Dialect::Postgres => {
                 let pool = AnyPoolOptions::new()
-                    .max_connections(16)
+                    .max_connections(POOL_SIZE.load(Ordering::Relaxed))
                     .acquire_timeout(Duration::from_secs(5))
                     .connect(url)
                     .await
