@@ -207,6 +207,7 @@ pub(crate) async fn recompute_shared(
     now: i64,
 ) -> Result<BTreeSet<String>, Error> {
     let mut touched = BTreeSet::new();
+    fstore::take_turn(conn, &format!("{cycle}/evidence/{digest}")).await?;
     let holders = fstore::holders(conn, cycle, digest).await?;
     for h in &holders {
         let Some(other) = holders.iter().find(|o| o.unit_id != h.unit_id) else {
@@ -249,6 +250,7 @@ pub(crate) async fn recompute_outliers(
         return Ok(());
     };
     let t = Thresholds::of(&view.scheme, indicator);
+    fstore::take_turn(conn, &format!("{cycle}/{group}/{indicator}/{period}")).await?;
     let peers = fstore::current(conn, cycle, group, "", indicator, period).await?;
     let values = peers
         .iter()

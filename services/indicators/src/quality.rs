@@ -329,8 +329,11 @@ pub fn outliers(values: &[Decimal], threshold: Decimal, min_peers: usize) -> Vec
         .zip(&deviations)
         .enumerate()
         .filter_map(|(i, (v, dev))| {
+            // Decided without a division, so exactly: |v − median| >
+            // threshold × scale. The score is shown to 6 places.
+            let limit = threshold.checked_mul(scale)?;
             let score = dev.checked_div(scale)?.round_dp(6).normalize();
-            (score > threshold).then(|| {
+            (*dev > limit).then(|| {
                 (
                     i,
                     Raised::new(

@@ -79,6 +79,18 @@ fn an_inflated_value_is_a_peer_outlier_and_the_rest_are_not() {
 }
 
 #[test]
+fn the_threshold_is_compared_exactly_not_after_rounding_the_score() {
+    // median 100, MAD 5, scale 7.413: X − 100 against 3.5 × 7.413 = 25.9455.
+    let with = |x: &str| [d("90"), d("100"), d("100"), d("100"), d("110"), d(x)];
+    // Score 3.5000000013, shown as 3.5: above the threshold all the same.
+    assert_eq!(outliers(&with("125.94550001"), d("3.5"), 5).len(), 1);
+    // Exactly at the threshold: not above it.
+    assert!(outliers(&with("125.9455"), d("3.5"), 5).is_empty());
+    // Score 3.4999999 is below 3.49999995, though it rounds to 3.5.
+    assert!(outliers(&with("125.9454992587"), d("3.49999995"), 5).is_empty());
+}
+
+#[test]
 fn outliers_need_enough_peers_and_a_spread() {
     let values = [d("6"), d("6"), d("12")];
     assert!(outliers(&values, d("3.5"), 5).is_empty());

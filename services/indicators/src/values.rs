@@ -363,8 +363,10 @@ impl IndicatorsApi {
             flags::recompute_outliers(w.conn, &ctx, k.cycle, &nv.group, k.indicator, k.period, now)
                 .await?;
             let mut others = BTreeSet::new();
-            for e in &nv.evidence {
-                others.extend(flags::recompute_shared(w.conn, k.cycle, &e.sha256, now).await?);
+            // Sorted, as a batch takes its turns (store::flags::take_turn).
+            let digests: BTreeSet<&str> = nv.evidence.iter().map(|e| e.sha256.as_str()).collect();
+            for d in digests {
+                others.extend(flags::recompute_shared(w.conn, k.cycle, d, now).await?);
             }
             stored.flags = store::flags::of_value(w.conn, k).await?;
             w.changed(k.cycle, &nv.group);

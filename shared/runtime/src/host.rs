@@ -27,7 +27,7 @@ use tracing::Instrument;
 use crate::{Db, auth::TokenKey, tls::Tls};
 
 mod shutdown;
-pub use shutdown::{Shutdown, ShutdownTrigger};
+pub use shutdown::{DRAIN_GRACE, Shutdown, ShutdownTrigger};
 
 /// The gRPC services a process mounts, with their names for health checks
 /// and reflection.
@@ -137,8 +137,10 @@ pub async fn serve(
         .add_service(reflection_v1alpha);
 
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let (begun_tx, begun) = tokio::sync::oneshot::channel();
     let drain = async move {
         shutdown.await;
+        let _ = begun_tx.send(());
         probing.abort();
         tracing::info!("shutting down: marking services NOT_SERVING and draining calls");
         reporter
@@ -154,7 +156,7 @@ pub async fn serve(
     if let Some(config) = tls.server() {
         builder = builder.tls_config(config)?;
     }
-    builder
+    let serving = builder
         .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
         .accept_http1(true)
         .layer(crate::site::SiteLayer::new(site))
@@ -162,8 +164,8 @@ pub async fn serve(
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(AuthLayer::new(key).with_metrics(metrics))
         .add_routes(routes.routes())
-        .serve_with_incoming_shutdown(incoming, drain)
-        .await?;
+        .serve_with_incoming_shutdown(incoming, drain);
+    shutdown::bounded(serving, begun).await?;
     Ok(())
 }
 

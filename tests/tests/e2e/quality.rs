@@ -73,14 +73,15 @@ fn name(unit: &str, code: &str, period: &str) -> String {
 
 /// The districts year with data-quality rules (outliers from 3 peers,
 /// ENERGY_INTENSITY needs evidence, INVESTMENT is cumulative, `blocking`
-/// blocks), the data deadline a day away, and the planted figures:
+/// blocks) and the data deadline a day away, in execution; with
+/// [`planted_year`], the planted figures:
 /// - jimei's GDP_GROWTH 29.5 against 8.2 and 7.1 (PEER_OUTLIER);
 /// - huli's GDP_GROWTH 7.1 after 4.0 in Q3 (JUMP);
 /// - jimei's INVESTMENT 1050 below its year-to-date 1200 (FINAL_BELOW_PROGRESS);
 /// - jimei's ENERGY_INTENSITY without evidence (EVIDENCE_MISSING); siming's
 ///   and huli's FOREIGN_TRADE on one file (SHARED_EVIDENCE);
 /// - huli's APPROVAL_ONLINE_RATE 94.5, below its target 95.
-async fn planted_year(suite: &Suite, blocking: QualitySeverity) {
+async fn rules_year(suite: &Suite, blocking: QualitySeverity) {
     let mut office = evaluation_year(suite, "2026", now_ms() + DAY).await;
     office
         .update_scheme(UpdateSchemeRequest {
@@ -138,6 +139,11 @@ async fn planted_year(suite: &Suite, blocking: QualitySeverity) {
     )
     .await;
     set_phase(suite, "2026", Phase::Execution).await;
+}
+
+/// [`rules_year`] with the planted figures.
+async fn planted_year(suite: &Suite, blocking: QualitySeverity) {
+    rules_year(suite, blocking).await;
     let mut stats = stats(suite);
     for values in [
         vec![
@@ -592,8 +598,80 @@ fn open_items(err: &tonic::Status) -> impl Iterator<Item = tonic_types::Precondi
     failure.expect("open items").violations.into_iter()
 }
 
+/// Reports of one indicator and period for every unit at the same moment
+/// (and of one file) are flagged as if they came one by one: on
+/// PostgreSQL each recomputation used to see only the values committed
+/// before it began, so an outlier could go unflagged or be judged against
+/// part of the group.
+async fn concurrent_reports_are_flagged_as_one_by_one(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    rules_year(&suite, QualitySeverity::Critical).await;
+    let figures = [("siming", "1"), ("huli", "1.1"), ("jimei", "10")];
+    let codes = [
+        "GDP_GROWTH",
+        "APPROVAL_ONLINE_RATE",
+        "FOREIGN_TRADE",
+        "INVESTMENT",
+    ];
+    let periods = [annual(), Q3];
+    let mut calls = Vec::new();
+    for (p, period) in periods.iter().enumerate() {
+        for (c, code) in codes.iter().enumerate() {
+            for (u, (unit, v)) in figures.iter().enumerate() {
+                // One file per indicator and period, held by all three.
+                let n = 1000 + (p * 10 + c) as u32;
+                let mut value = value(unit, code, *period, v, n);
+                value.evidence = file(n);
+                let mut stats = stats(&suite);
+                calls.push(tokio::spawn(async move {
+                    stats
+                        .batch_report_values(BatchReportValuesRequest {
+                            parent: "cycles/2026".into(),
+                            values: vec![value],
+                            request_id: format!("race-{p}-{c}-{u}"),
+                        })
+                        .await
+                }));
+            }
+        }
+    }
+    for call in calls {
+        call.await.unwrap().expect("a concurrent report");
+    }
+    let flags = list_flags(&mut stats(&suite), true).await;
+    for period in ["2026", "2026-Q3"] {
+        for code in codes {
+            let of = |unit: &str, kind: ValueFlagKind| {
+                flags
+                    .iter()
+                    .filter(|f| f.kind == kind as i32)
+                    .filter(|f| {
+                        f.name
+                            .starts_with(&format!("{}/flags/", name(unit, code, period)))
+                    })
+                    .collect::<Vec<_>>()
+            };
+            // median 1.1, MAD 0.1: only jimei's 10 is an outlier, judged
+            // against all three.
+            let outlier = of("jimei", ValueFlagKind::PeerOutlier);
+            assert_eq!(outlier.len(), 1, "{code} {period}: {flags:#?}");
+            assert_eq!(figure(outlier[0], "peers"), "3", "{code} {period}");
+            assert_eq!(figure(outlier[0], "median"), "1.1", "{code} {period}");
+            for unit in ["siming", "huli"] {
+                assert!(of(unit, ValueFlagKind::PeerOutlier).is_empty(), "{unit}");
+            }
+            for (unit, _) in figures {
+                let shared = of(unit, ValueFlagKind::SharedEvidence);
+                assert_eq!(shared.len(), 1, "{unit} {code} {period}: {flags:#?}");
+            }
+        }
+    }
+    suite.stop().await;
+}
+
 on_both_databases!(
     planted_anomalies_are_flagged_with_their_figures,
     flags_are_resolved_by_the_office_and_evaluators_only,
     blocking_flags_hold_publication_until_resolved,
+    concurrent_reports_are_flagged_as_one_by_one,
 );

@@ -21,6 +21,26 @@ use sqlx::AnyConnection;
 use super::{ValueKey, value_name};
 use crate::quality::{Figure, Kind, Raised};
 
+/// On PostgreSQL, the transactions that recompute flags over one set of
+/// values (a group's indicator and period, or the holders of a digest)
+/// take turns from here to their commit. Under READ COMMITTED each
+/// statement then reads every value committed before it, so the last to
+/// commit decides over the whole set, as SQLite's one writer does; without
+/// it, concurrent reports each saw part of the group. Callers take their
+/// turns in one order (outliers, then digests, each sorted), so two writes
+/// never wait for each other in a cycle.
+pub async fn take_turn(conn: &mut AnyConnection, set: &str) -> Result<(), Error> {
+    if conn.backend_name() != "PostgreSQL" {
+        return Ok(());
+    }
+    // pg_advisory_xact_lock returns void, which sqlx cannot decode.
+    sqlx::query("SELECT 1 AS turn FROM pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("jixiao.indicators.flags/{set}"))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// The columns of `value_flags` a flag is read from.
 macro_rules! flag_cols {
     () => {
