@@ -96,7 +96,7 @@ pub struct Db {
 /// connections past its `max_connections` (100 by default), so an operator
 /// running several replicas sizes it to fit.
 static POOL_SIZE: AtomicU32 = AtomicU32::new(DEFAULT_POOL_SIZE);
-/// [`POOL_SIZE`] unless set.
+/// The pool size unless [`set_pool_size`] says otherwise.
 pub const DEFAULT_POOL_SIZE: u32 = 16;
 
 /// Sets the connections per PostgreSQL pool of the databases connected
