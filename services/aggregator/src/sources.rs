@@ -149,6 +149,22 @@ fn bad_answer(source: Source, field: &str, e: String) -> Error {
     }
 }
 
+/// A watch call's stream as [`Signal`]s: the four services' change
+/// messages have the same fields.
+macro_rules! signals {
+    ($call:expr, $err:ident) => {
+        Box::pin($call.await.map_err($err)?.into_inner().map(move |c| {
+            c.map(|c| Signal {
+                group: c.group,
+                revision: c.revision,
+                cause: link_of(&c.traceparent),
+                written_ms: c.change_time.as_ref().map(jixiao_runtime::time::millis),
+            })
+            .map_err($err)
+        }))
+    };
+}
+
 impl Sources {
     pub fn new(c: Channels) -> Self {
         Sources {
@@ -416,73 +432,29 @@ impl Sources {
         let err = move |e| dependency_error(source.service(), e);
         let cycle = ALL_CYCLES.to_string();
         Ok(match source {
-            Source::Indicators => Box::pin(
+            Source::Indicators => signals!(
                 self.indicators
                     .clone()
-                    .watch_score_changes(WatchScoreChangesRequest { cycle })
-                    .await
-                    .map_err(err)?
-                    .into_inner()
-                    .map(move |c| {
-                        c.map(|c| Signal {
-                            group: c.group,
-                            revision: c.revision,
-                            cause: link_of(&c.traceparent),
-                            written_ms: c.change_time.as_ref().map(jixiao_runtime::time::millis),
-                        })
-                        .map_err(err)
-                    }),
+                    .watch_score_changes(WatchScoreChangesRequest { cycle }),
+                err
             ),
-            Source::Reviews => Box::pin(
+            Source::Reviews => signals!(
                 self.reviews
                     .clone()
-                    .watch_review_changes(WatchReviewChangesRequest { cycle })
-                    .await
-                    .map_err(err)?
-                    .into_inner()
-                    .map(move |c| {
-                        c.map(|c| Signal {
-                            group: c.group,
-                            revision: c.revision,
-                            cause: link_of(&c.traceparent),
-                            written_ms: c.change_time.as_ref().map(jixiao_runtime::time::millis),
-                        })
-                        .map_err(err)
-                    }),
+                    .watch_review_changes(WatchReviewChangesRequest { cycle }),
+                err
             ),
-            Source::Inspections => Box::pin(
+            Source::Inspections => signals!(
                 self.inspections
                     .clone()
-                    .watch_adjustment_changes(WatchAdjustmentChangesRequest { cycle })
-                    .await
-                    .map_err(err)?
-                    .into_inner()
-                    .map(move |c| {
-                        c.map(|c| Signal {
-                            group: c.group,
-                            revision: c.revision,
-                            cause: link_of(&c.traceparent),
-                            written_ms: c.change_time.as_ref().map(jixiao_runtime::time::millis),
-                        })
-                        .map_err(err)
-                    }),
+                    .watch_adjustment_changes(WatchAdjustmentChangesRequest { cycle }),
+                err
             ),
-            Source::Plans => Box::pin(
+            Source::Plans => signals!(
                 self.plans_changes
                     .clone()
-                    .watch_plan_changes(WatchPlanChangesRequest { cycle })
-                    .await
-                    .map_err(err)?
-                    .into_inner()
-                    .map(move |c| {
-                        c.map(|c| Signal {
-                            group: c.group,
-                            revision: c.revision,
-                            cause: link_of(&c.traceparent),
-                            written_ms: c.change_time.as_ref().map(jixiao_runtime::time::millis),
-                        })
-                        .map_err(err)
-                    }),
+                    .watch_plan_changes(WatchPlanChangesRequest { cycle }),
+                err
             ),
         })
     }
