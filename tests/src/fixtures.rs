@@ -455,12 +455,23 @@ pub fn answered_at() -> i64 {
 
 /// A phone response to q1–q3.
 pub fn response(id: &str, unit: &str, category: &str, answers: [&str; 3]) -> SurveyResponse {
+    response_at(id, unit, category, answers, answered_at())
+}
+
+/// A phone response to q1–q3 answered at `at_ms`.
+pub fn response_at(
+    id: &str,
+    unit: &str,
+    category: &str,
+    answers: [&str; 3],
+    at_ms: i64,
+) -> SurveyResponse {
     SurveyResponse {
         response_id: id.into(),
         unit: format!("units/{unit}"),
         category: category.into(),
         channel: Channel::Phone as i32,
-        answer_time: ts(answered_at()),
+        answer_time: ts(at_ms),
         answers: ["q1", "q2", "q3"]
             .iter()
             .zip(answers)
@@ -469,5 +480,6 @@ pub fn response(id: &str, unit: &str, category: &str, answers: [&str; 3]) -> Sur
                 answer: a.into(),
             })
             .collect(),
+        respondent: String::new(),
     }
 }

@@ -4,6 +4,7 @@
 
 use jixiao_proto::{
     Decimal as ProtoDecimal, indicators::indicators_service_client::IndicatorsServiceClient,
+    reviews::reviews_service_client::ReviewsServiceClient,
 };
 use jixiao_runtime::{Db, Role, client::ServiceChannel, plans_lookup::PlansLookup};
 use rust_decimal::Decimal;
@@ -31,6 +32,8 @@ pub struct AggregatorApi {
     pub(crate) plans: PlansLookup,
     /// For the value flags the feedback lists.
     pub(crate) indicators: IndicatorsServiceClient<ServiceChannel>,
+    /// For the survey flags the feedback lists.
+    pub(crate) reviews: ReviewsServiceClient<ServiceChannel>,
 }
 
 impl AggregatorApi {
@@ -39,12 +42,14 @@ impl AggregatorApi {
         live: Live,
         plans: PlansLookup,
         indicators: IndicatorsServiceClient<ServiceChannel>,
+        reviews: ReviewsServiceClient<ServiceChannel>,
     ) -> Self {
         AggregatorApi {
             db,
             live,
             plans,
             indicators,
+            reviews,
         }
     }
 }

@@ -6,6 +6,7 @@
 use jixiao_proto::{
     aggregator::{Feedback, GetFeedbackRequest, IndicatorLoss},
     indicators::{ListValueFlagsRequest, ValueFlagKind},
+    reviews::{CampaignMode, ListCampaignsRequest, ListSurveyFlagsRequest, SurveyFlagKind},
     types::QualityFlagState,
 };
 use jixiao_runtime::{
@@ -154,9 +155,9 @@ impl AggregatorApi {
                 }
             }));
         }
-        let data_quality = self
-            .value_flags(names::group_name(&req.group, "group")?.0, &req.unit)
-            .await?;
+        let cycle = names::group_name(&req.group, "group")?.0;
+        let mut data_quality = self.value_flags(cycle, &req.unit).await?;
+        data_quality.extend(self.survey_flags(&req.group, &req.unit).await?);
         let change_from_last_year = match (decimal_of(&row.composite), year) {
             (Some(now), y) if y > 0 => store::archive(&self.db, unit_id)
                 .await?
@@ -179,6 +180,60 @@ impl AggregatorApi {
             published: is_published,
             data_quality,
         })
+    }
+
+    /// The unit's survey flags in the group's raw-responses campaign as
+    /// they stand now, one line each.
+    async fn survey_flags(&self, group: &str, unit: &str) -> Result<Vec<String>, Error> {
+        let cycle = names::group_name(group, "group")?.0;
+        let failed = |s| dependency_error("reviews service", s);
+        let mut reviews = self.reviews.clone();
+        let mut campaigns = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = reviews
+                .list_campaigns(ListCampaignsRequest {
+                    parent: format!("cycles/{cycle}"),
+                    page_size: 500,
+                    page_token,
+                })
+                .await
+                .map_err(failed)?
+                .into_inner();
+            campaigns.extend(
+                page.campaigns
+                    .into_iter()
+                    .filter(|c| c.group == group && c.mode == CampaignMode::RawResponses as i32),
+            );
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+        let mut out = Vec::new();
+        for c in campaigns {
+            let flags = reviews
+                .list_survey_flags(ListSurveyFlagsRequest {
+                    campaign: c.name.clone(),
+                    unit: unit.to_string(),
+                    open_only: false,
+                })
+                .await
+                .map_err(failed)?
+                .into_inner();
+            for f in flags.flags {
+                let kind = SurveyFlagKind::try_from(f.kind)
+                    .map(|k| k.as_str_name().trim_start_matches("SURVEY_FLAG_KIND_"))
+                    .unwrap_or("UNKNOWN");
+                out.push(format!(
+                    "{}: {kind} ({}): {}",
+                    c.name,
+                    state_words(f.state, &f.resolution_reason),
+                    f.explanation
+                ));
+            }
+        }
+        Ok(out)
     }
 
     /// The unit's value flags as they stand now, one line each.
@@ -204,17 +259,11 @@ impl AggregatorApi {
                 let kind = ValueFlagKind::try_from(f.kind)
                     .map(|k| k.as_str_name().trim_start_matches("VALUE_FLAG_KIND_"))
                     .unwrap_or("UNKNOWN");
-                let state = QualityFlagState::try_from(f.state)
-                    .map(|s| s.as_str_name().trim_start_matches("QUALITY_FLAG_STATE_"))
-                    .unwrap_or("UNKNOWN");
-                let why = if f.resolution_reason.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {}", f.resolution_reason)
-                };
                 out.push(format!(
-                    "{value} version {}: {kind} ({state}{why}): {}",
-                    f.version, f.explanation
+                    "{value} version {}: {kind} ({}): {}",
+                    f.version,
+                    state_words(f.state, &f.resolution_reason),
+                    f.explanation
                 ));
             }
             if page.next_page_token.is_empty() {
@@ -222,5 +271,17 @@ impl AggregatorApi {
             }
             page_token = page.next_page_token;
         }
+    }
+}
+
+/// A flag's state and, once resolved, why: `EXPLAINED; a reason`.
+fn state_words(state: i32, reason: &str) -> String {
+    let state = QualityFlagState::try_from(state)
+        .map(|s| s.as_str_name().trim_start_matches("QUALITY_FLAG_STATE_"))
+        .unwrap_or("UNKNOWN");
+    if reason.is_empty() {
+        state.to_string()
+    } else {
+        format!("{state}; {reason}")
     }
 }

@@ -203,16 +203,20 @@ pub enum BlockingFlag {
     InsufficientSample,
     /// A respondent category without responses (reviews' ReviewFlag).
     MissingCategory,
+    /// An unresolved survey data-quality flag of the blocking severity
+    /// (reviews' ReviewFlag).
+    SurveyQuality,
     /// A contested finding the office has not decided.
     ContestPending,
 }
 
 impl BlockingFlag {
-    pub const ALL: [BlockingFlag; 5] = [
+    pub const ALL: [BlockingFlag; 6] = [
         BlockingFlag::MissingTarget,
         BlockingFlag::DataQuality,
         BlockingFlag::InsufficientSample,
         BlockingFlag::MissingCategory,
+        BlockingFlag::SurveyQuality,
         BlockingFlag::ContestPending,
     ];
 
@@ -223,6 +227,7 @@ impl BlockingFlag {
             BlockingFlag::DataQuality => "DATA_QUALITY",
             BlockingFlag::InsufficientSample => "INSUFFICIENT_SAMPLE",
             BlockingFlag::MissingCategory => "MISSING_CATEGORY",
+            BlockingFlag::SurveyQuality => "SURVEY_QUALITY",
             BlockingFlag::ContestPending => "CONTEST_PENDING",
         }
     }
@@ -231,7 +236,9 @@ impl BlockingFlag {
     pub const fn component(self) -> Component {
         match self {
             BlockingFlag::MissingTarget | BlockingFlag::DataQuality => Component::Indicator,
-            BlockingFlag::InsufficientSample | BlockingFlag::MissingCategory => Component::Survey,
+            BlockingFlag::InsufficientSample
+            | BlockingFlag::MissingCategory
+            | BlockingFlag::SurveyQuality => Component::Survey,
             BlockingFlag::ContestPending => Component::Inspection,
         }
     }

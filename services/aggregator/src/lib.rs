@@ -28,7 +28,10 @@ pub mod store;
 
 use std::time::Duration;
 
-use jixiao_proto::indicators::indicators_service_client::IndicatorsServiceClient;
+use jixiao_proto::{
+    indicators::indicators_service_client::IndicatorsServiceClient,
+    reviews::reviews_service_client::ReviewsServiceClient,
+};
 use jixiao_runtime::{Db, Error, Migrations, host::Shutdown, plans_lookup::PlansLookup};
 
 pub use api::AggregatorApi;
@@ -72,6 +75,7 @@ pub async fn server(
 ) -> Result<AggregatorServer, Error> {
     let plans = PlansLookup::new(channels.plans.clone());
     let indicators = IndicatorsServiceClient::new(channels.indicators.clone());
+    let reviews = ReviewsServiceClient::new(channels.reviews.clone());
     let live = live::Live::start(
         db.clone(),
         sources::Sources::new(channels),
@@ -81,7 +85,7 @@ pub async fn server(
     )
     .await?;
     Ok(AggregatorServer::new(AggregatorApi::new(
-        db, live, plans, indicators,
+        db, live, plans, indicators, reviews,
     )))
 }
 

@@ -187,7 +187,7 @@ impl Sources {
                 continue;
             }
             let id = c.name.trim_start_matches("cycles/");
-            out.extend(self.plans.groups(id).await?.into_iter().map(|g| g.name));
+            out.extend(self.plans.groups(id).await?.iter().map(|g| g.name.clone()));
         }
         Ok(out)
     }

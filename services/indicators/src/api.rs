@@ -58,7 +58,7 @@ impl IndicatorsApi {
         Ok(self.plans.cycle(cycle).await?.year)
     }
 
-    pub(crate) async fn groups(&self, cycle: &str) -> Result<Vec<Group>, Error> {
+    pub(crate) async fn groups(&self, cycle: &str) -> Result<std::sync::Arc<[Group]>, Error> {
         self.plans.groups(cycle).await
     }
 

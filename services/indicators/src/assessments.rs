@@ -35,26 +35,29 @@ impl IndicatorsApi {
         let unit = names::unit_id(&unit_name, "unit")?.to_string();
         let mut v = Violations::new();
         text::required(&mut v, "justification", &req.justification, text::NOTE);
-        let groups = self.groups(&cycle).await?;
-        let group = groups
-            .into_iter()
-            .find(|g| g.units.contains(&unit_name))
+        let group = self
+            .plans
+            .group_of_unit(&cycle, &unit_name)
+            .await?
             .ok_or_else(|| {
                 Error::invalid(
                     "unit",
                     format!("{unit_name} is not assessed in any group of cycles/{cycle}"),
                 )
             })?;
-        let view = self.group_view(group).await?;
-        let ind = view.indicator(&req.indicator).ok_or_else(|| {
-            Error::invalid(
-                "indicator",
-                format!(
-                    "{:?} is not an indicator of {}",
-                    req.indicator, view.group.name
-                ),
-            )
-        })?;
+        // The framework alone: the scheme and the approved targets play no
+        // part in an assessed score.
+        let framework = self.plans.framework(&group).await?;
+        let ind = framework
+            .indicators
+            .iter()
+            .find(|i| i.code == req.indicator)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "indicator",
+                    format!("{:?} is not an indicator of {group}", req.indicator),
+                )
+            })?;
         if ind.method != ScoringMethod::Assessed as i32 {
             v.add(
                 "indicator",
@@ -83,7 +86,7 @@ impl IndicatorsApi {
             request_id: &req.request_id,
             digest: &digest,
         };
-        let group_id = view.id().to_string();
+        let group_id = group.rsplit('/').next().unwrap_or_default().to_string();
         write::write(&self.db, Some(&self.changes), &p, key, async |w| {
             let now = now_ms();
             store::put_assessment(

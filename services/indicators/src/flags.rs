@@ -102,7 +102,8 @@ fn latest_earlier<'a>(own: &'a [Peer], period: &str) -> Option<(&'a Peer, Decima
 
 /// Evaluates the rules of the value itself on a stored version (`from`:
 /// the value it corrects), raising its flags, and indexes its evidence
-/// (shared evidence and peer outliers are recomputed once per write).
+/// (a cumulative final against its progress, shared evidence and peer
+/// outliers are recomputed once per write).
 pub(crate) async fn evaluate(
     conn: &mut AnyConnection,
     ctx: &QualityContext,
@@ -139,13 +140,6 @@ pub(crate) async fn evaluate(
             pro_rate,
             t.jump,
         ));
-        if annual && t.cumulative {
-            raised.extend(quality::final_below_progress(
-                nv.value,
-                before,
-                &earlier.period,
-            ));
-        }
     }
     if annual && let Some((cycle, year)) = &ctx.previous {
         let last =
@@ -193,6 +187,69 @@ pub(crate) async fn evaluate(
         fstore::raise(conn, k, version, &owner, r, now).await?;
     }
     Ok(())
+}
+
+/// The unit's current final value among its current values of one
+/// indicator, with FINAL_BELOW_PROGRESS if it holds against the latest
+/// progress figure: a function of the set of values, whatever order they
+/// arrived in.
+fn final_against_progress(own: &[Peer]) -> Result<Option<(&Peer, Option<Raised>)>, Error> {
+    let Some(last) = own
+        .iter()
+        .find(|p| position(&p.period).is_some_and(|(_, progress)| !progress))
+    else {
+        return Ok(None);
+    };
+    let raised = match latest_earlier(own, &last.period) {
+        Some((progress, _)) => {
+            quality::final_below_progress(last.decimal()?, progress.decimal()?, &progress.period)
+        }
+        None => None,
+    };
+    Ok(Some((last, raised)))
+}
+
+/// Re-checks FINAL_BELOW_PROGRESS of a unit's cumulative indicator after
+/// any of its values was written, so a progress figure reported or
+/// corrected after the final counts as well: the flag is raised on the
+/// final's current version when it holds, an open one there that no
+/// longer holds is withdrawn; resolved flags stay as decided.
+pub(crate) async fn recheck_final(
+    conn: &mut AnyConnection,
+    ctx: &QualityContext,
+    cycle: &str,
+    group: &str,
+    unit: &str,
+    indicator: &str,
+    now: i64,
+) -> Result<(), Error> {
+    let Some(view) = ctx.views.get(group) else {
+        return Ok(());
+    };
+    if !Thresholds::of(&view.scheme, indicator).cumulative {
+        return Ok(());
+    }
+    fstore::take_turn(conn, &format!("{cycle}/units/{unit}/{indicator}")).await?;
+    let own = fstore::current(conn, cycle, "", unit, indicator, "").await?;
+    let Some((last, raised)) = final_against_progress(&own)? else {
+        return Ok(());
+    };
+    let k = ValueKey {
+        cycle,
+        unit,
+        indicator,
+        period: &last.period,
+    };
+    match raised {
+        Some(r) => {
+            let owner = Owner {
+                group: &last.group_id,
+                provider: &last.provider_id,
+            };
+            fstore::raise(conn, k, last.version, &owner, &r, now).await
+        }
+        None => fstore::withdraw(conn, k, last.version, Kind::FinalBelowProgress).await,
+    }
 }
 
 /// Raises SHARED_EVIDENCE on every current value that holds the digest
@@ -473,57 +530,5 @@ impl IndicatorsApi {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn peer(period: &str) -> Peer {
-        Peer {
-            unit_id: "u".into(),
-            indicator: "X".into(),
-            period: period.into(),
-            version: 1,
-            value: "1".into(),
-            group_id: "g".into(),
-            provider_id: "p".into(),
-        }
-    }
-
-    #[test]
-    fn the_latest_earlier_period_prefers_the_quarter_on_a_tie() {
-        let own = [
-            peer("2026-03"),
-            peer("2026-Q1"),
-            peer("2026-05"),
-            peer("2026"),
-        ];
-        let (p, share) = latest_earlier(&own, "2026-Q2").unwrap();
-        assert_eq!(
-            (p.period.as_str(), share),
-            ("2026-05", Decimal::new(5, 0) / Decimal::new(12, 0))
-        );
-        let (p, _) = latest_earlier(&own, "2026-04").unwrap();
-        assert_eq!(p.period, "2026-Q1");
-        // A final value looks at the latest progress figure of the year.
-        let (p, _) = latest_earlier(&own, "2026").unwrap();
-        assert_eq!(p.period, "2026-05");
-        assert!(latest_earlier(&own, "2026-01").is_none());
-    }
-
-    #[test]
-    fn flag_names_split_into_value_kind_and_version() {
-        let (k, kind, v) =
-            flag_key("cycles/2026/units/siming/indicators/GDP/periods/2026/flags/peer_outlier-v2")
-                .unwrap();
-        assert_eq!(
-            (k.unit, k.period, kind, v),
-            ("siming", "2026", Kind::PeerOutlier, 2)
-        );
-        for bad in [
-            "cycles/2026/units/siming/indicators/GDP/periods/2026",
-            "cycles/2026/units/siming/indicators/GDP/periods/2026/flags/nope-v1",
-            "cycles/2026/units/siming/indicators/GDP/periods/2026/flags/jump-vx",
-        ] {
-            assert!(flag_key(bad).is_err(), "{bad}");
-        }
-    }
-}
+#[path = "flags_tests.rs"]
+mod tests;

@@ -142,7 +142,7 @@ impl IndicatorsApi {
         };
         let year = self.cycle_year(&cycle).await?;
         let mut by_provider: BTreeMap<String, ProviderCompleteness> = BTreeMap::new();
-        for group in self.groups(&cycle).await? {
+        for group in self.groups(&cycle).await?.iter() {
             let framework = self.plans.framework(&group.name).await?;
             for ind in framework
                 .indicators

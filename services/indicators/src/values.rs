@@ -216,6 +216,7 @@ impl IndicatorsApi {
             v.into_result()?;
             let mut stored = Vec::with_capacity(values.len());
             let mut groups = BTreeSet::new();
+            let mut finals = BTreeSet::new();
             let mut peers = BTreeSet::new();
             let mut digests = BTreeSet::new();
             let now = now_ms();
@@ -223,8 +224,14 @@ impl IndicatorsApi {
                 stored.push(store::store_version(w.conn, nv, 1, &p.subject, late, "").await?);
                 flags::evaluate(w.conn, &ctx, nv, 1, None, now).await?;
                 groups.insert(nv.group.clone());
+                finals.insert((nv.group.as_str(), nv.unit.as_str(), nv.indicator.as_str()));
                 peers.insert((nv.group.as_str(), nv.indicator.as_str(), nv.period_key.as_str()));
                 digests.extend(nv.evidence.iter().map(|e| e.sha256.as_str()));
+            }
+            // Sets are rechecked in one order (finals, outliers, digests;
+            // each sorted), as store::flags::take_turn needs.
+            for (g, unit, indicator) in finals {
+                flags::recheck_final(w.conn, &ctx, &cycle, g, unit, indicator, now).await?;
             }
             for (g, indicator, period) in peers {
                 flags::recompute_outliers(w.conn, &ctx, &cycle, g, indicator, period, now).await?;
@@ -360,6 +367,8 @@ impl IndicatorsApi {
                 store::store_version(w.conn, &nv, version + 1, &p.subject, late, reason).await?;
             let now = now_ms();
             flags::evaluate(w.conn, &ctx, &nv, version + 1, from, now).await?;
+            flags::recheck_final(w.conn, &ctx, k.cycle, &nv.group, k.unit, k.indicator, now)
+                .await?;
             flags::recompute_outliers(w.conn, &ctx, k.cycle, &nv.group, k.indicator, k.period, now)
                 .await?;
             let mut others = BTreeSet::new();

@@ -67,12 +67,7 @@ impl InspectionsApi {
                     format!("{unit_name} is not assessed in any group of cycles/{cycle}"),
                 )
             })?;
-        Ok(group
-            .name
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_string())
+        Ok(group.rsplit('/').next().unwrap_or_default().to_string())
     }
 
     pub(crate) async fn scheme_of(&self, cycle: &str, group: &str) -> Result<Scheme, Error> {

@@ -45,7 +45,7 @@ impl PlansApi {
                     format!("units/{unit} is not in any group of cycles/{cycle}"),
                 )
             })?;
-            let g = load_group(w.conn, &cycle, &gid).await?;
+            let g = load_settings(w.conn, &cycle, &gid).await?;
             let framework = Self::framework_of(&g)?;
             let mut v = Violations::new();
             rules::check_plan(
@@ -168,7 +168,7 @@ impl PlansApi {
                 let mut plan = load_plan(w.conn, &cycle, &unit).await?;
                 check_etag(&plan, &incoming.etag)?;
                 require_state(&plan, &[PlanState::Draft, PlanState::Returned], "edit it")?;
-                let g = load_group(w.conn, &cycle, &plan.group).await?;
+                let g = load_settings(w.conn, &cycle, &plan.group).await?;
                 let framework = Self::framework_of(&g)?;
                 let mut v = Violations::new();
                 rules::check_plan(
@@ -232,7 +232,7 @@ impl PlansApi {
             let mut plan = load_plan(w.conn, &cycle, &unit).await?;
             check_etag(&plan, &req.etag)?;
             require_move(&plan, PlanState::Submitted)?;
-            let g = load_group(w.conn, &cycle, &plan.group).await?;
+            let g = load_settings(w.conn, &cycle, &plan.group).await?;
             let framework = Self::framework_of(&g)?;
             let mut content = plan.content.clone();
             let mut v = Violations::new();

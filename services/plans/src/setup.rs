@@ -331,6 +331,7 @@ impl PlansApi {
                     }
                 }
                 rules::check_scheme(&mut s, &mut v, "scheme");
+                rules::check_override_codes(&s, current.framework.as_ref(), &mut v, "scheme");
                 v.into_result()?;
                 let mut stored = s.clone();
                 stored.name.clear();
@@ -387,6 +388,7 @@ impl PlansApi {
             },
             &mut v,
         );
+        rules::check_framework_keeps_overrides(&g.scheme, &indicators, &mut v);
         v.into_result()?;
         if any_plan_approved(w.conn, cycle, gid).await? {
             return Err(Error::precondition(
@@ -414,11 +416,11 @@ impl PlansApi {
 
     /// The framework a plan is checked against; FRAMEWORK_INCOMPLETE when
     /// the group has none yet.
-    pub(crate) fn framework_of(g: &GroupRow) -> Result<Framework, Error> {
+    pub(crate) fn framework_of(g: &GroupSettings) -> Result<Framework, Error> {
         g.framework.clone().ok_or_else(|| {
             Error::precondition(
                 crate::Reason::FrameworkIncomplete,
-                format!("{} has no indicator framework yet", g.group.name),
+                format!("{} has no indicator framework yet", g.name),
             )
         })
     }
@@ -476,13 +478,13 @@ impl PlansApi {
     pub(crate) async fn get_scheme(&self, req: GetSchemeRequest) -> Result<Scheme, Error> {
         let ids = names::parse(&req.name, "cycles/*/groups/*/scheme", "name")?;
         let mut conn = self.db.read.acquire().await?;
-        Ok(load_group(&mut conn, ids[0], ids[1]).await?.scheme)
+        Ok(load_settings(&mut conn, ids[0], ids[1]).await?.scheme)
     }
 
     pub(crate) async fn get_framework(&self, req: GetFrameworkRequest) -> Result<Framework, Error> {
         let ids = names::parse(&req.name, "cycles/*/groups/*/framework", "name")?;
         let mut conn = self.db.read.acquire().await?;
-        let g = load_group(&mut conn, ids[0], ids[1]).await?;
+        let g = load_settings(&mut conn, ids[0], ids[1]).await?;
         Ok(g.framework.unwrap_or_else(|| Framework {
             name: req.name.clone(),
             total_weight: Some(decimal::to_proto(Decimal::ZERO)),

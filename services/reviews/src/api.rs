@@ -17,7 +17,7 @@ use jixiao_runtime::{
 use rust_decimal::Decimal;
 use rustc_hash::FxHashSet;
 
-use crate::{scoring, store};
+use crate::{quality::Screen, scoring, store};
 
 pub const READERS: &[Role] = &[Role::Office, Role::Evaluator, Role::Service];
 /// Answers that are never counted (不了解).
@@ -47,6 +47,8 @@ pub struct CampaignCtx {
     /// Counted answer codes with their values (decimal and 1e-10 units).
     pub answer_values: Vec<(String, Decimal, i64)>,
     pub categories: Vec<String>,
+    /// The scheme's survey screening; None when switched off.
+    pub screen: Option<Screen>,
 }
 
 impl CampaignCtx {
@@ -149,6 +151,7 @@ impl ReviewsApi {
                 .iter()
                 .map(|k| k.key.clone())
                 .collect(),
+            screen: Screen::of(&scheme),
         });
         self.contexts
             .lock()

@@ -5,9 +5,10 @@ use jixiao_proto::{
     reviews::{
         AcceptInsufficientSampleRequest, Campaign, CreateCampaignRequest, GetCampaignRequest,
         GetGroupReviewScoresRequest, GroupReviewScores, ListCampaignsRequest,
-        ListCampaignsResponse, ListMutualRatingsRequest, ListMutualRatingsResponse, MutualRating,
-        PushResponsesRequest, PushResponsesResponse, PushUnitResultsRequest,
-        PushUnitResultsResponse, PushVotesRequest, PushVotesResponse, SubmitMutualRatingRequest,
+        ListCampaignsResponse, ListMutualRatingsRequest, ListMutualRatingsResponse,
+        ListSurveyFlagsRequest, ListSurveyFlagsResponse, MutualRating, PushResponsesRequest,
+        PushResponsesResponse, PushUnitResultsRequest, PushUnitResultsResponse, PushVotesRequest,
+        PushVotesResponse, ResolveSurveyFlagRequest, SubmitMutualRatingRequest, SurveyFlag,
         UnitReviewScore, WatchReviewChangesRequest, reviews_service_server::ReviewsService,
     },
     types::{
@@ -52,6 +53,18 @@ impl ReviewsService for ReviewsApi {
         req: Request<PushUnitResultsRequest>,
     ) -> Reply<PushUnitResultsResponse> {
         checked!(DOMAIN, self, req, push_unit_results)
+    }
+    async fn list_survey_flags(
+        &self,
+        req: Request<ListSurveyFlagsRequest>,
+    ) -> Reply<ListSurveyFlagsResponse> {
+        checked!(DOMAIN, self, req, list_survey_flags)
+    }
+    async fn resolve_survey_flag(
+        &self,
+        req: Request<ResolveSurveyFlagRequest>,
+    ) -> Reply<SurveyFlag> {
+        checked!(DOMAIN, self, req, resolve_survey_flag)
     }
     async fn push_votes(&self, req: Request<PushVotesRequest>) -> Reply<PushVotesResponse> {
         checked!(DOMAIN, self, req, push_votes)

@@ -6,14 +6,17 @@
 //!
 //! The layout every service shares: `grpc` is the tonic adapter (one line
 //! per RPC); the handlers live by resource (`campaigns`, `responses`,
-//! `results`, `ratings`, `scores`) on the service value of `api`; `store`
-//! holds the SQL, except the response ingest, whose bulk path per database
-//! is `ingest`; `scoring` the review arithmetic as plain functions.
+//! `results`, `ratings`, `scores`, `flags`) on the service value of `api`;
+//! `store` holds the SQL, except the response ingest, whose bulk path per
+//! database is `ingest`; `scoring` the review arithmetic and `quality` the
+//! survey screening rules, as plain functions.
 
 mod api;
 mod campaigns;
+mod flags;
 mod grpc;
 pub mod ingest;
+pub mod quality;
 mod ratings;
 mod responses;
 mod results;
@@ -36,6 +39,7 @@ jixiao_runtime::reasons! {
     pub enum Reason {
         CampaignExists = "CAMPAIGN_EXISTS",
         WrongMode = "WRONG_MODE",
+        FlagResolved = "FLAG_RESOLVED",
     }
 }
 

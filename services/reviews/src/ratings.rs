@@ -59,10 +59,11 @@ impl ReviewsApi {
             "rating.ratee",
             "a unit cannot rate itself",
         );
-        let groups = self.plans.groups(&cycle).await?;
-        let ratee_group = groups.iter().find(|g| g.units.contains(&r.ratee));
+        // Point look-ups: scanning every group's members made each rating
+        // cost the size of the cycle.
+        let ratee_group = self.plans.group_of_unit(&cycle, &r.ratee).await?;
         v.check(
-            groups.iter().any(|g| g.units.contains(&r.rater)),
+            self.plans.group_of_unit(&cycle, &r.rater).await?.is_some(),
             "rating.rater",
             format!("{} is not assessed in cycles/{cycle}", r.rater),
         );
@@ -73,7 +74,7 @@ impl ReviewsApi {
             );
             return Err(v.into_result().unwrap_err());
         };
-        let scheme: Scheme = self.plans.scheme(&ratee_group.name).await?;
+        let scheme: Scheme = self.plans.scheme(&ratee_group).await?;
         let value = if scheme.mutual_scale == MutualScale::Numeric as i32 {
             match decimal::figure(&r.score) {
                 Ok(s) if s >= Decimal::ZERO && s <= Decimal::ONE_HUNDRED => {
@@ -112,7 +113,7 @@ impl ReviewsApi {
             .flatten()
             .map(decimal::canonical)
             .unwrap_or_default();
-        let gid = ratee_group.name.rsplit('/').next().unwrap_or_default();
+        let gid = ratee_group.rsplit('/').next().unwrap_or_default();
         write::write(&self.db, Some(&self.changes), &p, key, async |w| {
             let now = now_ms();
             store::put_rating(

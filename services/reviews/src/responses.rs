@@ -30,7 +30,7 @@ use crate::{
         valid_external_id,
     },
     ingest::{self, Batch, Deltas, NewResponse, Outcome},
-    scoring,
+    quality, scoring,
 };
 
 /// A batch checked against its campaign, ready to store.
@@ -38,30 +38,50 @@ struct Checked {
     ctx: Arc<CampaignCtx>,
     rows: Vec<NewResponse>,
     rejected: Vec<Rejection>,
+    /// Responses refused as out of window, for the screening.
+    outside: Vec<ingest::Outside>,
     /// Made here, while the batch before is being written: the rows'
     /// tally deltas and, on PostgreSQL, their `COPY` text.
     deltas: Deltas,
     copy: String,
 }
 
+/// Why a response was refused; an out-of-window one is also kept for the
+/// OUTSIDE_WINDOW screening.
+struct Refused {
+    rejection: Rejection,
+    outside: Option<Box<ingest::Outside>>,
+}
+
+impl From<Rejection> for Refused {
+    fn from(rejection: Rejection) -> Refused {
+        Refused {
+            rejection,
+            outside: None,
+        }
+    }
+}
+
 /// Checks one response against its campaign and prepares it for storage.
 /// This runs for every response pushed: it moves the request's strings
 /// rather than copying them and keeps allocations to the packed answers.
-fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Rejection> {
+fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Refused> {
     let id = r.response_id.as_str();
     if !valid_external_id(id) {
         return Err(rejection(
             id,
             crate::Refusal::Invalid,
             "response_id must be 1-128 letters, digits or -_.:",
-        ));
+        )
+        .into());
     }
     if !ctx.units.contains(&r.unit) {
         return Err(rejection(
             id,
             crate::Refusal::UnknownUnit,
             format!("{:?} is not a unit of the campaign's group", r.unit),
-        ));
+        )
+        .into());
     }
     if !ctx.categories.contains(&r.category) {
         return Err(rejection(
@@ -71,7 +91,8 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Rejectio
                 "{:?} is not a respondent category of the scheme",
                 r.category
             ),
-        ));
+        )
+        .into());
     }
     if !matches!(
         jixiao_proto::reviews::Channel::try_from(r.channel),
@@ -83,38 +104,34 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Rejectio
             id,
             crate::Refusal::Invalid,
             format!("channel {} is not PHONE, IN_PERSON or ONLINE", r.channel),
-        ));
+        )
+        .into());
     }
     let at = match r.answer_time.as_ref().map(time::valid) {
         None => {
-            return Err(rejection(
-                id,
-                crate::Refusal::Invalid,
-                "answer_time is required",
-            ));
+            return Err(rejection(id, crate::Refusal::Invalid, "answer_time is required").into());
         }
         Some(Err(e)) => {
-            return Err(rejection(
-                id,
-                crate::Refusal::Invalid,
-                format!("answer_time {e}"),
-            ));
+            return Err(rejection(id, crate::Refusal::Invalid, format!("answer_time {e}")).into());
         }
         Some(Ok(ms)) => ms,
     };
     if ctx.open_ms.is_some_and(|o| at < o) || ctx.close_ms.is_some_and(|c| at > c) {
-        return Err(rejection(
-            id,
-            crate::Refusal::OutOfWindow,
-            "answered outside the campaign's open and close times",
-        ));
+        return Err(Refused {
+            rejection: rejection(
+                id,
+                crate::Refusal::OutOfWindow,
+                "answered outside the campaign's open and close times",
+            ),
+            outside: Some(Box::new(ingest::Outside {
+                response_id: r.response_id,
+                unit: r.unit,
+                answer_ms: at,
+            })),
+        });
     }
     if r.answers.is_empty() {
-        return Err(rejection(
-            id,
-            crate::Refusal::Invalid,
-            "a response needs answers",
-        ));
+        return Err(rejection(id, crate::Refusal::Invalid, "a response needs answers").into());
     }
     let mut packed = String::with_capacity(r.answers.len() * 24);
     let mut asked: Vec<u16> = Vec::with_capacity(r.answers.len());
@@ -133,7 +150,8 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Rejectio
                 id,
                 crate::Refusal::UnknownQuestion,
                 format!("{:?} is not a question of the campaign", a.question),
-            ));
+            )
+            .into());
         };
         let q = q as u16;
         if asked.contains(&q) {
@@ -141,7 +159,8 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Rejectio
                 id,
                 crate::Refusal::Invalid,
                 format!("question {} is answered twice", a.question),
-            ));
+            )
+            .into());
         }
         asked.push(q);
         match ctx.answer_values.iter().find(|(k, _, _)| *k == a.answer) {
@@ -156,7 +175,8 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Rejectio
                     id,
                     crate::Refusal::UnknownAnswer,
                     format!("{:?} is not an answer of the scheme", a.answer),
-                ));
+                )
+                .into());
             }
         }
         if !packed.is_empty() {
@@ -165,6 +185,14 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Rejectio
         packed.push_str(&a.question);
         packed.push('=');
         packed.push_str(&a.answer);
+    }
+    if r.respondent.len() > 128 || r.respondent.chars().any(char::is_control) {
+        return Err(rejection(
+            id,
+            crate::Refusal::Invalid,
+            "respondent must be at most 128 characters, none of them control characters",
+        )
+        .into());
     }
     let mut h = Sha256::new();
     for part in [
@@ -177,6 +205,26 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Rejectio
         h.update((part.len() as u64).to_be_bytes());
         h.update(part);
     }
+    // Only a keyed response hashes its key: digests stored before keys
+    // existed stay those of their content.
+    if !r.respondent.is_empty() {
+        h.update((r.respondent.len() as u64).to_be_bytes());
+        h.update(r.respondent.as_bytes());
+    }
+    let marks = match &ctx.screen {
+        Some(s) if counted > 0 => {
+            let codes = r.answers.iter().map(|a| a.answer.as_str());
+            let mut marks = 0;
+            if quality::straight_lined(codes, s.straight_min_answers) {
+                marks |= ingest::STRAIGHT;
+            }
+            if quality::late(at, ctx.close_ms, s.surge_window_ms) {
+                marks |= ingest::LATE;
+            }
+            marks
+        }
+        _ => 0,
+    };
     let digest = i64::from_be_bytes(h.finalize()[..8].try_into().expect("8 bytes"));
     Ok(NewResponse {
         response_id: r.response_id,
@@ -188,7 +236,30 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Rejectio
         digest,
         value_units: (counted > 0).then(|| scoring::mean_units(sum, counted)),
         question_values,
+        respondent: r.respondent,
+        marks,
     })
+}
+
+/// A stored response's value and per-question values from its packed
+/// answers (`q1=satisfied;q2=dont_know`), computed as `prepare` computed
+/// them: an exclusion takes out exactly what the ingest added.
+pub(crate) fn values_of(ctx: &CampaignCtx, packed: &str) -> (Option<i64>, Vec<(u16, i64)>) {
+    let (mut sum, mut counted, mut values) = (0i64, 0i64, Vec::new());
+    for (question, answer) in packed.split(';').filter_map(|a| a.split_once('=')) {
+        let Some(q) = ctx.questions.iter().position(|id| id == question) else {
+            continue;
+        };
+        if let Some((_, _, units)) = ctx.answer_values.iter().find(|(k, _, _)| k == answer) {
+            values.push((q as u16, *units));
+            sum += units;
+            counted += 1;
+        }
+    }
+    (
+        (counted > 0).then(|| scoring::mean_units(sum, counted)),
+        values,
+    )
 }
 
 impl ReviewsApi {
@@ -215,15 +286,20 @@ impl ReviewsApi {
                 format!("at most {MAX_BATCH} responses per batch"),
             ));
         }
-        let mut rejected = Vec::new();
+        let (mut rejected, mut outside) = (Vec::new(), Vec::new());
         let mut rows = Vec::with_capacity(req.responses.len());
         for r in req.responses {
             match prepare(&ctx, r) {
                 Ok(row) => rows.push(row),
-                Err(rej) => rejected.push(rej),
+                Err(refused) => {
+                    rejected.push(refused.rejection);
+                    if ctx.screen.is_some() {
+                        outside.extend(refused.outside.map(|o| *o));
+                    }
+                }
             }
         }
-        let deltas = Deltas::of(&rows);
+        let deltas = Deltas::of(&rows, ctx.screen.is_some());
         let copy = {
             let wanted = copy;
             let mut copy = String::new();
@@ -237,6 +313,7 @@ impl ReviewsApi {
             ctx,
             rows,
             rejected,
+            outside,
             deltas,
             copy,
         })
@@ -253,9 +330,10 @@ impl ReviewsApi {
         };
         let mut out = PushResponsesResponse::default();
         let mut rows = Vec::with_capacity(batches.iter().map(|b| b.rows.len()).sum());
-        let (mut deltas, mut copy) = (Deltas::default(), Vec::new());
+        let (mut deltas, mut copy, mut outside) = (Deltas::default(), Vec::new(), Vec::new());
         for b in batches {
             out.rejected.extend(b.rejected);
+            outside.extend(b.outside);
             rows.extend(b.rows);
             deltas.merge(b.deltas);
             copy.push(b.copy);
@@ -263,7 +341,7 @@ impl ReviewsApi {
         if copy.iter().any(String::is_empty) {
             copy.clear();
         }
-        let (outcomes, change) = self.store(p, &ctx, &rows, &copy, &deltas).await?;
+        let (outcomes, change) = self.store(p, &ctx, &rows, &copy, &deltas, &outside).await?;
         // The answer's `jixiao-revision`: the revision this push created or,
         // when every response was stored before (a resent push), the
         // group's current one, which is at least the one that stored them.
@@ -320,8 +398,9 @@ impl ReviewsApi {
         rows: &[NewResponse],
         copy: &[String],
         deltas: &Deltas,
+        outside: &[ingest::Outside],
     ) -> Result<(Vec<Outcome>, Option<Change>), Error> {
-        if rows.is_empty() {
+        if rows.is_empty() && outside.is_empty() {
             return Ok((Vec::new(), None));
         }
         let batch = Batch {
@@ -332,6 +411,8 @@ impl ReviewsApi {
             rows,
             copy,
             deltas,
+            outside,
+            screened: ctx.screen.is_some(),
         };
         match &self.pg {
             Some(pool) => {
@@ -454,5 +535,81 @@ impl ReviewsApi {
         }
         reader.abort();
         Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jixiao_proto::reviews::{Answer, Channel};
+    use rust_decimal::Decimal;
+
+    use super::*;
+
+    fn ctx() -> CampaignCtx {
+        let value = |code: &str, v: &str| {
+            let d: Decimal = v.parse().unwrap();
+            (code.to_string(), d, scoring::to_units(d))
+        };
+        CampaignCtx {
+            name: "cycles/2026/campaigns/s".into(),
+            cycle: "2026".into(),
+            group: "g".into(),
+            mode: CampaignMode::RawResponses,
+            platforms: Default::default(),
+            questions: vec!["q1".into(), "q2".into(), "q3".into()],
+            open_ms: None,
+            close_ms: Some(1_000_000_000),
+            units: ["units/a".to_string()].into_iter().collect(),
+            answer_values: vec![
+                value("satisfied", "1"),
+                value("basically_satisfied", "0.8"),
+                value("dissatisfied", "0"),
+            ],
+            categories: vec!["residents".into()],
+            screen: quality::Screen::of(&Default::default()),
+        }
+    }
+
+    #[test]
+    fn an_exclusion_recomputes_what_the_ingest_computed() {
+        let ctx = ctx();
+        for answers in [
+            vec![
+                ("q1", "satisfied"),
+                ("q2", "dont_know"),
+                ("q3", "basically_satisfied"),
+            ],
+            vec![("q3", "dissatisfied"), ("q1", "basically_satisfied")],
+            vec![("q2", "dont_know")],
+            vec![
+                ("q1", "basically_satisfied"),
+                ("q2", "basically_satisfied"),
+                ("q3", "satisfied"),
+            ],
+        ] {
+            let r = SurveyResponse {
+                response_id: "r1".into(),
+                unit: "units/a".into(),
+                category: "residents".into(),
+                channel: Channel::Phone as i32,
+                answer_time: Some(jixiao_runtime::time::timestamp(5_000)),
+                answers: answers
+                    .iter()
+                    .map(|(q, a)| Answer {
+                        question: q.to_string(),
+                        answer: a.to_string(),
+                    })
+                    .collect(),
+                respondent: String::new(),
+            };
+            let Ok(row) = prepare(&ctx, r) else {
+                panic!("{answers:?} is a valid response");
+            };
+            assert_eq!(
+                values_of(&ctx, &row.answers),
+                (row.value_units, row.question_values.clone()),
+                "{answers:?}"
+            );
+        }
     }
 }

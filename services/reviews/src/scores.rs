@@ -35,6 +35,8 @@ struct Figures {
     survey: Option<(String, CampaignMode)>,
     /// (unit, category) → running tally.
     tallies: HashMap<(String, String), Tally>,
+    /// Units whose survey flags block publication.
+    blocked: HashSet<String>,
     /// unit → (index units, sample size), in unit-results mode.
     results: HashMap<String, (i64, i64)>,
     /// Units whose small sample the office accepted.
@@ -85,20 +87,26 @@ impl ReviewsApi {
             store::vote_tallies(read, &votes),
             store::rating_values(read, cycle),
         )?;
+        let blocked = if raw {
+            self.blocked_units(&survey_name, &tallies).await?
+        } else {
+            HashSet::new()
+        };
         let mut f = Figures {
             survey,
             tallies: HashMap::new(),
+            blocked,
             results: HashMap::new(),
             accepted: accepted.into_iter().collect(),
             vote_tallies: HashMap::new(),
             ratings: HashMap::new(),
         };
-        for (unit, category, responses, value_units) in tallies {
+        for t in tallies {
             f.tallies.insert(
-                (unit, category),
+                (t.unit, t.category),
                 Tally {
-                    responses,
-                    value_units,
+                    responses: t.responses,
+                    value_units: t.value_units,
                 },
             );
         }
@@ -144,6 +152,7 @@ impl ReviewsApi {
         let Figures {
             survey,
             tallies,
+            blocked,
             results,
             accepted,
             vote_tallies,
@@ -229,6 +238,9 @@ impl ReviewsApi {
                         row.mutual = Some(to_proto(scoring::score(mutual_max, mean)));
                     }
                     None => row.flags.push(ReviewFlag::NoRatings as i32),
+                }
+                if blocked.contains(unit) {
+                    row.flags.push(ReviewFlag::SurveyQuality as i32);
                 }
                 row
             })

@@ -3,7 +3,8 @@
 //!
 //! The header names the columns: `response_id`, `unit` (`siming` or
 //! `units/siming`), `category`, `channel` (phone, in_person, online),
-//! `answer_time` (RFC 3339, e.g. `2026-06-01T10:00:00Z`), then one column per
+//! `answer_time` (RFC 3339, e.g. `2026-06-01T10:00:00Z`), optionally
+//! `respondent` (the platform's respondent key), then one column per
 //! question id holding the answer code (`satisfied`, `dont_know`, …; an
 //! empty cell means the question was not asked).
 
@@ -17,6 +18,8 @@ use jixiao_proto::reviews::{
 /// Responses per batch.
 pub const BATCH: usize = 5000;
 const FIXED: [&str; 5] = ["response_id", "unit", "category", "channel", "answer_time"];
+/// A column that may be left out.
+const RESPONDENT: &str = "respondent";
 
 /// Reads every row of the CSV into batches, or names the first bad line.
 pub fn read_batches(input: impl Read, campaign: &str) -> Result<Vec<PushResponsesRequest>, String> {
@@ -33,9 +36,10 @@ pub fn read_batches(input: impl Read, campaign: &str) -> Result<Vec<PushResponse
     let questions: Vec<(usize, String)> = headers
         .iter()
         .enumerate()
-        .filter(|(_, h)| !FIXED.contains(&h.trim()))
+        .filter(|(_, h)| !FIXED.contains(&h.trim()) && h.trim() != RESPONDENT)
         .map(|(i, h)| (i, h.trim().to_string()))
         .collect();
+    let respondent = column(RESPONDENT);
     if questions.is_empty() {
         return Err("the header names no question columns".into());
     }
@@ -74,6 +78,7 @@ pub fn read_batches(input: impl Read, campaign: &str) -> Result<Vec<PushResponse
                     answer: cell(*i).to_string(),
                 })
                 .collect(),
+            respondent: respondent.map(|i| cell(i).to_string()).unwrap_or_default(),
         });
         if current.len() == BATCH {
             batches.push(PushResponsesRequest {

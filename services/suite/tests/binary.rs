@@ -500,6 +500,7 @@ async fn sigterm_lets_an_in_flight_stream_finish_and_refuses_new_calls() {
                         answer: "satisfied".into(),
                     })
                     .collect(),
+                respondent: String::new(),
             })
             .collect(),
     };

@@ -102,6 +102,8 @@ pub fn allowed(path: &str) -> Option<&'static [Role]> {
         ("reviews.v1.ReviewsService", "SubmitMutualRating") => &[Unit],
         ("reviews.v1.ReviewsService", "ListMutualRatings") => &[Office, Evaluator, Unit],
         ("reviews.v1.ReviewsService", "GetGroupReviewScores" | "WatchReviewChanges") => FOLLOWED,
+        ("reviews.v1.ReviewsService", "ResolveSurveyFlag") => &[Office, Evaluator],
+        ("reviews.v1.ReviewsService", "ListSurveyFlags") => &[Office, Evaluator, Unit, Service],
         // ---- aggregator
         (
             "aggregator.v1.AggregatorService",

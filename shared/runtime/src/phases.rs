@@ -147,7 +147,9 @@ pub fn gate(path: &str) -> Option<Gate> {
         ("reviews.v1.ReviewsService", "CreateCampaign") => {
             Phases(&[Phase::Planning, Phase::Execution, Phase::Assessment])
         }
-        ("reviews.v1.ReviewsService", "AcceptInsufficientSample") => Phases(FROM_EXECUTION),
+        ("reviews.v1.ReviewsService", "AcceptInsufficientSample" | "ResolveSurveyFlag") => {
+            Phases(FROM_EXECUTION)
+        }
         (
             "reviews.v1.ReviewsService",
             "PushResponses" | "StreamResponses" | "PushUnitResults" | "PushVotes",

@@ -2,12 +2,24 @@
 //! their members, schemes, frameworks, approved targets and write windows.
 //! Every failure maps through [`dependency_error`], so a plans service that
 //! is down reaches callers as UNAVAILABLE naming it.
+//!
+//! A cycle's groups are kept once the cycle has left PLANNING: groups and
+//! their members change only in PLANNING and phases only move forward
+//! (DOMAIN.md §2), so from then on they are final. Writers look up a
+//! unit's group on every score and rating; reading every member of every
+//! group each time would make a year's setup grow with the square of its
+//! units.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use jixiao_proto::plans::{
     CheckWriteWindowRequest, CheckWriteWindowResponse, Cycle, Framework, GetCycleRequest,
     GetFrameworkRequest, GetGroupRequest, GetGroupTargetsRequest, GetSchemeRequest,
     GetTimelinessReportRequest, Group, GroupTargets, ListCyclesRequest, ListGroupsRequest,
-    ListUnitsRequest, LockScope, Scheme, TimelinessReport, Unit,
+    ListUnitsRequest, LockScope, Phase, Scheme, TimelinessReport, Unit,
     plans_service_client::PlansServiceClient,
 };
 
@@ -25,12 +37,39 @@ const PLANS: &str = "plans service";
 #[derive(Clone)]
 pub struct PlansLookup {
     client: PlansServiceClient<ServiceChannel>,
+    /// The groups of the cycles seen past PLANNING, by cycle id.
+    final_groups: Arc<Mutex<HashMap<String, Arc<CycleGroups>>>>,
+}
+
+/// A cycle's groups with an index from each member to its group.
+struct CycleGroups {
+    groups: Arc<[Group]>,
+    /// `units/{u}` → its group's position in `groups`.
+    of_unit: HashMap<String, usize>,
+}
+
+impl CycleGroups {
+    fn new(groups: Vec<Group>) -> Self {
+        let mut of_unit = HashMap::new();
+        for (i, g) in groups.iter().enumerate() {
+            for u in &g.units {
+                // A unit is in at most one group per cycle; were it in two,
+                // the first wins, as a scan in order would find it.
+                of_unit.entry(u.clone()).or_insert(i);
+            }
+        }
+        CycleGroups {
+            groups: groups.into(),
+            of_unit,
+        }
+    }
 }
 
 impl PlansLookup {
     pub fn new(channel: ServiceChannel) -> Self {
         PlansLookup {
             client: PlansServiceClient::new(channel),
+            final_groups: Arc::default(),
         }
     }
 
@@ -48,8 +87,41 @@ impl PlansLookup {
             .map_err(|s| dependency_error(PLANS, s))
     }
 
-    /// Every group of a cycle with its members.
-    pub async fn groups(&self, cycle_id: &str) -> Result<Vec<Group>, Error> {
+    /// Every group of a cycle with its members; shared, not copied, as a
+    /// copy of every member for each caller would cost as much as the read.
+    pub async fn groups(&self, cycle_id: &str) -> Result<Arc<[Group]>, Error> {
+        Ok(self.cycle_groups(cycle_id).await?.groups.clone())
+    }
+
+    /// A cycle's groups: kept from an earlier call once the cycle has left
+    /// PLANNING (see the module's note), read otherwise. The cycle is read
+    /// each time, so that a plans service that is down or a cycle that
+    /// does not exist is still answered as before; and before the groups,
+    /// so that groups read after a phase past PLANNING are final.
+    async fn cycle_groups(&self, cycle_id: &str) -> Result<Arc<CycleGroups>, Error> {
+        let phase = self.cycle(cycle_id).await?.phase();
+        if let Some(kept) = self.kept(cycle_id) {
+            return Ok(kept);
+        }
+        let groups = Arc::new(CycleGroups::new(self.list_groups(cycle_id).await?));
+        if !matches!(phase, Phase::Planning | Phase::Unspecified) {
+            self.final_groups
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(cycle_id.to_string(), groups.clone());
+        }
+        Ok(groups)
+    }
+
+    fn kept(&self, cycle_id: &str) -> Option<Arc<CycleGroups>> {
+        self.final_groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(cycle_id)
+            .cloned()
+    }
+
+    async fn list_groups(&self, cycle_id: &str) -> Result<Vec<Group>, Error> {
         let mut out = Vec::new();
         let mut token = String::new();
         loop {
@@ -83,17 +155,14 @@ impl PlansLookup {
             .map_err(|s| dependency_error(PLANS, s))
     }
 
-    /// The group a unit (`units/{u}`) is assessed in, if any.
+    /// The name of the group a unit (`units/{u}`) is assessed in, if any.
     pub async fn group_of_unit(
         &self,
         cycle_id: &str,
         unit_name: &str,
-    ) -> Result<Option<Group>, Error> {
-        Ok(self
-            .groups(cycle_id)
-            .await?
-            .into_iter()
-            .find(|g| g.units.iter().any(|u| u == unit_name)))
+    ) -> Result<Option<String>, Error> {
+        let c = self.cycle_groups(cycle_id).await?;
+        Ok(c.of_unit.get(unit_name).map(|&i| c.groups[i].name.clone()))
     }
 
     pub async fn scheme(&self, group_name: &str) -> Result<Scheme, Error> {

@@ -222,9 +222,11 @@ const EXPECTED: &[(&str, &str)] = &[
         "evaluator,office,service,survey_platform,unit",
     ),
     ("reviews/ListMutualRatings", "evaluator,office,unit"),
+    ("reviews/ListSurveyFlags", "evaluator,office,service,unit"),
     ("reviews/PushResponses", "survey_platform"),
     ("reviews/PushUnitResults", "survey_platform"),
     ("reviews/PushVotes", "survey_platform"),
+    ("reviews/ResolveSurveyFlag", "evaluator,office"),
     ("reviews/StreamResponses", "survey_platform"),
     ("reviews/SubmitMutualRating", "unit"),
     ("reviews/VerifyAuditChain", "evaluator,office"),
@@ -310,6 +312,7 @@ const UNIT_SCOPED: &[&str] = &[
     "plans/SubmitPlan",
     "plans/UpdatePlan",
     "reviews/ListMutualRatings",
+    "reviews/ListSurveyFlags",
 ];
 
 /// Open to every unit alike: the setup everyone reads, published results
@@ -360,7 +363,10 @@ async fn as_siming(suite: &Suite, method: &str, unit: &str, finding: &str) -> Re
             ListLockExceptionsRequest, ListPlanVersionsRequest, Plan, SubmitPlanRequest,
             UpdatePlanRequest, plans_service_client::PlansServiceClient,
         },
-        reviews::{ListMutualRatingsRequest, reviews_service_client::ReviewsServiceClient},
+        reviews::{
+            ListMutualRatingsRequest, ListSurveyFlagsRequest,
+            reviews_service_client::ReviewsServiceClient,
+        },
     };
     let ch = suite.unit("siming");
     let group = "cycles/2026/groups/districts".to_string();
@@ -528,6 +534,14 @@ async fn as_siming(suite: &Suite, method: &str, unit: &str, finding: &str) -> Re
                 parent: "cycles/2026".into(),
                 rater: unit_name,
                 ..Default::default()
+            })
+            .await
+            .map(drop),
+        "reviews/ListSurveyFlags" => ReviewsServiceClient::new(ch)
+            .list_survey_flags(ListSurveyFlagsRequest {
+                campaign: "cycles/2026/campaigns/survey".into(),
+                unit: unit_name,
+                open_only: false,
             })
             .await
             .map(drop),

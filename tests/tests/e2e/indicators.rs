@@ -12,15 +12,16 @@ use jixiao_proto::{
         WatchScoreChangesRequest, indicators_service_client::IndicatorsServiceClient,
     },
     plans::{
-        Cycle, Deadlines, GrantLockExceptionRequest, LockException, LockScope, UpdateCycleRequest,
-        plans_service_client::PlansServiceClient,
+        Cycle, Deadlines, GrantLockExceptionRequest, Group, LockException, LockScope, Phase,
+        UpdateCycleRequest, UpdateGroupRequest, plans_service_client::PlansServiceClient,
     },
     types::{ListAuditRecordsRequest, Period, PeriodKind},
 };
 use jixiao_runtime::Role;
 use jixiao_testkit::{Authed, Backend, Options, Suite, on_both_databases};
 use jixiao_tests::{
-    DAY, annual, bad_fields, dec, evidence, executing_year, final_values, now_ms, reason, ts,
+    DAY, annual, bad_fields, dec, evaluation_year, evidence, executing_year, final_values, now_ms,
+    reason, set_phase, ts,
 };
 use tonic::Code;
 
@@ -716,6 +717,75 @@ async fn the_plans_service_down_gives_unavailable(backend: Backend) {
     suite.stop().await;
 }
 
+/// A unit's group is read afresh while the cycle is in PLANNING, where
+/// members may change, and kept once the cycle has left it (the plans
+/// look-up's note): a member dropped in PLANNING is gone from every answer
+/// before and after, and the look-up from the kept groups finds the same
+/// units as a fresh read.
+async fn a_unit_s_group_follows_planning_and_is_kept_after(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let mut office = evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    let expected = |suite: &Suite| {
+        let mut stats = provider(suite);
+        async move {
+            stats
+                .get_provider_completeness(GetProviderCompletenessRequest {
+                    cycle: "cycles/2026".into(),
+                    provider: String::new(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .providers[0]
+                .expected
+        }
+    };
+    // Five reported indicators for each of the three districts.
+    assert_eq!(expected(&suite).await, 15);
+    office
+        .update_group(UpdateGroupRequest {
+            group: Some(Group {
+                name: "cycles/2026/groups/districts".into(),
+                units: ["units/siming", "units/huli"].map(String::from).to_vec(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["units".into()],
+            }),
+        })
+        .await
+        .expect("drop jimei");
+    assert_eq!(expected(&suite).await, 10, "the change is seen in PLANNING");
+    set_phase(&suite, "2026", Phase::Execution).await;
+    let evaluator =
+        IndicatorsServiceClient::new(suite.as_roles("eval-1", &[Role::Evaluator], None));
+    // Twice each: the first read keeps the groups, the second uses them.
+    for _ in 0..2 {
+        assert_eq!(expected(&suite).await, 10);
+        for (unit, assessed) in [("huli", true), ("jimei", false), ("nowhere", false)] {
+            let r = evaluator
+                .clone()
+                .enter_assessed_score(EnterAssessedScoreRequest {
+                    parent: "cycles/2026".into(),
+                    unit: format!("units/{unit}"),
+                    indicator: "KEY_PROJECTS".into(),
+                    score: dec("4"),
+                    justification: "年度重点项目".into(),
+                    request_id: String::new(),
+                })
+                .await;
+            match r {
+                Ok(_) => assert!(assessed, "{unit} assessed"),
+                Err(e) => {
+                    assert!(!assessed, "{unit}: {e:?}");
+                    assert_eq!(bad_fields(&e), ["unit"], "{unit}");
+                }
+            }
+        }
+    }
+    suite.stop().await;
+}
+
 on_both_databases!(
     group_scores_match_hand_computed_values_for_every_method,
     only_the_provider_reports_and_only_evaluators_assess,
@@ -725,4 +795,5 @@ on_both_databases!(
     progress_flags_a_unit_that_trails,
     score_changes_are_streamed,
     the_plans_service_down_gives_unavailable,
+    a_unit_s_group_follows_planning_and_is_kept_after,
 );

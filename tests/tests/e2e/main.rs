@@ -26,6 +26,7 @@ mod plans;
 mod quality;
 mod reviews;
 mod revisions;
+mod survey_quality;
 mod tls;
 mod traces;
 mod verifier;

@@ -30,7 +30,8 @@ use jixiao_proto::{
     reviews::{
         AcceptInsufficientSampleRequest, Campaign, CampaignMode, CreateCampaignRequest,
         MutualRating, PushResponsesRequest, PushUnitResultsRequest, PushVotesRequest, Question,
-        SubmitMutualRatingRequest, reviews_service_client::ReviewsServiceClient,
+        ResolveSurveyFlagRequest, SubmitMutualRatingRequest,
+        reviews_service_client::ReviewsServiceClient,
     },
 };
 use jixiao_runtime::Role;
@@ -173,6 +174,10 @@ fn expected() -> BTreeMap<&'static str, Expect> {
         (
             "ReviewsService/AcceptInsufficientSample",
             e(Office, AFTER_PLANNING),
+        ),
+        (
+            "ReviewsService/ResolveSurveyFlag",
+            e(Evaluator, AFTER_PLANNING),
         ),
         (
             "ReviewsService/PushResponses",
@@ -412,6 +417,13 @@ fn request(method: &str, c: &str) -> Vec<u8> {
         "ReviewsService/CreateCampaign" => CreateCampaignRequest {
             parent: cycle,
             ..Default::default()
+        }
+        .encode_to_vec(),
+        "ReviewsService/ResolveSurveyFlag" => ResolveSurveyFlagRequest {
+            name: format!("{campaign}/units/siming/flags/burst"),
+            resolution: jixiao_proto::types::QualityFlagState::Explained as i32,
+            reason: "核实".into(),
+            request_id: String::new(),
         }
         .encode_to_vec(),
         "ReviewsService/AcceptInsufficientSample" => AcceptInsufficientSampleRequest {

@@ -15,8 +15,9 @@ use jixiao_proto::{
         ValueFlagKind, indicators_service_client::IndicatorsServiceClient,
     },
     plans::{
-        Cycle, DataQualityRules, Deadlines, IndicatorQualityRules, Phase, Scheme,
-        UpdateCycleRequest, UpdateSchemeRequest,
+        CreateCycleRequest, Cycle, DataQualityRules, Deadlines, GetFrameworkRequest,
+        GetSchemeRequest, IndicatorQualityRules, Phase, ReplaceFrameworkRequest, Scheme,
+        UpdateCycleRequest, UpdateSchemeRequest, plans_service_client::PlansServiceClient,
     },
     types::{
         EvidenceItem, ListAuditRecordsRequest, Period, PeriodKind, QualityFlagState,
@@ -26,8 +27,8 @@ use jixiao_proto::{
 use jixiao_runtime::Role;
 use jixiao_testkit::{Authed, Backend, Suite, on_both_databases};
 use jixiao_tests::{
-    DAY, annual, approve_plans, bad_fields, dec, evaluation_year, now_ms, reason, set_phase,
-    targets, ts,
+    DAY, annual, approve_plans, bad_fields, dec, districts, evaluation_year, framework, now_ms,
+    reason, set_phase, targets, ts,
 };
 use tonic::Code;
 
@@ -669,9 +670,282 @@ async fn concurrent_reports_are_flagged_as_one_by_one(backend: Backend) {
     suite.stop().await;
 }
 
+async fn report(client: &mut Indicators, cycle: &str, values: Vec<IndicatorValue>) {
+    client
+        .batch_report_values(BatchReportValuesRequest {
+            parent: format!("cycles/{cycle}"),
+            values,
+            request_id: String::new(),
+        })
+        .await
+        .expect("values");
+}
+
+async fn correct(client: &mut Indicators, name: String, v: &str, n: u32) {
+    client
+        .correct_value(CorrectValueRequest {
+            name,
+            value: dec(v),
+            evidence: file(n),
+            reason: "按统计年报更正".into(),
+            request_id: String::new(),
+        })
+        .await
+        .expect("correction");
+}
+
+/// FINAL_BELOW_PROGRESS over a unit's current values, whatever order they
+/// came in: siming's final before its year-to-date figure, huli's after,
+/// give the same flag; a progress figure corrected below the final
+/// withdraws an open flag, a resolved one stays as decided.
+async fn a_final_is_checked_against_its_progress_in_either_order(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    rules_year(&suite, QualitySeverity::Critical).await;
+    let mut stats = stats(&suite);
+    let final_of = |unit| value(unit, "INVESTMENT", annual(), "1050", 0);
+    let q3_of = |unit| value(unit, "INVESTMENT", Q3, "1200", 0);
+    report(&mut stats, "2026", vec![final_of("siming")]).await;
+    report(&mut stats, "2026", vec![q3_of("siming")]).await;
+    report(&mut stats, "2026", vec![q3_of("huli")]).await;
+    report(&mut stats, "2026", vec![final_of("huli")]).await;
+
+    let mut office = IndicatorsServiceClient::new(suite.office());
+    let flags = list_flags(&mut office, false).await;
+    let flag = |unit: &str| {
+        format!("{unit}/indicators/INVESTMENT/periods/2026/flags/final_below_progress-v1")
+    };
+    assert_eq!(short(&flags), [flag("huli"), flag("siming")], "{flags:#?}");
+    let (huli, siming) = (&flags[0], &flags[1]);
+    for f in [huli, siming] {
+        assert_eq!(f.severity, QualitySeverity::Critical as i32);
+        assert_eq!(
+            (
+                figure(f, "value"),
+                figure(f, "progress"),
+                figure(f, "progress_period")
+            ),
+            ("1050".into(), "1200".into(), "2026-Q3".into())
+        );
+    }
+    assert_eq!(
+        (&huli.evidence, &huli.explanation),
+        (&siming.evidence, &siming.explanation)
+    );
+
+    // siming's Q3 corrected below the final: its open flag is withdrawn;
+    // above it again: raised again on the final's current version.
+    let siming_q3 = name("siming", "INVESTMENT", "2026-Q3");
+    correct(&mut stats, siming_q3.clone(), "1000", 31).await;
+    let open = short(&list_flags(&mut office, true).await);
+    assert_eq!(open, [flag("huli")]);
+    correct(&mut stats, siming_q3, "1100", 32).await;
+    let again = list_flags(&mut office, true).await;
+    assert_eq!(short(&again), [flag("huli"), flag("siming")]);
+    assert_eq!(figure(&again[1], "progress"), "1100");
+
+    // huli's flag explained, then its Q3 corrected: it stays as decided.
+    let huli_flag = format!("{VALUES}/{}", flag("huli"));
+    resolve(
+        &mut office,
+        &huli_flag,
+        QualityFlagState::Explained,
+        "年报口径调整，属实",
+    )
+    .await
+    .expect("explained");
+    correct(
+        &mut stats,
+        name("huli", "INVESTMENT", "2026-Q3"),
+        "1000",
+        33,
+    )
+    .await;
+    let all = list_flags(&mut office, false).await;
+    assert_eq!(short(&all), [flag("huli"), flag("siming")]);
+    assert_eq!(all[0].state, QualityFlagState::Explained as i32);
+    suite.stop().await;
+}
+
+/// A data-quality override must name an indicator of the group's
+/// framework; a framework must keep the indicators the overrides name.
+async fn overrides_name_indicators_of_the_framework(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let mut office = evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    let scheme = "cycles/2026/groups/districts/scheme";
+    let read = async |office: &mut jixiao_tests::Plans| {
+        office
+            .get_scheme(GetSchemeRequest {
+                name: scheme.into(),
+            })
+            .await
+            .expect("scheme")
+            .into_inner()
+    };
+    let before = read(&mut office).await;
+    let overrides = |codes: &[&str]| UpdateSchemeRequest {
+        scheme: Some(Scheme {
+            name: scheme.into(),
+            data_quality: Some(DataQualityRules {
+                indicators: codes
+                    .iter()
+                    .map(|c| IndicatorQualityRules {
+                        indicator: c.to_string(),
+                        cumulative: true,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["data_quality".into()],
+        }),
+    };
+    let err = office
+        .update_scheme(overrides(&["INVESTMENT", "INVESTMNET"]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err)),
+        (Code::InvalidArgument, "VALIDATION_FAILED".into())
+    );
+    assert_eq!(
+        bad_fields(&err),
+        ["scheme.data_quality.indicators[1].indicator"]
+    );
+    assert!(err.message().contains("INVESTMNET"), "{err:?}");
+    // Nothing was stored: the scheme, its etag included, is as it was.
+    assert_eq!(read(&mut office).await, before);
+
+    // With the override in force, a framework without its indicator (here
+    // renamed) is refused and the framework stays.
+    office
+        .update_scheme(overrides(&["INVESTMENT"]))
+        .await
+        .expect("a known indicator");
+    let framework_name = "cycles/2026/groups/districts/framework";
+    let mut renamed = framework();
+    renamed
+        .iter_mut()
+        .filter(|i| i.code == "INVESTMENT")
+        .for_each(|i| i.code = "FIXED_INVESTMENT".into());
+    let err = office
+        .replace_framework(ReplaceFrameworkRequest {
+            name: framework_name.into(),
+            indicators: renamed,
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err)),
+        (Code::InvalidArgument, "VALIDATION_FAILED".into())
+    );
+    assert_eq!(bad_fields(&err), ["indicators"]);
+    let kept = office
+        .get_framework(GetFrameworkRequest {
+            name: framework_name.into(),
+        })
+        .await
+        .expect("framework")
+        .into_inner();
+    assert!(kept.indicators.iter().any(|i| i.code == "INVESTMENT"));
+    suite.stop().await;
+}
+
+/// The districts' previous cycle (2025) in execution with siming's and
+/// huli's final GDP growth.
+async fn last_year(suite: &Suite, finals: [(&str, &str); 2]) {
+    let mut office = PlansServiceClient::new(suite.office());
+    office
+        .create_cycle(CreateCycleRequest {
+            cycle_id: "2025".into(),
+            cycle: Some(Cycle {
+                year: 2025,
+                title: "2025年度绩效评估".into(),
+                deadlines: Some(Deadlines {
+                    plan_deadline: ts(now_ms() + DAY),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("the previous cycle");
+    districts(&mut office, "2025").await;
+    let plans = finals.map(|(unit, _)| (unit, targets(["6", "0.5", "95", "300", "1000"])));
+    approve_plans(suite, "2025", &plans).await;
+    set_phase(suite, "2025", Phase::Execution).await;
+    let period = Some(Period {
+        kind: PeriodKind::Annual as i32,
+        year: 2025,
+        index: 0,
+    });
+    let values = finals
+        .iter()
+        .map(|(unit, v)| value(unit, "GDP_GROWTH", period, v, 0))
+        .collect();
+    report(&mut stats(suite), "2025", values).await;
+}
+
+/// YEAR_ON_YEAR_JUMP against the unit's final value of the cycle a year
+/// before: siming's 6 → 9.1 is beyond the default threshold 0.5, huli's
+/// 7 → 8 is not.
+async fn a_final_far_from_last_cycles_is_flagged(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    rules_year(&suite, QualitySeverity::Critical).await;
+    last_year(&suite, [("siming", "6"), ("huli", "7")]).await;
+    report(
+        &mut stats(&suite),
+        "2026",
+        vec![
+            value("siming", "GDP_GROWTH", annual(), "9.1", 0),
+            value("huli", "GDP_GROWTH", annual(), "8", 0),
+        ],
+    )
+    .await;
+    let mut office = IndicatorsServiceClient::new(suite.office());
+    let flags = list_flags(&mut office, false).await;
+    assert_eq!(
+        short(&flags),
+        ["siming/indicators/GDP_GROWTH/periods/2026/flags/year_on_year_jump-v1"]
+    );
+    let f = &flags[0];
+    assert_eq!(f.kind, ValueFlagKind::YearOnYearJump as i32);
+    assert_eq!(f.severity, QualitySeverity::Warning as i32);
+    assert_eq!(
+        (
+            figure(f, "value"),
+            figure(f, "reference"),
+            figure(f, "reference_cycle"),
+            figure(f, "change"),
+            figure(f, "threshold")
+        ),
+        (
+            "9.1".into(),
+            "6".into(),
+            "2025".into(),
+            "0.5166666666666666666666666667".into(),
+            "0.5".into()
+        )
+    );
+    assert_eq!(
+        f.explanation,
+        "changed by 0.5166666666666666666666666667 against 6 in cycle 2025 (threshold 0.5)"
+    );
+    let huli = get(&mut office, &name("huli", "GDP_GROWTH", "2026")).await;
+    assert!(huli.flags.is_empty(), "{huli:?}");
+    suite.stop().await;
+}
+
 on_both_databases!(
     planted_anomalies_are_flagged_with_their_figures,
     flags_are_resolved_by_the_office_and_evaluators_only,
     blocking_flags_hold_publication_until_resolved,
     concurrent_reports_are_flagged_as_one_by_one,
+    a_final_is_checked_against_its_progress_in_either_order,
+    overrides_name_indicators_of_the_framework,
+    a_final_far_from_last_cycles_is_flagged,
 );

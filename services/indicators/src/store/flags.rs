@@ -22,13 +22,14 @@ use super::{ValueKey, value_name};
 use crate::quality::{Figure, Kind, Raised};
 
 /// On PostgreSQL, the transactions that recompute flags over one set of
-/// values (a group's indicator and period, or the holders of a digest)
-/// take turns from here to their commit. Under READ COMMITTED each
+/// values (a unit's values of a cumulative indicator, a group's indicator
+/// and period, or the holders of a digest) take turns from here to their
+/// commit. Under READ COMMITTED each
 /// statement then reads every value committed before it, so the last to
 /// commit decides over the whole set, as SQLite's one writer does; without
 /// it, concurrent reports each saw part of the group. Callers take their
-/// turns in one order (outliers, then digests, each sorted), so two writes
-/// never wait for each other in a cycle.
+/// turns in one order (finals, outliers, then digests, each sorted), so two
+/// writes never wait for each other in a cycle.
 pub async fn take_turn(conn: &mut AnyConnection, set: &str) -> Result<(), Error> {
     if conn.backend_name() != "PostgreSQL" {
         return Ok(());

@@ -18,7 +18,7 @@ mod versions;
 pub use self::{
     framework::{FrameworkContext, check_framework, needs_target, valid_code},
     plans::{PLANS, apply_assigned_targets, check_plan, sort_targets},
-    scheme::{check_scheme, default_scheme},
+    scheme::{check_framework_keeps_overrides, check_override_codes, check_scheme, default_scheme},
     versions::{Change, diff},
 };
 

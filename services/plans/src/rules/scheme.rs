@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use jixiao_proto::{
-    plans::{DataQualityRules, MutualScale, Scheme, WeightedKey},
+    plans::{DataQualityRules, Framework, Indicator, MutualScale, Scheme, WeightedKey},
     types::QualitySeverity,
 };
 use jixiao_runtime::{
@@ -74,6 +74,8 @@ pub fn default_data_quality() -> DataQualityRules {
         boundary_window_hours: 72,
         blocking_severity: QualitySeverity::Critical as i32,
         indicators: Vec::new(),
+        // The survey thresholds: 0 and unset take their defaults.
+        ..Default::default()
     }
 }
 
@@ -137,6 +139,54 @@ fn check_data_quality(q: &mut DataQualityRules, v: &mut Violations, prefix: &str
         format!("{prefix}.blocking_severity"),
         "must be WARNING or CRITICAL (unset takes CRITICAL)",
     );
+    check_survey_screening(q, v, prefix);
+}
+
+/// The survey thresholds (reviews service): 0 or unset takes the default.
+fn check_survey_screening(q: &mut DataQualityRules, v: &mut Violations, prefix: &str) {
+    for (field, value, least) in [
+        (
+            "straight_lining_min_answers",
+            q.straight_lining_min_answers,
+            2,
+        ),
+        (
+            "straight_lining_min_responses",
+            q.straight_lining_min_responses,
+            1,
+        ),
+        ("outside_window_limit", q.outside_window_limit, 0),
+        ("burst_size", q.burst_size, 2),
+        ("respondent_limit", q.respondent_limit, 1),
+        ("surge_window_hours", q.surge_window_hours, 1),
+        ("surge_min_responses", q.surge_min_responses, 1),
+    ] {
+        v.check(
+            value == 0 || value >= least,
+            format!("{prefix}.{field}"),
+            format!("must be at least {least} (0 takes the default)"),
+        );
+    }
+    for (field, value, most) in [
+        (
+            "straight_lining_share",
+            &mut q.straight_lining_share,
+            Some(Decimal::ONE),
+        ),
+        ("surge_factor", &mut q.surge_factor, None),
+    ] {
+        if value.is_none() {
+            continue;
+        }
+        match decimal::figure(value) {
+            Ok(d) if d > Decimal::ZERO && most.is_none_or(|m| d <= m) => *value = Some(to_proto(d)),
+            Ok(_) if most.is_some() => {
+                v.add(format!("{prefix}.{field}"), "must be above 0 and at most 1")
+            }
+            Ok(_) => v.add(format!("{prefix}.{field}"), "must be above 0"),
+            Err(e) => v.add(format!("{prefix}.{field}"), e),
+        }
+    }
 }
 
 /// Checks a scheme and rewrites its decimals in canonical form. Component
@@ -231,6 +281,59 @@ pub fn check_scheme(s: &mut Scheme, v: &mut Violations, prefix: &str) {
     }
 }
 
+/// The data-quality overrides whose indicator is not among `codes`, as
+/// (index, code): a mistyped code would silently leave its indicator on
+/// the group's defaults.
+fn orphaned<'a>(s: &'a Scheme, codes: &[&str]) -> Vec<(usize, &'a str)> {
+    let Some(q) = &s.data_quality else {
+        return Vec::new();
+    };
+    q.indicators
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !r.indicator.is_empty() && !codes.contains(&r.indicator.as_str()))
+        .map(|(i, r)| (i, r.indicator.as_str()))
+        .collect()
+}
+
+/// Every data-quality override of an edited scheme names an indicator of
+/// the group's framework. Without a framework yet nothing is known to
+/// check against: [`check_framework_keeps_overrides`] checks the framework
+/// when it arrives, so the two always agree.
+pub fn check_override_codes(
+    s: &Scheme,
+    framework: Option<&Framework>,
+    v: &mut Violations,
+    prefix: &str,
+) {
+    let Some(f) = framework else {
+        return;
+    };
+    let codes: Vec<&str> = f.indicators.iter().map(|i| i.code.as_str()).collect();
+    for (i, code) in orphaned(s, &codes) {
+        v.add(
+            format!("{prefix}.data_quality.indicators[{i}].indicator"),
+            format!("{code:?} is not an indicator of {}", f.name),
+        );
+    }
+}
+
+/// A framework that replaces the group's must keep every indicator the
+/// scheme's data-quality overrides name: dropping the override silently
+/// would lose the office's setting, keeping it would name nothing.
+pub fn check_framework_keeps_overrides(s: &Scheme, indicators: &[Indicator], v: &mut Violations) {
+    let codes: Vec<&str> = indicators.iter().map(|i| i.code.as_str()).collect();
+    for (i, code) in orphaned(s, &codes) {
+        v.add(
+            "indicators",
+            format!(
+                "{} sets data-quality rules for {code} (data_quality.indicators[{i}]), which this framework lacks; remove them first (UpdateScheme, path data_quality)",
+                s.name
+            ),
+        );
+    }
+}
+
 fn non_negative(value: &mut Option<jixiao_proto::Decimal>) -> Result<Decimal, String> {
     let d = decimal::figure(value)?;
     if d < Decimal::ZERO {
@@ -313,6 +416,44 @@ mod tests {
                 "scheme.data_quality.outlier_min_peers",
             ]
         );
+    }
+
+    #[test]
+    fn data_quality_overrides_name_indicators_of_the_framework() {
+        use crate::rules::fixtures::indicator;
+        use jixiao_proto::plans::{IndicatorQualityRules, ScoringMethod};
+        let mut s = default_scheme("cycles/2026/groups/g/scheme".into());
+        s.data_quality.as_mut().unwrap().indicators = ["GDP", "GDP_GROWHT"]
+            .map(|code| IndicatorQualityRules {
+                indicator: code.into(),
+                ..Default::default()
+            })
+            .to_vec();
+        let framework = Framework {
+            name: "cycles/2026/groups/g/framework".into(),
+            indicators: vec![indicator("GDP", "60", ScoringMethod::Ratio)],
+            ..Default::default()
+        };
+        let mut v = Violations::new();
+        check_override_codes(&s, Some(&framework), &mut v, "scheme");
+        assert_eq!(
+            v.as_slice()
+                .iter()
+                .map(|x| x.field.as_str())
+                .collect::<Vec<_>>(),
+            ["scheme.data_quality.indicators[1].indicator"]
+        );
+        assert!(v.as_slice()[0].description.contains("GDP_GROWHT"));
+        // Without a framework yet, nothing to check against.
+        let mut v = Violations::new();
+        check_override_codes(&s, None, &mut v, "scheme");
+        assert!(v.is_empty());
+        // A framework dropping an overridden indicator is refused.
+        let mut v = Violations::new();
+        check_framework_keeps_overrides(&s, &framework.indicators[..0], &mut v);
+        let fields: Vec<_> = v.as_slice().iter().map(|x| x.field.as_str()).collect();
+        assert_eq!(fields, ["indicators", "indicators"]);
+        assert!(v.as_slice()[0].description.contains("GDP"));
     }
 
     #[test]

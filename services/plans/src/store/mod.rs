@@ -106,17 +106,23 @@ pub(crate) async fn known_units(conn: &mut AnyConnection) -> Result<HashSet<Stri
         .collect()
 }
 
-pub(crate) struct GroupRow {
-    pub(crate) group: Group,
+/// A group's own row, without its members: what a look-up of its scheme
+/// or framework needs. Writers elsewhere ask for the scheme on every
+/// score or rating, so its cost must not grow with the group.
+pub(crate) struct GroupSettings {
+    /// `cycles/{cycle}/groups/{group}`.
+    pub(crate) name: String,
+    pub(crate) display_name: String,
     pub(crate) scheme: Scheme,
     pub(crate) framework: Option<Framework>,
 }
 
-pub(crate) async fn load_group(
+pub(crate) async fn load_settings(
     conn: &mut AnyConnection,
     cycle: &str,
     group: &str,
-) -> Result<GroupRow, Error> {
+) -> Result<GroupSettings, Error> {
+    let name = format!("cycles/{cycle}/groups/{group}");
     let row = sqlx::query(
         "SELECT display_name, scheme, scheme_rev, framework FROM peer_groups WHERE cycle_id = $1 AND id = $2",
     )
@@ -124,14 +130,28 @@ pub(crate) async fn load_group(
     .bind(group)
     .fetch_optional(&mut *conn)
     .await?
-    .ok_or_else(|| Error::not_found(format!("cycles/{cycle}/groups/{group}")))?;
+    .ok_or_else(|| Error::not_found(name.clone()))?;
     let mut scheme: Scheme = decode(&row.try_get::<Vec<u8>, _>("scheme")?)?;
-    scheme.name = format!("cycles/{cycle}/groups/{group}/scheme");
+    scheme.name = format!("{name}/scheme");
     scheme.etag = row.try_get::<i64, _>("scheme_rev")?.to_string();
     let framework = match row.try_get::<Option<Vec<u8>>, _>("framework")? {
         Some(b) => Some(decode::<Framework>(&b)?),
         None => None,
     };
+    Ok(GroupSettings {
+        display_name: row.try_get("display_name")?,
+        name,
+        scheme,
+        framework,
+    })
+}
+
+/// A group's members as `units/{u}`, in their order.
+pub(crate) async fn load_members(
+    conn: &mut AnyConnection,
+    cycle: &str,
+    group: &str,
+) -> Result<Vec<String>, Error> {
     let members = sqlx::query(
         "SELECT unit_id FROM group_members WHERE cycle_id = $1 AND group_id = $2 ORDER BY position",
     )
@@ -139,19 +159,35 @@ pub(crate) async fn load_group(
     .bind(group)
     .fetch_all(&mut *conn)
     .await?;
-    let units = members
+    members
         .iter()
         .map(|r| Ok(format!("units/{}", r.try_get::<String, _>("unit_id")?)))
-        .collect::<Result<Vec<_>, Error>>()?;
+        .collect()
+}
+
+pub(crate) struct GroupRow {
+    pub(crate) group: Group,
+    pub(crate) scheme: Scheme,
+    pub(crate) framework: Option<Framework>,
+}
+
+/// A group with its members: for the calls that answer with them.
+pub(crate) async fn load_group(
+    conn: &mut AnyConnection,
+    cycle: &str,
+    group: &str,
+) -> Result<GroupRow, Error> {
+    let s = load_settings(conn, cycle, group).await?;
+    let units = load_members(conn, cycle, group).await?;
     Ok(GroupRow {
         group: Group {
-            name: format!("cycles/{cycle}/groups/{group}"),
-            display_name: row.try_get("display_name")?,
+            name: s.name,
+            display_name: s.display_name,
             units,
             revision: 0,
         },
-        scheme,
-        framework,
+        scheme: s.scheme,
+        framework: s.framework,
     })
 }
 

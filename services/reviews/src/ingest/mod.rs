@@ -35,6 +35,7 @@ macro_rules! first_try {
 }
 
 mod pg;
+mod screening;
 mod sqlite;
 mod tallies;
 
@@ -59,7 +60,17 @@ pub struct NewResponse {
     /// Per counted answer: the question's position in the campaign and the
     /// value in 1e-10 units.
     pub question_values: Vec<(u16, i64)>,
+    /// The platform's respondent key ("" when none).
+    pub respondent: String,
+    /// What the screening marked (`STRAIGHT`, `LATE`); 0 when screening is
+    /// off or the response has no value.
+    pub marks: u8,
 }
+
+/// A straight-lined response (docs/DATA-QUALITY.md, STRAIGHT_LINING).
+pub const STRAIGHT: u8 = 1;
+/// A response answered in the closing window (CATEGORY_SURGE).
+pub const LATE: u8 = 2;
 
 /// Stored responses' digests by response id.
 pub type Digests = HashMap<String, i64>;
@@ -86,6 +97,19 @@ pub struct Batch<'a> {
     /// The tally deltas of all `rows`, made while the batch was checked:
     /// what is added when every row is new.
     pub deltas: &'a Deltas,
+    /// Responses refused as out of window (screening on).
+    pub outside: &'a [Outside],
+    /// The scheme screens surveys.
+    pub screened: bool,
+}
+
+/// A response refused as answered outside the campaign window, kept for
+/// OUTSIDE_WINDOW (docs/DATA-QUALITY.md).
+#[derive(Debug, Clone)]
+pub struct Outside {
+    pub response_id: String,
+    pub unit: String,
+    pub answer_ms: i64,
 }
 
 /// Sorts stored, duplicate and conflicting rows given the ids inserted now
@@ -163,6 +187,7 @@ fn outcomes<K: std::borrow::Borrow<str> + std::hash::Hash + Eq>(
                 .zip(&outcomes)
                 .filter(|(_, o)| **o == Outcome::Stored)
                 .map(|(r, _)| r),
+            batch.screened,
         )
     });
     (outcomes, own)
@@ -188,6 +213,8 @@ mod tests {
             digest,
             value_units: Some(1),
             question_values: vec![],
+            respondent: String::new(),
+            marks: 0,
         }
     }
 

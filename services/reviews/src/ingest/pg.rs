@@ -10,8 +10,8 @@ use jixiao_runtime::{
 use sqlx::Row;
 
 use super::{
-    Batch, NewResponse, Outcome, first_occurrences, is_unique_violation, outcomes, sample, summary,
-    tallies::Deltas,
+    Batch, NewResponse, Outcome, first_occurrences, is_unique_violation, outcomes, sample,
+    screening, summary, tallies::Deltas,
 };
 
 /// Stores a batch on PostgreSQL. Pushes to one campaign are serialised
@@ -92,10 +92,14 @@ pub async fn store_pg(
     let inserted: HashSet<&str> = fresh.iter().map(|r| r.response_id.as_str()).collect();
     let (outcomes, own) = outcomes(batch, &inserted, &existing);
     let deltas = own.as_ref().unwrap_or(batch.deltas);
-    let change = if inserted.is_empty() {
+    if !inserted.is_empty() {
+        upsert_tallies_pg(conn, batch.campaign, batch.questions, deltas).await?;
+        screening::counts_pg(conn, batch.campaign, deltas).await?;
+    }
+    let refused = screening::refusals_pg(conn, batch.campaign, batch.outside).await?;
+    let change = if inserted.is_empty() && refused == 0 {
         None
     } else {
-        upsert_tallies_pg(conn, batch.campaign, batch.questions, deltas).await?;
         Some(Changes::bump_pg(conn, batch.cycle, batch.group).await?)
     };
     let resource = format!(
@@ -128,14 +132,15 @@ pub fn copy_lines<'r>(
     for r in rows {
         let _ = writeln!(
             text,
-            "{campaign}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            "{campaign}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             copy_escape(&r.response_id),
             copy_escape(&r.unit),
             copy_escape(&r.category),
             r.channel,
             r.answer_ms,
             copy_escape(&r.answers),
-            r.digest
+            r.digest,
+            copy_escape(&r.respondent)
         );
     }
 }
@@ -157,7 +162,7 @@ async fn copy_rows(
 /// `COPY`s text made by [`copy_lines`] into the responses table.
 async fn copy_text(conn: &mut sqlx::PgConnection, parts: &[String]) -> Result<(), sqlx::Error> {
     let mut copy = conn
-        .copy_in_raw("COPY responses (campaign, response_id, unit_id, category, channel, answer_ms, answers, digest) FROM STDIN")
+        .copy_in_raw("COPY responses (campaign, response_id, unit_id, category, channel, answer_ms, answers, digest, respondent) FROM STDIN")
         .await?;
     for part in parts {
         if let Err(e) = copy.send(part.as_bytes()).await {
@@ -175,35 +180,59 @@ async fn upsert_tallies_pg(
     questions: &[String],
     d: &Deltas,
 ) -> Result<(), Error> {
-    let by_category: Vec<_> = d.categories().collect();
-    let by_question: Vec<_> = d.questions(questions).collect();
-    for (table, key, count, rows) in [
-        ("survey_tallies", "category", "responses", by_category),
-        ("question_tallies", "question", "counted", by_question),
-    ] {
-        let (mut units, mut keys, mut counts, mut sums) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (unit, k, n, v) in rows {
-            units.push(unit);
-            keys.push(k);
-            counts.push(n);
-            sums.push(v);
-        }
-        let sql = format!(
-            "INSERT INTO {table} (campaign, unit_id, {key}, {count}, value_units)
-             SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::bigint[], $5::bigint[])
-             ON CONFLICT (campaign, unit_id, {key}) DO UPDATE SET {count} = {table}.{count} + excluded.{count},
-             value_units = {table}.value_units + excluded.value_units"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(campaign)
-            .bind(&units)
-            .bind(&keys)
-            .bind(&counts)
-            .bind(&sums)
-            .execute(&mut *conn)
-            .await?;
+    let (mut units, mut keys, mut counts, mut sums, mut straight, mut late) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for (unit, c) in d.categories() {
+        units.push(unit);
+        keys.push(c.category.as_str());
+        counts.push(c.responses);
+        sums.push(c.value_units);
+        straight.push(c.straight);
+        late.push(c.late);
     }
+    sqlx::query(
+        "INSERT INTO survey_tallies (campaign, unit_id, category, responses, value_units, straight, late)
+         SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
+         ON CONFLICT (campaign, unit_id, category) DO UPDATE SET responses = survey_tallies.responses + excluded.responses,
+         value_units = survey_tallies.value_units + excluded.value_units,
+         straight = survey_tallies.straight + excluded.straight, late = survey_tallies.late + excluded.late",
+    )
+    .bind(campaign)
+    .bind(&units)
+    .bind(&keys)
+    .bind(&counts)
+    .bind(&sums)
+    .bind(&straight)
+    .bind(&late)
+    .execute(&mut *conn)
+    .await?;
+    let (mut units, mut keys, mut counts, mut sums) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (unit, q, n, v) in d.questions(questions) {
+        units.push(unit);
+        keys.push(q);
+        counts.push(n);
+        sums.push(v);
+    }
+    sqlx::query(
+        "INSERT INTO question_tallies (campaign, unit_id, question, counted, value_units)
+         SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::bigint[], $5::bigint[])
+         ON CONFLICT (campaign, unit_id, question) DO UPDATE SET counted = question_tallies.counted + excluded.counted,
+         value_units = question_tallies.value_units + excluded.value_units",
+    )
+    .bind(campaign)
+    .bind(&units)
+    .bind(&keys)
+    .bind(&counts)
+    .bind(&sums)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

@@ -11,12 +11,14 @@ use sqlx::{AnyConnection, Row};
 
 use super::{
     Batch, Digests, NewResponse, Outcome, first_occurrences, is_unique_violation, outcomes, sample,
-    summary,
+    screening, summary,
 };
 
-/// Rows per multi-row statement (8 columns each, under SQLite's 32,766
-/// parameters).
+/// Rows per multi-row statement (at most 8 columns each, under SQLite's
+/// 32,766 parameters).
 const CHUNK: usize = 4000;
+/// Responses per multi-row insert (9 columns each).
+const RESPONSE_CHUNK: usize = 3600;
 /// Responses per look-up statement (2 parameters each).
 const LOOKUP_CHUNK: usize = 16_000;
 
@@ -24,15 +26,23 @@ macro_rules! upsert_tallies {
     ($conn:ident, $campaign:expr, $deltas:expr, $questions:expr) => {{
         let cats: Vec<_> = $deltas.categories().collect();
         for chunk in cats.chunks(CHUNK) {
-            let mut sql = String::from("INSERT INTO survey_tallies (campaign, unit_id, category, responses, value_units) VALUES ");
-            placeholders(&mut sql, chunk.len(), 5);
+            let mut sql = String::from("INSERT INTO survey_tallies (campaign, unit_id, category, responses, value_units, straight, late) VALUES ");
+            placeholders(&mut sql, chunk.len(), 7);
             sql.push_str(
                 " ON CONFLICT (campaign, unit_id, category) DO UPDATE SET responses = survey_tallies.responses + excluded.responses,
-                  value_units = survey_tallies.value_units + excluded.value_units",
+                  value_units = survey_tallies.value_units + excluded.value_units,
+                  straight = survey_tallies.straight + excluded.straight, late = survey_tallies.late + excluded.late",
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (unit, category, n, v) in chunk {
-                q = q.bind($campaign).bind(*unit).bind(*category).bind(*n).bind(*v);
+            for (unit, c) in chunk {
+                q = q
+                    .bind($campaign)
+                    .bind(*unit)
+                    .bind(c.category.as_str())
+                    .bind(c.responses)
+                    .bind(c.value_units)
+                    .bind(c.straight)
+                    .bind(c.late);
             }
             q.execute(&mut *$conn).await?;
         }
@@ -57,7 +67,7 @@ macro_rules! upsert_tallies {
 /// rather than `$n`: sqlx resolves numbered parameters by name, which costs
 /// more the more parameters a statement has (quadratic in a 4,000-row
 /// insert).
-fn placeholders(sql: &mut String, rows: usize, cols: usize) {
+pub(super) fn placeholders(sql: &mut String, rows: usize, cols: usize) {
     let group = format!("({})", vec!["?"; cols].join(", "));
     for r in 0..rows {
         if r > 0 {
@@ -144,11 +154,11 @@ async fn insert_rows(
     campaign: &str,
     rows: &[&NewResponse],
 ) -> Result<(), sqlx::Error> {
-    for chunk in rows.chunks(CHUNK) {
+    for chunk in rows.chunks(RESPONSE_CHUNK) {
         let mut sql = String::from(
-            "INSERT INTO responses (campaign, response_id, unit_id, category, channel, answer_ms, answers, digest) VALUES ",
+            "INSERT INTO responses (campaign, response_id, unit_id, category, channel, answer_ms, answers, digest, respondent) VALUES ",
         );
-        placeholders(&mut sql, chunk.len(), 8);
+        placeholders(&mut sql, chunk.len(), 9);
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in chunk {
             q = q
@@ -159,7 +169,8 @@ async fn insert_rows(
                 .bind(i64::from(r.channel))
                 .bind(r.answer_ms)
                 .bind(r.answers.as_str())
-                .bind(r.digest);
+                .bind(r.digest)
+                .bind(r.respondent.as_str());
         }
         q.execute(&mut *conn).await?;
     }
@@ -175,10 +186,14 @@ async fn finish_sqlite(
 ) -> Result<(Vec<Outcome>, Option<Change>), Error> {
     let (outcomes, own) = outcomes(batch, inserted, existing);
     let deltas = own.as_ref().unwrap_or(batch.deltas);
-    let change = if inserted.is_empty() {
+    if !inserted.is_empty() {
+        upsert_tallies!(conn, batch.campaign, deltas, batch.questions);
+        screening::counts_sqlite(conn, batch.campaign, deltas).await?;
+    }
+    let refused = screening::refusals_sqlite(conn, batch.campaign, batch.outside).await?;
+    let change = if inserted.is_empty() && refused == 0 {
         None
     } else {
-        upsert_tallies!(conn, batch.campaign, deltas, batch.questions);
         Some(Changes::bump(conn, batch.cycle, batch.group).await?)
     };
     let resource = format!(

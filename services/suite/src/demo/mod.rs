@@ -147,6 +147,7 @@ pub async fn load_counted(
     on(Step::Done(format!(
         "reviews: {responses} survey responses, {votes} portal votes, {ratings} mutual ratings"
     )));
+    on(Step::Done(demo.survey_quality().await?));
     let (findings, items) = demo.inspections(&groups).await?;
     on(Step::Done(format!(
         "inspections: {findings} findings (two contests withdrawn, two upheld), {items} self-inspection items"

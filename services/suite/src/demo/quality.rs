@@ -1,26 +1,78 @@
-//! Two realistic data-quality problems planted in the year's values
-//! (docs/DATA-QUALITY.md), found by the indicators service's rules and
-//! resolved by the office before publication: huli's foreign trade entered
-//! three times over (a peer outlier, corrected by its provider), and one
-//! city-wide energy bulletin attached to two districts' energy figures
-//! (shared evidence, explained). The correction restores the real figure,
-//! so the published tables are those of a year without the planting.
+//! Three realistic data-quality problems planted in the year
+//! (docs/DATA-QUALITY.md), found by the rules of the indicators and reviews
+//! services and resolved by the office before publication: huli's foreign
+//! trade entered three times over (a peer outlier, corrected by its
+//! provider), one city-wide energy bulletin attached to two districts'
+//! energy figures (shared evidence, explained), and a batch of identical
+//! "all satisfied" online answers for one department (straight-lining,
+//! excluded). The correction restores the real figure. The exclusion takes
+//! out every straight-lined response of the unit, the 90 genuine ones among
+//! them, so housing's published survey score is 0.419 below what its
+//! honest answers alone give: excluding is the blunt tool, EXPLAINED the
+//! other choice.
 
 use jixiao_proto::{
     indicators::{
         CorrectValueRequest, ListValueFlagsRequest, ResolveValueFlagRequest, ValueFlag,
         indicators_service_client::IndicatorsServiceClient,
     },
+    reviews::{
+        Answer, Channel, ListSurveyFlagsRequest, ResolveSurveyFlagRequest, SurveyFlagKind,
+        SurveyResponse, reviews_service_client::ReviewsServiceClient,
+    },
     types::{EvidenceItem, QualityFlagState},
 };
 
-use super::{CYCLE, Demo, GroupSpec, dec, evidence, year};
+use super::{CYCLE, DAY, Demo, GroupSpec, YEAR, dec, evidence, ts, year};
 use crate::client::failed;
 
 /// The inflated figure: group, indicator, unit.
 const INFLATED: (&str, &str, &str) = ("districts", "FOREIGN_TRADE", "huli");
 /// The indicator whose figures share one file, and their units.
 const SHARED: (&str, &str, [&str; 2]) = ("districts", "ENERGY_PER_GDP", ["siming", "jimei"]);
+/// The unit whose survey gets a straight-lined batch: group, unit.
+const STRAIGHT: (&str, &str) = ("departments", "housing");
+
+/// The straight-lined batch planted among `honest`, the group's survey
+/// responses: enough identical online answers, ten seconds apart (no
+/// burst), for them to be more than half of the unit's.
+pub(super) fn planted_survey(
+    group: &str,
+    honest: &[SurveyResponse],
+    now: i64,
+) -> Vec<SurveyResponse> {
+    if group != STRAIGHT.0 {
+        return Vec::new();
+    }
+    let unit = format!("units/{}", STRAIGHT.1);
+    let own: Vec<&SurveyResponse> = honest.iter().filter(|r| r.unit == unit).collect();
+    let straight = own
+        .iter()
+        .filter(|r| {
+            r.answers.len() >= 4
+                && r.answers[0].answer != "dont_know"
+                && r.answers.iter().all(|a| a.answer == r.answers[0].answer)
+        })
+        .count();
+    let n = own.len() - 2 * straight + 100;
+    (0..n)
+        .map(|i| SurveyResponse {
+            response_id: format!("xm{YEAR}-{}-web{i:05}", STRAIGHT.1),
+            unit: unit.clone(),
+            category: "service_users".into(),
+            channel: Channel::Online as i32,
+            answer_time: ts(now - 10 * DAY + i as i64 * 10_000),
+            answers: year::QUESTIONS
+                .iter()
+                .map(|(q, _)| Answer {
+                    question: q.to_string(),
+                    answer: "satisfied".into(),
+                })
+                .collect(),
+            respondent: String::new(),
+        })
+        .collect()
+}
 
 /// The figure and evidence a provider reports for `unit`, with the
 /// planted problems in.
@@ -121,6 +173,49 @@ impl Demo {
              one energy bulletin on two districts' figures flagged and explained",
             open.len(),
             outlier.explanation
+        ))
+    }
+}
+
+impl Demo {
+    /// Finds the planted straight-lined batch among the survey flags and
+    /// has the office exclude it. Returns what happened, for the step line.
+    pub(super) async fn survey_quality(&self) -> Result<String, String> {
+        let mut office = ReviewsServiceClient::new(self.office());
+        let campaign = format!("cycles/{CYCLE}/campaigns/survey-{}", STRAIGHT.0);
+        let open = office
+            .list_survey_flags(ListSurveyFlagsRequest {
+                campaign: campaign.clone(),
+                unit: String::new(),
+                open_only: true,
+            })
+            .await
+            .map_err(failed("open survey flags"))?
+            .into_inner()
+            .flags;
+        let flag = open
+            .iter()
+            .find(|f| {
+                f.unit == format!("units/{}", STRAIGHT.1)
+                    && f.kind == SurveyFlagKind::StraightLining as i32
+            })
+            .ok_or_else(|| format!("the planted batch was not flagged: {open:?}"))?;
+        let done = office
+            .resolve_survey_flag(ResolveSurveyFlagRequest {
+                name: flag.name.clone(),
+                resolution: QualityFlagState::Excluded as i32,
+                reason: "同一渠道整批雷同答卷，经核查为刷票，予以剔除".into(),
+                request_id: "demo-survey-quality".into(),
+            })
+            .await
+            .map_err(failed(format!("excluding {}", flag.name)))?
+            .into_inner();
+        Ok(format!(
+            "survey quality: {} open flags; {}'s straight-lined batch flagged ({}) and {} responses excluded",
+            open.len(),
+            STRAIGHT.1,
+            flag.explanation,
+            done.excluded_responses
         ))
     }
 }

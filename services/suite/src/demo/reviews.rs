@@ -124,9 +124,12 @@ impl Demo {
                             answer: mix.answer(&mut rng).into(),
                         })
                         .collect(),
+                    respondent: String::new(),
                 });
             }
         }
+        let planted = super::quality::planted_survey(g.id, &responses, self.now);
+        responses.extend(planted);
         let count = responses.len();
         let mut batches = Vec::new();
         while !responses.is_empty() {
@@ -154,7 +157,10 @@ impl Demo {
             if tx.send(batch).await.is_err() {
                 break;
             }
-            on(Step::Pushed { sent, total });
+            on(Step::Pushed {
+                sent,
+                total: total.max(sent),
+            });
         }
         drop(tx);
         let summary = call

@@ -54,7 +54,7 @@ use crate::{Args, CAMPAIGN, Generator, QUESTIONS, authed, push_all, set_up, spaw
 use placement::Placement;
 pub use reads::serve_bare;
 use reads::{Figures, ms, read_phase, spawn_bare};
-use year::complete_year;
+use year::{Steps, complete_year};
 
 const GROUP: &str = "cycles/2026/groups/all";
 /// The largest batch the reviews service takes.
@@ -179,6 +179,7 @@ async fn probe(
                             answer: "satisfied".into(),
                         })
                         .collect(),
+                    respondent: String::new(),
                 }],
             })
             .await
@@ -282,10 +283,12 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
         let agg_channel = connect(agg_addr.clone()).await?;
         println!("setting up {} units ({}): framework, votes, assessed scores, mutual ratings", a.units, a.db);
         let setting_up = Instant::now();
+        let mut steps = Steps::default();
         set_up(&plans_channel, &channel, &key, a.units).await?;
-        complete_year(&plans_channel, &channel, &key, a.units).await?;
+        steps.done("units, group and survey campaign", &mut { setting_up });
+        complete_year(&plans_channel, &channel, &key, a.units, &mut steps).await?;
         let setup = setting_up.elapsed();
-        println!("set up in {:.1} s", setup.as_secs_f64());
+        println!("set up in {:.1} s ({})", setup.as_secs_f64(), steps.describe());
         println!("pushing {} survey responses", a.responses);
         let (ingest, accepted, _, rejected) = push_all(&channel, &key, &a).await?;
         if accepted as usize != a.responses || rejected != 0 {

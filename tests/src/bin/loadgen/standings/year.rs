@@ -1,6 +1,8 @@
 //! The year behind the standings benchmark's table: everything besides
 //! the survey.
 
+use std::time::{Duration, Instant};
+
 use futures::StreamExt;
 use jixiao_proto::{
     indicators::{EnterAssessedScoreRequest, indicators_service_client::IndicatorsServiceClient},
@@ -32,6 +34,26 @@ where
     results.into_iter().collect()
 }
 
+/// The time each step of the setup took, for telling a step whose cost
+/// grows faster than the group from the others.
+#[derive(Default)]
+pub(super) struct Steps(Vec<(&'static str, Duration)>);
+
+impl Steps {
+    pub(super) fn done(&mut self, step: &'static str, since: &mut Instant) {
+        self.0.push((step, since.elapsed()));
+        *since = Instant::now();
+    }
+
+    pub(super) fn describe(&self) -> String {
+        self.0
+            .iter()
+            .map(|(step, d)| format!("{step} {:.1} s", d.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// Everything besides the survey: a framework with one assessed indicator,
 /// an assessed score, a vote and a mutual rating for every unit. `channel`
 /// reaches plans and indicators, `reviews` the reviews service.
@@ -40,7 +62,9 @@ pub(super) async fn complete_year(
     reviews: &Chan,
     key: &TokenKey,
     units: usize,
+    steps: &mut Steps,
 ) -> Result<(), String> {
+    let mut since = Instant::now();
     let office = authed(channel, key, "office", &[Role::Office]);
     PlansServiceClient::new(office.clone())
         .replace_framework(ReplaceFrameworkRequest {
@@ -83,22 +107,29 @@ pub(super) async fn complete_year(
         })
         .await
         .map_err(status)?;
+    steps.done("framework, phase and campaign", &mut since);
     let answers = ["satisfied", "basically_satisfied", "dissatisfied"];
-    ReviewsServiceClient::new(authed(reviews, key, "loadgen", &[Role::SurveyPlatform]))
-        .push_votes(PushVotesRequest {
-            campaign: "cycles/2026/campaigns/portal".into(),
-            votes: (0..units)
-                .map(|u| Vote {
-                    vote_id: format!("v{u}"),
-                    voter: format!("voter-{u}"),
-                    unit: format!("units/{}", unit_id(u)),
-                    answer: answers[u % 3].into(),
-                    cast_time: Some(jixiao_runtime::time::timestamp(crate::ANSWER_MS)),
-                })
-                .collect(),
-        })
-        .await
-        .map_err(status)?;
+    let mut platform =
+        ReviewsServiceClient::new(authed(reviews, key, "loadgen", &[Role::SurveyPlatform]));
+    // In batches no larger than the service takes.
+    for first in (0..units).step_by(super::MAX_BATCH) {
+        platform
+            .push_votes(PushVotesRequest {
+                campaign: "cycles/2026/campaigns/portal".into(),
+                votes: (first..units.min(first + super::MAX_BATCH))
+                    .map(|u| Vote {
+                        vote_id: format!("v{u}"),
+                        voter: format!("voter-{u}"),
+                        unit: format!("units/{}", unit_id(u)),
+                        answer: answers[u % 3].into(),
+                        cast_time: Some(jixiao_runtime::time::timestamp(crate::ANSWER_MS)),
+                    })
+                    .collect(),
+            })
+            .await
+            .map_err(status)?;
+    }
+    steps.done("votes", &mut since);
     let evaluator = IndicatorsServiceClient::new(authed(channel, key, "eval", &[Role::Evaluator]));
     concurrently(16, (0..units).collect(), |u| {
         let mut client = evaluator.clone();
@@ -120,6 +151,7 @@ pub(super) async fn complete_year(
         }
     })
     .await?;
+    steps.done("assessed scores", &mut since);
     let grades = ["excellent", "good", "fair"];
     concurrently(16, (0..units).collect(), |u| {
         let rater = unit_id(u);
@@ -148,5 +180,7 @@ pub(super) async fn complete_year(
                 .map_err(status)
         }
     })
-    .await
+    .await?;
+    steps.done("mutual ratings", &mut since);
+    Ok(())
 }

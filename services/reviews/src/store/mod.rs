@@ -8,6 +8,8 @@ use jixiao_runtime::{Error, paging::Page};
 use prost::Message;
 use sqlx::{AnyConnection, AnyPool};
 
+pub mod flags;
+
 // ---------------------------------------------------------------- campaigns
 
 /// A campaign by its ids; NOT_FOUND when there is none.
@@ -322,21 +324,48 @@ fn int(field: &str) -> Result<i64, Error> {
     field.parse().map_err(Error::internal)
 }
 
-/// (unit, category, responses, value units) of a raw-responses campaign.
-pub async fn survey_tallies(
-    pool: &AnyPool,
+/// One unit's tally of one respondent category (survey_tallies).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TallyRow {
+    pub unit: String,
+    pub category: String,
+    /// Counted responses with a value, and the sum of their values.
+    pub responses: i64,
+    pub value_units: i64,
+    /// Of the responses received with a value (counted or excluded), the
+    /// straight-lined and the late ones.
+    pub straight: i64,
+    pub late: i64,
+    /// Responses with a value taken out by an exclusion.
+    pub excluded: i64,
+}
+
+/// The tallies of a raw-responses campaign.
+pub async fn survey_tallies<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
     campaign: &str,
-) -> Result<Vec<(String, String, i64, i64)>, Error> {
+) -> Result<Vec<TallyRow>, Error> {
     let joined: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT string_agg(unit_id || '{FIELD}' || category || '{FIELD}' || responses || '{FIELD}' || value_units, '{ROW}')
+        "SELECT string_agg(unit_id || '{FIELD}' || category || '{FIELD}' || responses || '{FIELD}' || value_units
+            || '{FIELD}' || straight || '{FIELD}' || late || '{FIELD}' || excluded, '{ROW}')
          FROM survey_tallies WHERE campaign = $1"
     )))
     .bind(campaign)
-    .fetch_one(pool)
+    .fetch_one(db)
     .await?;
-    split_rows::<4>(&joined)?
+    split_rows::<7>(&joined)?
         .into_iter()
-        .map(|[u, c, r, v]| Ok((u.to_string(), c.to_string(), int(r)?, int(v)?)))
+        .map(|[u, c, r, v, s, l, x]| {
+            Ok(TallyRow {
+                unit: u.to_string(),
+                category: c.to_string(),
+                responses: int(r)?,
+                value_units: int(v)?,
+                straight: int(s)?,
+                late: int(l)?,
+                excluded: int(x)?,
+            })
+        })
         .collect()
 }
 
