@@ -185,8 +185,8 @@ impl Raised {
                 n("threshold")
             ),
             Kind::OutsideWindow => format!(
-                "{} responses were answered outside the campaign window (allowed {}), from {} to {}",
-                n("refused"),
+                "{} answered outside the campaign window (allowed {}), from {} to {}",
+                plural(&n("refused"), "response was", "responses were"),
                 n("limit"),
                 n("earliest"),
                 n("latest")
@@ -200,8 +200,12 @@ impl Raised {
                 n("at")
             ),
             Kind::RepeatedRespondent => format!(
-                "{} respondents answered more than {} times, {} responses in all",
-                n("respondents"),
+                "{} more than {} times, {} responses in all",
+                plural(
+                    &n("respondents"),
+                    "respondent answered",
+                    "respondents answered"
+                ),
                 n("limit"),
                 n("responses")
             ),
@@ -215,6 +219,11 @@ impl Raised {
             ),
         }
     }
+}
+
+/// `n` with the singular or the plural words after it.
+fn plural(n: &str, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == "1" { one } else { many })
 }
 
 /// STRAIGHT_LINING: more than `share` of the unit's `received` responses

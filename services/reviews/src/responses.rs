@@ -186,11 +186,15 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Refused>
         packed.push('=');
         packed.push_str(&a.answer);
     }
-    if r.respondent.len() > 128 || r.respondent.chars().any(char::is_control) {
+    if !r.respondent.is_empty()
+        && (r.respondent.trim().is_empty()
+            || r.respondent.chars().count() > 128
+            || r.respondent.chars().any(char::is_control))
+    {
         return Err(rejection(
             id,
             crate::Refusal::Invalid,
-            "respondent must be at most 128 characters, none of them control characters",
+            "respondent must be 1-128 characters, not blank, none of them control characters",
         )
         .into());
     }

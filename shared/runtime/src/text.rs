@@ -19,6 +19,17 @@ fn problem(text: &str, required: bool, max: usize) -> Option<String> {
     if required && text.trim().is_empty() {
         return Some("is required".into());
     }
+    // PostgreSQL cannot store NUL in text, and escapes would reach every
+    // screen and log that shows the text; line breaks and tabs are text.
+    if let Some(c) = text
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Some(format!(
+            "holds the control character U+{:04X}; only line breaks and tabs are kept",
+            u32::from(c)
+        ));
+    }
     let n = text.chars().count();
     (n > max).then(|| format!("is {n} characters long; at most {max} are kept"))
 }
@@ -67,6 +78,17 @@ mod tests {
         };
         let fields: Vec<_> = found.iter().map(|x| x.field.as_str()).collect();
         assert_eq!(fields, ["a", "b"]);
+    }
+
+    #[test]
+    fn control_characters_are_refused_but_line_breaks_kept() {
+        assert!(one("reason", "第一行\n第二行\t完", NOTE, "say why").is_ok());
+        for bad in ["ab\u{0}cd", "ab\u{1b}[31mred", "\u{7f}"] {
+            assert!(
+                matches!(one("reason", bad, NOTE, "say why"), Err(Error::Invalid(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

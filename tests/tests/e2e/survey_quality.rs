@@ -738,7 +738,103 @@ async fn wait_for_items(aggregator: &mut AggregatorServiceClient<Authed>, units:
     }
 }
 
+/// What an outside tester sent: control characters in a reason, keys by
+/// their length in characters, a stored response resent out of window.
+async fn odd_text_and_out_of_window_resends_are_refused_cleanly(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    survey_year(&suite, strict()).await;
+    let mut a = platform(&suite);
+    let mut keyed = Vec::new();
+    for (id, key) in [
+        ("k-128", "绩".repeat(128)),
+        ("k-129", "绩".repeat(129)),
+        ("k-blank", " ".to_string()),
+        ("k-ctl", "a\u{1b}b".to_string()),
+    ] {
+        let mut r = response_at(
+            id,
+            "jimei",
+            "residents",
+            ["satisfied", "dissatisfied", "satisfied"],
+            answered_at(),
+        );
+        r.respondent = key;
+        keyed.push(r);
+    }
+    let out = push(&mut a, keyed).await;
+    assert_eq!(out.accepted, 1, "{out:?}");
+    let mut refused: Vec<(&str, &str)> = out
+        .rejected
+        .iter()
+        .map(|r| (r.id.as_str(), r.reason.as_str()))
+        .collect();
+    refused.sort();
+    assert_eq!(
+        refused,
+        [
+            ("k-129", "INVALID"),
+            ("k-blank", "INVALID"),
+            ("k-ctl", "INVALID")
+        ]
+    );
+
+    // A stored response resent with a time outside the window is refused,
+    // but the unit answered nothing out of window.
+    let mut resent = response_at(
+        "k-128",
+        "jimei",
+        "residents",
+        ["satisfied", "dissatisfied", "satisfied"],
+        now_ms() + 40 * DAY,
+    );
+    resent.respondent = "绩".repeat(128);
+    let out = push(&mut a, vec![resent]).await;
+    assert_eq!(out.rejected[0].reason, "OUT_OF_WINDOW");
+    let mut office = ReviewsServiceClient::new(suite.office());
+    assert!(flags(&mut office, "jimei").await.unwrap().is_empty());
+
+    // A reason with NUL or an escape sequence is refused on both databases.
+    let straight: Vec<SurveyResponse> = (0..6)
+        .map(|i| {
+            response_at(
+                &format!("s-{i}"),
+                "huli",
+                "residents",
+                ["satisfied"; 3],
+                answered_at() + i * 1000,
+            )
+        })
+        .collect();
+    push(&mut a, straight).await;
+    let f = flags(&mut office, "huli").await.unwrap().remove(0);
+    for reason in ["ab\u{0}cd", "ab\u{1b}[31mred"] {
+        let err = resolve(
+            &mut office,
+            &f.name,
+            QualityFlagState::Explained,
+            reason,
+            "",
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{reason:?}: {err:?}");
+        assert_eq!(bad_fields(&err), ["reason"]);
+    }
+    let ok = resolve(
+        &mut office,
+        &f.name,
+        QualityFlagState::Explained,
+        "第一行\n第二行",
+        "",
+    )
+    .await
+    .expect("line breaks are text");
+    assert_eq!(ok.resolution_reason, "第一行\n第二行");
+    suite.stop().await;
+}
+
 on_both_databases!(
+    odd_text_and_out_of_window_resends_are_refused_cleanly,
     straight_lining_is_flagged_and_excluding_it_restores_the_score,
     bursts_repeated_respondents_and_refusals_are_flagged,
     a_category_that_doubles_near_the_close_is_flagged,

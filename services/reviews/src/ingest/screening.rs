@@ -66,7 +66,9 @@ pub async fn counts_pg(
 }
 
 /// Records out-of-window refusals not recorded before (PostgreSQL); how
-/// many were new.
+/// many were new. A stored response resent with an out-of-window time is
+/// refused as well, but is not a response answered out of window: it is
+/// not recorded.
 pub async fn refusals_pg(
     conn: &mut sqlx::PgConnection,
     campaign: &str,
@@ -80,7 +82,8 @@ pub async fn refusals_pg(
     let times: Vec<i64> = outside.iter().map(|o| o.answer_ms).collect();
     let done = sqlx::query(
         "INSERT INTO survey_refusals (campaign, response_id, unit_id, answer_ms)
-         SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::bigint[])
+         SELECT $1, b.* FROM UNNEST($2::text[], $3::text[], $4::bigint[]) AS b(id, unit, ms)
+         WHERE NOT EXISTS (SELECT 1 FROM responses r WHERE r.campaign = $1 AND r.response_id = b.id)
          ON CONFLICT (campaign, response_id) DO NOTHING",
     )
     .bind(campaign)
@@ -148,19 +151,23 @@ pub async fn refusals_sqlite(
     let mut new = 0;
     for chunk in outside.chunks(CHUNK) {
         let mut sql = String::from(
-            "INSERT INTO survey_refusals (campaign, response_id, unit_id, answer_ms) VALUES ",
+            "INSERT INTO survey_refusals (campaign, response_id, unit_id, answer_ms)
+             SELECT ?, v.column1, v.column2, v.column3 FROM (VALUES ",
         );
-        placeholders(&mut sql, chunk.len(), 4);
-        sql.push_str(" ON CONFLICT (campaign, response_id) DO NOTHING");
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        placeholders(&mut sql, chunk.len(), 3);
+        sql.push_str(
+            ") AS v WHERE NOT EXISTS (SELECT 1 FROM responses r
+                 WHERE r.campaign = ? AND r.response_id = v.column1)
+             ON CONFLICT (campaign, response_id) DO NOTHING",
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(campaign);
         for o in chunk {
             q = q
-                .bind(campaign)
                 .bind(o.response_id.as_str())
                 .bind(o.unit.as_str())
                 .bind(o.answer_ms);
         }
-        new += q.execute(&mut *conn).await?.rows_affected();
+        new += q.bind(campaign).execute(&mut *conn).await?.rows_affected();
     }
     Ok(new)
 }

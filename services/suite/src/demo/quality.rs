@@ -211,8 +211,9 @@ impl Demo {
             .map_err(failed(format!("excluding {}", flag.name)))?
             .into_inner();
         Ok(format!(
-            "survey quality: {} open flags; {}'s straight-lined batch flagged ({}) and {} responses excluded",
+            "survey quality: {} open survey flag{}; {}'s straight-lined batch flagged ({}) and {} responses excluded",
             open.len(),
+            if open.len() == 1 { "" } else { "s" },
             STRAIGHT.1,
             flag.explanation,
             done.excluded_responses
