@@ -35,87 +35,56 @@ pub struct Resolution {
     pub resolve_ms: i64,
 }
 
-/// Reads the campaign's extras; `burst_size`: the least responses of a
-/// second that are a burst.
+/// Reads the campaign's extras in one round trip (the scores of a group
+/// read them on every refresh, under ingest); `burst_size`: the least
+/// responses of a second that are a burst.
 pub async fn extras(
     conn: &mut AnyConnection,
     campaign: &str,
     burst_size: i64,
 ) -> Result<Extras, Error> {
-    let mut out = Extras::default();
-    for r in sqlx::query(
-        "SELECT unit_id, channel, second, responses FROM survey_seconds
-         WHERE campaign = $1 AND responses >= $2",
+    let rows = sqlx::query(
+        "SELECT 's' AS tag, unit_id, '' AS name, channel AS a, second AS b, responses AS c,
+                '' AS t1, '' AS t2
+           FROM survey_seconds WHERE campaign = $1 AND responses >= $2
+         UNION ALL
+         SELECT 'r', unit_id, respondent, responses, CAST(0 AS BIGINT), CAST(0 AS BIGINT), '', ''
+           FROM survey_respondents WHERE campaign = $1 AND responses > 1
+         UNION ALL
+         SELECT 'o', unit_id, '', count(*), min(answer_ms), max(answer_ms), '', ''
+           FROM survey_refusals WHERE campaign = $1 GROUP BY unit_id
+         UNION ALL
+         SELECT 'x', unit_id, kind, count(*), CAST(0 AS BIGINT), CAST(0 AS BIGINT), '', ''
+           FROM survey_exclusions WHERE campaign = $1 GROUP BY unit_id, kind
+         UNION ALL
+         SELECT 'z', unit_id, kind, state, covered, resolve_ms, reason, resolved_by
+           FROM survey_flag_resolutions WHERE campaign = $1",
     )
     .bind(campaign)
     .bind(burst_size)
     .fetch_all(&mut *conn)
-    .await?
-    {
-        out.seconds.push((
-            r.try_get("unit_id")?,
-            r.try_get("channel")?,
-            r.try_get("second")?,
-            r.try_get("responses")?,
-        ));
-    }
-    for r in sqlx::query(
-        "SELECT unit_id, respondent, responses FROM survey_respondents
-         WHERE campaign = $1 AND responses > 1",
-    )
-    .bind(campaign)
-    .fetch_all(&mut *conn)
-    .await?
-    {
-        out.respondents.push((
-            r.try_get("unit_id")?,
-            r.try_get("respondent")?,
-            r.try_get("responses")?,
-        ));
-    }
-    for r in sqlx::query(
-        "SELECT unit_id, count(*) AS n, min(answer_ms) AS earliest, max(answer_ms) AS latest
-         FROM survey_refusals WHERE campaign = $1 GROUP BY unit_id",
-    )
-    .bind(campaign)
-    .fetch_all(&mut *conn)
-    .await?
-    {
-        out.refusals.push((
-            r.try_get("unit_id")?,
-            r.try_get("n")?,
-            r.try_get("earliest")?,
-            r.try_get("latest")?,
-        ));
-    }
-    for r in sqlx::query(
-        "SELECT unit_id, kind, count(*) AS n FROM survey_exclusions
-         WHERE campaign = $1 GROUP BY unit_id, kind",
-    )
-    .bind(campaign)
-    .fetch_all(&mut *conn)
-    .await?
-    {
-        out.excluded
-            .push((r.try_get("unit_id")?, r.try_get("kind")?, r.try_get("n")?));
-    }
-    for r in sqlx::query(
-        "SELECT unit_id, kind, state, covered, reason, resolved_by, resolve_ms
-         FROM survey_flag_resolutions WHERE campaign = $1",
-    )
-    .bind(campaign)
-    .fetch_all(&mut *conn)
-    .await?
-    {
-        out.resolutions.push(Resolution {
-            unit: r.try_get("unit_id")?,
-            kind: r.try_get("kind")?,
-            state: r.try_get::<i64, _>("state")? as i32,
-            covered: r.try_get("covered")?,
-            reason: r.try_get("reason")?,
-            resolved_by: r.try_get("resolved_by")?,
-            resolve_ms: r.try_get("resolve_ms")?,
-        });
+    .await?;
+    let mut out = Extras::default();
+    for r in rows {
+        let tag: String = r.try_get("tag")?;
+        let unit: String = r.try_get("unit_id")?;
+        let name: String = r.try_get("name")?;
+        let (a, b, c): (i64, i64, i64) = (r.try_get("a")?, r.try_get("b")?, r.try_get("c")?);
+        match tag.as_str() {
+            "s" => out.seconds.push((unit, a, b, c)),
+            "r" => out.respondents.push((unit, name, a)),
+            "o" => out.refusals.push((unit, a, b, c)),
+            "x" => out.excluded.push((unit, name, a)),
+            _ => out.resolutions.push(Resolution {
+                unit,
+                kind: name,
+                state: a as i32,
+                covered: b,
+                resolve_ms: c,
+                reason: r.try_get("t1")?,
+                resolved_by: r.try_get("t2")?,
+            }),
+        }
     }
     Ok(out)
 }
