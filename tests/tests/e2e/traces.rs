@@ -204,6 +204,11 @@ async fn a_value_report_and_the_refresh_it_causes_are_one_trace(backend: Backend
     })
     .await;
     assert_ne!(indicator(&before, "jimei").as_deref(), Some("46.583"));
+    // Let the refreshes the batch set off run out (a pause is at most
+    // 500 ms): a refresh already under way when the traced report commits
+    // may read its value before the report's signal arrives, and the
+    // standings would then show it from a refresh in another trace.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
 
     // The caller is in a trace of its own, which the suite joins.
     let trace_id = uuid::Uuid::new_v4().simple().to_string();
