@@ -106,8 +106,9 @@ pub struct Changes {
 #[derive(Debug)]
 struct Shared {
     sender: broadcast::Sender<Change>,
-    /// The newest revision broadcast per group.
-    latest: Mutex<HashMap<String, i64>>,
+    /// The newest revision broadcast per group, and whether it went out
+    /// with the call that made it.
+    latest: Mutex<HashMap<String, (i64, bool)>>,
     /// Set once the PostgreSQL listener is started (by the first watcher).
     listening: OnceLock<()>,
 }
@@ -117,11 +118,17 @@ impl Shared {
     /// group: a newer revision carries everything an older one did. The
     /// send happens under the lock so that a group's revisions go out in
     /// order.
+    ///
+    /// One exception: a revision that went out read back (no traceparent,
+    /// e.g. by the listener's resync between a commit and its own
+    /// announcement) goes out once more with the call that made it, so the
+    /// work it causes still joins that call's trace.
     fn publish(&self, c: Change) {
         let mut latest = self.latest.lock().expect("latest revisions");
-        let seen = latest.entry(c.group.clone()).or_default();
-        if c.revision > *seen {
-            *seen = c.revision;
+        let (seen, traced) = latest.entry(c.group.clone()).or_default();
+        let traced_now = c.traceparent.is_some();
+        if c.revision > *seen || (c.revision == *seen && !*traced && traced_now) {
+            (*seen, *traced) = (c.revision, traced_now);
             // No watcher is fine: watchers read current revisions on connect.
             let _ = self.sender.send(c);
         }
@@ -507,6 +514,34 @@ mod tests {
                 .await
                 .unwrap();
         }
+    }
+
+    #[test]
+    fn a_revision_read_back_goes_out_again_with_its_call() {
+        let (_trigger, shutdown) = Shutdown::new();
+        let changes = Changes::new(shutdown);
+        let mut rx = changes.shared.sender.subscribe();
+        let traced = |revision, tp: Option<&str>| Change {
+            traceparent: tp.map(str::to_string),
+            ..change("g", revision)
+        };
+        let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        for c in [
+            traced(3, None),
+            traced(3, Some(tp)),
+            traced(3, Some(tp)),
+            traced(3, None),
+            traced(2, Some(tp)),
+            traced(4, Some(tp)),
+            traced(4, None),
+        ] {
+            changes.shared.publish(c);
+        }
+        let mut sent = Vec::new();
+        while let Ok(c) = rx.try_recv() {
+            sent.push((c.revision, c.traceparent.is_some()));
+        }
+        assert_eq!(sent, [(3, false), (3, true), (4, true)]);
     }
 
     #[test]
