@@ -379,8 +379,7 @@ pub async fn executing_year(suite: &Suite) -> Plans {
 /// and an assessed KEY_PROJECTS score of 4 each.
 pub async fn complete_indicators(indicators: &Suite) {
     use jixiao_proto::indicators::{
-        BatchReportValuesRequest, EnterAssessedScoreRequest,
-        indicators_service_client::IndicatorsServiceClient,
+        BatchReportValuesRequest, indicators_service_client::IndicatorsServiceClient,
     };
     IndicatorsServiceClient::new(indicators.as_roles(
         PROVIDER,
@@ -394,6 +393,15 @@ pub async fn complete_indicators(indicators: &Suite) {
     })
     .await
     .expect("final values");
+    assess_key_projects(indicators).await;
+}
+
+/// The evaluation group's assessed KEY_PROJECTS score of 4 for each of the
+/// three districts.
+pub async fn assess_key_projects(indicators: &Suite) {
+    use jixiao_proto::indicators::{
+        EnterAssessedScoreRequest, indicators_service_client::IndicatorsServiceClient,
+    };
     let mut evaluator = IndicatorsServiceClient::new(indicators.as_roles(
         "eval-1",
         &[jixiao_runtime::Role::Evaluator],

@@ -4,11 +4,7 @@
 //! corrections across the target shortly before the data deadline. Each
 //! raised flag keeps the figures that raised it.
 
-use jixiao_proto::{
-    indicators::ValueFlagKind,
-    plans::{DataQualityRules, Scheme},
-    types::QualitySeverity,
-};
+use jixiao_proto::{indicators::ValueFlagKind, plans::Scheme, types::QualitySeverity};
 use jixiao_runtime::decimal;
 use rust_decimal::Decimal;
 
@@ -208,7 +204,7 @@ impl Thresholds {
             } else {
                 72
             },
-            blocking: blocking(&q),
+            blocking: jixiao_runtime::quality::blocking(&q),
             cumulative: own.is_some_and(|o| o.cumulative),
             evidence_required: own.is_some_and(|o| o.evidence_required),
         }
@@ -216,14 +212,7 @@ impl Thresholds {
 
     /// Whether an unresolved flag of `severity` blocks publication.
     pub fn blocks(&self, severity: QualitySeverity) -> bool {
-        severity as i32 >= self.blocking as i32
-    }
-}
-
-fn blocking(q: &DataQualityRules) -> QualitySeverity {
-    match QualitySeverity::try_from(q.blocking_severity) {
-        Ok(QualitySeverity::Warning) => QualitySeverity::Warning,
-        _ => QualitySeverity::Critical,
+        jixiao_runtime::quality::blocks(self.blocking, severity)
     }
 }
 

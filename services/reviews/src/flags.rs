@@ -176,21 +176,31 @@ pub(crate) fn blocked(s: &Screen, flags: &[Flag]) -> HashSet<String> {
         .collect()
 }
 
+/// A screened campaign's figures as stored now, and the flags they raise.
+struct Screened {
+    screen: Screen,
+    tallies: Vec<TallyRow>,
+    extras: Extras,
+    flags: Vec<Flag>,
+}
+
 /// The campaign's flags from what is stored now (None: not screened).
-async fn flags_on(
-    conn: &mut AnyConnection,
-    ctx: &CampaignCtx,
-) -> Result<Option<(Screen, Vec<Flag>)>, Error> {
-    let Some(s) = ctx.screen.clone() else {
+async fn flags_on(conn: &mut AnyConnection, ctx: &CampaignCtx) -> Result<Option<Screened>, Error> {
+    let Some(screen) = ctx.screen.clone() else {
         return Ok(None);
     };
     if ctx.mode != CampaignMode::RawResponses {
         return Ok(None);
     }
     let tallies = store::survey_tallies(&mut *conn, &ctx.name).await?;
-    let extras = fstore::extras(conn, &ctx.name, s.burst_size).await?;
-    let flags = raise(&s, &ctx.categories, &tallies, &extras);
-    Ok(Some((s, flags)))
+    let extras = fstore::extras(conn, &ctx.name, screen.burst_size).await?;
+    let flags = raise(&screen, &ctx.categories, &tallies, &extras);
+    Ok(Some(Screened {
+        screen,
+        tallies,
+        extras,
+        flags,
+    }))
 }
 
 impl ReviewsApi {
@@ -240,7 +250,7 @@ impl ReviewsApi {
         }
         let ctx = self.context(&req.campaign, "campaign").await?;
         let mut conn = self.db.read.acquire().await?;
-        let Some((_, flags)) = flags_on(&mut conn, &ctx).await? else {
+        let Some(Screened { flags, .. }) = flags_on(&mut conn, &ctx).await? else {
             return Ok(ListSurveyFlagsResponse::default());
         };
         Ok(ListSurveyFlagsResponse {
@@ -310,11 +320,13 @@ impl ReviewsApi {
         write::write(&self.db, Some(&self.changes), &p, key, async |w| {
             fstore::lock_campaign(w.conn, dialect, &campaign).await?;
             let not_raised = || Error::not_found(req.name.clone());
-            let (s, flags) = flags_on(w.conn, &ctx).await?.ok_or_else(not_raised)?;
-            let mut flag = flags
-                .into_iter()
-                .find(|f| f.unit == format!("units/{unit}") && f.raised.kind == kind)
+            let mut screened = flags_on(w.conn, &ctx).await?.ok_or_else(not_raised)?;
+            let at = screened
+                .flags
+                .iter()
+                .position(|f| f.unit == format!("units/{unit}") && f.raised.kind == kind)
                 .ok_or_else(not_raised)?;
+            let mut flag = screened.flags.swap_remove(at);
             if flag.state() != QualityFlagState::Open {
                 return Err(Error::precondition(
                     Reason::FlagResolved,
@@ -322,7 +334,7 @@ impl ReviewsApi {
                 ));
             }
             let excluded = if resolution == QualityFlagState::Excluded {
-                exclude(w.conn, &ctx, &s, unit, kind).await?
+                exclude(w.conn, &ctx, &screened, unit, kind).await?
             } else {
                 0
             };
@@ -361,13 +373,13 @@ impl ReviewsApi {
 async fn exclude(
     conn: &mut AnyConnection,
     ctx: &CampaignCtx,
-    s: &Screen,
+    screened: &Screened,
     unit: &str,
     kind: Kind,
 ) -> Result<i64, Error> {
+    let (s, extras) = (&screened.screen, &screened.extras);
     let unit_name = format!("units/{unit}");
     let stored = fstore::unit_responses(conn, &ctx.name, &unit_name).await?;
-    let extras = fstore::extras(conn, &ctx.name, s.burst_size).await?;
     let picked: Vec<&fstore::Stored> = match kind {
         Kind::StraightLining => stored
             .iter()
@@ -418,8 +430,8 @@ async fn exclude(
                 .collect()
         }
         Kind::CategorySurge => {
-            let tallies = store::survey_tallies(&mut *conn, &ctx.name).await?;
-            let surging: HashSet<&str> = tallies
+            let surging: HashSet<&str> = screened
+                .tallies
                 .iter()
                 .filter(|t| t.unit == unit_name)
                 .filter(|t| {

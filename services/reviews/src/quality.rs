@@ -4,11 +4,7 @@
 //! raised it. Counts are integers and shares are compared without
 //! dividing, so every decision is exact.
 
-use jixiao_proto::{
-    plans::{DataQualityRules, Scheme},
-    reviews::SurveyFlagKind,
-    types::QualitySeverity,
-};
+use jixiao_proto::{plans::Scheme, reviews::SurveyFlagKind, types::QualitySeverity};
 use jixiao_runtime::decimal;
 use rust_decimal::Decimal;
 
@@ -105,20 +101,13 @@ impl Screen {
             surge_window_ms: or(q.surge_window_hours, 72) * 3_600_000,
             surge_factor: dec(&q.surge_factor, Decimal::ONE),
             surge_min_responses: or(q.surge_min_responses, 10),
-            blocking: blocking(&q),
+            blocking: jixiao_runtime::quality::blocking(&q),
         })
     }
 
     /// Whether an unresolved flag of `severity` blocks publication.
     pub fn blocks(&self, severity: QualitySeverity) -> bool {
-        severity as i32 >= self.blocking as i32
-    }
-}
-
-fn blocking(q: &DataQualityRules) -> QualitySeverity {
-    match QualitySeverity::try_from(q.blocking_severity) {
-        Ok(QualitySeverity::Warning) => QualitySeverity::Warning,
-        _ => QualitySeverity::Critical,
+        jixiao_runtime::quality::blocks(self.blocking, severity)
     }
 }
 

@@ -1,5 +1,7 @@
 //! Each screening rule on the numbers alone.
 
+use jixiao_proto::plans::DataQualityRules;
+
 use super::*;
 
 fn screen() -> Screen {

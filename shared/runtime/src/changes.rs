@@ -244,26 +244,7 @@ impl Changes {
         }
         // Subscribe first so nothing committed meanwhile is missed.
         let live = BroadcastStream::new(self.shared.sender.subscribe());
-        let rows = sqlx::query(
-            "SELECT cycle_id, group_id, revision FROM group_revisions
-             WHERE $1 = '' OR cycle_id = $1 ORDER BY cycle_id, group_id",
-        )
-        .bind(cycle.unwrap_or_default())
-        .fetch_all(&db.read)
-        .await?;
-        let mut current = Vec::new();
-        for r in &rows {
-            current.push(Change {
-                group: format!(
-                    "cycles/{}/groups/{}",
-                    r.try_get::<String, _>("cycle_id")?,
-                    r.try_get::<String, _>("group_id")?
-                ),
-                revision: r.try_get("revision")?,
-                traceparent: None,
-                time_ms: None,
-            });
-        }
+        let current = read_back(db, cycle).await?;
         let prefix = cycle.map(|c| format!("cycles/{c}/")).unwrap_or_default();
         // A lagging watcher skips to newer revisions, which carry everything
         // the skipped ones did.
@@ -336,6 +317,32 @@ async fn follow_database(db: &Db, shared: &Weak<Shared>) {
     }
 }
 
+/// The current counters of a cycle's groups (of every cycle for `None`),
+/// as changes read back: no call made them here.
+async fn read_back(db: &Db, cycle: Option<&str>) -> Result<Vec<Change>, Error> {
+    let rows = sqlx::query(
+        "SELECT cycle_id, group_id, revision FROM group_revisions
+         WHERE $1 = '' OR cycle_id = $1 ORDER BY cycle_id, group_id",
+    )
+    .bind(cycle.unwrap_or_default())
+    .fetch_all(&db.read)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Change {
+                group: format!(
+                    "cycles/{}/groups/{}",
+                    r.try_get::<String, _>("cycle_id")?,
+                    r.try_get::<String, _>("group_id")?
+                ),
+                revision: r.try_get("revision")?,
+                traceparent: None,
+                time_ms: None,
+            })
+        })
+        .collect()
+}
+
 /// A listener on this database's change channel.
 async fn subscribe(db: &Db) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
     let mut listener = sqlx::postgres::PgListener::connect(db.url()).await?;
@@ -349,23 +356,12 @@ async fn subscribe(db: &Db) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
 /// Broadcasts every counter newer than what went out; false when the
 /// service is gone.
 async fn resync(db: &Db, shared: &Weak<Shared>) -> Result<bool, Error> {
-    let rows = sqlx::query("SELECT cycle_id, group_id, revision FROM group_revisions")
-        .fetch_all(&db.read)
-        .await?;
+    let current = read_back(db, None).await?;
     let Some(shared) = shared.upgrade() else {
         return Ok(false);
     };
-    for r in &rows {
-        shared.publish(Change {
-            group: format!(
-                "cycles/{}/groups/{}",
-                r.try_get::<String, _>("cycle_id")?,
-                r.try_get::<String, _>("group_id")?
-            ),
-            revision: r.try_get("revision")?,
-            traceparent: None,
-            time_ms: None,
-        });
+    for c in current {
+        shared.publish(c);
     }
     Ok(true)
 }

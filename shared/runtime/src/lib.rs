@@ -20,6 +20,7 @@ pub mod names;
 pub mod paging;
 pub mod phases;
 pub mod plans_lookup;
+pub mod quality;
 pub mod reason;
 pub mod revisions;
 pub mod site;

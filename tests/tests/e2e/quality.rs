@@ -481,21 +481,7 @@ async fn flags_are_resolved_by_the_office_and_evaluators_only(backend: Backend) 
 async fn blocking_flags_hold_publication_until_resolved(backend: Backend) {
     let suite = Suite::start(backend).await;
     planted_year(&suite, QualitySeverity::Warning).await;
-    let mut evaluator =
-        IndicatorsServiceClient::new(suite.as_roles("eval-1", &[Role::Evaluator], None));
-    for unit in ["siming", "huli", "jimei"] {
-        evaluator
-            .enter_assessed_score(jixiao_proto::indicators::EnterAssessedScoreRequest {
-                parent: "cycles/2026".into(),
-                unit: format!("units/{unit}"),
-                indicator: "KEY_PROJECTS".into(),
-                score: dec("4"),
-                justification: "按期推进".into(),
-                request_id: String::new(),
-            })
-            .await
-            .expect("assessed");
-    }
+    jixiao_tests::assess_key_projects(&suite).await;
     set_phase(&suite, "2026", Phase::Assessment).await;
     let group = "cycles/2026/groups/districts";
     let mut aggregator = AggregatorServiceClient::new(suite.office());

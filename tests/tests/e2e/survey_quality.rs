@@ -51,6 +51,22 @@ fn honest(prefix: &str, unit: &str, n: usize) -> Vec<SurveyResponse> {
         .collect()
 }
 
+/// `n` residents of `unit` answering "satisfied" to everything, a second
+/// apart (ids `s-0`, `s-1`, …).
+fn straight_lined(unit: &str, n: i64) -> Vec<SurveyResponse> {
+    (0..n)
+        .map(|i| {
+            response_at(
+                &format!("s-{i}"),
+                unit,
+                "residents",
+                ["satisfied"; 3],
+                answered_at() + i * 1000,
+            )
+        })
+        .collect()
+}
+
 /// A cycle in EXECUTION with the survey campaign; `rules` are the scheme's
 /// data-quality rules.
 async fn survey_year(suite: &Suite, rules: DataQualityRules) {
@@ -197,17 +213,7 @@ async fn straight_lining_is_flagged_and_excluding_it_restores_the_score(backend:
     assert!(flags(&mut office, "").await.unwrap().is_empty());
 
     // Fifteen respondents answer "satisfied" to everything, a second apart.
-    let straight: Vec<SurveyResponse> = (0..15)
-        .map(|i| {
-            response_at(
-                &format!("s-{i}"),
-                "siming",
-                "residents",
-                ["satisfied"; 3],
-                answered_at() + i * 1000,
-            )
-        })
-        .collect();
+    let straight = straight_lined("siming", 15);
     let out = push(&mut a, straight.clone()).await;
     assert_eq!(out.accepted, 15);
     let flagged = row(&suite, "siming").await;
@@ -655,17 +661,7 @@ async fn survey_flags_hold_publication_and_show_in_feedback(backend: Backend) {
     let suite = Suite::start(backend).await;
     survey_year(&suite, strict()).await;
     let mut a = platform(&suite);
-    let straight: Vec<SurveyResponse> = (0..6)
-        .map(|i| {
-            response_at(
-                &format!("s-{i}"),
-                "huli",
-                "residents",
-                ["satisfied"; 3],
-                answered_at() + i * 1000,
-            )
-        })
-        .collect();
+    let straight = straight_lined("huli", 6);
     push(&mut a, straight).await;
     set_phase(&suite, "2026", Phase::Assessment).await;
     let mut aggregator = AggregatorServiceClient::new(suite.office());
@@ -794,17 +790,7 @@ async fn odd_text_and_out_of_window_resends_are_refused_cleanly(backend: Backend
     assert!(flags(&mut office, "jimei").await.unwrap().is_empty());
 
     // A reason with NUL or an escape sequence is refused on both databases.
-    let straight: Vec<SurveyResponse> = (0..6)
-        .map(|i| {
-            response_at(
-                &format!("s-{i}"),
-                "huli",
-                "residents",
-                ["satisfied"; 3],
-                answered_at() + i * 1000,
-            )
-        })
-        .collect();
+    let straight = straight_lined("huli", 6);
     push(&mut a, straight).await;
     let f = flags(&mut office, "huli").await.unwrap().remove(0);
     for reason in ["ab\u{0}cd", "ab\u{1b}[31mred"] {

@@ -16,13 +16,13 @@ use jixiao_proto::{
         GetStandingsRequest, Standings, aggregator_service_client::AggregatorServiceClient,
     },
     indicators::{
-        BatchReportValuesRequest, EnterAssessedScoreRequest, ReportValueRequest,
+        BatchReportValuesRequest, ReportValueRequest,
         indicators_service_client::IndicatorsServiceClient,
     },
 };
 use jixiao_runtime::Role;
 use jixiao_testkit::{Backend, on_both_databases};
-use jixiao_tests::{Split, dec, executing_year, final_values, standings_until};
+use jixiao_tests::{Split, executing_year, final_values, standings_until};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -167,24 +167,7 @@ async fn a_value_report_and_the_refresh_it_causes_are_one_trace(backend: Backend
         &[Role::Provider],
         Some("stats"),
     ));
-    let mut evaluator = IndicatorsServiceClient::new(split.indicators.as_roles(
-        "eval-1",
-        &[Role::Evaluator],
-        None,
-    ));
-    for unit in ["siming", "huli", "jimei"] {
-        evaluator
-            .enter_assessed_score(EnterAssessedScoreRequest {
-                parent: "cycles/2026".into(),
-                unit: format!("units/{unit}"),
-                indicator: "KEY_PROJECTS".into(),
-                score: dec("4"),
-                justification: "按期推进".into(),
-                request_id: String::new(),
-            })
-            .await
-            .expect("assessed score");
-    }
+    jixiao_tests::assess_key_projects(&split.indicators).await;
     // Every final value but jimei's GDP growth, which the traced call
     // reports.
     let (gdp, others): (Vec<_>, Vec<_>) = final_values()
