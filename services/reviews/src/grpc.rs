@@ -19,7 +19,9 @@ use jixiao_proto::{
 use jixiao_runtime::{audit, auth::principal, checked, error::Reply, error::reply};
 use tonic::{Request, Streaming};
 
-use crate::{DOMAIN, api::ReviewsApi, scores::ChangeStream};
+use futures::StreamExt;
+
+use crate::{DOMAIN, api::ReviewsApi, scores::ChangeStream, wire};
 
 #[tonic::async_trait]
 impl ReviewsService for ReviewsApi {
@@ -35,18 +37,22 @@ impl ReviewsService for ReviewsApi {
     ) -> Reply<ListCampaignsResponse> {
         checked!(DOMAIN, self, req, list_campaigns)
     }
+    // The server decodes these two through `wire` (see `server.rs`); the
+    // generated types' path converts.
     async fn stream_responses(
         &self,
         req: Request<Streaming<PushResponsesRequest>>,
     ) -> Reply<PushResponsesResponse> {
-        checked!(DOMAIN, self, req, stream)
+        let p = principal(&req)?;
+        let batches = req.into_inner().map(|b| b.map(wire::Batch::from));
+        reply(DOMAIN, self.stream(p, batches).await)
     }
     async fn push_responses(
         &self,
         req: Request<PushResponsesRequest>,
     ) -> Reply<PushResponsesResponse> {
         let p = principal(&req)?;
-        reply(DOMAIN, self.push_batch(&p, req.into_inner()).await)
+        reply(DOMAIN, self.push_batch(&p, req.into_inner().into()).await)
     }
     async fn push_unit_results(
         &self,

@@ -22,13 +22,16 @@ mod responses;
 mod results;
 mod scores;
 pub mod scoring;
+mod server;
 mod store;
+mod wire;
 
 use jixiao_runtime::{
     Db, Error, Migrations, client::ServiceChannel, host::Shutdown, metrics::Metrics,
 };
 
 pub use api::{MAX_BATCH, ReviewsApi};
+pub use server::ReviewsServer;
 
 /// Error domain of this service.
 pub const DOMAIN: &str = "jixiao.reviews";
@@ -75,14 +78,9 @@ pub async fn server(
     plans: ServiceChannel,
     shutdown: Shutdown,
     metrics: Metrics,
-) -> Result<jixiao_proto::reviews::reviews_service_server::ReviewsServiceServer<ReviewsApi>, Error>
-{
+) -> Result<ReviewsServer, Error> {
     let api = ReviewsApi::new(db, plans, shutdown, metrics).await?;
-    // Batches of 5,000 responses exceed tonic's default 4 MiB message limit.
-    Ok(
-        jixiao_proto::reviews::reviews_service_server::ReviewsServiceServer::new(api)
-            .max_decoding_message_size(16 * 1024 * 1024),
-    )
+    Ok(ReviewsServer::new(api))
 }
 
 #[cfg(test)]

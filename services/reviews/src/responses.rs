@@ -12,9 +12,8 @@ use std::{
     time::Instant,
 };
 
-use jixiao_proto::reviews::{
-    CampaignMode, PushResponsesRequest, PushResponsesResponse, Rejection, SurveyResponse,
-};
+use futures::{Stream, StreamExt};
+use jixiao_proto::reviews::{CampaignMode, PushResponsesResponse, Rejection};
 use jixiao_runtime::{
     Error, Principal,
     changes::{Change, Changes},
@@ -22,7 +21,6 @@ use jixiao_runtime::{
 };
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
-use tonic::Streaming;
 
 use crate::{
     api::{
@@ -31,6 +29,7 @@ use crate::{
     },
     ingest::{self, Batch, Deltas, NewResponse, Outcome},
     quality, scoring,
+    wire::{self, Response},
 };
 
 /// A batch checked against its campaign, ready to store.
@@ -44,6 +43,8 @@ struct Checked {
     /// tally deltas and, on PostgreSQL, their `COPY` text.
     deltas: Deltas,
     copy: String,
+    /// `rows`' share of a group commit, with its fingerprint.
+    part: ingest::Part,
 }
 
 /// Why a response was refused; an out-of-window one is also kept for the
@@ -65,8 +66,9 @@ impl From<Rejection> for Refused {
 /// Checks one response against its campaign and prepares it for storage.
 /// This runs for every response pushed: it moves the request's strings
 /// rather than copying them and keeps allocations to the packed answers.
-fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Refused> {
-    let id = r.response_id.as_str();
+fn prepare(ctx: &CampaignCtx, r: Response) -> Result<NewResponse, Refused> {
+    let id: &str = &r.response_id;
+    let (unit, category): (&str, &str) = (&r.unit, &r.category);
     if !valid_external_id(id) {
         return Err(rejection(
             id,
@@ -75,22 +77,19 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Refused>
         )
         .into());
     }
-    if !ctx.units.contains(&r.unit) {
+    if !ctx.units.contains(unit) {
         return Err(rejection(
             id,
             crate::Refusal::UnknownUnit,
-            format!("{:?} is not a unit of the campaign's group", r.unit),
+            format!("{unit:?} is not a unit of the campaign's group"),
         )
         .into());
     }
-    if !ctx.categories.contains(&r.category) {
+    if !ctx.categories.iter().any(|c| c == category) {
         return Err(rejection(
             id,
             crate::Refusal::UnknownCategory,
-            format!(
-                "{:?} is not a respondent category of the scheme",
-                r.category
-            ),
+            format!("{category:?} is not a respondent category of the scheme"),
         )
         .into());
     }
@@ -124,8 +123,8 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Refused>
                 "answered outside the campaign's open and close times",
             ),
             outside: Some(Box::new(ingest::Outside {
-                response_id: r.response_id,
-                unit: r.unit,
+                response_id: id.to_owned(),
+                unit: unit.to_owned(),
                 answer_ms: at,
             })),
         });
@@ -138,18 +137,19 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Refused>
     let mut question_values = Vec::with_capacity(r.answers.len());
     let (mut sum, mut counted) = (0i64, 0i64);
     for (i, a) in r.answers.iter().enumerate() {
+        let (question, answer): (&str, &str) = (&a.question, &a.answer);
         // Platforms send answers in the questionnaire's order: look there
         // first.
-        let q = if ctx.questions.get(i) == Some(&a.question) {
+        let q = if ctx.questions.get(i).is_some_and(|q| q == question) {
             Some(i)
         } else {
-            ctx.questions.iter().position(|q| *q == a.question)
+            ctx.questions.iter().position(|q| q == question)
         };
         let Some(q) = q else {
             return Err(rejection(
                 id,
                 crate::Refusal::UnknownQuestion,
-                format!("{:?} is not a question of the campaign", a.question),
+                format!("{question:?} is not a question of the campaign"),
             )
             .into());
         };
@@ -158,23 +158,23 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Refused>
             return Err(rejection(
                 id,
                 crate::Refusal::Invalid,
-                format!("question {} is answered twice", a.question),
+                format!("question {question} is answered twice"),
             )
             .into());
         }
         asked.push(q);
-        match ctx.answer_values.iter().find(|(k, _, _)| *k == a.answer) {
+        match ctx.answer_values.iter().find(|(k, _, _)| k == answer) {
             Some((_, _, units)) => {
                 question_values.push((q, *units));
                 sum += units;
                 counted += 1;
             }
-            None if a.answer == DONT_KNOW => {}
+            None if answer == DONT_KNOW => {}
             None => {
                 return Err(rejection(
                     id,
                     crate::Refusal::UnknownAnswer,
-                    format!("{:?} is not an answer of the scheme", a.answer),
+                    format!("{answer:?} is not an answer of the scheme"),
                 )
                 .into());
             }
@@ -182,14 +182,15 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Refused>
         if !packed.is_empty() {
             packed.push(';');
         }
-        packed.push_str(&a.question);
+        packed.push_str(question);
         packed.push('=');
-        packed.push_str(&a.answer);
+        packed.push_str(answer);
     }
-    if !r.respondent.is_empty()
-        && (r.respondent.trim().is_empty()
-            || r.respondent.chars().count() > 128
-            || r.respondent.chars().any(char::is_control))
+    let respondent: &str = &r.respondent;
+    if !respondent.is_empty()
+        && (respondent.trim().is_empty()
+            || respondent.chars().count() > 128
+            || respondent.chars().any(char::is_control))
     {
         return Err(rejection(
             id,
@@ -200,8 +201,8 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Refused>
     }
     let mut h = Sha256::new();
     for part in [
-        r.unit.as_bytes(),
-        r.category.as_bytes(),
+        unit.as_bytes(),
+        category.as_bytes(),
         &i64::from(r.channel).to_be_bytes(),
         &at.to_be_bytes(),
         packed.as_bytes(),
@@ -211,13 +212,13 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Refused>
     }
     // Only a keyed response hashes its key: digests stored before keys
     // existed stay those of their content.
-    if !r.respondent.is_empty() {
-        h.update((r.respondent.len() as u64).to_be_bytes());
-        h.update(r.respondent.as_bytes());
+    if !respondent.is_empty() {
+        h.update((respondent.len() as u64).to_be_bytes());
+        h.update(respondent.as_bytes());
     }
     let marks = match &ctx.screen {
         Some(s) if counted > 0 => {
-            let codes = r.answers.iter().map(|a| a.answer.as_str());
+            let codes = r.answers.iter().map(|a| &*a.answer);
             let mut marks = 0;
             if quality::straight_lined(codes, s.straight_min_answers) {
                 marks |= ingest::STRAIGHT;
@@ -231,16 +232,16 @@ fn prepare(ctx: &CampaignCtx, r: SurveyResponse) -> Result<NewResponse, Refused>
     };
     let digest = i64::from_be_bytes(h.finalize()[..8].try_into().expect("8 bytes"));
     Ok(NewResponse {
-        response_id: r.response_id,
-        unit: r.unit,
-        category: r.category,
+        response_id: id.to_owned(),
+        unit: unit.to_owned(),
+        category: category.to_owned(),
         channel: r.channel,
         answer_ms: at,
         answers: packed,
         digest,
         value_units: (counted > 0).then(|| scoring::mean_units(sum, counted)),
         question_values,
-        respondent: r.respondent,
+        respondent: respondent.to_owned(),
         marks,
     })
 }
@@ -274,7 +275,7 @@ impl ReviewsApi {
     async fn check(
         &self,
         p: &Principal,
-        req: PushResponsesRequest,
+        req: wire::Batch,
         gate: Option<&str>,
         copy: bool,
     ) -> Result<Checked, Error> {
@@ -304,6 +305,10 @@ impl ReviewsApi {
             }
         }
         let deltas = Deltas::of(&rows, ctx.screen.is_some());
+        let part = ingest::Part {
+            rows: rows.len(),
+            fingerprint: ingest::fingerprint(&ctx.name, &rows),
+        };
         let copy = {
             let wanted = copy;
             let mut copy = String::new();
@@ -320,6 +325,7 @@ impl ReviewsApi {
             outside,
             deltas,
             copy,
+            part,
         })
     }
 
@@ -335,7 +341,9 @@ impl ReviewsApi {
         let mut out = PushResponsesResponse::default();
         let mut rows = Vec::with_capacity(batches.iter().map(|b| b.rows.len()).sum());
         let (mut deltas, mut copy, mut outside) = (Deltas::default(), Vec::new(), Vec::new());
+        let mut parts = Vec::with_capacity(batches.len());
         for b in batches {
+            parts.push(b.part);
             out.rejected.extend(b.rejected);
             outside.extend(b.outside);
             rows.extend(b.rows);
@@ -345,7 +353,19 @@ impl ReviewsApi {
         if copy.iter().any(String::is_empty) {
             copy.clear();
         }
-        let (outcomes, change) = self.store(p, &ctx, &rows, &copy, &deltas, &outside).await?;
+        let batch = Batch {
+            campaign: &ctx.name,
+            cycle: &ctx.cycle,
+            group: &ctx.group,
+            questions: &ctx.questions,
+            rows: &rows,
+            copy: &copy,
+            deltas: &deltas,
+            outside: &outside,
+            screened: ctx.screen.is_some(),
+            parts: &parts,
+        };
+        let (outcomes, change) = self.store(p, &batch).await?;
         // The answer's `jixiao-revision`: the revision this push created or,
         // when every response was stored before (a resent push), the
         // group's current one, which is at least the one that stored them.
@@ -389,7 +409,7 @@ impl ReviewsApi {
     pub(crate) async fn push_batch(
         &self,
         p: &Principal,
-        req: PushResponsesRequest,
+        req: wire::Batch,
     ) -> Result<PushResponsesResponse, Error> {
         let checked = self.check(p, req, Some("PushResponses"), false).await?;
         self.commit(p, vec![checked]).await
@@ -398,36 +418,21 @@ impl ReviewsApi {
     async fn store(
         &self,
         p: &Principal,
-        ctx: &CampaignCtx,
-        rows: &[NewResponse],
-        copy: &[String],
-        deltas: &Deltas,
-        outside: &[ingest::Outside],
+        batch: &Batch<'_>,
     ) -> Result<(Vec<Outcome>, Option<Change>), Error> {
-        if rows.is_empty() && outside.is_empty() {
+        if batch.rows.is_empty() && batch.outside.is_empty() {
             return Ok((Vec::new(), None));
         }
-        let batch = Batch {
-            campaign: &ctx.name,
-            cycle: &ctx.cycle,
-            group: &ctx.group,
-            questions: &ctx.questions,
-            rows,
-            copy,
-            deltas,
-            outside,
-            screened: ctx.screen.is_some(),
-        };
         match &self.pg {
             Some(pool) => {
                 let mut tx = pool.begin().await?;
-                let out = ingest::store_pg(&mut tx, p, &batch).await?;
+                let out = ingest::store_pg(&mut tx, p, batch).await?;
                 tx.commit().await?;
                 Ok(out)
             }
             None => {
                 let mut tx = self.db.begin_write().await?;
-                let out = ingest::store_sqlite(&mut tx, p, &batch).await?;
+                let out = ingest::store_sqlite(&mut tx, p, batch).await?;
                 tx.commit().await?;
                 // The checkpoint copies this batch's pages off the writer.
                 self.db.committed();
@@ -444,7 +449,7 @@ impl ReviewsApi {
     pub(crate) async fn stream(
         &self,
         p: Principal,
-        mut input: Streaming<PushResponsesRequest>,
+        mut input: impl Stream<Item = Result<wire::Batch, tonic::Status>> + Send + Unpin + 'static,
     ) -> Result<PushResponsesResponse, Error> {
         // Each batch is checked by a task of its own while the reader
         // decodes the next one; the handles queue in stream order.
@@ -457,7 +462,7 @@ impl ReviewsApi {
         let reader = tokio::spawn(async move {
             let mut admitted = HashMap::<String, Instant>::new();
             loop {
-                let (next, last) = match input.message().await {
+                let (next, last) = match input.next().await.transpose() {
                     Ok(Some(m)) => {
                         let (api, checker) = (api.clone(), checker.clone());
                         let copy = !resent.load(Ordering::Relaxed);
@@ -466,10 +471,10 @@ impl ReviewsApi {
                         // ADMISSION_TTL old, so the batches of a stream in
                         // flight need not ask the plans service each.
                         let now = Instant::now();
-                        let gate = match admitted.get(&m.campaign) {
+                        let gate = match admitted.get(&*m.campaign) {
                             Some(at) if now.duration_since(*at) < ADMISSION_TTL => None,
                             _ => {
-                                admitted.insert(m.campaign.clone(), now);
+                                admitted.insert(m.campaign.to_string(), now);
                                 Some("StreamResponses")
                             }
                         };

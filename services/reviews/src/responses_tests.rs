@@ -1,6 +1,6 @@
 //! An exclusion recomputes what the ingest computed.
 
-use jixiao_proto::reviews::{Answer, Channel};
+use jixiao_proto::reviews::{Answer, Channel, SurveyResponse};
 use rust_decimal::Decimal;
 
 use super::*;
@@ -62,7 +62,7 @@ fn an_exclusion_recomputes_what_the_ingest_computed() {
                 .collect(),
             respondent: String::new(),
         };
-        let Ok(row) = prepare(&ctx, r) else {
+        let Ok(row) = prepare(&ctx, r.into()) else {
             panic!("{answers:?} is a valid response");
         };
         assert_eq!(

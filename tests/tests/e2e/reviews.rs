@@ -121,25 +121,43 @@ async fn the_same_batch_twice_counts_once_and_conflicts_are_refused(backend: Bac
     late.answer_time = ts(now_ms() + 60 * DAY);
     mixed.push(late);
     mixed.push(response("x-5", "huli", "residents", ["satisfied"; 3]));
-    let out = push(&mut a, mixed).await.unwrap();
+    let refusals = [
+        ("bad id!", "INVALID"),
+        ("r-0", "CONFLICT"),
+        ("x-1", "UNKNOWN_UNIT"),
+        ("x-2", "UNKNOWN_CATEGORY"),
+        ("x-3", "UNKNOWN_ANSWER"),
+        ("x-6", "OUT_OF_WINDOW"),
+    ];
+    let sorted = |out: &jixiao_proto::reviews::PushResponsesResponse| {
+        let mut reasons: Vec<_> = out
+            .rejected
+            .iter()
+            .map(|r| (r.id.clone(), r.reason.clone()))
+            .collect();
+        reasons.sort();
+        reasons
+    };
+    let out = push(&mut a, mixed.clone()).await.unwrap();
     assert_eq!((out.accepted, out.duplicates), (1, 1));
-    let mut reasons: Vec<_> = out
-        .rejected
-        .iter()
-        .map(|r| (r.id.as_str(), r.reason.as_str()))
-        .collect();
-    reasons.sort();
-    assert_eq!(
-        reasons,
-        [
-            ("bad id!", "INVALID"),
-            ("r-0", "CONFLICT"),
-            ("x-1", "UNKNOWN_UNIT"),
-            ("x-2", "UNKNOWN_CATEGORY"),
-            ("x-3", "UNKNOWN_ANSWER"),
-            ("x-6", "OUT_OF_WINDOW"),
-        ]
-    );
+    assert_eq!(sorted(&out), refusals.map(|(i, r)| (i.into(), r.into())));
+    // A batch with a conflict is not taken as stored whole: sent again,
+    // its conflict is refused again, not counted as a duplicate.
+    let out = push(&mut a, mixed).await.unwrap();
+    assert_eq!((out.accepted, out.duplicates), (0, 2));
+    assert_eq!(sorted(&out), refusals.map(|(i, r)| (i.into(), r.into())));
+    // Stored responses cut into other batches, or in another order, are
+    // duplicates all the same.
+    let mut reordered = batch("r", "siming", 40);
+    reordered.reverse();
+    for resend in [batch("r", "siming", 20), reordered] {
+        let n = resend.len() as i32;
+        let out = push(&mut a, resend).await.unwrap();
+        assert_eq!(
+            (out.accepted, out.duplicates, out.rejected.len()),
+            (0, n, 0)
+        );
+    }
     // A new batch hiding stored ids where the resend check does not look
     // (it samples every sixth id here) is still sorted row by row.
     let mut hidden = batch("h", "siming", 100);
@@ -148,15 +166,12 @@ async fn the_same_batch_twice_counts_once_and_conflicts_are_refused(backend: Bac
         2,
         response("r-2", "siming", "residents", ["dissatisfied"; 3]),
     );
-    let out = push(&mut a, hidden).await.unwrap();
+    let out = push(&mut a, hidden.clone()).await.unwrap();
     assert_eq!((out.accepted, out.duplicates), (100, 1));
-    assert_eq!(
-        out.rejected
-            .iter()
-            .map(|r| (r.id.as_str(), r.reason.as_str()))
-            .collect::<Vec<_>>(),
-        [("r-2", "CONFLICT")]
-    );
+    assert_eq!(sorted(&out), [("r-2".into(), "CONFLICT".into())]);
+    let out = push(&mut a, hidden).await.unwrap();
+    assert_eq!((out.accepted, out.duplicates), (0, 101));
+    assert_eq!(sorted(&out), [("r-2".into(), "CONFLICT".into())]);
     let s = scores(&suite).await;
     assert_eq!(row(&s, "siming").survey_sample, 140);
     assert_eq!(

@@ -12,8 +12,16 @@
 //! looked up and the new rows copied again.
 //! SQLite: multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` on the one
 //! writer connection, with anonymous parameters.
+//!
+//! A pushed batch whose every response ended up stored (new or a duplicate,
+//! none a conflict) is recorded by its fingerprint. A platform retrying a
+//! push sends the same batch again: it is recognised by that one record,
+//! its responses are duplicates without looking up each id (on PostgreSQL
+//! that look-up costs as much as the first insert). A resend cut into
+//! other batches takes the per-id look-up.
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use sha2::{Digest, Sha256};
 
 /// Runs a first write of a batch's rows under a savepoint: true when it
 /// went through, false (rolled back) when it met a stored id.
@@ -72,9 +80,6 @@ pub const STRAIGHT: u8 = 1;
 /// A response answered in the closing window (CATEGORY_SURGE).
 pub const LATE: u8 = 2;
 
-/// Stored responses' digests by response id.
-pub type Digests = HashMap<String, i64>;
-
 /// What happened to each response of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -101,6 +106,77 @@ pub struct Batch<'a> {
     pub outside: &'a [Outside],
     /// The scheme screens surveys.
     pub screened: bool,
+    /// The pushed batches `rows` came from, in order.
+    pub parts: &'a [Part],
+}
+
+/// One pushed batch's share of the rows stored together.
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// How many of the rows (the next ones).
+    pub rows: usize,
+    /// [`fingerprint`] of those rows.
+    pub fingerprint: String,
+}
+
+/// What identifies a batch sent again: its campaign and each response's
+/// id and content digest, in order (SHA-256, hex).
+pub fn fingerprint(campaign: &str, rows: &[NewResponse]) -> String {
+    let mut h = Sha256::new();
+    h.update((campaign.len() as u64).to_be_bytes());
+    h.update(campaign.as_bytes());
+    for r in rows {
+        h.update((r.response_id.len() as u64).to_be_bytes());
+        h.update(r.response_id.as_bytes());
+        h.update(r.digest.to_be_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Sets apart the rows of parts recorded as stored whole: they are
+/// duplicates, taken as stored with their own digests without a look-up.
+/// Returns those digests and the first occurrences of the other rows,
+/// which go on to be stored.
+fn split_resent<'r>(
+    batch: &Batch<'r>,
+    known: &HashSet<String>,
+) -> (HashMap<&'r str, i64>, Vec<&'r NewResponse>) {
+    let mut existing = HashMap::default();
+    let mut rest: Vec<&'r NewResponse> = Vec::with_capacity(batch.rows.len());
+    let mut start = 0;
+    for part in batch.parts {
+        let rows = &batch.rows[start..(start + part.rows).min(batch.rows.len())];
+        start += rows.len();
+        if known.contains(&part.fingerprint) {
+            existing.extend(rows.iter().map(|r| (r.response_id.as_str(), r.digest)));
+        } else {
+            rest.extend(rows);
+        }
+    }
+    rest.extend(&batch.rows[start..]);
+    let mut seen = HashSet::default();
+    rest.retain(|r| seen.insert(r.response_id.as_str()));
+    (existing, rest)
+}
+
+/// The parts to record as stored whole: not recorded yet, with rows, none
+/// of them a conflict; with their row counts.
+fn stored_whole<'b>(
+    batch: &'b Batch<'_>,
+    known: &HashSet<String>,
+    outcomes: &[Outcome],
+) -> Vec<(&'b str, i64)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for part in batch.parts {
+        let end = (start + part.rows).min(outcomes.len());
+        let whole = outcomes[start..end].iter().all(|o| *o != Outcome::Conflict);
+        if whole && end > start && !known.contains(&part.fingerprint) {
+            out.push((part.fingerprint.as_str(), (end - start) as i64));
+        }
+        start = end;
+    }
+    out
 }
 
 /// A response refused as answered outside the campaign window, kept for
@@ -149,15 +225,6 @@ fn summary(outcomes: &[Outcome]) -> serde_json::Value {
         "duplicates": count(Outcome::Duplicate),
         "conflicts": count(Outcome::Conflict),
     })
-}
-
-/// The first occurrence of each response id in a batch: only these reach
-/// the database; repeats are classified against them.
-fn first_occurrences(rows: &[NewResponse]) -> Vec<&NewResponse> {
-    let mut seen = HashSet::default();
-    rows.iter()
-        .filter(|r| seen.insert(r.response_id.as_str()))
-        .collect()
 }
 
 /// A few ids spread over a batch: enough to recognise a resend.
@@ -216,6 +283,81 @@ mod tests {
             respondent: String::new(),
             marks: 0,
         }
+    }
+
+    fn batch<'a>(rows: &'a [NewResponse], parts: &'a [Part], deltas: &'a Deltas) -> Batch<'a> {
+        Batch {
+            campaign: "cycles/2026/campaigns/s",
+            cycle: "2026",
+            group: "g",
+            questions: &[],
+            rows,
+            copy: &[],
+            deltas,
+            outside: &[],
+            screened: false,
+            parts,
+        }
+    }
+
+    fn part(rows: &[NewResponse]) -> Part {
+        Part {
+            rows: rows.len(),
+            fingerprint: fingerprint("cycles/2026/campaigns/s", rows),
+        }
+    }
+
+    #[test]
+    fn a_fingerprint_covers_ids_contents_order_and_campaign() {
+        let (a, b) = (row("a", 1), row("b", 2));
+        let print = fingerprint("c", &[a.clone(), b.clone()]);
+        assert_eq!(print, fingerprint("c", &[a.clone(), b.clone()]));
+        for other in [
+            fingerprint("c", &[b.clone(), a.clone()]),
+            fingerprint("c", &[a.clone(), row("b", 3)]),
+            fingerprint("c", &[a.clone(), row("bb", 2)]),
+            fingerprint("c", std::slice::from_ref(&a)),
+            fingerprint("d", &[a.clone(), b.clone()]),
+            // Lengths are hashed: ids cannot run into each other.
+            fingerprint("c", &[row("ab", 1), row("", 2)]),
+        ] {
+            assert_ne!(print, other);
+        }
+    }
+
+    #[test]
+    fn parts_stored_whole_before_are_duplicates_without_a_look_up() {
+        let first = [row("a", 1), row("b", 2)];
+        let second = [row("c", 3), row("a", 1), row("c", 3)];
+        let rows: Vec<NewResponse> = first.iter().chain(&second).cloned().collect();
+        let parts = [part(&first), part(&second)];
+        let deltas = Deltas::default();
+        let batch = batch(&rows, &parts, &deltas);
+        let known: HashSet<String> = [parts[0].fingerprint.clone()].into_iter().collect();
+        let (existing, unique) = split_resent(&batch, &known);
+        assert_eq!(existing, [("a", 1), ("b", 2)].into_iter().collect());
+        // The second part's first occurrences go on, "a" among them: only
+        // the look-up can say how it is stored.
+        let ids: Vec<&str> = unique.iter().map(|r| r.response_id.as_str()).collect();
+        assert_eq!(ids, ["c", "a"]);
+        // Nothing known: every first occurrence goes on.
+        let (existing, unique) = split_resent(&batch, &HashSet::default());
+        assert!(existing.is_empty());
+        assert_eq!(unique.len(), 3);
+    }
+
+    #[test]
+    fn only_parts_without_a_conflict_are_recorded() {
+        use Outcome::*;
+        let (one, two, three) = ([row("a", 1)], [row("b", 2), row("c", 3)], [row("d", 4)]);
+        let rows: Vec<NewResponse> = one.iter().chain(&two).chain(&three).cloned().collect();
+        let parts = [part(&one), part(&two), part(&three), part(&[])];
+        let deltas = Deltas::default();
+        let batch = batch(&rows, &parts, &deltas);
+        let known: HashSet<String> = [parts[2].fingerprint.clone()].into_iter().collect();
+        let whole = stored_whole(&batch, &known, &[Stored, Duplicate, Conflict, Duplicate]);
+        // The second has a conflict, the third is recorded, the last is empty.
+        assert_eq!(whole, [(parts[0].fingerprint.as_str(), 1)]);
     }
 
     #[test]

@@ -10,12 +10,13 @@ use jixiao_runtime::{
 use sqlx::Row;
 
 use super::{
-    Batch, NewResponse, Outcome, first_occurrences, is_unique_violation, outcomes, sample,
-    screening, summary, tallies::Deltas,
+    Batch, NewResponse, Outcome, is_unique_violation, outcomes, sample, screening, split_resent,
+    stored_whole, summary, tallies::Deltas,
 };
 
 /// Stores a batch on PostgreSQL. Pushes to one campaign are serialised
-/// by a transaction-scoped advisory lock. Unless a sample of its ids is
+/// by a transaction-scoped advisory lock. Parts recorded as stored whole
+/// are duplicates (see the module's header). Unless a sample of its ids is
 /// already stored, the batch is `COPY`'d straight into the table under a
 /// savepoint: when every response is new (the usual first push) that is
 /// all. Otherwise (a resend, or a copy that hit a stored id) the stored
@@ -34,24 +35,29 @@ pub async fn store_pg(
         .bind(batch.campaign)
         .execute(&mut *conn)
         .await?;
-    let unique = first_occurrences(batch.rows);
+    let known = known_parts(conn, batch).await?;
+    let (mut existing, unique) = split_resent(batch, &known);
     // A resent batch is recognised by a few of its ids and skips the copy.
     let sample: Vec<&str> = sample(&unique).map(|r| r.response_id.as_str()).collect();
-    let seen: i64 = sqlx::query(
-        "SELECT count(*) AS n FROM responses WHERE campaign = $1 AND response_id = ANY($2)",
-    )
-    .bind(batch.campaign)
-    .bind(&sample)
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get("n")?;
+    let seen: i64 = if unique.is_empty() {
+        0
+    } else {
+        sqlx::query(
+            "SELECT count(*) AS n FROM responses WHERE campaign = $1 AND response_id = ANY($2)",
+        )
+        .bind(batch.campaign)
+        .bind(&sample)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("n")?
+    };
     let optimistic = seen == 0
-        && if unique.len() == batch.rows.len() && !batch.copy.is_empty() {
-            first_try!(conn, copy_text(conn, batch.copy))
-        } else {
-            first_try!(conn, copy_rows(conn, batch.campaign, &unique))
-        };
-    let mut existing: HashMap<&str, i64> = HashMap::default();
+        && (unique.is_empty()
+            || if unique.len() == batch.rows.len() && !batch.copy.is_empty() {
+                first_try!(conn, copy_text(conn, batch.copy))
+            } else {
+                first_try!(conn, copy_rows(conn, batch.campaign, &unique))
+            });
     let fresh: Vec<&NewResponse> = if optimistic {
         unique
     } else {
@@ -91,6 +97,7 @@ pub async fn store_pg(
     };
     let inserted: HashSet<&str> = fresh.iter().map(|r| r.response_id.as_str()).collect();
     let (outcomes, own) = outcomes(batch, &inserted, &existing);
+    record_parts(conn, batch, &known, &outcomes).await?;
     let deltas = own.as_ref().unwrap_or(batch.deltas);
     if !inserted.is_empty() {
         upsert_tallies_pg(conn, batch.campaign, batch.questions, deltas).await?;
@@ -119,6 +126,50 @@ pub async fn store_pg(
     )
     .await?;
     Ok((outcomes, change))
+}
+
+/// The fingerprints of the batch's parts recorded as stored whole.
+async fn known_parts(
+    conn: &mut sqlx::PgConnection,
+    batch: &Batch<'_>,
+) -> Result<HashSet<String>, sqlx::Error> {
+    let prints: Vec<&str> = batch.parts.iter().map(|p| p.fingerprint.as_str()).collect();
+    if prints.is_empty() {
+        return Ok(HashSet::default());
+    }
+    let known: Vec<String> = sqlx::query_scalar(
+        "SELECT fingerprint FROM stored_batches WHERE campaign = $1 AND fingerprint = ANY($2)",
+    )
+    .bind(batch.campaign)
+    .bind(&prints)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(known.into_iter().collect())
+}
+
+/// Records the parts now stored whole.
+async fn record_parts(
+    conn: &mut sqlx::PgConnection,
+    batch: &Batch<'_>,
+    known: &HashSet<String>,
+    outcomes: &[Outcome],
+) -> Result<(), sqlx::Error> {
+    let (prints, counts): (Vec<&str>, Vec<i64>) =
+        stored_whole(batch, known, outcomes).into_iter().unzip();
+    if prints.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO stored_batches (campaign, fingerprint, responses)
+         SELECT $1, * FROM UNNEST($2::text[], $3::bigint[])
+         ON CONFLICT (campaign, fingerprint) DO NOTHING",
+    )
+    .bind(batch.campaign)
+    .bind(&prints)
+    .bind(&counts)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Appends rows to `COPY` text for the responses table.

@@ -10,8 +10,8 @@ use jixiao_runtime::{
 use sqlx::{AnyConnection, Row};
 
 use super::{
-    Batch, Digests, NewResponse, Outcome, first_occurrences, is_unique_violation, outcomes, sample,
-    screening, summary,
+    Batch, NewResponse, Outcome, is_unique_violation, outcomes, sample, screening, split_resent,
+    stored_whole, summary,
 };
 
 /// Rows per multi-row statement (at most 8 columns each, under SQLite's
@@ -82,12 +82,12 @@ pub(super) fn placeholders(sql: &mut String, rows: usize, cols: usize) {
 /// thread one at a time, so only those that are not plain resends (new
 /// ids, and stored ids with another digest) come back: a resent batch
 /// brings back none.
-async fn stored_digests(
+async fn stored_digests<'r>(
     conn: &mut AnyConnection,
     campaign: &str,
-    rows: &[&NewResponse],
-) -> Result<Digests, sqlx::Error> {
-    let mut out = Digests::default();
+    rows: &[&'r NewResponse],
+) -> Result<HashMap<&'r str, i64>, sqlx::Error> {
+    let mut out = HashMap::default();
     for chunk in rows.chunks(LOOKUP_CHUNK) {
         let mut sql = String::from("SELECT v.column1 AS response_id, r.digest FROM (VALUES ");
         for i in 0..chunk.len() {
@@ -107,8 +107,8 @@ async fn stored_digests(
         }
         for r in chunk {
             match unsettled.get(r.response_id.as_str()) {
-                None => drop(out.insert(r.response_id.clone(), r.digest)),
-                Some(Some(stored)) => drop(out.insert(r.response_id.clone(), *stored)),
+                None => drop(out.insert(r.response_id.as_str(), r.digest)),
+                Some(Some(stored)) => drop(out.insert(r.response_id.as_str(), *stored)),
                 Some(None) => {}
             }
         }
@@ -117,7 +117,8 @@ async fn stored_digests(
 }
 
 /// Stores a batch on SQLite, through the portable pool's one writer. As on
-/// PostgreSQL, a batch none of whose sampled ids is stored is inserted at
+/// PostgreSQL, parts recorded as stored whole are duplicates (see the
+/// module's header), and a batch none of whose sampled ids is stored is inserted at
 /// once under a savepoint; only a resend, or an insert that meets a stored
 /// id, looks every id up and inserts the rest. With one writer nothing can
 /// slip in between that look-up and the insert.
@@ -127,25 +128,73 @@ pub async fn store_sqlite(
     batch: &Batch<'_>,
 ) -> Result<(Vec<Outcome>, Option<Change>), Error> {
     use sqlx::Executor;
-    let unique = first_occurrences(batch.rows);
+    let known = known_parts(conn, batch).await?;
+    let (mut existing, unique) = split_resent(batch, &known);
     let sample: Vec<&NewResponse> = sample(&unique).collect();
-    let optimistic = stored_digests(conn, batch.campaign, &sample)
-        .await?
-        .is_empty()
-        && first_try!(conn, insert_rows(conn, batch.campaign, &unique));
-    let (fresh, existing) = if optimistic {
-        (unique, HashMap::default())
+    let optimistic = unique.is_empty()
+        || (stored_digests(conn, batch.campaign, &sample)
+            .await?
+            .is_empty()
+            && first_try!(conn, insert_rows(conn, batch.campaign, &unique)));
+    let fresh = if optimistic {
+        unique
     } else {
-        let existing = stored_digests(conn, batch.campaign, &unique).await?;
+        let stored = stored_digests(conn, batch.campaign, &unique).await?;
         let fresh: Vec<&NewResponse> = unique
             .into_iter()
-            .filter(|r| !existing.contains_key(&r.response_id))
+            .filter(|r| !stored.contains_key(r.response_id.as_str()))
             .collect();
         insert_rows(conn, batch.campaign, &fresh).await?;
-        (fresh, existing)
+        existing.extend(stored);
+        fresh
     };
     let inserted: HashSet<&str> = fresh.iter().map(|r| r.response_id.as_str()).collect();
-    finish_sqlite(conn, principal, batch, &inserted, &existing).await
+    finish_sqlite(conn, principal, batch, &inserted, &existing, &known).await
+}
+
+/// The fingerprints of the batch's parts recorded as stored whole.
+async fn known_parts(
+    conn: &mut AnyConnection,
+    batch: &Batch<'_>,
+) -> Result<HashSet<String>, sqlx::Error> {
+    let mut known = HashSet::default();
+    for chunk in batch.parts.chunks(CHUNK) {
+        let mut sql = String::from(
+            "SELECT fingerprint FROM stored_batches WHERE campaign = ? AND fingerprint IN (",
+        );
+        for i in 0..chunk.len() {
+            sql.push_str(if i == 0 { "?" } else { ", ?" });
+        }
+        sql.push(')');
+        let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(batch.campaign);
+        for part in chunk {
+            q = q.bind(part.fingerprint.as_str());
+        }
+        known.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(known)
+}
+
+/// Records the parts now stored whole.
+async fn record_parts(
+    conn: &mut AnyConnection,
+    batch: &Batch<'_>,
+    known: &HashSet<String>,
+    outcomes: &[Outcome],
+) -> Result<(), sqlx::Error> {
+    let whole = stored_whole(batch, known, outcomes);
+    for chunk in whole.chunks(CHUNK) {
+        let mut sql =
+            String::from("INSERT INTO stored_batches (campaign, fingerprint, responses) VALUES ");
+        placeholders(&mut sql, chunk.len(), 3);
+        sql.push_str(" ON CONFLICT (campaign, fingerprint) DO NOTHING");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (print, n) in chunk {
+            q = q.bind(batch.campaign).bind(*print).bind(*n);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Inserts rows with multi-row statements (SQLite).
@@ -182,9 +231,11 @@ async fn finish_sqlite(
     principal: &Principal,
     batch: &Batch<'_>,
     inserted: &HashSet<&str>,
-    existing: &Digests,
+    existing: &HashMap<&str, i64>,
+    known: &HashSet<String>,
 ) -> Result<(Vec<Outcome>, Option<Change>), Error> {
     let (outcomes, own) = outcomes(batch, inserted, existing);
+    record_parts(conn, batch, known, &outcomes).await?;
     let deltas = own.as_ref().unwrap_or(batch.deltas);
     if !inserted.is_empty() {
         upsert_tallies!(conn, batch.campaign, deltas, batch.questions);
