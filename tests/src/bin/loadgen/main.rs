@@ -76,6 +76,9 @@ struct Args {
     interval_ms: u64,
     /// `standings`: leave every process on every core.
     shared_cpus: bool,
+    /// `standings`: pin PostgreSQL's backends of the run with the ingest
+    /// side before the phase under ingest.
+    pin_postgres: bool,
     postgres_url: String,
 }
 
@@ -91,6 +94,7 @@ fn parse_args() -> Result<(String, Args), String> {
         seconds: 10.0,
         interval_ms: 100,
         shared_cpus: false,
+        pin_postgres: false,
         postgres_url: std::env::var(jixiao_testkit::POSTGRES_ENV)
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
     };
@@ -112,6 +116,7 @@ fn parse_args() -> Result<(String, Args), String> {
             "--seconds" => a.seconds = value()?.parse().map_err(|e| format!("--seconds: {e}"))?,
             "--postgres-url" => a.postgres_url = value()?,
             "--shared-cpus" => a.shared_cpus = true,
+            "--pin-postgres" => a.pin_postgres = true,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -662,6 +667,28 @@ impl BenchDatabases {
             .join(",")
     }
 
+    /// Process ids of the PostgreSQL backends connected to these
+    /// databases now.
+    async fn backend_pids(&self) -> Vec<u32> {
+        if self.made.is_empty() {
+            return Vec::new();
+        }
+        let Ok(mut admin) = sqlx::AnyConnection::connect(&self.admin).await else {
+            return Vec::new();
+        };
+        let names: Vec<&str> = self.made.iter().map(|m| m.1.as_str()).collect();
+        let pids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT pid::bigint FROM pg_stat_activity WHERE datname IN ('{}')",
+            names.join("', '")
+        )))
+        .fetch_all(&mut admin)
+        .await
+        .unwrap_or_default();
+        pids.into_iter()
+            .filter_map(|p| u32::try_from(p).ok())
+            .collect()
+    }
+
     async fn drop_all(self) {
         if self.made.is_empty() {
             return;
@@ -935,7 +962,7 @@ fn main() -> std::process::ExitCode {
             let every = Duration::from_millis(args.interval_ms);
             runtime.block_on(standings::run(args, readers, secs, every))
         }
-        _ => Err("usage: loadgen surveys|standings [--db sqlite|postgres] [--responses N] [--batch N] [--units N] [--readers N] [--interval-ms MS] [--seconds S] [--postgres-url URL] [--shared-cpus]".into()),
+        _ => Err("usage: loadgen surveys|standings [--db sqlite|postgres] [--responses N] [--batch N] [--units N] [--readers N] [--interval-ms MS] [--seconds S] [--postgres-url URL] [--shared-cpus] [--pin-postgres]".into()),
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

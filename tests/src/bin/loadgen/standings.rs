@@ -370,6 +370,22 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
         });
         // Let the ingest settle before measuring.
         tokio::time::sleep(Duration::from_secs(1)).await;
+        // `--pin-postgres`: PostgreSQL's backends for these databases (the
+        // services' and the aggregator's connections, all open by now)
+        // join the ingest side, as if the database were not on the
+        // aggregator's machine; its background processes stay unpinned.
+        let backends = if a.pin_postgres {
+            created.backend_pids().await
+        } else {
+            Vec::new()
+        };
+        let pinned = backends
+            .iter()
+            .filter(|pid| place.process(**pid, Placement::INGEST).is_ok())
+            .count();
+        if !backends.is_empty() {
+            println!("PostgreSQL backends of this run pinned with the ingest side: {pinned} of {}", backends.len());
+        }
         let measuring = Instant::now();
         let probe_task = tokio::spawn(probe(
             "probe",
