@@ -9,7 +9,9 @@
 //! `results`, `ratings`, `scores`, `flags`) on the service value of `api`;
 //! `store` holds the SQL, except the response ingest, whose bulk path per
 //! database is `ingest`; `scoring` the review arithmetic and `quality` the
-//! survey screening rules, as plain functions.
+//! survey screening rules, as plain functions. `server` mounts `grpc`,
+//! except for the two methods that take survey batches, which `wire`
+//! decodes without copying their strings.
 
 mod api;
 mod campaigns;
