@@ -405,6 +405,23 @@ impl ReviewsApi {
         Ok(out)
     }
 
+    /// [`commit`](Self::commit) in a task of its own, which runs to its
+    /// end even when the caller goes away (a cancelled stream, a passed
+    /// deadline). Dropped half-way, the transaction would be dropped in the
+    /// middle of a `COPY`, leaving its PostgreSQL connection out of step
+    /// with the pool for every later push. Batches are stored or not as a
+    /// whole either way; a resend finds out which.
+    async fn commit_detached(
+        &self,
+        p: &Principal,
+        batches: Vec<Checked>,
+    ) -> Result<PushResponsesResponse, Error> {
+        let (api, p) = (self.clone(), p.clone());
+        tokio::spawn(async move { api.commit(&p, batches).await })
+            .await
+            .map_err(Error::internal)?
+    }
+
     /// Validates and stores one batch; returns its summary.
     pub(crate) async fn push_batch(
         &self,
@@ -412,7 +429,7 @@ impl ReviewsApi {
         req: wire::Batch,
     ) -> Result<PushResponsesResponse, Error> {
         let checked = self.check(p, req, Some("PushResponses"), false).await?;
-        self.commit(p, vec![checked]).await
+        self.commit_detached(p, vec![checked]).await
     }
 
     async fn store(
@@ -531,12 +548,12 @@ impl ReviewsApi {
                     }
                     Err(e) => {
                         // Store what came before the failure, then report it.
-                        self.commit(&p, group).await?;
+                        self.commit_detached(&p, group).await?;
                         return Err(e);
                     }
                 }
             }
-            let summary = self.commit(&p, group).await?;
+            let summary = self.commit_detached(&p, group).await?;
             resending.store(summary.duplicates > summary.accepted, Ordering::Relaxed);
             total.accepted += summary.accepted;
             total.duplicates += summary.duplicates;

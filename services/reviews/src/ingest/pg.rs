@@ -68,9 +68,10 @@ pub async fn store_pg(
         let digests: Vec<i64> = unique.iter().map(|r| r.digest).collect();
         conn.execute("SET LOCAL enable_hashjoin = off").await?;
         conn.execute("SET LOCAL enable_mergejoin = off").await?;
-        let mut differing: HashMap<String, bool> = HashMap::default();
+        // id → the stored digest (None: not stored).
+        let mut differing: HashMap<String, Option<i64>> = HashMap::default();
         for row in sqlx::query(
-            "SELECT b.id, r.digest IS NULL AS missing FROM UNNEST($2::text[], $3::bigint[]) AS b(id, digest)
+            "SELECT b.id, r.digest FROM UNNEST($2::text[], $3::bigint[]) AS b(id, digest)
              LEFT JOIN responses r ON r.campaign = $1 AND r.response_id = b.id
              WHERE r.digest IS NULL OR r.digest <> b.digest",
         )
@@ -80,15 +81,16 @@ pub async fn store_pg(
         .fetch_all(&mut *conn)
         .await?
         {
-            differing.insert(row.try_get("id")?, row.try_get("missing")?);
+            differing.insert(row.try_get("id")?, row.try_get("digest")?);
         }
         let mut fresh = Vec::new();
         for r in unique {
             let id = r.response_id.as_str();
             match differing.get(id) {
-                Some(true) => fresh.push(r),
-                // Stored with other content: any digest but this one.
-                Some(false) => drop(existing.insert(id, !r.digest)),
+                Some(None) => fresh.push(r),
+                // Stored with other content: that content's digest, the
+                // one every other row with this id is compared with.
+                Some(Some(stored)) => drop(existing.insert(id, *stored)),
                 None => drop(existing.insert(id, r.digest)),
             }
         }
