@@ -417,9 +417,14 @@ impl ReviewsApi {
         batches: Vec<Checked>,
     ) -> Result<PushResponsesResponse, Error> {
         let (api, p) = (self.clone(), p.clone());
-        tokio::spawn(async move { api.commit(&p, batches).await })
+        // The task carries the call's span (its changes link to the call's
+        // trace) and hands back the revisions it noted, for the answer.
+        let commit = async move { revisions::collect(api.commit(&p, batches)).await };
+        let (out, noted) = tokio::spawn(tracing::Instrument::in_current_span(commit))
             .await
-            .map_err(Error::internal)?
+            .map_err(Error::internal)?;
+        revisions::note(&noted);
+        out
     }
 
     /// Validates and stores one batch; returns its summary.
