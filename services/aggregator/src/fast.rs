@@ -5,13 +5,7 @@
 //! standings benchmark, so the two differ only by what the service adds
 //! (authentication, authorisation, lookup).
 
-use std::{
-    convert::Infallible,
-    future::Future,
-    marker::PhantomData,
-    pin::Pin,
-    task::{Context, Poll},
-};
+use std::{future::Future, marker::PhantomData, pin::Pin};
 
 use bytes::{BufMut, Bytes};
 use jixiao_proto::{
@@ -22,8 +16,10 @@ use tonic::{
     Status,
     body::Body,
     codec::{Codec, EncodeBuf, Encoder},
-    server::{Grpc, NamedService, UnaryService},
+    server::{Grpc, UnaryService},
 };
+
+use jixiao_runtime::routed::{Answer, HandAnswered, Routed};
 
 use crate::{DOMAIN, api::AggregatorApi};
 
@@ -90,7 +86,8 @@ impl UnaryService<GetStandingsRequest> for Standings {
     }
 }
 
-/// The aggregator's mountable server.
+/// The aggregator's methods, `GetStandings` answered here (mounted as
+/// `Routed<AggregatorServer>`).
 #[derive(Clone)]
 pub struct AggregatorServer {
     api: AggregatorApi,
@@ -98,37 +95,30 @@ pub struct AggregatorServer {
 }
 
 impl AggregatorServer {
-    pub fn new(api: AggregatorApi) -> Self {
-        AggregatorServer {
+    pub fn new(api: AggregatorApi) -> Routed<Self> {
+        Routed(AggregatorServer {
             generated: AggregatorServiceServer::new(api.clone()),
             api,
-        }
+        })
     }
 }
 
-impl NamedService for AggregatorServer {
-    const NAME: &'static str = <AggregatorServiceServer<AggregatorApi> as NamedService>::NAME;
-}
+impl HandAnswered for AggregatorServer {
+    type Generated = AggregatorServiceServer<AggregatorApi>;
 
-impl tower::Service<http::Request<Body>> for AggregatorServer {
-    type Response = http::Response<Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Result<http::Response<Body>, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
+    fn generated(&self) -> &Self::Generated {
+        &self.generated
     }
 
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        if req.uri().path() == GET_STANDINGS_PATH {
-            let api = self.api.clone();
-            Box::pin(async move {
-                let mut grpc = Grpc::new(EncodedCodec::<GetStandingsRequest>::default());
-                Ok(grpc.unary(Standings(api), req).await)
-            })
-        } else {
-            let mut generated = self.generated.clone();
-            Box::pin(async move { tower::Service::call(&mut generated, req).await })
-        }
+    fn answers(&self, path: &str) -> bool {
+        path == GET_STANDINGS_PATH
+    }
+
+    fn answer(&self, req: http::Request<Body>) -> Answer {
+        let api = self.api.clone();
+        Box::pin(async move {
+            let mut grpc = Grpc::new(EncodedCodec::<GetStandingsRequest>::default());
+            Ok(grpc.unary(Standings(api), req).await)
+        })
     }
 }

@@ -72,7 +72,7 @@ pub async fn server(
     shutdown: Shutdown,
     reconcile: Duration,
     metrics: jixiao_runtime::metrics::Metrics,
-) -> Result<AggregatorServer, Error> {
+) -> Result<jixiao_runtime::routed::Routed<AggregatorServer>, Error> {
     let plans = PlansLookup::new(channels.plans.clone());
     let indicators = IndicatorsServiceClient::new(channels.indicators.clone());
     let reviews = ReviewsServiceClient::new(channels.reviews.clone());

@@ -80,7 +80,7 @@ pub async fn server(
     plans: ServiceChannel,
     shutdown: Shutdown,
     metrics: Metrics,
-) -> Result<ReviewsServer, Error> {
+) -> Result<jixiao_runtime::routed::Routed<ReviewsServer>, Error> {
     let api = ReviewsApi::new(db, plans, shutdown, metrics).await?;
     Ok(ReviewsServer::new(api))
 }

@@ -4,19 +4,19 @@
 //! tracing and metrics are layers around this service, so both paths get
 //! them alike.
 
-use std::{
-    convert::Infallible,
-    pin::Pin,
-    task::{Context, Poll},
-};
+use std::pin::Pin;
 
 use jixiao_proto::reviews::{PushResponsesResponse, reviews_service_server::ReviewsServiceServer};
-use jixiao_runtime::{auth::principal, error::reply};
+use jixiao_runtime::{
+    auth::principal,
+    error::reply,
+    routed::{Answer, HandAnswered, Routed},
+};
 use tonic::{
     Status, Streaming,
     body::Body,
     codec::Codec,
-    server::{ClientStreamingService, Grpc, NamedService, UnaryService},
+    server::{ClientStreamingService, Grpc, UnaryService},
 };
 use tonic_prost::ProstEncoder;
 
@@ -82,7 +82,8 @@ impl UnaryService<Batch> for PushResponses {
     }
 }
 
-/// The reviews service's mountable server.
+/// The reviews service's methods, the two survey pushes answered here
+/// (mounted as `Routed<ReviewsServer>`).
 #[derive(Clone)]
 pub struct ReviewsServer {
     api: ReviewsApi,
@@ -90,44 +91,35 @@ pub struct ReviewsServer {
 }
 
 impl ReviewsServer {
-    pub fn new(api: ReviewsApi) -> Self {
-        ReviewsServer {
+    pub fn new(api: ReviewsApi) -> Routed<Self> {
+        Routed(ReviewsServer {
             generated: ReviewsServiceServer::new(api.clone())
                 .max_decoding_message_size(MAX_MESSAGE),
             api,
-        }
+        })
     }
 }
 
-impl NamedService for ReviewsServer {
-    const NAME: &'static str = <ReviewsServiceServer<ReviewsApi> as NamedService>::NAME;
-}
+impl HandAnswered for ReviewsServer {
+    type Generated = ReviewsServiceServer<ReviewsApi>;
 
-impl tower::Service<http::Request<Body>> for ReviewsServer {
-    type Response = http::Response<Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Result<http::Response<Body>, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
+    fn generated(&self) -> &Self::Generated {
+        &self.generated
     }
 
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+    fn answers(&self, path: &str) -> bool {
+        matches!(path, STREAM_RESPONSES | PUSH_RESPONSES)
+    }
+
+    fn answer(&self, req: http::Request<Body>) -> Answer {
         let api = self.api.clone();
-        let grpc = || Grpc::new(BatchCodec).max_decoding_message_size(MAX_MESSAGE);
-        match req.uri().path() {
-            STREAM_RESPONSES => {
-                Box::pin(
-                    async move { Ok(grpc().client_streaming(StreamResponses(api), req).await) },
-                )
-            }
-            PUSH_RESPONSES => {
-                Box::pin(async move { Ok(grpc().unary(PushResponses(api), req).await) })
-            }
-            _ => {
-                let mut generated = self.generated.clone();
-                Box::pin(async move { tower::Service::call(&mut generated, req).await })
-            }
-        }
+        let mut grpc = Grpc::new(BatchCodec).max_decoding_message_size(MAX_MESSAGE);
+        Box::pin(async move {
+            Ok(if req.uri().path() == STREAM_RESPONSES {
+                grpc.client_streaming(StreamResponses(api), req).await
+            } else {
+                grpc.unary(PushResponses(api), req).await
+            })
+        })
     }
 }

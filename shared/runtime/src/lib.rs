@@ -23,6 +23,7 @@ pub mod plans_lookup;
 pub mod quality;
 pub mod reason;
 pub mod revisions;
+pub mod routed;
 pub mod site;
 pub mod telemetry;
 pub mod text;

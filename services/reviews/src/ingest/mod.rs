@@ -130,7 +130,7 @@ pub fn fingerprint(campaign: &str, rows: &[NewResponse]) -> String {
         h.update(r.response_id.as_bytes());
         h.update(r.digest.to_be_bytes());
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(h.finalize())
 }
 
 /// Sets apart the rows of parts recorded as stored whole: they are
