@@ -15,6 +15,7 @@
 mod api;
 mod archive;
 mod audit;
+pub mod background;
 pub mod fast;
 mod feedback;
 mod grpc;

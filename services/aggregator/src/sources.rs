@@ -8,16 +8,16 @@ use std::collections::HashMap;
 use futures::{Stream, StreamExt};
 use jixiao_proto::{
     indicators::{
-        GetGroupScoresRequest, ScoreFlag, WatchScoreChangesRequest,
+        GetGroupScoresRequest, GroupScores, ScoreFlag, WatchScoreChangesRequest,
         indicators_service_client::IndicatorsServiceClient,
     },
     inspections::{
-        Finding, GetGroupAdjustmentsRequest, RectificationState, WatchAdjustmentChangesRequest,
-        inspections_service_client::InspectionsServiceClient,
+        Finding, GetGroupAdjustmentsRequest, GroupAdjustments, RectificationState,
+        WatchAdjustmentChangesRequest, inspections_service_client::InspectionsServiceClient,
     },
     plans::{Phase, WatchPlanChangesRequest, plans_service_client::PlansServiceClient},
     reviews::{
-        GetGroupReviewScoresRequest, ReviewFlag, WatchReviewChangesRequest,
+        GetGroupReviewScoresRequest, GroupReviewScores, ReviewFlag, WatchReviewChangesRequest,
         reviews_service_client::ReviewsServiceClient,
     },
 };
@@ -29,6 +29,7 @@ use jixiao_runtime::{
     plans_lookup::PlansLookup,
     telemetry::{SpanContext, link_of},
 };
+use prost::Message;
 use rust_decimal::Decimal;
 
 use crate::inputs::{
@@ -128,6 +129,8 @@ pub struct Sources {
     indicators: IndicatorsServiceClient<ServiceChannel>,
     reviews: ReviewsServiceClient<ServiceChannel>,
     inspections: InspectionsServiceClient<ServiceChannel>,
+    /// For the group reads, whose answers are decoded on the lane.
+    channels: Channels,
 }
 
 fn dec(source: Source, field: &str, d: &Option<jixiao_proto::Decimal>) -> Result<Decimal, Error> {
@@ -168,6 +171,7 @@ macro_rules! signals {
 impl Sources {
     pub fn new(c: Channels) -> Self {
         Sources {
+            channels: c.clone(),
             plans_changes: PlansServiceClient::new(c.plans.clone()),
             plans: PlansLookup::new(c.plans),
             indicators: IndicatorsServiceClient::new(c.indicators)
@@ -253,46 +257,29 @@ impl Sources {
         known: i64,
     ) -> Result<Revised<HashMap<String, IndicatorPart>>, Error> {
         let s = Source::Indicators;
-        let scores = self
-            .indicators
-            .clone()
-            .get_group_scores(GetGroupScoresRequest {
+        let answer = call_raw(
+            &self.channels.indicators,
+            "jixiao.indicators.v1.IndicatorsService",
+            "GetGroupScores",
+            GetGroupScoresRequest {
                 group: group.into(),
                 known_revision: known,
-            })
-            .await
-            .map_err(|e| dependency_error(s.service(), e))?
-            .into_inner();
-        if scores.unchanged {
-            return unchanged(s, known, scores.revision);
-        }
-        let mut out = HashMap::with_capacity(scores.units.len());
-        for u in scores.units {
-            let mut items = Vec::with_capacity(u.indicators.len());
-            for i in u.indicators {
-                items.push(IndicatorItem {
-                    weight: dec(s, "weight", &i.weight)?,
-                    points: dec(s, "points", &i.points)?,
-                    flags: i
-                        .flags()
-                        .filter(|f| *f != ScoreFlag::Unspecified)
-                        .map(|f| strip(f.as_str_name(), "SCORE_FLAG_"))
-                        .collect(),
-                    code: i.indicator,
-                });
+            },
+        )
+        .await
+        .map_err(|e| dependency_error(s.service(), e))?;
+        crate::background::run(move || {
+            let scores =
+                GroupScores::decode(answer).map_err(|e| bad_answer(s, "message", e.to_string()))?;
+            if scores.unchanged {
+                return unchanged(s, known, scores.revision);
             }
-            out.insert(
-                u.unit,
-                IndicatorPart {
-                    complete: u.complete,
-                    items,
-                },
-            );
-        }
-        Ok(Revised {
-            revision: scores.revision,
-            part: Some(out),
+            Ok(Revised {
+                revision: scores.revision,
+                part: Some(indicator_parts(scores.units)?),
+            })
         })
+        .await?
     }
 
     /// Review components by unit, unless `known` is still current.
@@ -302,54 +289,29 @@ impl Sources {
         known: i64,
     ) -> Result<Revised<HashMap<String, ReviewPart>>, Error> {
         let s = Source::Reviews;
-        let scores = self
-            .reviews
-            .clone()
-            .get_group_review_scores(GetGroupReviewScoresRequest {
+        let answer = call_raw(
+            &self.channels.reviews,
+            "jixiao.reviews.v1.ReviewsService",
+            "GetGroupReviewScores",
+            GetGroupReviewScoresRequest {
                 group: group.into(),
                 known_revision: known,
-            })
-            .await
-            .map_err(|e| dependency_error(s.service(), e))?
-            .into_inner();
-        if scores.unchanged {
-            return unchanged(s, known, scores.revision);
-        }
-        let mut out = HashMap::with_capacity(scores.units.len());
-        for u in scores.units {
-            let mut categories = Vec::with_capacity(u.categories.len());
-            for c in &u.categories {
-                // A category nobody has answered yet has no mean.
-                if c.responses == 0 && c.mean.is_none() {
-                    continue;
-                }
-                categories.push(CategoryInput {
-                    code: c.category.clone(),
-                    responses: c.responses,
-                    mean: dec(s, "mean", &c.mean)?,
-                });
+            },
+        )
+        .await
+        .map_err(|e| dependency_error(s.service(), e))?;
+        crate::background::run(move || {
+            let scores = GroupReviewScores::decode(answer)
+                .map_err(|e| bad_answer(s, "message", e.to_string()))?;
+            if scores.unchanged {
+                return unchanged(s, known, scores.revision);
             }
-            let part = ReviewPart {
-                survey: opt_dec(s, "survey", &u.survey)?,
-                online: opt_dec(s, "online", &u.online)?,
-                mutual: opt_dec(s, "mutual", &u.mutual)?,
-                sample: u.survey_sample,
-                votes: u.votes,
-                raters: u.raters.into(),
-                satisfaction: opt_dec(s, "satisfaction_index", &u.satisfaction_index)?,
-                flags: u
-                    .flags()
-                    .filter(|f| *f != ReviewFlag::Unspecified)
-                    .map(|f| strip(f.as_str_name(), "REVIEW_FLAG_"))
-                    .collect(),
-                categories,
-            };
-            out.insert(u.unit, part);
-        }
-        Ok(Revised {
-            revision: scores.revision,
-            part: Some(out),
+            Ok(Revised {
+                revision: scores.revision,
+                part: Some(review_parts(scores.units)?),
+            })
         })
+        .await?
     }
 
     /// Inspection components by unit, unless `known` is still current.
@@ -359,67 +321,29 @@ impl Sources {
         known: i64,
     ) -> Result<Revised<HashMap<String, InspectionPart>>, Error> {
         let s = Source::Inspections;
-        let adjustments = self
-            .inspections
-            .clone()
-            .get_group_adjustments(GetGroupAdjustmentsRequest {
+        let answer = call_raw(
+            &self.channels.inspections,
+            "jixiao.inspections.v1.InspectionsService",
+            "GetGroupAdjustments",
+            GetGroupAdjustmentsRequest {
                 group: group.into(),
                 known_revision: known,
+            },
+        )
+        .await
+        .map_err(|e| dependency_error(s.service(), e))?;
+        crate::background::run(move || {
+            let adjustments = GroupAdjustments::decode(answer)
+                .map_err(|e| bad_answer(s, "message", e.to_string()))?;
+            if adjustments.unchanged {
+                return unchanged(s, known, adjustments.revision);
+            }
+            Ok(Revised {
+                revision: adjustments.revision,
+                part: Some(inspection_parts(adjustments.units)?),
             })
-            .await
-            .map_err(|e| dependency_error(s.service(), e))?
-            .into_inner();
-        if adjustments.unchanged {
-            return unchanged(s, known, adjustments.revision);
-        }
-        let finding = |f: &Finding| -> Result<FindingInput, Error> {
-            let rect = f.rectification_state();
-            Ok(FindingInput {
-                name: f.name.clone(),
-                deduction: dec(s, "deduction", &f.deduction)?,
-                rectification: if rect == RectificationState::Unspecified {
-                    "-".into()
-                } else {
-                    strip(rect.as_str_name(), "RECTIFICATION_STATE_")
-                },
-                category: f.category.clone(),
-                description: f.description.clone(),
-            })
-        };
-        let mut out = HashMap::with_capacity(adjustments.units.len());
-        for u in adjustments.units {
-            let part = InspectionPart {
-                deductions: dec(s, "deductions", &u.deductions)?,
-                credits: dec(s, "credits", &u.credits)?,
-                findings: u
-                    .counting_findings
-                    .iter()
-                    .map(finding)
-                    .collect::<Result<_, _>>()?,
-                contested: u
-                    .contested_findings
-                    .iter()
-                    .map(finding)
-                    .collect::<Result<_, _>>()?,
-                credit_items: u
-                    .verified_items
-                    .iter()
-                    .map(|i| {
-                        Ok(CreditItem {
-                            name: i.name.clone(),
-                            item_type: i.item_type.clone(),
-                            credit: dec(s, "verified_items.credit", &i.credit)?,
-                            problem: i.problem.clone(),
-                        })
-                    })
-                    .collect::<Result<_, Error>>()?,
-            };
-            out.insert(u.unit, part);
-        }
-        Ok(Revised {
-            revision: adjustments.revision,
-            part: Some(out),
         })
+        .await?
     }
 
     /// The change stream of a followed service over every cycle: group
@@ -460,6 +384,128 @@ impl Sources {
     }
 }
 
+/// A group's indicator figures as inputs, by unit (on the background lane).
+fn indicator_parts(
+    units: Vec<jixiao_proto::indicators::UnitIndicatorScore>,
+) -> Result<HashMap<String, IndicatorPart>, Error> {
+    let s = Source::Indicators;
+    let mut out = HashMap::with_capacity(units.len());
+    for u in units {
+        let mut items = Vec::with_capacity(u.indicators.len());
+        for i in u.indicators {
+            items.push(IndicatorItem {
+                weight: dec(s, "weight", &i.weight)?,
+                points: dec(s, "points", &i.points)?,
+                flags: i
+                    .flags()
+                    .filter(|f| *f != ScoreFlag::Unspecified)
+                    .map(|f| strip(f.as_str_name(), "SCORE_FLAG_"))
+                    .collect(),
+                code: i.indicator,
+            });
+        }
+        out.insert(
+            u.unit,
+            IndicatorPart {
+                complete: u.complete,
+                items,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// A group's review figures as inputs, by unit (on the background lane).
+fn review_parts(
+    units: Vec<jixiao_proto::reviews::UnitReviewScore>,
+) -> Result<HashMap<String, ReviewPart>, Error> {
+    let s = Source::Reviews;
+    let mut out = HashMap::with_capacity(units.len());
+    for u in units {
+        let mut categories = Vec::with_capacity(u.categories.len());
+        for c in &u.categories {
+            // A category nobody has answered yet has no mean.
+            if c.responses == 0 && c.mean.is_none() {
+                continue;
+            }
+            categories.push(CategoryInput {
+                code: c.category.clone(),
+                responses: c.responses,
+                mean: dec(s, "mean", &c.mean)?,
+            });
+        }
+        let part = ReviewPart {
+            survey: opt_dec(s, "survey", &u.survey)?,
+            online: opt_dec(s, "online", &u.online)?,
+            mutual: opt_dec(s, "mutual", &u.mutual)?,
+            sample: u.survey_sample,
+            votes: u.votes,
+            raters: u.raters.into(),
+            satisfaction: opt_dec(s, "satisfaction_index", &u.satisfaction_index)?,
+            flags: u
+                .flags()
+                .filter(|f| *f != ReviewFlag::Unspecified)
+                .map(|f| strip(f.as_str_name(), "REVIEW_FLAG_"))
+                .collect(),
+            categories,
+        };
+        out.insert(u.unit, part);
+    }
+    Ok(out)
+}
+
+/// A group's inspection figures as inputs, by unit (on the background lane).
+fn inspection_parts(
+    units: Vec<jixiao_proto::inspections::UnitAdjustment>,
+) -> Result<HashMap<String, InspectionPart>, Error> {
+    let s = Source::Inspections;
+    let finding = |f: &Finding| -> Result<FindingInput, Error> {
+        let rect = f.rectification_state();
+        Ok(FindingInput {
+            name: f.name.clone(),
+            deduction: dec(s, "deduction", &f.deduction)?,
+            rectification: if rect == RectificationState::Unspecified {
+                "-".into()
+            } else {
+                strip(rect.as_str_name(), "RECTIFICATION_STATE_")
+            },
+            category: f.category.clone(),
+            description: f.description.clone(),
+        })
+    };
+    let mut out = HashMap::with_capacity(units.len());
+    for u in units {
+        let part = InspectionPart {
+            deductions: dec(s, "deductions", &u.deductions)?,
+            credits: dec(s, "credits", &u.credits)?,
+            findings: u
+                .counting_findings
+                .iter()
+                .map(finding)
+                .collect::<Result<_, _>>()?,
+            contested: u
+                .contested_findings
+                .iter()
+                .map(finding)
+                .collect::<Result<_, _>>()?,
+            credit_items: u
+                .verified_items
+                .iter()
+                .map(|i| {
+                    Ok(CreditItem {
+                        name: i.name.clone(),
+                        item_type: i.item_type.clone(),
+                        credit: dec(s, "verified_items.credit", &i.credit)?,
+                        problem: i.problem.clone(),
+                    })
+                })
+                .collect::<Result<_, Error>>()?,
+        };
+        out.insert(u.unit, part);
+    }
+    Ok(out)
+}
+
 /// A change signal: the group, its new revision, and the context of the
 /// call behind it.
 #[derive(Debug)]
@@ -473,6 +519,76 @@ pub struct Signal {
     /// When the change was written (the component's clock); `None` for a
     /// counter read back.
     pub written_ms: Option<i64>,
+}
+
+/// Calls `method` of `service` and returns the answer undecoded. A
+/// group's figures are some 200 bytes a unit: decoding 3,000 units' on a
+/// runtime worker held the reads served by that worker for milliseconds
+/// (issue 22), so the caller decodes them on the background lane.
+async fn call_raw<Req: prost::Message + Send + 'static>(
+    channel: &ServiceChannel,
+    service: &'static str,
+    method: &'static str,
+    req: Req,
+) -> Result<bytes::Bytes, tonic::Status> {
+    let mut grpc =
+        tonic::client::Grpc::new(channel.clone()).max_decoding_message_size(GROUP_READ_LIMIT);
+    grpc.ready().await.map_err(|e| {
+        tonic::Status::unavailable(format!(
+            "not ready: {}",
+            Into::<Box<dyn std::error::Error + Send + Sync>>::into(e)
+        ))
+    })?;
+    let path = http::uri::PathAndQuery::try_from(format!("/{service}/{method}"))
+        .map_err(|e| tonic::Status::internal(e.to_string()))?;
+    let mut req = tonic::Request::new(req);
+    req.extensions_mut()
+        .insert(tonic::GrpcMethod::new(service, method));
+    Ok(grpc
+        .unary(req, path, RawAnswer::default())
+        .await?
+        .into_inner())
+}
+
+/// Encodes a request with prost and hands the answer's bytes over as
+/// they came.
+struct RawAnswer<Req>(std::marker::PhantomData<Req>);
+
+impl<Req> Default for RawAnswer<Req> {
+    fn default() -> Self {
+        RawAnswer(std::marker::PhantomData)
+    }
+}
+
+impl<Req: prost::Message + Send + 'static> tonic::codec::Codec for RawAnswer<Req> {
+    type Encode = Req;
+    type Decode = bytes::Bytes;
+    type Encoder = tonic_prost::ProstEncoder<Req>;
+    type Decoder = Undecoded;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        tonic_prost::ProstEncoder::default()
+    }
+
+    fn decoder(&mut self) -> Undecoded {
+        Undecoded
+    }
+}
+
+/// The message's bytes, without a copy.
+struct Undecoded;
+
+impl tonic::codec::Decoder for Undecoded {
+    type Item = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        buf: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<bytes::Bytes>, tonic::Status> {
+        use bytes::Buf;
+        Ok(Some(buf.copy_to_bytes(buf.remaining())))
+    }
 }
 
 /// An "unchanged" answer, which only counts for the revision asked about.

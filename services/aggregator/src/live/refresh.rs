@@ -338,15 +338,14 @@ impl Live {
         }
         let name = group.to_string();
         let year = plans.year;
-        // Thousands of rows: computed off the async workers, so that reads
-        // served meanwhile do not wait behind it.
-        let (inputs, rows) = tokio::task::spawn_blocking(move || {
+        // Thousands of rows: computed on the background lane, so that
+        // reads served meanwhile do not wait behind it.
+        let (inputs, rows) = crate::background::run(move || {
             let inputs = Arc::new(assemble(&name, &plans, (ind, rev, ins)));
             let rows = standing_rows(&inputs.table());
             (inputs, rows)
         })
-        .await
-        .map_err(Error::internal)?;
+        .await?;
         self.publish(cell, rows, &reasons, Some(inputs), year, revisions)
             .await
     }
@@ -408,7 +407,7 @@ impl Live {
         let stale = !reasons.is_empty();
         let reason = stale_reason(reasons);
         let name = cell.name.clone();
-        let built = tokio::task::spawn_blocking(move || {
+        let built = crate::background::run(move || {
             if let Some(p) = &previous
                 && p.inputs.is_some()
                 && p.standings.rows == rows
@@ -430,8 +429,7 @@ impl Live {
             let encoded = Bytes::from(standings.encode_to_vec());
             Some((standings, encoded))
         })
-        .await
-        .map_err(Error::internal)?;
+        .await?;
         let Some((standings, encoded)) = built else {
             return Ok(());
         };

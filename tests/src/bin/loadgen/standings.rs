@@ -27,7 +27,11 @@
 //! Readers receive each response's bytes whole but do not decode them, so
 //! the figures are the service's latency, not the client's parsing. The
 //! processes are pinned to cores as deployed (see [`Placement`]) unless
-//! `--shared-cpus` is given.
+//! `--shared-cpus` is given; the freshness probe runs on the ingest side,
+//! as a dashboard on another machine would. The services' listeners use
+//! the congestion control `--congestion` names, cubic by default (see
+//! `listen_loopback`: BBR's pacing on loopback, these machines' default,
+//! stalls about one large answer in fifty for 10 ms in any server).
 
 mod placement;
 mod reads;
@@ -198,11 +202,47 @@ async fn probe(
     Ok(lags)
 }
 
+/// Runs `work` on a thread of its own with the ingest side (see
+/// [`Placement`]), in a runtime of its own.
+fn on_ingest_side<T, F, Fut>(
+    place: Placement,
+    work: F,
+) -> std::thread::JoinHandle<Result<T, String>>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    std::thread::spawn(move || {
+        place.this_thread(Placement::INGEST)?;
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?
+            .block_on(work())
+    })
+}
+
+/// A connection to a service of the run.
+async fn connect(addr: String) -> Result<Chan, String> {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| e.to_string())?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| e.to_string())
+}
+
 // ---------------------------------------------------------------- run
 
 pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<(), String> {
     let place = Placement::new(a.shared_cpus);
     println!("placement: {}", place.describe());
+    println!(
+        "services' loopback congestion control: {} (the machine's default: {})",
+        a.congestion,
+        crate::system_congestion()
+    );
     place.process(std::process::id(), Placement::READS)?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let created = crate::BenchDatabases::create(
@@ -270,14 +310,6 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
         place.process(child.id(), Placement::INGEST)?;
         place.process(reviews_child.id(), Placement::INGEST)?;
         place.process(agg_child.id(), Placement::READS)?;
-        let connect = |addr: String| async move {
-            tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-                .map_err(|e| e.to_string())?
-                .tcp_nodelay(true)
-                .connect()
-                .await
-                .map_err(|e| e.to_string())
-        };
         let plans_channel = connect(addr.clone()).await?;
         let channel = connect(reviews_addr.clone()).await?;
         let agg_channel = connect(agg_addr.clone()).await?;
@@ -352,21 +384,9 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
         // the readers' own calls in this process's run queue.
         let (units, first, ingest_key, ingest_addr) =
             (a.units, a.responses, key.clone(), reviews_addr.clone());
-        let ingest_task = std::thread::spawn(move || {
-            place.this_thread(Placement::INGEST)?;
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            runtime.block_on(async move {
-                let channel = tonic::transport::Endpoint::from_shared(format!("http://{ingest_addr}"))
-                    .map_err(|e| e.to_string())?
-                    .tcp_nodelay(true)
-                    .connect()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                steady_ingest(channel, ingest_key, units, first, ingest_rate, stop_rx).await
-            })
+        let ingest_task = on_ingest_side(place, move || async move {
+            let channel = connect(ingest_addr).await?;
+            steady_ingest(channel, ingest_key, units, first, ingest_rate, stop_rx).await
         });
         // Let the ingest settle before measuring.
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -387,15 +407,20 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
             println!("PostgreSQL backends of this run pinned with the ingest side: {pinned} of {}", backends.len());
         }
         let measuring = Instant::now();
-        let probe_task = tokio::spawn(probe(
-            "probe",
-            channel.clone(),
-            agg_channel.clone(),
-            key.clone(),
-            Instant::now() + Duration::from_secs_f64(secs),
-        ));
+        // The freshness probe watches the standings as a dashboard on
+        // another machine would: on the ingest side, with a runtime and
+        // connections of its own, so that decoding every new table (3,000
+        // rows each refresh) never takes the readers' core.
+        let (until, probe_key) = (Instant::now() + Duration::from_secs_f64(secs), key.clone());
+        let (probe_reviews, probe_aggregator) = (reviews_addr.clone(), agg_addr.clone());
+        let probe_task = on_ingest_side(place, move || async move {
+            let (reviews, aggregator) = (connect(probe_reviews).await?, connect(probe_aggregator).await?);
+            probe("probe", reviews, aggregator, probe_key, until).await
+        });
         let loaded = read_phase(&agg_addr, &key, readers, secs, paced).await?;
-        let lags = probe_task.await.map_err(|e| e.to_string())??;
+        let lags = probe_task
+            .join()
+            .map_err(|_| "the probe thread panicked".to_string())??;
         // The same load against the bare server: what this machine's
         // scheduler alone does to a read's tail while ingest runs.
         let bare_loaded = read_phase(&bare_addr, &key, readers, secs, paced).await?;

@@ -205,9 +205,7 @@ impl tower::Service<http::Request<Body>> for Bare {
 /// The child side of the baseline: serves the bytes in `file`.
 pub async fn serve_bare(file: PathBuf) -> Result<(), String> {
     let bytes = Bytes::from(std::fs::read(&file).map_err(|e| e.to_string())?);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
+    let listener = crate::listen_loopback()?;
     println!("ADDR {}", listener.local_addr().map_err(|e| e.to_string())?);
     tonic::transport::Server::builder()
         .add_service(Bare(bytes))
