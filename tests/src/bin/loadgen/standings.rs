@@ -449,7 +449,7 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
         );
         println!("idle p99 {:.2} ms (target < 20 ms)", ms(idle.p99));
         println!(
-            "ratio idle p99 aggregator/bare {:.2} (target <= 2.0)",
+            "ratio idle p99 aggregator/bare {:.2} (target <= 1.5)",
             ms(idle.p99) / ms(base.p99)
         );
         println!(
