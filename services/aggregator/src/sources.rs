@@ -259,7 +259,7 @@ impl Sources {
         let s = Source::Indicators;
         let answer = call_raw(
             &self.channels.indicators,
-            "jixiao.indicators.v1.IndicatorsService",
+            jixiao_proto::indicators::indicators_service_server::SERVICE_NAME,
             "GetGroupScores",
             GetGroupScoresRequest {
                 group: group.into(),
@@ -291,7 +291,7 @@ impl Sources {
         let s = Source::Reviews;
         let answer = call_raw(
             &self.channels.reviews,
-            "jixiao.reviews.v1.ReviewsService",
+            jixiao_proto::reviews::reviews_service_server::SERVICE_NAME,
             "GetGroupReviewScores",
             GetGroupReviewScoresRequest {
                 group: group.into(),
@@ -323,7 +323,7 @@ impl Sources {
         let s = Source::Inspections;
         let answer = call_raw(
             &self.channels.inspections,
-            "jixiao.inspections.v1.InspectionsService",
+            jixiao_proto::inspections::inspections_service_server::SERVICE_NAME,
             "GetGroupAdjustments",
             GetGroupAdjustmentsRequest {
                 group: group.into(),

@@ -87,10 +87,18 @@ impl AggregatorApi {
     ) -> Result<Distribution, Error> {
         p.require(STANDINGS_READERS, "read distributions")?;
         names::group_name(&req.group, "group")?;
-        let component = req.component();
-        if component == ProtoComponent::Unspecified {
-            return Err(Error::invalid("component", "is required"));
-        }
+        let component = match ProtoComponent::try_from(req.component) {
+            Ok(ProtoComponent::Unspecified) => {
+                return Err(Error::invalid("component", "is required"));
+            }
+            Ok(c) => c,
+            Err(_) => {
+                return Err(Error::invalid(
+                    "component",
+                    format!("{} is not one of the Component values", req.component),
+                ));
+            }
+        };
         let snapshot = self.live.view(&req.group).await?;
         let pick = |r: &StandingRow| -> Option<Decimal> {
             decimal_of(match component {

@@ -380,6 +380,18 @@ impl From<sqlx::Error> for Error {
                 .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
             _ => false,
         };
+        // PostgreSQL ended one of two writes that waited for each other
+        // (deadlock_detected) or could not serialise it: nothing of it was
+        // kept, and the same call again succeeds.
+        if e.as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|c| matches!(&*c, "40P01" | "40001"))
+        {
+            return Error::aborted(
+                Shared::ConcurrentWrite,
+                "another call wrote the same rows at the same moment and this one was rolled back; retry the call",
+            );
+        }
         if e.as_database_error()
             .is_some_and(|d| d.is_unique_violation())
         {
@@ -411,6 +423,51 @@ impl From<sqlx::migrate::MigrateError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database error with only a SQLSTATE, as PostgreSQL reports one.
+    #[derive(Debug)]
+    struct Sqlstate(&'static str);
+
+    impl std::fmt::Display for Sqlstate {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "SQLSTATE {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Sqlstate {}
+
+    impl sqlx::error::DatabaseError for Sqlstate {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    #[test]
+    fn writes_the_database_rolled_back_in_a_race_are_retried_not_internal() {
+        for code in ["40P01", "40001"] {
+            let e = Error::from(sqlx::Error::Database(Box::new(Sqlstate(code))));
+            let status = e.into_status("jixiao");
+            assert_eq!(status.code(), tonic::Code::Aborted, "{code}");
+            assert!(status.message().contains("retry"), "{code}");
+        }
+        let other = Error::from(sqlx::Error::Database(Box::new(Sqlstate("22012"))));
+        assert_eq!(other.into_status("jixiao").code(), tonic::Code::Internal);
+    }
 
     #[test]
     fn invalid_names_every_field_in_bad_request() {

@@ -143,6 +143,22 @@ where
         current,
         ..
     } = work;
+    // Group counters first, the audit head last: every write of a service
+    // locks the same rows in this order (the survey ingest too), so two
+    // writes on PostgreSQL never wait for each other in a cycle. (Audit
+    // first here and counters first in the ingest deadlocked pushes of
+    // votes and responses to one group.) The audit head, which every
+    // write takes, is then also held for the shortest time.
+    // The groups too are locked in one order (sorted); the answer names
+    // them in the order the write did.
+    let mut order: Vec<usize> = (0..groups.len()).collect();
+    order.sort_by(|&a, &b| groups[a].cmp(&groups[b]));
+    let mut bumped: Vec<Option<Change>> = groups.iter().map(|_| None).collect();
+    for i in order {
+        let (cycle, group) = &groups[i];
+        bumped[i] = Some(Changes::bump(&mut tx, cycle, group).await?);
+    }
+    let bumped: Vec<Change> = bumped.into_iter().flatten().collect();
     for r in records {
         audit::append(
             &mut tx,
@@ -155,10 +171,6 @@ where
             },
         )
         .await?;
-    }
-    let mut bumped: Vec<Change> = Vec::with_capacity(groups.len());
-    for (cycle, group) in &groups {
-        bumped.push(Changes::bump(&mut tx, cycle, group).await?);
     }
     let mut resent: Vec<Change> = Vec::new();
     for (cycle, group) in current.iter().filter(|g| !groups.contains(g)) {

@@ -716,6 +716,22 @@ async fn a_split_cycle_is_ranked_published_verified_and_survives_a_service_outag
         ),
         ("77.005", "77.005", "77.083", "77.031", 3)
     );
+    // A component outside the enum is named as such, not as missing.
+    for (component, says) in [(0, "is required"), (42, "not one of the Component values")] {
+        let err = office
+            .get_distribution(GetDistributionRequest {
+                group: GROUP.into(),
+                component,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(
+            err.message().contains(says),
+            "{component}: {}",
+            err.message()
+        );
+    }
 
     // A tampered stored input no longer verifies.
     sqlx::any::install_default_drivers();
