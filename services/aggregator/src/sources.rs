@@ -125,11 +125,6 @@ const GROUP_READ_LIMIT: usize = 64 * 1024 * 1024;
 #[derive(Clone)]
 pub struct Sources {
     plans: PlansLookup,
-    plans_changes: PlansServiceClient<ServiceChannel>,
-    indicators: IndicatorsServiceClient<ServiceChannel>,
-    reviews: ReviewsServiceClient<ServiceChannel>,
-    inspections: InspectionsServiceClient<ServiceChannel>,
-    /// For the group reads, whose answers are decoded on the lane.
     channels: Channels,
 }
 
@@ -171,15 +166,8 @@ macro_rules! signals {
 impl Sources {
     pub fn new(c: Channels) -> Self {
         Sources {
-            channels: c.clone(),
-            plans_changes: PlansServiceClient::new(c.plans.clone()),
-            plans: PlansLookup::new(c.plans),
-            indicators: IndicatorsServiceClient::new(c.indicators)
-                .max_decoding_message_size(GROUP_READ_LIMIT),
-            reviews: ReviewsServiceClient::new(c.reviews)
-                .max_decoding_message_size(GROUP_READ_LIMIT),
-            inspections: InspectionsServiceClient::new(c.inspections)
-                .max_decoding_message_size(GROUP_READ_LIMIT),
+            plans: PlansLookup::new(c.plans.clone()),
+            channels: c,
         }
     }
 
@@ -357,26 +345,22 @@ impl Sources {
         let cycle = ALL_CYCLES.to_string();
         Ok(match source {
             Source::Indicators => signals!(
-                self.indicators
-                    .clone()
+                IndicatorsServiceClient::new(self.channels.indicators.clone())
                     .watch_score_changes(WatchScoreChangesRequest { cycle }),
                 err
             ),
             Source::Reviews => signals!(
-                self.reviews
-                    .clone()
+                ReviewsServiceClient::new(self.channels.reviews.clone())
                     .watch_review_changes(WatchReviewChangesRequest { cycle }),
                 err
             ),
             Source::Inspections => signals!(
-                self.inspections
-                    .clone()
+                InspectionsServiceClient::new(self.channels.inspections.clone())
                     .watch_adjustment_changes(WatchAdjustmentChangesRequest { cycle }),
                 err
             ),
             Source::Plans => signals!(
-                self.plans_changes
-                    .clone()
+                PlansServiceClient::new(self.channels.plans.clone())
                     .watch_plan_changes(WatchPlanChangesRequest { cycle }),
                 err
             ),
@@ -533,62 +517,18 @@ async fn call_raw<Req: prost::Message + Send + 'static>(
 ) -> Result<bytes::Bytes, tonic::Status> {
     let mut grpc =
         tonic::client::Grpc::new(channel.clone()).max_decoding_message_size(GROUP_READ_LIMIT);
-    grpc.ready().await.map_err(|e| {
-        tonic::Status::unavailable(format!(
-            "not ready: {}",
-            Into::<Box<dyn std::error::Error + Send + Sync>>::into(e)
-        ))
-    })?;
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(format!("not ready: {e}")))?;
     let path = http::uri::PathAndQuery::try_from(format!("/{service}/{method}"))
         .map_err(|e| tonic::Status::internal(e.to_string()))?;
     let mut req = tonic::Request::new(req);
     req.extensions_mut()
         .insert(tonic::GrpcMethod::new(service, method));
     Ok(grpc
-        .unary(req, path, RawAnswer::default())
+        .unary(req, path, jixiao_proto::codec::Undecoded::default())
         .await?
         .into_inner())
-}
-
-/// Encodes a request with prost and hands the answer's bytes over as
-/// they came.
-struct RawAnswer<Req>(std::marker::PhantomData<Req>);
-
-impl<Req> Default for RawAnswer<Req> {
-    fn default() -> Self {
-        RawAnswer(std::marker::PhantomData)
-    }
-}
-
-impl<Req: prost::Message + Send + 'static> tonic::codec::Codec for RawAnswer<Req> {
-    type Encode = Req;
-    type Decode = bytes::Bytes;
-    type Encoder = tonic_prost::ProstEncoder<Req>;
-    type Decoder = Undecoded;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        tonic_prost::ProstEncoder::default()
-    }
-
-    fn decoder(&mut self) -> Undecoded {
-        Undecoded
-    }
-}
-
-/// The message's bytes, without a copy.
-struct Undecoded;
-
-impl tonic::codec::Decoder for Undecoded {
-    type Item = bytes::Bytes;
-    type Error = tonic::Status;
-
-    fn decode(
-        &mut self,
-        buf: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<bytes::Bytes>, tonic::Status> {
-        use bytes::Buf;
-        Ok(Some(buf.copy_to_bytes(buf.remaining())))
-    }
 }
 
 /// An "unchanged" answer, which only counts for the revision asked about.

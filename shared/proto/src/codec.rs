@@ -71,6 +71,48 @@ impl<U: Message + Default> Decoder for CheckedDecoder<U> {
     }
 }
 
+/// A client codec that encodes the request with prost and hands over the
+/// answer's bytes undecoded (without a copy), for a caller that decodes
+/// them elsewhere (the aggregator, on its background lane) or not at all
+/// (the standings benchmark's readers).
+#[derive(Debug, Clone, Copy)]
+pub struct Undecoded<Req>(PhantomData<Req>);
+
+impl<Req> Default for Undecoded<Req> {
+    fn default() -> Self {
+        Undecoded(PhantomData)
+    }
+}
+
+impl<Req: Message + Send + 'static> tonic::codec::Codec for Undecoded<Req> {
+    type Encode = Req;
+    type Decode = bytes::Bytes;
+    type Encoder = ProstEncoder<Req>;
+    type Decoder = BytesDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ProstEncoder::default()
+    }
+
+    fn decoder(&mut self) -> BytesDecoder {
+        BytesDecoder
+    }
+}
+
+/// The decoder of [`Undecoded`]: a message's bytes as they came.
+#[derive(Debug)]
+pub struct BytesDecoder;
+
+impl Decoder for BytesDecoder {
+    type Item = bytes::Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<bytes::Bytes>, Status> {
+        use bytes::Buf;
+        Ok(Some(buf.copy_to_bytes(buf.remaining())))
+    }
+}
+
 /// The status of a message that is not valid protobuf for its type.
 pub fn malformed(why: &str) -> Status {
     let mut details = ErrorDetails::new();

@@ -8,49 +8,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use jixiao_aggregator::fast::{EncodedCodec, GET_STANDINGS_PATH};
 use jixiao_proto::aggregator::GetStandingsRequest;
 use jixiao_runtime::{Role, TokenKey};
-use tonic::{
-    Status,
-    body::Body,
-    codec::{Codec, DecodeBuf, Decoder},
-    server::NamedService,
-};
+use tonic::{Status, body::Body, server::NamedService};
 
 use super::{GROUP, status};
 use crate::{Authed, authed};
-
-/// Sends a request and takes the answer's bytes without decoding them.
-#[derive(Default)]
-struct RawCodec;
-
-struct RawDecoder;
-
-impl Decoder for RawDecoder {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(buf.copy_to_bytes(buf.remaining())))
-    }
-}
-
-impl Codec for RawCodec {
-    type Encode = GetStandingsRequest;
-    type Decode = Bytes;
-    type Encoder = tonic_prost::ProstEncoder<GetStandingsRequest>;
-    type Decoder = RawDecoder;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        tonic_prost::ProstEncoder::new(Default::default())
-    }
-
-    fn decoder(&mut self) -> RawDecoder {
-        RawDecoder
-    }
-}
 
 async fn raw_standings(grpc: &mut tonic::client::Grpc<Authed>) -> Result<Bytes, String> {
     grpc.ready().await.map_err(|e| e.to_string())?;
@@ -60,7 +25,8 @@ async fn raw_standings(grpc: &mut tonic::client::Grpc<Authed>) -> Result<Bytes, 
             ..Default::default()
         }),
         http::uri::PathAndQuery::from_static(GET_STANDINGS_PATH),
-        RawCodec,
+        // The answer's bytes, not decoded.
+        jixiao_proto::codec::Undecoded::default(),
     )
     .await
     .map(|r| r.into_inner())
