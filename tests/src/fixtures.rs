@@ -1,14 +1,17 @@
 //! The fixture year of the end-to-end tests, built through the public
 //! RPCs: units, a cycle with a `districts` group and its framework, plans,
 //! phases, indicator values, survey campaigns and responses; helpers to
-//! read error details; the split suite ([`Split`]); and raw calls to any
+//! read error details; the split suite ([`Split`]), with a relay that can
+//! stall one of its connections ([`Stall`]); and raw calls to any
 //! RPC by path ([`rpc_methods`], [`call_empty`], [`call_bytes`]).
 
 mod rpc;
 mod split;
+mod stall;
 
 pub use rpc::{call_bytes, call_empty, call_raw, rpc_methods};
 pub use split::{Split, standings_until};
+pub use stall::Stall;
 
 use jixiao_proto::{
     Decimal,

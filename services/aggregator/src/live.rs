@@ -9,8 +9,9 @@
 //!
 //! Each group has one refresh task at a time; changes that arrive while it
 //! runs are coalesced into the next round, so a burst of pushes costs one
-//! or two refreshes, not one per push. A service that cannot be reached
-//! leaves the last good figures in place, marked stale with the reason.
+//! or two refreshes, not one per push. A service that cannot be reached,
+//! or does not answer within its patience (`refresh::patience`), leaves
+//! the last good figures in place, marked stale with the reason.
 
 mod follow;
 mod refresh;

@@ -82,8 +82,14 @@ impl IndicatorsApi {
         })
     }
 
+    /// The view of a group by name, for scoring and progress: its members
+    /// and name, not its display name or plan-side counter.
     pub(crate) async fn group_view_by_name(&self, group_name: &str) -> Result<GroupView, Error> {
-        let group = self.plans.group(group_name).await?;
+        let group = Group {
+            name: group_name.to_string(),
+            units: self.plans.members(group_name).await?,
+            ..Default::default()
+        };
         self.group_view(group).await
     }
 }

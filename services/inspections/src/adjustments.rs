@@ -43,7 +43,7 @@ impl InspectionsApi {
                 ..Default::default()
             });
         }
-        let group = self.plans.group(&req.group).await?;
+        let members = self.plans.members(&req.group).await?;
         let scheme = self.plans.scheme(&req.group).await?;
         let cap = decimal::figure(&scheme.inspection_cap).unwrap_or(Decimal::from(5));
         let mut conn = self.db.read.acquire().await?;
@@ -75,8 +75,7 @@ impl InspectionsApi {
                 ..Default::default()
             });
         }
-        let units = group
-            .units
+        let units = members
             .iter()
             .map(|u| {
                 let (d, counting) = deductions.remove(u).unwrap_or_default();

@@ -33,8 +33,9 @@ pub type ChangeStream =
 struct Figures {
     /// The survey campaign and its mode.
     survey: Option<(String, CampaignMode)>,
-    /// (unit, category) → running tally.
-    tallies: HashMap<(String, String), Tally>,
+    /// unit → category → running tally (looked up by `&str`: a group's
+    /// table asks a few times per unit and category).
+    tallies: HashMap<String, HashMap<String, Tally>>,
     /// Units whose survey flags block publication.
     blocked: HashSet<String>,
     /// unit → (index units, sample size), in unit-results mode.
@@ -102,8 +103,8 @@ impl ReviewsApi {
             ratings: HashMap::new(),
         };
         for t in tallies {
-            f.tallies.insert(
-                (t.unit, t.category),
+            f.tallies.entry(t.unit).or_default().insert(
+                t.category,
                 Tally {
                     responses: t.responses,
                     value_units: t.value_units,
@@ -144,8 +145,8 @@ impl ReviewsApi {
             });
         }
         // Under ingest every round trip queues; these go out together.
-        let (group, scheme, figures) = tokio::try_join!(
-            self.plans.group(group_name),
+        let (members, scheme, figures) = tokio::try_join!(
+            self.plans.members(group_name),
             self.plans.scheme(group_name),
             self.figures(cycle, gid),
         )?;
@@ -167,8 +168,7 @@ impl ReviewsApi {
         let weights = weighted(&scheme.category_weights);
         let trim = usize::try_from(scheme.mutual_trim_min_raters).unwrap_or(5);
         let min_sample = i64::from(scheme.min_sample);
-        let units = group
-            .units
+        let units = members
             .iter()
             .map(|unit| {
                 let mut row = UnitReviewScore {
@@ -177,12 +177,9 @@ impl ReviewsApi {
                 };
                 match &survey {
                     Some((_, CampaignMode::RawResponses)) => {
-                        let tally = |c: &str| {
-                            tallies
-                                .get(&(unit.clone(), c.to_string()))
-                                .copied()
-                                .unwrap_or_default()
-                        };
+                        let of_unit = tallies.get(unit.as_str());
+                        let tally =
+                            |c: &str| of_unit.and_then(|t| t.get(c)).copied().unwrap_or_default();
                         let (index, missing) = scoring::satisfaction_index(&weights, tally);
                         row.survey_sample = weights.iter().map(|(c, _)| tally(c).responses).sum();
                         row.categories = weights

@@ -65,6 +65,11 @@ impl CycleGroups {
     }
 }
 
+/// Whether a cycle's groups and members can no longer change.
+fn is_final(phase: Phase) -> bool {
+    !matches!(phase, Phase::Planning | Phase::Unspecified)
+}
+
 impl PlansLookup {
     pub fn new(channel: ServiceChannel) -> Self {
         PlansLookup {
@@ -104,7 +109,7 @@ impl PlansLookup {
             return Ok(kept);
         }
         let groups = Arc::new(CycleGroups::new(self.list_groups(cycle_id).await?));
-        if !matches!(phase, Phase::Planning | Phase::Unspecified) {
+        if is_final(phase) {
             self.final_groups
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -153,6 +158,27 @@ impl PlansLookup {
             .await
             .map(|r| r.into_inner())
             .map_err(|s| dependency_error(PLANS, s))
+    }
+
+    /// A group's members (`units/{u}`). Scoring a group reads them on every
+    /// refresh of its standings, thousands of names each time; once the
+    /// cycle has left PLANNING they are final (see the module's note), so
+    /// they come from the kept groups then, and are read otherwise. A
+    /// group the kept copy lacks is asked for, so it is answered as before.
+    pub async fn members(&self, group_name: &str) -> Result<Vec<String>, Error> {
+        let (cycle_id, _) = names::group_name(group_name, "group")?;
+        let kept = match self.kept(cycle_id) {
+            Some(kept) => Some(kept),
+            None if is_final(self.cycle(cycle_id).await?.phase()) => {
+                Some(self.cycle_groups(cycle_id).await?)
+            }
+            None => None,
+        };
+        if let Some(g) = kept.and_then(|c| c.groups.iter().find(|g| g.name == group_name).cloned())
+        {
+            return Ok(g.units);
+        }
+        Ok(self.group(group_name).await?.units)
     }
 
     /// The name of the group a unit (`units/{u}`) is assessed in, if any.

@@ -149,6 +149,25 @@ async fn indicator_year(split: &Split) {
     }
 }
 
+/// An evaluator revises a unit's assessed KEY_PROJECTS score.
+async fn revise_key_projects(split: &Split, unit: &str, score: &str) {
+    IndicatorsServiceClient::new(
+        split
+            .indicators
+            .as_roles("eval-1", &[Role::Evaluator], None),
+    )
+    .enter_assessed_score(EnterAssessedScoreRequest {
+        parent: "cycles/2026".into(),
+        unit: format!("units/{unit}"),
+        indicator: "KEY_PROJECTS".into(),
+        score: dec(score),
+        justification: "复核后调整".into(),
+        request_id: String::new(),
+    })
+    .await
+    .expect("revised score");
+}
+
 /// Review components: survey by unit results (index × 30), online by
 /// votes (5 × mean), mutual by ratings of the other districts (5 × mean).
 /// jimei's survey result is left for later.
@@ -930,21 +949,7 @@ async fn a_current_revision_is_answered_unchanged(backend: Backend) {
     assert_eq!(ask(current.map(|r| r - 1)).await, full);
 
     // A change moves the counter: the old revision gets the new table.
-    IndicatorsServiceClient::new(
-        split
-            .indicators
-            .as_roles("eval-1", &[Role::Evaluator], None),
-    )
-    .enter_assessed_score(EnterAssessedScoreRequest {
-        parent: "cycles/2026".into(),
-        unit: "units/jimei".into(),
-        indicator: "KEY_PROJECTS".into(),
-        score: dec("3"),
-        justification: "复核后调整".into(),
-        request_id: String::new(),
-    })
-    .await
-    .expect("assessed score");
+    revise_key_projects(&split, "jimei", "3").await;
     let after = ask(current).await;
     assert_eq!(after[0].0, current[0] + 1);
     assert_eq!((after[0].1, after[0].2), (false, 3));
@@ -1038,9 +1043,67 @@ async fn a_failed_component_read_is_retried_soon(backend: Backend) {
     suite.stop().await;
 }
 
+/// A component that hangs (its process stopped: the connection stays open
+/// and nothing arrives) is given up on after its patience, not the whole
+/// call timeout: the other components' changes are published meanwhile,
+/// its last figures stay, marked stale with the reason, and once it
+/// answers again the mark clears.
+async fn a_hung_component_does_not_hold_the_others(backend: Backend) {
+    let (split, relay) = Split::start_with_reviews_relay(backend).await;
+    recorded_year(&split).await;
+    let mut office = office(&split);
+    let indicator = |s: &Standings| value(&row(s, "jimei").indicator).to_string();
+    let before = standings_until(&mut office, "the year's figures", |s| {
+        !s.stale && row(s, "siming").online.is_some() && indicator(s) != "-"
+    })
+    .await;
+
+    relay.freeze();
+    // A reviews revision not written yet: the aggregator asks the reviews
+    // service, whose answer never comes.
+    let reviews = before
+        .service_revisions
+        .get("reviews")
+        .copied()
+        .unwrap_or(0);
+    let mut req = tonic::Request::new(GetStandingsRequest {
+        group: GROUP.into(),
+        min_service_revisions: [("reviews".to_string(), reviews + 1)].into(),
+    });
+    req.set_timeout(Duration::from_millis(300));
+    let err = office.get_standings(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    // Meanwhile an evaluator revises jimei's assessed score.
+    revise_key_projects(&split, "jimei", "2").await;
+    let hung = standings_until(&mut office, "the revision, reviews marked late", |s| {
+        indicator(s) != indicator(&before) && s.stale
+    })
+    .await;
+    // Given up on after its patience (a few times its usual answer, at
+    // least a second), well before the call timeout.
+    let waited: u64 = hung
+        .stale_reason
+        .split_once("reviews service is unavailable: no answer within ")
+        .and_then(|(_, rest)| rest.split_once(" ms"))
+        .and_then(|(ms, _)| ms.parse().ok())
+        .unwrap_or_else(|| panic!("{}", hung.stale_reason));
+    assert!(
+        waited < jixiao_runtime::client::CALL_TIMEOUT.as_millis() as u64,
+        "{}",
+        hung.stale_reason
+    );
+    assert_eq!(row(&hung, "siming").online, row(&before, "siming").online);
+
+    relay.thaw();
+    let fresh = standings_until(&mut office, "the stale mark cleared", |s| !s.stale).await;
+    assert_eq!(indicator(&fresh), indicator(&hung));
+    split.stop().await;
+}
+
 on_both_databases!(
     a_split_cycle_is_ranked_published_verified_and_survives_a_service_outage,
     an_amended_target_reaches_the_standings,
     a_current_revision_is_answered_unchanged,
-    a_failed_component_read_is_retried_soon
+    a_failed_component_read_is_retried_soon,
+    a_hung_component_does_not_hold_the_others
 );

@@ -11,7 +11,7 @@ use std::{
 
 use bytes::Bytes;
 use jixiao_proto::aggregator::{StandingRow, Standings};
-use jixiao_runtime::{Error, time::timestamp};
+use jixiao_runtime::{Error, client::CALL_TIMEOUT, time::timestamp};
 use prost::Message;
 
 use super::{ALL_SOURCES, Cell, FULL, Live, Snapshot, View, standing_rows};
@@ -26,6 +26,64 @@ const MAX_GAP: Duration = Duration::from_millis(500);
 /// What a change should wait for, at worst, before readers see it: DOMAIN.md
 /// §8 allows one second, issue 22 asks for a p99 of 250 ms under ingest.
 const FRESHNESS: Duration = Duration::from_millis(250);
+/// A round waits for a source at least this long before publishing
+/// without it (see [`patience`]).
+const LEAST_PATIENCE: Duration = Duration::from_secs(1);
+/// ... and this many times its last full answer's time, so that a large
+/// group that is slow to score is waited for.
+const PATIENCE_FACTOR: u32 = 4;
+
+/// How long a round waits for a source's answer. A component that hangs
+/// (a stopped process, a query stuck behind a lock) keeps its connection
+/// open, so only the call timeout would end the wait, and meanwhile the
+/// other components' changes wait with it; past its patience the source
+/// counts as failed: its last figures stay, marked stale, and it is asked
+/// again a second later. A source not yet answered in full, or a full
+/// refresh (publication must not go without any source), waits the whole
+/// call timeout.
+fn patience(last_full_answer: Option<Duration>, full: bool) -> Duration {
+    match last_full_answer {
+        Some(took) if !full => (took * PATIENCE_FACTOR).clamp(LEAST_PATIENCE, CALL_TIMEOUT),
+        _ => CALL_TIMEOUT,
+    }
+}
+
+/// A source's answer, or UNAVAILABLE once `patience` has run out, with
+/// the time it took.
+async fn answer<T>(
+    source: Source,
+    patience: Duration,
+    get: impl Future<Output = Result<Revised<T>, Error>>,
+) -> Answer<T> {
+    let asked = tokio::time::Instant::now();
+    let got = tokio::time::timeout(patience, get)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Unavailable {
+                dependency: source.service().into(),
+                message: format!("no answer within {} ms", patience.as_millis()),
+            })
+        });
+    (got, asked.elapsed())
+}
+
+/// A fetch's outcome and how long it took.
+type Answer<T> = (Result<Revised<T>, Error>, Duration);
+
+/// What a source's next answer with figures is expected to take, after
+/// `a`: the time of an answer that carried figures (an "unchanged" answer
+/// says nothing about that); after giving up on the source, half its
+/// patience, so it gets twice as long next time: a source that is slow
+/// rather than hung (a very large group under heavy ingest) is answered
+/// in the end, and an answer in time brings its patience back down.
+fn expected<T>(a: &Option<Answer<T>>, patience: Duration) -> Option<Duration> {
+    match a {
+        Some((Ok(Revised { part: Some(_), .. }), took)) => Some(*took),
+        Some((Err(_), took)) if *took >= patience => Some(patience * 2 / PATIENCE_FACTOR),
+        _ => None,
+    }
+}
+
 /// When a fetch that failed is tried again. A replica restarting, a
 /// balancer's hiccup or a pool timing out under load must not leave a
 /// group stale until the next reconciliation, up to 30 s away.
@@ -54,6 +112,9 @@ pub(super) struct Parts {
     inspections: Option<Held<HashMap<String, InspectionPart>>>,
     /// Last fetch failure per source.
     failed: BTreeMap<Source, String>,
+    /// What each source's next answer with figures is expected to take
+    /// (see [`expected`]).
+    expected: BTreeMap<Source, Duration>,
 }
 
 impl Parts {
@@ -99,8 +160,10 @@ async fn fetch<T, F, Fut>(
     marked: bool,
     full: bool,
     plans_revision: i64,
+    patience: Duration,
+    source: Source,
     get: F,
-) -> Option<Result<Revised<T>, Error>>
+) -> Option<Answer<T>>
 where
     F: FnOnce(i64) -> Fut,
     Fut: Future<Output = Result<Revised<T>, Error>>,
@@ -111,7 +174,7 @@ where
         Some(h) if !full && h.plans_revision == plans_revision => h.revision,
         Some(_) => 0,
     };
-    Some(get(known).await)
+    Some(answer(source, patience, get(known)).await)
 }
 
 /// Whether a fetch was answered "unchanged".
@@ -211,10 +274,13 @@ impl Live {
         let plans_revision = parts.plans.as_ref().map_or(0, |h| h.revision);
         let full = dirty & FULL != 0;
         let fetch_if = |s: Source| dirty & s.bit() != 0;
+        let fetching = tokio::time::Instant::now();
+        let wait = |s: Source| patience(parts.expected.get(&s).copied(), full);
         let (p, i, r, n) = tokio::join!(
             async {
                 if fetch_if(Source::Plans) || parts.plans.is_none() {
-                    Some(src.plans_part(group).await)
+                    let s = Source::Plans;
+                    Some(answer(s, wait(s), src.plans_part(group)).await)
                 } else {
                     None
                 }
@@ -224,6 +290,8 @@ impl Live {
                 fetch_if(Source::Indicators),
                 full,
                 plans_revision,
+                wait(Source::Indicators),
+                Source::Indicators,
                 |k| src.indicators(group, k)
             ),
             fetch(
@@ -231,6 +299,8 @@ impl Live {
                 fetch_if(Source::Reviews),
                 full,
                 plans_revision,
+                wait(Source::Reviews),
+                Source::Reviews,
                 |k| src.reviews(group, k)
             ),
             fetch(
@@ -238,8 +308,31 @@ impl Live {
                 fetch_if(Source::Inspections),
                 full,
                 plans_revision,
+                wait(Source::Inspections),
+                Source::Inspections,
                 |k| src.inspections(group, k)
             ),
+        );
+        tracing::debug!(
+            group,
+            took_ms = fetching.elapsed().as_millis() as u64,
+            "standings fetched"
+        );
+        for (s, next) in [
+            (Source::Plans, expected(&p, wait(Source::Plans))),
+            (Source::Indicators, expected(&i, wait(Source::Indicators))),
+            (Source::Reviews, expected(&r, wait(Source::Reviews))),
+            (Source::Inspections, expected(&n, wait(Source::Inspections))),
+        ] {
+            if let Some(next) = next {
+                parts.expected.insert(s, next);
+            }
+        }
+        let (p, i, r, n) = (
+            p.map(|(a, _)| a),
+            i.map(|(a, _)| a),
+            r.map(|(a, _)| a),
+            n.map(|(a, _)| a),
         );
         if let Some(Err(Error::NotFound { .. })) = &p {
             cell.view.send_replace(View::Gone(group.to_string()));
@@ -513,6 +606,67 @@ mod tests {
                 .into_iter()
                 .collect();
         assert_eq!(parts.service_revisions(), expected);
+    }
+
+    #[test]
+    fn a_source_is_waited_for_four_times_its_last_full_answer_within_bounds() {
+        let ms = Duration::from_millis;
+        assert_eq!(patience(None, false), CALL_TIMEOUT);
+        assert_eq!(patience(Some(ms(30)), false), LEAST_PATIENCE);
+        assert_eq!(patience(Some(ms(400)), false), ms(1600));
+        assert_eq!(patience(Some(ms(3000)), false), CALL_TIMEOUT);
+        // Publication waits for every source.
+        assert_eq!(patience(Some(ms(30)), true), CALL_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn a_source_past_its_patience_is_unavailable_and_waited_for_twice_as_long_next() {
+        let ms = Duration::from_millis;
+        let late: Answer<()> = answer(Source::Reviews, ms(10), std::future::pending()).await;
+        match &late.0 {
+            Err(Error::Unavailable {
+                dependency,
+                message,
+            }) => {
+                assert_eq!(dependency, "reviews service");
+                assert_eq!(message, "no answer within 10 ms");
+            }
+            other => panic!("{other:?}"),
+        }
+        let (given_up, took) = late;
+        assert_eq!(expected(&Some((given_up, took)), ms(10)), Some(ms(5)));
+        let gave_up = || {
+            Err(Error::Unavailable {
+                dependency: "reviews service".into(),
+                message: "no answer within 1000 ms".into(),
+            })
+        };
+        let after_a_second: Option<Answer<()>> = Some((gave_up(), ms(1000)));
+        assert_eq!(
+            patience(expected(&after_a_second, ms(1000)), false),
+            ms(2000),
+            "twice as long"
+        );
+        // A failure before the patience ran out (refused, not found) says
+        // nothing of the time an answer takes; nor does "unchanged".
+        let refused: Answer<()> = (Err(Error::not_found("x")), ms(2));
+        assert_eq!(expected(&Some(refused), ms(1000)), None);
+        let unchanged: Answer<()> = (
+            Ok(Revised {
+                revision: 3,
+                part: None,
+            }),
+            ms(1),
+        );
+        assert_eq!(expected(&Some(unchanged), ms(1000)), None);
+        let full = (
+            Ok(Revised {
+                revision: 3,
+                part: Some(()),
+            }),
+            ms(7),
+        );
+        assert_eq!(expected(&Some(full), ms(1000)), Some(ms(7)));
     }
 
     #[test]
