@@ -146,6 +146,9 @@ pub struct Live {
 const ALL_SOURCES: u8 = 0b1111;
 /// With [`ALL_SOURCES`]: refetch every part in full, trusting no counter.
 const FULL: u8 = 0b1_0000;
+/// Wait for every source the whole call timeout rather than its patience
+/// (`refresh::patience`): a publication may not go without any of them.
+const PATIENT: u8 = 0b10_0000;
 
 impl Live {
     /// Loads the stored standings (marked stale until refreshed) and starts
@@ -404,7 +407,7 @@ impl Live {
     pub async fn refresh_now(&self, group: &str) -> Result<Arc<Snapshot>, Error> {
         let cell = self.cell(group);
         let mut done = cell.done.subscribe();
-        let mark = self.mark(cell.clone(), ALL_SOURCES | FULL);
+        let mark = self.mark(cell.clone(), ALL_SOURCES | FULL | PATIENT);
         let finished =
             tokio::time::timeout(Duration::from_secs(30), done.wait_for(|d| *d >= mark)).await;
         if !matches!(finished, Ok(Ok(_))) {

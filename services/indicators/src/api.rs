@@ -87,7 +87,7 @@ impl IndicatorsApi {
     pub(crate) async fn group_view_by_name(&self, group_name: &str) -> Result<GroupView, Error> {
         let group = Group {
             name: group_name.to_string(),
-            units: self.plans.members(group_name).await?,
+            units: self.plans.members(group_name).await?.units,
             ..Default::default()
         };
         self.group_view(group).await

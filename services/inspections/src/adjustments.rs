@@ -43,7 +43,7 @@ impl InspectionsApi {
                 ..Default::default()
             });
         }
-        let members = self.plans.members(&req.group).await?;
+        let members = self.plans.members(&req.group).await?.units;
         let scheme = self.plans.scheme(&req.group).await?;
         let cap = decimal::figure(&scheme.inspection_cap).unwrap_or(Decimal::from(5));
         let mut conn = self.db.read.acquire().await?;

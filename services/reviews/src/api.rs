@@ -116,7 +116,8 @@ impl ReviewsApi {
         store::campaign(&self.db.read, cycle, id).await
     }
 
-    /// The campaign's context, cached for a short while.
+    /// The campaign's context, cached for a short while once its cycle has
+    /// left PLANNING.
     pub(crate) async fn context(&self, name: &str, field: &str) -> Result<Arc<CampaignCtx>, Error> {
         if let Some((ctx, at)) = self.contexts.lock().expect("contexts").get(name)
             && at.elapsed() < CONTEXT_TTL
@@ -125,7 +126,7 @@ impl ReviewsApi {
         }
         let ids = names::parse(name, "cycles/*/campaigns/*", field)?;
         let campaign = self.load_campaign(ids[0], ids[1]).await?;
-        let group = self.plans.group(&campaign.group).await?;
+        let members = self.plans.members(&campaign.group).await?;
         let scheme = self.plans.scheme(&campaign.group).await?;
         let ctx = Arc::new(CampaignCtx {
             name: name.to_string(),
@@ -141,7 +142,7 @@ impl ReviewsApi {
             questions: campaign.questions.iter().map(|q| q.id.clone()).collect(),
             open_ms: campaign.open_time.as_ref().map(millis),
             close_ms: campaign.close_time.as_ref().map(millis),
-            units: group.units.iter().cloned().collect(),
+            units: members.units.iter().cloned().collect(),
             answer_values: weighted(&scheme.answer_values)
                 .into_iter()
                 .map(|(k, v)| (k, v, scoring::to_units(v)))
@@ -153,10 +154,15 @@ impl ReviewsApi {
                 .collect(),
             screen: Screen::of(&scheme),
         });
-        self.contexts
-            .lock()
-            .expect("contexts")
-            .insert(name.to_string(), (ctx.clone(), Instant::now()));
+        // Kept only once the members are final: a context read in PLANNING
+        // (by a read of the group's scores) would otherwise carry members
+        // edited since into the survey's first pushes.
+        if members.fixed {
+            self.contexts
+                .lock()
+                .expect("contexts")
+                .insert(name.to_string(), (ctx.clone(), Instant::now()));
+        }
         Ok(ctx)
     }
 

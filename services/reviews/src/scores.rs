@@ -169,6 +169,7 @@ impl ReviewsApi {
         let trim = usize::try_from(scheme.mutual_trim_min_raters).unwrap_or(5);
         let min_sample = i64::from(scheme.min_sample);
         let units = members
+            .units
             .iter()
             .map(|unit| {
                 let mut row = UnitReviewScore {

@@ -65,6 +65,17 @@ impl CycleGroups {
     }
 }
 
+/// A group's members as [`PlansLookup::members`] read them.
+#[derive(Debug, Clone)]
+pub struct Members {
+    /// `units/{u}`, in the group's order.
+    pub units: Vec<String>,
+    /// Final: the cycle has left PLANNING, so a copy may be kept. Read in
+    /// PLANNING they may change the next moment, and a copy kept would
+    /// outlive the edit into the phases that use them.
+    pub fixed: bool,
+}
+
 /// Whether a cycle's groups and members can no longer change.
 fn is_final(phase: Phase) -> bool {
     !matches!(phase, Phase::Planning | Phase::Unspecified)
@@ -165,7 +176,7 @@ impl PlansLookup {
     /// cycle has left PLANNING they are final (see the module's note), so
     /// they come from the kept groups then, and are read otherwise. A
     /// group the kept copy lacks is asked for, so it is answered as before.
-    pub async fn members(&self, group_name: &str) -> Result<Vec<String>, Error> {
+    pub async fn members(&self, group_name: &str) -> Result<Members, Error> {
         let (cycle_id, _) = names::group_name(group_name, "group")?;
         let kept = match self.kept(cycle_id) {
             Some(kept) => Some(kept),
@@ -174,11 +185,17 @@ impl PlansLookup {
             }
             None => None,
         };
-        if let Some(g) = kept.and_then(|c| c.groups.iter().find(|g| g.name == group_name).cloned())
-        {
-            return Ok(g.units);
-        }
-        Ok(self.group(group_name).await?.units)
+        let kept = kept.and_then(|c| c.groups.iter().find(|g| g.name == group_name).cloned());
+        Ok(match kept {
+            Some(g) => Members {
+                units: g.units,
+                fixed: true,
+            },
+            None => Members {
+                units: self.group(group_name).await?.units,
+                fixed: false,
+            },
+        })
     }
 
     /// The name of the group a unit (`units/{u}`) is assessed in, if any.

@@ -24,7 +24,10 @@ use jixiao_proto::{
         SelfInspectionItem, VerifySelfInspectionItemRequest,
         inspections_service_client::InspectionsServiceClient,
     },
-    plans::{Phase, Scheme, UpdateSchemeRequest, WeightedKey},
+    plans::{
+        Cycle, Deadlines, Phase, Scheme, UpdateCycleRequest, UpdateSchemeRequest, WeightedKey,
+        plans_service_client::PlansServiceClient,
+    },
     reviews::{
         Campaign, CampaignMode, CreateCampaignRequest, MutualRating, PushUnitResultsRequest,
         PushVotesRequest, SubmitMutualRatingRequest, UnitResult, Vote,
@@ -1059,20 +1062,32 @@ async fn a_hung_component_does_not_hold_the_others(backend: Backend) {
     .await;
 
     relay.freeze();
-    // A reviews revision not written yet: the aggregator asks the reviews
+    // A reviews revision never written: the aggregator asks the reviews
     // service, whose answer never comes.
-    let reviews = before
-        .service_revisions
-        .get("reviews")
-        .copied()
-        .unwrap_or(0);
     let mut req = tonic::Request::new(GetStandingsRequest {
         group: GROUP.into(),
-        min_service_revisions: [("reviews".to_string(), reviews + 1)].into(),
+        min_service_revisions: [("reviews".to_string(), i64::MAX)].into(),
     });
     req.set_timeout(Duration::from_millis(300));
     let err = office.get_standings(req).await.unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    // A plan-side change refetches every component, the hung one too.
+    PlansServiceClient::new(split.plans.office())
+        .update_cycle(UpdateCycleRequest {
+            cycle: Some(Cycle {
+                name: "cycles/2026".into(),
+                deadlines: Some(Deadlines {
+                    review_close: ts(now_ms() + 30 * DAY),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["deadlines.review_close".into()],
+            }),
+        })
+        .await
+        .expect("a later review close");
     // Meanwhile an evaluator revises jimei's assessed score.
     revise_key_projects(&split, "jimei", "2").await;
     let hung = standings_until(&mut office, "the revision, reviews marked late", |s| {

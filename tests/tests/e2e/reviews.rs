@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use jixiao_proto::{
     plans::{
-        CreateGroupRequest, CreateUnitRequest, Group, Phase, Unit, UnitKind,
+        CreateGroupRequest, CreateUnitRequest, Group, Phase, Unit, UnitKind, UpdateGroupRequest,
         plans_service_client::PlansServiceClient,
     },
     reviews::{
@@ -751,7 +751,57 @@ async fn pushes_of_responses_and_votes_to_one_group_never_deadlock(backend: Back
     suite.stop().await;
 }
 
+/// A unit's members are final once PLANNING ends, not before: a read of
+/// the group's scores in PLANNING (the aggregator makes one whenever the
+/// standings are read) must not keep the members it saw for the survey's
+/// first pushes, after the group was edited.
+async fn members_edited_in_planning_hold_for_the_pushes_after_it(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    let mut office = evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    campaign(&suite, "survey", CampaignMode::RawResponses).await;
+    assert_eq!(scores(&suite).await.units.len(), 3);
+    office
+        .update_group(UpdateGroupRequest {
+            group: Some(Group {
+                name: "cycles/2026/groups/districts".into(),
+                units: ["units/siming", "units/huli"].map(String::from).to_vec(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["units".into()],
+            }),
+        })
+        .await
+        .expect("drop jimei");
+    set_phase(&suite, "2026", Phase::Execution).await;
+    let out = push(
+        &mut platform(&suite, "platform-a"),
+        vec![
+            response("m-1", "jimei", "residents", ["satisfied"; 3]),
+            response("m-2", "huli", "residents", ["satisfied"; 3]),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.accepted, 1);
+    let refused: Vec<_> = out
+        .rejected
+        .iter()
+        .map(|r| (r.id.as_str(), r.reason.as_str()))
+        .collect();
+    assert_eq!(refused, [("m-1", "UNKNOWN_UNIT")]);
+    let units: Vec<_> = scores(&suite)
+        .await
+        .units
+        .into_iter()
+        .map(|u| u.unit)
+        .collect();
+    assert_eq!(units, ["units/siming", "units/huli"]);
+    suite.stop().await;
+}
+
 on_both_databases!(
+    members_edited_in_planning_hold_for_the_pushes_after_it,
     pushes_of_responses_and_votes_to_one_group_never_deadlock,
     a_stored_batch_beside_a_changed_copy_counts_one_conflict,
     cancelled_streams_leave_later_pushes_working,

@@ -14,7 +14,7 @@ use jixiao_proto::aggregator::{StandingRow, Standings};
 use jixiao_runtime::{Error, client::CALL_TIMEOUT, time::timestamp};
 use prost::Message;
 
-use super::{ALL_SOURCES, Cell, FULL, Live, Snapshot, View, standing_rows};
+use super::{ALL_SOURCES, Cell, FULL, Live, PATIENT, Snapshot, View, standing_rows};
 use crate::{
     inputs::{GroupInputs, IndicatorPart, InspectionPart, ReviewPart, UnitInputs},
     sources::{PlansPart, Revised, Source},
@@ -38,12 +38,14 @@ const PATIENCE_FACTOR: u32 = 4;
 /// open, so only the call timeout would end the wait, and meanwhile the
 /// other components' changes wait with it; past its patience the source
 /// counts as failed: its last figures stay, marked stale, and it is asked
-/// again a second later. A source not yet answered in full, or a full
-/// refresh (publication must not go without any source), waits the whole
-/// call timeout.
-fn patience(last_full_answer: Option<Duration>, full: bool) -> Duration {
-    match last_full_answer {
-        Some(took) if !full => (took * PATIENCE_FACTOR).clamp(LEAST_PATIENCE, CALL_TIMEOUT),
+/// again a second later. A source not yet answered in full, or a refresh
+/// for a publication (which must not go without any source), waits the
+/// whole call timeout. A plan-side change or a reconciliation refetches
+/// in full too, and is as patient as any other round: those are when a
+/// hung source is most often asked.
+fn patience(expected: Option<Duration>, patient: bool) -> Duration {
+    match expected {
+        Some(took) if !patient => (took * PATIENCE_FACTOR).clamp(LEAST_PATIENCE, CALL_TIMEOUT),
         _ => CALL_TIMEOUT,
     }
 }
@@ -56,15 +58,22 @@ async fn answer<T>(
     get: impl Future<Output = Result<Revised<T>, Error>>,
 ) -> Answer<T> {
     let asked = tokio::time::Instant::now();
-    let got = tokio::time::timeout(patience, get)
-        .await
-        .unwrap_or_else(|_| {
-            Err(Error::Unavailable {
-                dependency: source.service().into(),
-                message: format!("no answer within {} ms", patience.as_millis()),
-            })
-        });
-    (got, asked.elapsed())
+    let got = tokio::time::timeout(patience, get).await;
+    let took = asked.elapsed();
+    let no_answer = || Error::Unavailable {
+        dependency: source.service().into(),
+        message: format!("no answer within {} ms", patience.as_millis()),
+    };
+    let got = match got {
+        Err(_) => Err(no_answer()),
+        // The call's own timeout ends it at the same moment when the
+        // patience is the call timeout: one wording for both.
+        Ok(Err(Error::Unavailable { .. } | Error::DeadlineExceeded(_))) if took >= patience => {
+            Err(no_answer())
+        }
+        Ok(got) => got,
+    };
+    (got, took)
 }
 
 /// A fetch's outcome and how long it took.
@@ -275,7 +284,8 @@ impl Live {
         let full = dirty & FULL != 0;
         let fetch_if = |s: Source| dirty & s.bit() != 0;
         let fetching = tokio::time::Instant::now();
-        let wait = |s: Source| patience(parts.expected.get(&s).copied(), full);
+        let patient = dirty & PATIENT != 0;
+        let wait = |s: Source| patience(parts.expected.get(&s).copied(), patient);
         let (p, i, r, n) = tokio::join!(
             async {
                 if fetch_if(Source::Plans) || parts.plans.is_none() {
