@@ -31,6 +31,24 @@ use tonic_types::StatusExt;
 
 pub type Plans = PlansServiceClient<Authed>;
 
+/// The office takes jimei out of the districts (in PLANNING).
+pub async fn drop_jimei(office: &mut Plans) {
+    use jixiao_proto::plans::UpdateGroupRequest;
+    office
+        .update_group(UpdateGroupRequest {
+            group: Some(Group {
+                name: "cycles/2026/groups/districts".into(),
+                units: ["units/siming", "units/huli"].map(String::from).to_vec(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["units".into()],
+            }),
+        })
+        .await
+        .expect("drop jimei");
+}
+
 pub const DAY: i64 = 24 * 3600 * 1000;
 
 pub fn dec(s: &str) -> Option<Decimal> {

@@ -12,8 +12,8 @@ use jixiao_proto::{
         WatchScoreChangesRequest, indicators_service_client::IndicatorsServiceClient,
     },
     plans::{
-        Cycle, Deadlines, GrantLockExceptionRequest, Group, LockException, LockScope, Phase,
-        UpdateCycleRequest, UpdateGroupRequest, plans_service_client::PlansServiceClient,
+        Cycle, Deadlines, GrantLockExceptionRequest, LockException, LockScope, Phase,
+        UpdateCycleRequest, plans_service_client::PlansServiceClient,
     },
     types::{ListAuditRecordsRequest, Period, PeriodKind},
 };
@@ -742,19 +742,7 @@ async fn a_unit_s_group_follows_planning_and_is_kept_after(backend: Backend) {
     };
     // Five reported indicators for each of the three districts.
     assert_eq!(expected(&suite).await, 15);
-    office
-        .update_group(UpdateGroupRequest {
-            group: Some(Group {
-                name: "cycles/2026/groups/districts".into(),
-                units: ["units/siming", "units/huli"].map(String::from).to_vec(),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["units".into()],
-            }),
-        })
-        .await
-        .expect("drop jimei");
+    jixiao_tests::drop_jimei(&mut office).await;
     assert_eq!(expected(&suite).await, 10, "the change is seen in PLANNING");
     set_phase(&suite, "2026", Phase::Execution).await;
     let evaluator =

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use jixiao_proto::{
     plans::{
-        CreateGroupRequest, CreateUnitRequest, Group, Phase, Unit, UnitKind, UpdateGroupRequest,
+        CreateGroupRequest, CreateUnitRequest, Group, Phase, Unit, UnitKind,
         plans_service_client::PlansServiceClient,
     },
     reviews::{
@@ -760,19 +760,7 @@ async fn members_edited_in_planning_hold_for_the_pushes_after_it(backend: Backen
     let mut office = evaluation_year(&suite, "2026", now_ms() + DAY).await;
     campaign(&suite, "survey", CampaignMode::RawResponses).await;
     assert_eq!(scores(&suite).await.units.len(), 3);
-    office
-        .update_group(UpdateGroupRequest {
-            group: Some(Group {
-                name: "cycles/2026/groups/districts".into(),
-                units: ["units/siming", "units/huli"].map(String::from).to_vec(),
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["units".into()],
-            }),
-        })
-        .await
-        .expect("drop jimei");
+    jixiao_tests::drop_jimei(&mut office).await;
     set_phase(&suite, "2026", Phase::Execution).await;
     let out = push(
         &mut platform(&suite, "platform-a"),
