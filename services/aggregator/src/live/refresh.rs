@@ -4,7 +4,7 @@
 //! meanwhile.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
     time::Duration,
 };
@@ -17,7 +17,7 @@ use prost::Message;
 use super::{ALL_SOURCES, Cell, FULL, Live, PATIENT, Snapshot, View, standing_rows};
 use crate::{
     inputs::{GroupInputs, IndicatorPart, InspectionPart, ReviewPart, UnitInputs},
-    sources::{PlansPart, Revised, Source},
+    sources::{PlansPart, Revised, Source, Sources},
 };
 
 /// Bounds of the pause between two refreshes of one group.
@@ -37,8 +37,9 @@ const PATIENCE_FACTOR: u32 = 4;
 /// (a stopped process, a query stuck behind a lock) keeps its connection
 /// open, so only the call timeout would end the wait, and meanwhile the
 /// other components' changes wait with it; past its patience the source
-/// counts as failed: its last figures stay, marked stale, and it is asked
-/// again a second later. A source not yet answered in full, or a refresh
+/// counts as failed: its last figures stay, marked stale, and the rounds
+/// leave it to a probe of its own ([`Live::probe`]) until it answers, so
+/// that a hang holds at most one round. A source not yet answered in full, or a refresh
 /// for a publication (which must not go without any source), waits the
 /// whole call timeout. A plan-side change or a reconciliation refetches
 /// in full too, and is as patient as any other round: those are when a
@@ -79,18 +80,28 @@ async fn answer<T>(
 /// A fetch's outcome and how long it took.
 type Answer<T> = (Result<Revised<T>, Error>, Duration);
 
-/// What a source's next answer with figures is expected to take, after
-/// `a`: the time of an answer that carried figures (an "unchanged" answer
-/// says nothing about that); after giving up on the source, half its
-/// patience, so it gets twice as long next time: a source that is slow
-/// rather than hung (a very large group under heavy ingest) is answered
-/// in the end, and an answer in time brings its patience back down.
-fn expected<T>(a: &Option<Answer<T>>, patience: Duration) -> Option<Duration> {
+/// How long an answer that carried figures took (an "unchanged" answer
+/// says nothing about how long the figures take).
+fn full_answer_took<T>(a: &Option<Answer<T>>) -> Option<Duration> {
     match a {
         Some((Ok(Revised { part: Some(_), .. }), took)) => Some(*took),
-        Some((Err(_), took)) if *took >= patience => Some(patience * 2 / PATIENCE_FACTOR),
         _ => None,
     }
+}
+
+/// Whether a round gave up on the source: no answer within its patience.
+fn gave_up<T>(a: &Option<Answer<T>>, patience: Duration) -> bool {
+    matches!(a, Some((Err(_), took)) if *took >= patience)
+}
+
+/// What a source's answers with figures are expected to take, after one
+/// that took `took`. An answer slowed by something else (a process stopped
+/// while the call was in flight, then resumed) raises it at most twofold,
+/// so one such answer does not make the next hang a long wait; a source
+/// that has become slow for good (a large group under heavy ingest) gets
+/// there in a few answers.
+fn next_expected(previous: Option<Duration>, took: Duration) -> Duration {
+    previous.map_or(took, |p| took.min(p * 2))
 }
 
 /// When a fetch that failed is tried again. A replica restarting, a
@@ -121,9 +132,11 @@ pub(super) struct Parts {
     inspections: Option<Held<HashMap<String, InspectionPart>>>,
     /// Last fetch failure per source.
     failed: BTreeMap<Source, String>,
-    /// What each source's next answer with figures is expected to take
-    /// (see [`expected`]).
+    /// What each source's answers with figures are expected to take (see
+    /// [`next_expected`]).
     expected: BTreeMap<Source, Duration>,
+    /// Sources given up on, each asked by its probe until it answers.
+    probing: BTreeSet<Source>,
 }
 
 impl Parts {
@@ -282,9 +295,11 @@ impl Live {
         // may only be kept if it was read after that data was committed.
         let plans_revision = parts.plans.as_ref().map_or(0, |h| h.revision);
         let full = dirty & FULL != 0;
-        let fetch_if = |s: Source| dirty & s.bit() != 0;
-        let fetching = tokio::time::Instant::now();
         let patient = dirty & PATIENT != 0;
+        // A source given up on is its probe's until it answers (but a
+        // publication asks every source).
+        let fetch_if = |s: Source| dirty & s.bit() != 0 && (patient || !parts.probing.contains(&s));
+        let fetching = tokio::time::Instant::now();
         let wait = |s: Source| patience(parts.expected.get(&s).copied(), patient);
         let (p, i, r, n) = tokio::join!(
             async {
@@ -328,14 +343,34 @@ impl Live {
             took_ms = fetching.elapsed().as_millis() as u64,
             "standings fetched"
         );
-        for (s, next) in [
-            (Source::Plans, expected(&p, wait(Source::Plans))),
-            (Source::Indicators, expected(&i, wait(Source::Indicators))),
-            (Source::Reviews, expected(&r, wait(Source::Reviews))),
-            (Source::Inspections, expected(&n, wait(Source::Inspections))),
+        for (s, took, given_up) in [
+            (
+                Source::Plans,
+                full_answer_took(&p),
+                gave_up(&p, wait(Source::Plans)),
+            ),
+            (
+                Source::Indicators,
+                full_answer_took(&i),
+                gave_up(&i, wait(Source::Indicators)),
+            ),
+            (
+                Source::Reviews,
+                full_answer_took(&r),
+                gave_up(&r, wait(Source::Reviews)),
+            ),
+            (
+                Source::Inspections,
+                full_answer_took(&n),
+                gave_up(&n, wait(Source::Inspections)),
+            ),
         ] {
-            if let Some(next) = next {
-                parts.expected.insert(s, next);
+            if let Some(took) = took {
+                let previous = parts.expected.get(&s).copied();
+                parts.expected.insert(s, next_expected(previous, took));
+            }
+            if given_up && parts.probing.insert(s) {
+                self.probe(group, s);
             }
         }
         let (p, i, r, n) = (
@@ -366,7 +401,7 @@ impl Live {
             (Source::Inspections, matches!(n, Some(Err(_)))),
         ]
         .into_iter()
-        .filter(|(_, failed)| *failed)
+        .filter(|(s, failed)| *failed && !parts.probing.contains(s))
         .fold(0, |bits, (s, _)| bits | s.bit());
         if failed_now != 0 {
             self.retry_soon(group, failed_now);
@@ -453,7 +488,41 @@ impl Live {
             .await
     }
 
-    /// Keeps the current rows, with a new stale mark.
+    /// Asks a source the group's rounds gave up on, away from them, every
+    /// [`RETRY_AFTER`] until it answers (within the call timeout); then
+    /// the rounds ask it again, and how long the probe's answer took (at
+    /// most twice its earlier answers, see [`next_expected`]) sets its
+    /// patience. Meanwhile the rounds keep its last figures, marked stale.
+    fn probe(&self, group: &str, source: Source) {
+        let live = self.clone();
+        let group = group.to_string();
+        tokio::spawn(async move {
+            let took = loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(RETRY_AFTER) => {}
+                    _ = live.inner.shutdown.clone().wait() => return,
+                }
+                let asked = tokio::time::Instant::now();
+                match ask(&live.inner.sources, source, &group).await {
+                    Ok(()) => break Some(asked.elapsed()),
+                    // The group is gone: the round that follows says so.
+                    Err(Error::NotFound { .. }) => break None,
+                    Err(_) => {}
+                }
+            };
+            let cell = live.cell(&group);
+            {
+                let mut parts = cell.parts.lock().await;
+                parts.probing.remove(&source);
+                if let Some(took) = took {
+                    let previous = parts.expected.get(&source).copied();
+                    parts.expected.insert(source, next_expected(previous, took));
+                }
+            }
+            live.mark(cell, source.bit());
+        });
+    }
+
     /// Marks `sources` of a group again after [`RETRY_AFTER`], unless their
     /// change stream is down: the follower marks every group when it is
     /// back, and a dead service is not worth a fetch a second per group.
@@ -474,6 +543,7 @@ impl Live {
         });
     }
 
+    /// Keeps the current rows, with a new stale mark.
     fn mark_stale(&self, cell: &Cell, failed: &BTreeMap<Source, String>) {
         let current = match &*cell.view.borrow() {
             View::Ready(s) => s.clone(),
@@ -547,6 +617,16 @@ impl Live {
         })));
         self.store_later(&cell.name, revision, encoded);
         Ok(())
+    }
+}
+
+/// One read of a source's figures for a group, in full, for a probe.
+async fn ask(src: &Sources, source: Source, group: &str) -> Result<(), Error> {
+    match source {
+        Source::Plans => src.plans_part(group).await.map(drop),
+        Source::Indicators => src.indicators(group, 0).await.map(drop),
+        Source::Reviews => src.reviews(group, 0).await.map(drop),
+        Source::Inspections => src.inspections(group, 0).await.map(drop),
     }
 }
 
@@ -630,7 +710,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_source_past_its_patience_is_unavailable_and_waited_for_twice_as_long_next() {
+    async fn a_source_past_its_patience_is_unavailable_and_given_up_on() {
         let ms = Duration::from_millis;
         let late: Answer<()> = answer(Source::Reviews, ms(10), std::future::pending()).await;
         match &late.0 {
@@ -643,40 +723,49 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let (given_up, took) = late;
-        assert_eq!(expected(&Some((given_up, took)), ms(10)), Some(ms(5)));
-        let gave_up = || {
-            Err(Error::Unavailable {
-                dependency: "reviews service".into(),
-                message: "no answer within 1000 ms".into(),
-            })
-        };
-        let after_a_second: Option<Answer<()>> = Some((gave_up(), ms(1000)));
-        assert_eq!(
-            patience(expected(&after_a_second, ms(1000)), false),
-            ms(2000),
-            "twice as long"
-        );
-        // A failure before the patience ran out (refused, not found) says
-        // nothing of the time an answer takes; nor does "unchanged".
-        let refused: Answer<()> = (Err(Error::not_found("x")), ms(2));
-        assert_eq!(expected(&Some(refused), ms(1000)), None);
-        let unchanged: Answer<()> = (
+        let late = Some(late);
+        assert!(gave_up(&late, ms(10)));
+        assert_eq!(full_answer_took(&late), None);
+        // A failure before the patience ran out (refused, not found) is
+        // no hang, and says nothing of the time an answer takes; nor does
+        // "unchanged".
+        let refused: Option<Answer<()>> = Some((Err(Error::not_found("x")), ms(2)));
+        assert!(!gave_up(&refused, ms(1000)));
+        assert_eq!(full_answer_took(&refused), None);
+        let unchanged: Option<Answer<()>> = Some((
             Ok(Revised {
                 revision: 3,
                 part: None,
             }),
             ms(1),
-        );
-        assert_eq!(expected(&Some(unchanged), ms(1000)), None);
-        let full = (
+        ));
+        assert_eq!(full_answer_took(&unchanged), None);
+        let full: Option<Answer<()>> = Some((
             Ok(Revised {
                 revision: 3,
                 part: Some(()),
             }),
             ms(7),
-        );
-        assert_eq!(expected(&Some(full), ms(1000)), Some(ms(7)));
+        ));
+        assert_eq!(full_answer_took(&full), Some(ms(7)));
+        assert!(!gave_up(&full, ms(5)), "an answer is no hang");
+    }
+
+    #[test]
+    fn one_slow_answer_at_most_doubles_what_is_expected() {
+        let ms = Duration::from_millis;
+        assert_eq!(next_expected(None, ms(4000)), ms(4000));
+        // Resumed after a stop mid-call: 4 s, but 30 ms was the usual.
+        assert_eq!(next_expected(Some(ms(30)), ms(4000)), ms(60));
+        assert_eq!(patience(Some(ms(60)), false), LEAST_PATIENCE);
+        // Slow for good: a few answers get there.
+        let mut e = Some(ms(300));
+        for _ in 0..4 {
+            e = Some(next_expected(e, ms(3000)));
+        }
+        assert_eq!(e, Some(ms(3000)));
+        // Faster again: at once.
+        assert_eq!(next_expected(Some(ms(3000)), ms(40)), ms(40));
     }
 
     #[test]
