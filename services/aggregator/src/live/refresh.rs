@@ -502,6 +502,17 @@ impl Live {
                     _ = tokio::time::sleep(RETRY_AFTER) => {}
                     _ = live.inner.shutdown.clone().wait() => return,
                 }
+                // A service whose change stream is down is not worth a
+                // call a second per group: the stream says when it is back.
+                if live
+                    .inner
+                    .down
+                    .lock()
+                    .expect("down lock")
+                    .contains_key(&source)
+                {
+                    continue;
+                }
                 let asked = tokio::time::Instant::now();
                 match ask(&live.inner.sources, source, &group).await {
                     Ok(()) => break Some(asked.elapsed()),
