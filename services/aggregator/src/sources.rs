@@ -29,7 +29,6 @@ use jixiao_runtime::{
     plans_lookup::PlansLookup,
     telemetry::{SpanContext, link_of},
 };
-use prost::Message;
 use rust_decimal::Decimal;
 
 use crate::inputs::{
@@ -244,8 +243,8 @@ impl Sources {
         group: &str,
         known: i64,
     ) -> Result<Revised<HashMap<String, IndicatorPart>>, Error> {
-        let s = Source::Indicators;
-        let answer = call_raw(
+        read_group(
+            Source::Indicators,
             &self.channels.indicators,
             jixiao_proto::indicators::indicators_service_server::SERVICE_NAME,
             "GetGroupScores",
@@ -253,21 +252,11 @@ impl Sources {
                 group: group.into(),
                 known_revision: known,
             },
+            known,
+            |a: &GroupScores| (a.unchanged, a.revision),
+            |a| indicator_parts(a.units),
         )
         .await
-        .map_err(|e| dependency_error(s.service(), e))?;
-        crate::background::run(move || {
-            let scores =
-                GroupScores::decode(answer).map_err(|e| bad_answer(s, "message", e.to_string()))?;
-            if scores.unchanged {
-                return unchanged(s, known, scores.revision);
-            }
-            Ok(Revised {
-                revision: scores.revision,
-                part: Some(indicator_parts(scores.units)?),
-            })
-        })
-        .await?
     }
 
     /// Review components by unit, unless `known` is still current.
@@ -276,8 +265,8 @@ impl Sources {
         group: &str,
         known: i64,
     ) -> Result<Revised<HashMap<String, ReviewPart>>, Error> {
-        let s = Source::Reviews;
-        let answer = call_raw(
+        read_group(
+            Source::Reviews,
             &self.channels.reviews,
             jixiao_proto::reviews::reviews_service_server::SERVICE_NAME,
             "GetGroupReviewScores",
@@ -285,21 +274,11 @@ impl Sources {
                 group: group.into(),
                 known_revision: known,
             },
+            known,
+            |a: &GroupReviewScores| (a.unchanged, a.revision),
+            |a| review_parts(a.units),
         )
         .await
-        .map_err(|e| dependency_error(s.service(), e))?;
-        crate::background::run(move || {
-            let scores = GroupReviewScores::decode(answer)
-                .map_err(|e| bad_answer(s, "message", e.to_string()))?;
-            if scores.unchanged {
-                return unchanged(s, known, scores.revision);
-            }
-            Ok(Revised {
-                revision: scores.revision,
-                part: Some(review_parts(scores.units)?),
-            })
-        })
-        .await?
     }
 
     /// Inspection components by unit, unless `known` is still current.
@@ -308,8 +287,8 @@ impl Sources {
         group: &str,
         known: i64,
     ) -> Result<Revised<HashMap<String, InspectionPart>>, Error> {
-        let s = Source::Inspections;
-        let answer = call_raw(
+        read_group(
+            Source::Inspections,
             &self.channels.inspections,
             jixiao_proto::inspections::inspections_service_server::SERVICE_NAME,
             "GetGroupAdjustments",
@@ -317,21 +296,11 @@ impl Sources {
                 group: group.into(),
                 known_revision: known,
             },
+            known,
+            |a: &GroupAdjustments| (a.unchanged, a.revision),
+            |a| inspection_parts(a.units),
         )
         .await
-        .map_err(|e| dependency_error(s.service(), e))?;
-        crate::background::run(move || {
-            let adjustments = GroupAdjustments::decode(answer)
-                .map_err(|e| bad_answer(s, "message", e.to_string()))?;
-            if adjustments.unchanged {
-                return unchanged(s, known, adjustments.revision);
-            }
-            Ok(Revised {
-                revision: adjustments.revision,
-                part: Some(inspection_parts(adjustments.units)?),
-            })
-        })
-        .await?
     }
 
     /// The change stream of a followed service over every cycle: group
@@ -509,6 +478,42 @@ pub struct Signal {
 /// group's figures are some 200 bytes a unit: decoding 3,000 units' on a
 /// runtime worker held the reads served by that worker for milliseconds
 /// (issue 22), so the caller decodes them on the background lane.
+/// A component's group read: the answer fetched undecoded, then decoded
+/// and turned into inputs on the background lane (thousands of units), or
+/// taken as "unchanged" when `head` says so (unchanged, revision).
+#[allow(clippy::too_many_arguments)]
+async fn read_group<Req, Ans, T>(
+    s: Source,
+    channel: &ServiceChannel,
+    service: &'static str,
+    method: &'static str,
+    req: Req,
+    known: i64,
+    head: fn(&Ans) -> (bool, i64),
+    parts: fn(Ans) -> Result<T, Error>,
+) -> Result<Revised<T>, Error>
+where
+    Req: prost::Message + Send + 'static,
+    Ans: prost::Message + Default + 'static,
+    T: Send + 'static,
+{
+    let answer = call_raw(channel, service, method, req)
+        .await
+        .map_err(|e| dependency_error(s.service(), e))?;
+    crate::background::run(move || {
+        let answer = Ans::decode(answer).map_err(|e| bad_answer(s, "message", e.to_string()))?;
+        let (unchanged_only, revision) = head(&answer);
+        if unchanged_only {
+            return unchanged(s, known, revision);
+        }
+        Ok(Revised {
+            revision,
+            part: Some(parts(answer)?),
+        })
+    })
+    .await?
+}
+
 async fn call_raw<Req: prost::Message + Send + 'static>(
     channel: &ServiceChannel,
     service: &'static str,

@@ -39,9 +39,9 @@ const PATIENCE_FACTOR: u32 = 4;
 /// other components' changes wait with it; past its patience the source
 /// counts as failed: its last figures stay, marked stale, and the rounds
 /// leave it to a probe of its own ([`Live::probe`]) until it answers, so
-/// that a hang holds at most one round. A source not yet answered in full, or a refresh
-/// for a publication (which must not go without any source), waits the
-/// whole call timeout. A plan-side change or a reconciliation refetches
+/// that a hang holds at most one round. A source not yet answered in full,
+/// or a refresh for a publication (which must not go without any source),
+/// waits the whole call timeout. A plan-side change or a reconciliation refetches
 /// in full too, and is as patient as any other round: those are when a
 /// hung source is most often asked.
 fn patience(expected: Option<Duration>, patient: bool) -> Duration {
@@ -94,6 +94,12 @@ fn gave_up<T>(a: &Option<Answer<T>>, patience: Duration) -> bool {
     matches!(a, Some((Err(_), took)) if *took >= patience)
 }
 
+/// What a round heard from a source: how long its answer with figures
+/// took, and whether the round gave up on it.
+fn heard<T>(a: &Option<Answer<T>>, patience: Duration) -> (Option<Duration>, bool) {
+    (full_answer_took(a), gave_up(a, patience))
+}
+
 /// What a source's answers with figures are expected to take, after one
 /// that took `took`. An answer slowed by something else (a process stopped
 /// while the call was in flight, then resumed) raises it at most twofold,
@@ -137,6 +143,14 @@ pub(super) struct Parts {
     expected: BTreeMap<Source, Duration>,
     /// Sources given up on, each asked by its probe until it answers.
     probing: BTreeSet<Source>,
+}
+
+impl Parts {
+    /// Notes how long a source's answer with figures took.
+    fn answered_in(&mut self, source: Source, took: Duration) {
+        let previous = self.expected.get(&source).copied();
+        self.expected.insert(source, next_expected(previous, took));
+    }
 }
 
 impl Parts {
@@ -343,31 +357,14 @@ impl Live {
             took_ms = fetching.elapsed().as_millis() as u64,
             "standings fetched"
         );
-        for (s, took, given_up) in [
-            (
-                Source::Plans,
-                full_answer_took(&p),
-                gave_up(&p, wait(Source::Plans)),
-            ),
-            (
-                Source::Indicators,
-                full_answer_took(&i),
-                gave_up(&i, wait(Source::Indicators)),
-            ),
-            (
-                Source::Reviews,
-                full_answer_took(&r),
-                gave_up(&r, wait(Source::Reviews)),
-            ),
-            (
-                Source::Inspections,
-                full_answer_took(&n),
-                gave_up(&n, wait(Source::Inspections)),
-            ),
+        for (s, (took, given_up)) in [
+            (Source::Plans, heard(&p, wait(Source::Plans))),
+            (Source::Indicators, heard(&i, wait(Source::Indicators))),
+            (Source::Reviews, heard(&r, wait(Source::Reviews))),
+            (Source::Inspections, heard(&n, wait(Source::Inspections))),
         ] {
             if let Some(took) = took {
-                let previous = parts.expected.get(&s).copied();
-                parts.expected.insert(s, next_expected(previous, took));
+                parts.answered_in(s, took);
             }
             if given_up && parts.probing.insert(s) {
                 self.probe(group, s);
@@ -504,13 +501,7 @@ impl Live {
                 }
                 // A service whose change stream is down is not worth a
                 // call a second per group: the stream says when it is back.
-                if live
-                    .inner
-                    .down
-                    .lock()
-                    .expect("down lock")
-                    .contains_key(&source)
-                {
+                if live.is_down(source) {
                     continue;
                 }
                 let asked = tokio::time::Instant::now();
@@ -526,8 +517,7 @@ impl Live {
                 let mut parts = cell.parts.lock().await;
                 parts.probing.remove(&source);
                 if let Some(took) = took {
-                    let previous = parts.expected.get(&source).copied();
-                    parts.expected.insert(source, next_expected(previous, took));
+                    parts.answered_in(source, took);
                 }
             }
             live.mark(cell, source.bit());
@@ -552,6 +542,15 @@ impl Live {
                 live.mark(live.cell(&group), sources);
             }
         });
+    }
+
+    /// Whether a followed service's change stream is down.
+    fn is_down(&self, source: Source) -> bool {
+        self.inner
+            .down
+            .lock()
+            .expect("down lock")
+            .contains_key(&source)
     }
 
     /// Keeps the current rows, with a new stale mark.
