@@ -1,7 +1,9 @@
 //! The background lane: the CPU work of a standings refresh (turning a
 //! component's answer into inputs, computing and encoding the table) runs
-//! on threads of lower scheduling priority than the runtime's workers, so
-//! that on a busy core a dashboard's read never waits behind a refresh.
+//! on threads of lower scheduling priority than the runtime's workers
+//! (those of [`jixiao_runtime::bulk`]), so that on a busy core a
+//! dashboard's read never waits behind a refresh. The lane is plain
+//! threads rather than the bulk runtime: its jobs are synchronous.
 //!
 //! Why a priority and not only another thread: a refresh of 3,000 units
 //! holds a core for tens of milliseconds, and the kernel shares a core
@@ -18,12 +20,7 @@ use std::{
     sync::{Arc, Mutex, OnceLock, mpsc},
 };
 
-use jixiao_runtime::Error;
-
-/// The nice value of the lane's threads (0 is the runtime's; 19 the
-/// lowest). 10 weighs about a tenth of a worker, so a saturated core still
-/// finishes a refresh of 3,000 units well within DOMAIN.md §8's second.
-pub const NICE: i32 = 10;
+use jixiao_runtime::{Error, bulk};
 
 /// How many refreshes may compute at once (groups refresh independently).
 const THREADS: usize = 2;
@@ -40,7 +37,7 @@ fn lane() -> &'static mpsc::Sender<Job> {
             std::thread::Builder::new()
                 .name(format!("refresh-{i}"))
                 .spawn(move || {
-                    lower_priority();
+                    bulk::lower_priority("refresh");
                     loop {
                         let job = rx.lock().expect("lane lock").recv();
                         match job {
@@ -78,24 +75,6 @@ where
     }
 }
 
-/// Lowers the calling thread to [`NICE`]. Lowering needs no privilege; a
-/// system that refuses it leaves the lane at normal priority, which is
-/// only slower for reads, so the refusal is logged and not fatal.
-fn lower_priority() {
-    // On Linux a thread id names the one thread; elsewhere this would
-    // lower the whole process, so the lane keeps normal priority there.
-    #[cfg(target_os = "linux")]
-    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), NICE) {
-        tracing::warn!(error = %e, "could not lower the refresh lane's priority; reads may wait behind refreshes");
-    }
-}
-
-/// The nice value of the calling thread (Linux), for tests.
-#[cfg(all(test, target_os = "linux"))]
-fn current_nice() -> i32 {
-    rustix::process::getpriority_process(Some(rustix::thread::gettid())).expect("getpriority")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,8 +91,11 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn the_lane_runs_below_the_workers() {
-        let here = current_nice();
-        let there = run(current_nice).await.unwrap();
-        assert!(there >= NICE.max(here), "lane at {there}, caller at {here}");
+        let here = bulk::current_nice();
+        let there = run(bulk::current_nice).await.unwrap();
+        assert!(
+            there >= bulk::NICE.max(here),
+            "lane at {there}, caller at {here}"
+        );
     }
 }

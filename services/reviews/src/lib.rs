@@ -68,9 +68,10 @@ static SOURCE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// The migrations of this service's database.
 pub const MIGRATIONS: Migrations = Migrations { source: &SOURCE };
 
-/// Opens (and migrates) the service's database.
+/// Opens (and migrates) the service's database; its writer works at bulk
+/// priority, since most of what it writes is survey ingest.
 pub async fn open(url: &str) -> Result<Db, Error> {
-    Db::connect(url, &MIGRATIONS).await
+    Db::connect_bulk(url, &MIGRATIONS).await
 }
 
 /// The mountable tonic server; `plans` is a channel to the plans service,

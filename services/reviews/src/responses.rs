@@ -15,7 +15,7 @@ use std::{
 use futures::{Stream, StreamExt};
 use jixiao_proto::reviews::{CampaignMode, PushResponsesResponse, Rejection};
 use jixiao_runtime::{
-    Error, Principal,
+    Error, Principal, bulk,
     changes::{Change, Changes},
     revisions, time,
 };
@@ -417,24 +417,22 @@ impl ReviewsApi {
         batches: Vec<Checked>,
     ) -> Result<PushResponsesResponse, Error> {
         let (api, p) = (self.clone(), p.clone());
-        // The task carries the call's span (its changes link to the call's
-        // trace) and hands back the revisions it noted, for the answer.
-        let commit = async move { revisions::collect(api.commit(&p, batches)).await };
-        let (out, noted) = tokio::spawn(tracing::Instrument::in_current_span(commit))
-            .await
-            .map_err(Error::internal)?;
-        revisions::note(&noted);
-        out
+        bulk::run(Box::pin(async move { api.commit(&p, batches).await })).await
     }
 
-    /// Validates and stores one batch; returns its summary.
+    /// Validates and stores one batch; returns its summary. Survey pushes
+    /// are bulk work (see [`bulk`]).
     pub(crate) async fn push_batch(
         &self,
         p: &Principal,
         req: wire::Batch,
     ) -> Result<PushResponsesResponse, Error> {
-        let checked = self.check(p, req, Some("PushResponses"), false).await?;
-        self.commit_detached(p, vec![checked]).await
+        let (api, p) = (self.clone(), p.clone());
+        bulk::run(async move {
+            let checked = api.check(&p, req, Some("PushResponses"), false).await?;
+            api.commit_detached(&p, vec![checked]).await
+        })
+        .await
     }
 
     async fn store(
@@ -467,8 +465,20 @@ impl ReviewsApi {
     /// ones are written; batches that queued up meanwhile are written
     /// together in one transaction (group commit), so a fast platform costs
     /// fewer commits. Every batch is durable once its transaction commits;
-    /// the summary covers the whole stream.
+    /// the summary covers the whole stream. Decoding, checking and writing
+    /// are bulk work (see [`bulk`]).
     pub(crate) async fn stream(
+        &self,
+        p: Principal,
+        input: impl Stream<Item = Result<wire::Batch, tonic::Status>> + Send + Unpin + 'static,
+    ) -> Result<PushResponsesResponse, Error> {
+        let api = self.clone();
+        // Boxed: the stream's future holds the commits' lane futures, and
+        // unboxed the nesting exceeds the compiler's layout depth.
+        bulk::run(Box::pin(async move { api.stream_on_lane(p, input).await })).await
+    }
+
+    async fn stream_on_lane(
         &self,
         p: Principal,
         mut input: impl Stream<Item = Result<wire::Batch, tonic::Status>> + Send + Unpin + 'static,

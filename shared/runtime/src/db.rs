@@ -160,6 +160,9 @@ const RUNTIME_TABLES: &[&str] = &[
     )",
 ];
 
+/// SQLite's reader connections per service.
+const READERS: u32 = 8;
+
 /// The advisory lock around creating the runtime's tables (a constant
 /// key; "jixiao" in ASCII). The functions return void, which sqlx cannot
 /// decode, so a constant is selected from them.
@@ -170,6 +173,23 @@ impl Db {
     /// Connects to `url` (`sqlite://path` or `postgres://...`), creating a
     /// SQLite file when missing, and brings the schema up to date.
     pub async fn connect(url: &str, migrations: &Migrations) -> Result<Db, Error> {
+        Db::open(url, migrations, false).await
+    }
+
+    /// As [`Db::connect`], for a service whose writes are mostly bulk
+    /// ingest: SQLite's one writer runs at the bulk lane's priority (see
+    /// [`crate::bulk`]), below the readers, so that reads of a group's
+    /// scores do not share a busy core evenly with a platform's stream.
+    /// The writer thread inherits the priority of the thread that opens its
+    /// connection, so the connection is opened on the lane and kept for
+    /// the process's life (no idle timeout, no lifetime); should a failure
+    /// ever make the pool reopen it elsewhere, the writer is merely back at
+    /// normal priority. PostgreSQL's writer is a server process of its own.
+    pub async fn connect_bulk(url: &str, migrations: &Migrations) -> Result<Db, Error> {
+        Db::open(url, migrations, true).await
+    }
+
+    async fn open(url: &str, migrations: &Migrations, bulk: bool) -> Result<Db, Error> {
         sqlx::any::install_default_drivers();
         let dialect = if url.starts_with("sqlite:") {
             Dialect::Sqlite
@@ -185,8 +205,11 @@ impl Db {
             Dialect::Sqlite => {
                 let url = with_create_mode(url);
                 let options = AnyConnectOptions::from_str(&url)?;
-                let write = AnyPoolOptions::new()
-                    .max_connections(1)
+                let mut write = AnyPoolOptions::new().max_connections(1);
+                if bulk {
+                    write = write.idle_timeout(None).max_lifetime(None);
+                }
+                let write = write
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(sqlx::AssertSqlSafe(format!(
@@ -197,13 +220,25 @@ impl Db {
                             Ok(())
                         })
                     })
-                    .connect_with(options.clone())
-                    .await
-                    .map_err(unavailable)?;
+                    .connect_with(options.clone());
+                let write = if bulk {
+                    crate::bulk::spawn(write).await?
+                } else {
+                    write.await
+                }
+                .map_err(unavailable)?;
                 // The first write connection switched the file to WAL, which is
                 // persistent; readers only need the busy timeout.
-                let read = AnyPoolOptions::new()
-                    .max_connections(8)
+                let mut read = AnyPoolOptions::new().max_connections(READERS);
+                if bulk {
+                    // All opened here and kept: one opened later by a read
+                    // on the lane would inherit the lane's priority.
+                    read = read
+                        .min_connections(READERS)
+                        .idle_timeout(None)
+                        .max_lifetime(None);
+                }
+                let read = read
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute("PRAGMA busy_timeout = 10000;").await?;
@@ -408,6 +443,53 @@ mod tests {
             (1, &pg[0].description)
         );
         assert_ne!(lite[0].checksum, pg[0].checksum);
+    }
+
+    /// The nice values of this process's SQLite connection threads.
+    #[cfg(target_os = "linux")]
+    fn sqlite_thread_nices() -> Vec<i32> {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|task| {
+                let stat = std::fs::read_to_string(task.ok()?.path().join("stat")).ok()?;
+                let (name, rest) = stat.rsplit_once(')')?;
+                name.contains("sqlx-sqlite").then_some(())?;
+                // Field 19 of stat; `rest` starts at field 3.
+                rest.split_whitespace().nth(16)?.parse().ok()
+            })
+            .collect()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_bulk_services_sqlite_writer_runs_below_its_readers() {
+        static NONE: Migrator = Migrator::DEFAULT;
+        let lowered = || {
+            sqlite_thread_nices()
+                .into_iter()
+                .filter(|n| *n >= crate::bulk::NICE)
+                .count()
+        };
+        let before = lowered();
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect_bulk(&sqlite_url(dir.path(), "t"), &Migrations { source: &NONE })
+            .await
+            .unwrap();
+        db.write.execute("CREATE TABLE t (x TEXT)").await.unwrap();
+        // Writes and reads from the lane, as survey ingest makes them.
+        let on_lane = db.clone();
+        let read = crate::bulk::run(async move {
+            on_lane.write.execute("INSERT INTO t VALUES ('a')").await?;
+            let reads = (0..READERS).map(|_| {
+                sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM t").fetch_one(&on_lane.read)
+            });
+            Ok(futures::future::try_join_all(reads).await?)
+        })
+        .await
+        .unwrap();
+        assert_eq!(read, vec![1; READERS as usize]);
+        // The one writer runs on the lane's priority, the readers not.
+        assert_eq!(lowered(), before + 1);
     }
 
     #[tokio::test]

@@ -1,0 +1,119 @@
+//! The bulk lane: throughput work (a platform's stream of survey batches,
+//! a standings refresh's computation) runs on threads of lower scheduling
+//! priority than the runtime's workers, so that on a busy core latency
+//! work (a dashboard's read, the scores the aggregator asks for after a
+//! change) goes first.
+//!
+//! Why a priority and not only other threads: the kernel shares a core
+//! between threads of equal priority in slices of a few milliseconds, so
+//! a read that arrives while bulk work holds the core waits for slices;
+//! and work on the same runtime as the reads queues the reads' tasks
+//! behind its own (issue 22: under survey ingest at half capacity a
+//! group's scores took three times their CPU time). A lowered thread
+//! gives the core up as soon as a worker wakes, yet takes every cycle the
+//! reads leave, so bulk work is slower only while reads keep every core
+//! busy.
+
+use std::sync::OnceLock;
+
+use crate::{Error, revisions};
+
+/// The nice value of the lane's threads (0 is the workers'; 19 the
+/// lowest). 10 weighs about a tenth of a worker.
+pub const NICE: i32 = 10;
+
+/// The lane's runtime: as many workers as the service's own.
+fn lane() -> &'static tokio::runtime::Runtime {
+    static LANE: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    LANE.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .thread_name("bulk")
+            .enable_all()
+            .on_thread_start(|| lower_priority("bulk"))
+            .build()
+            .expect("the bulk runtime")
+    })
+}
+
+/// Runs `work` on the lane and waits for it, as part of the calling RPC:
+/// in its span (so its logs and the changes it makes carry the call's
+/// trace), noting its revisions for the call's read-your-writes header.
+/// The work finishes even if the caller goes away meanwhile, as a write
+/// already handed to the database would.
+pub async fn run<T, F>(work: F) -> Result<T, Error>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, Error>> + Send + 'static,
+{
+    let work = tracing::Instrument::in_current_span(revisions::collect(work));
+    let (out, noted) = spawn(work).await?;
+    revisions::note(&noted);
+    out
+}
+
+/// Runs `work` on the lane; threads it starts inherit the lane's priority
+/// (the SQLite writer's, see `Db::connect_bulk`).
+pub(crate) async fn spawn<T, F>(work: F) -> Result<T, Error>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    lane()
+        .spawn(work)
+        .await
+        .map_err(|e| Error::Internal(format!("the bulk lane lost its work: {e}").into()))
+}
+
+/// Lowers the calling thread to [`NICE`]. Lowering needs no privilege; a
+/// system that refuses it leaves the thread at normal priority, which is
+/// only slower for reads, so the refusal is logged and not fatal.
+pub fn lower_priority(lane: &str) {
+    // On Linux a thread id names the one thread; elsewhere this would
+    // lower the whole process, so the lane keeps normal priority there.
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), NICE) {
+        tracing::warn!(lane, error = %e, "could not lower a lane's priority; reads may wait behind it");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = lane;
+}
+
+/// The nice value of the calling thread (Linux), for tests.
+#[cfg(target_os = "linux")]
+pub fn current_nice() -> i32 {
+    rustix::process::getpriority_process(Some(rustix::thread::gettid())).expect("getpriority")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn work_runs_below_the_workers_and_keeps_the_calls_revisions() {
+        let change = crate::changes::Change {
+            group: "cycles/2026/groups/g".into(),
+            revision: 7,
+            traceparent: None,
+            time_ms: None,
+        };
+        let sent = change.clone();
+        let (out, noted) = revisions::collect(run(async move {
+            revisions::note([&sent]);
+            Ok(current_nice())
+        }))
+        .await;
+        #[cfg(target_os = "linux")]
+        assert!(out.unwrap() >= NICE.max(current_nice()));
+        #[cfg(not(target_os = "linux"))]
+        let _ = out;
+        assert_eq!(noted, vec![change]);
+    }
+
+    #[tokio::test]
+    async fn an_error_of_the_work_is_the_callers() {
+        let e = run(async { Err::<(), _>(Error::invalid("campaign", "is required")) })
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Invalid(_)), "{e:?}");
+    }
+}
