@@ -417,7 +417,7 @@ impl ReviewsApi {
         batches: Vec<Checked>,
     ) -> Result<PushResponsesResponse, Error> {
         let (api, p) = (self.clone(), p.clone());
-        bulk::run(Box::pin(async move { api.commit(&p, batches).await })).await
+        bulk::write(Box::pin(async move { api.commit(&p, batches).await })).await
     }
 
     /// Validates and stores one batch; returns its summary. Survey pushes
