@@ -2,8 +2,10 @@
 //! condition (the aggregator's standings with `min_service_revisions`).
 //!
 //! The host notes the deadline when the call arrives. tonic's server answers
-//! an expired `grpc-timeout` itself, with CANCELLED; a handler that waits
-//! answers DEADLINE_EXCEEDED a moment before, at [`Deadline::answer_by`].
+//! an expired `grpc-timeout` itself, with CANCELLED; so the host answers a
+//! call still at work DEADLINE_EXCEEDED a moment before, at
+//! [`Deadline::host_cutoff`]; a handler that waits for a condition gives
+//! up just before that, at [`Deadline::answer_by`], with its own reason.
 
 use std::time::Duration;
 
@@ -52,6 +54,13 @@ impl Deadline {
     /// When a waiting handler answers DEADLINE_EXCEEDED.
     pub fn answer_by(self) -> Instant {
         self.answer_by
+    }
+
+    /// When the host answers a call still at work: after a waiting
+    /// handler's own answer (which says what it waited for), before
+    /// tonic's CANCELLED.
+    pub fn host_cutoff(self) -> Instant {
+        self.answer_by + (self.expires - self.answer_by) / 2
     }
 }
 
@@ -102,6 +111,8 @@ mod tests {
         let d = Deadline::from_headers(&headers).expect("deadline");
         assert!(d.expires >= before + Duration::from_millis(200));
         assert_eq!(d.answer_by(), d.expires - Duration::from_millis(10));
+        // The host's own answer comes after the handler's, before tonic's.
+        assert_eq!(d.host_cutoff(), d.expires - Duration::from_millis(5));
     }
 
     #[test]

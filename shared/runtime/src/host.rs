@@ -452,16 +452,27 @@ where
         span.record("principal", principal.subject.as_str());
         drop(in_call);
         req.extensions_mut().insert(principal);
-        if let Some(deadline) = crate::deadline::Deadline::from_headers(req.headers()) {
+        let deadline = crate::deadline::Deadline::from_headers(req.headers());
+        if let Some(deadline) = deadline {
             req.extensions_mut().insert(deadline);
         }
         Box::pin(
             async move {
                 let started = Instant::now();
+                let call = AssertUnwindSafe(inner.call(req)).catch_unwind();
+                // tonic answers an expired `grpc-timeout` itself, with
+                // CANCELLED, dropping the call before it is metered or
+                // logged; the host answers DEADLINE_EXCEEDED a moment before.
+                let call = async move {
+                    match deadline {
+                        Some(d) => tokio::time::timeout_at(d.host_cutoff(), call)
+                            .await
+                            .unwrap_or_else(|_| Ok(Ok(past_deadline()))),
+                        None => call.await,
+                    }
+                };
                 // What the call's writes created, for its answer's header.
-                let (result, written) =
-                    crate::revisions::collect(AssertUnwindSafe(inner.call(req)).catch_unwind())
-                        .await;
+                let (result, written) = crate::revisions::collect(call).await;
                 let mut result = match result {
                     Ok(result) => result,
                     Err(panic) => {
@@ -583,6 +594,17 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
 /// What a caller sees of a bug: INTERNAL, nothing of the panic itself.
 fn internal_status(method: &str) -> tonic::Status {
     crate::Error::Internal(format!("{method} panicked").into()).into_status("jixiao")
+}
+
+/// The answer to a call still at work when its caller's deadline comes.
+/// Work it handed on (a survey push's commit) still finishes; a retry
+/// finds out what was stored.
+fn past_deadline() -> http::Response<Body> {
+    crate::Error::DeadlineExceeded(
+        "the call's deadline (grpc-timeout) passed before it finished".into(),
+    )
+    .into_status("jixiao.host")
+    .into_http()
 }
 
 fn panicked(method: &str) -> http::Response<Body> {

@@ -246,3 +246,32 @@ async fn oversized_messages_big_batches_and_deadlines() {
         .expect("serving after the refusals");
     suite.stop().await;
 }
+
+/// A call still at work when its `grpc-timeout` passes answers
+/// DEADLINE_EXCEEDED from the host, with its reason, rather than tonic's
+/// bare CANCELLED "Timeout expired"; the call leaves no place held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_past_its_deadline_answers_deadline_exceeded() {
+    use jixiao_proto::reviews::{
+        PushResponsesRequest, reviews_service_client::ReviewsServiceClient,
+    };
+    use jixiao_runtime::Role;
+    use tonic::Code;
+
+    let suite = Suite::start(Backend::Sqlite).await;
+    let platform = suite.as_roles("slow-platform", &[Role::SurveyPlatform], None);
+    // A stream that sends nothing keeps its handler waiting. Two seconds
+    // leave the host's margin (a twentieth, at most 50 ms) well ahead of
+    // the client's own timer.
+    let (tx, rx) = tokio::sync::mpsc::channel::<PushResponsesRequest>(1);
+    let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    req.set_timeout(std::time::Duration::from_secs(2));
+    let e = ReviewsServiceClient::new(platform)
+        .stream_responses(req)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
+    assert!(e.message().contains("deadline"), "{e:?}");
+    drop(tx);
+    suite.stop().await;
+}
