@@ -367,11 +367,14 @@ impl ReviewsApi {
         };
         let (outcomes, change) = self.store(p, &batch).await?;
         // The answer's `jixiao-revision`: the revision this push created or,
-        // when every response was stored before (a resent push), the
-        // group's current one, which is at least the one that stored them.
+        // when its responses were stored before (a resent push), the
+        // group's current one, which is at least the one that stored them;
+        // none when every response was refused (conflicts), as types.proto
+        // says.
+        let resent = outcomes.iter().any(|o| matches!(o, Outcome::Duplicate));
         match &change {
             Some(c) => revisions::note([c]),
-            None if !rows.is_empty() => {
+            None if resent => {
                 let revision = Changes::revision(&self.db, &ctx.cycle, &ctx.group).await?;
                 if revision > 0 {
                     revisions::note(&[Change {

@@ -209,9 +209,22 @@ async fn a_write_s_revision_reads_standings_that_include_it(backend: Backend) {
         .expect("standings with the responses");
     assert!(revision(&s, "reviews") >= reviews);
     assert_ne!(value(&row(&s, "jimei").survey), "-", "{s:#?}");
-    let resent = platform.push_responses(push).await.expect("resend");
+    let resent = platform.push_responses(push.clone()).await.expect("resend");
     assert_eq!(resent.get_ref().duplicates, 40);
     assert!(written(&resent, "reviews") >= reviews);
+    // The same ids with other answers are all refused (CONFLICT): such a
+    // push changes nothing and names no revision (types.proto).
+    let mut changed = push;
+    for r in &mut changed.responses {
+        r.answers[0].answer = "dissatisfied".into();
+    }
+    let refused = platform.push_responses(changed).await.expect("conflicts");
+    assert_eq!(refused.get_ref().rejected.len(), 40);
+    assert!(
+        refused.metadata().get("jixiao-revision").is_none(),
+        "{:?}",
+        refused.metadata()
+    );
     // Votes likewise, resent or not.
     survey_campaign(
         &mut ReviewsServiceClient::new(suite.office()),
