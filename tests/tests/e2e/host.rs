@@ -257,6 +257,7 @@ async fn a_call_past_its_deadline_answers_deadline_exceeded() {
     };
     use jixiao_runtime::Role;
     use tonic::Code;
+    use tonic_types::StatusExt;
 
     let suite = Suite::start(Backend::Sqlite).await;
     let platform = suite.as_roles("slow-platform", &[Role::SurveyPlatform], None);
@@ -272,6 +273,12 @@ async fn a_call_past_its_deadline_answers_deadline_exceeded() {
         .unwrap_err();
     assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
     assert!(e.message().contains("deadline"), "{e:?}");
+    // The host answers it, in its domain (types.proto).
+    let info = e.get_error_details().error_info().cloned().unwrap();
+    assert_eq!(
+        (info.reason.as_str(), info.domain.as_str()),
+        ("DEADLINE_EXCEEDED", "jixiao.host")
+    );
     drop(tx);
     suite.stop().await;
 }
