@@ -80,10 +80,7 @@ where
     F: Future<Output = Result<T, Error>> + Send + 'static,
 {
     let work = tracing::Instrument::in_current_span(revisions::collect(work));
-    let (out, noted) = runtime
-        .spawn(work)
-        .await
-        .map_err(|e| Error::Internal(format!("the bulk lane lost its work: {e}").into()))?;
+    let (out, noted) = spawn_on(runtime, work).await?;
     revisions::note(&noted);
     out
 }
@@ -95,7 +92,15 @@ where
     T: Send + 'static,
     F: Future<Output = T> + Send + 'static,
 {
-    lane()
+    spawn_on(lane(), work).await
+}
+
+async fn spawn_on<T, F>(runtime: &'static tokio::runtime::Runtime, work: F) -> Result<T, Error>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    runtime
         .spawn(work)
         .await
         .map_err(|e| Error::Internal(format!("the bulk lane lost its work: {e}").into()))
