@@ -12,7 +12,7 @@ use std::{
 use jixiao_proto::reviews::{Campaign, CampaignMode, Rejection};
 use jixiao_runtime::{
     Db, Dialect, Error, Principal, Role, changes::Changes, client::ServiceChannel, decimal,
-    host::Shutdown, names, plans_lookup::PlansLookup, time::millis,
+    host::Shutdown, names, plans_lookup::PlansLookup, text, time::millis,
 };
 use rust_decimal::Decimal;
 use rustc_hash::FxHashSet;
@@ -72,6 +72,7 @@ pub struct ReviewsApi {
     pub(crate) plans: PlansLookup,
     pub(crate) changes: Changes,
     contexts: Arc<Mutex<ContextCache>>,
+    shutdown: Shutdown,
     pub(crate) metrics: jixiao_runtime::metrics::Metrics,
 }
 
@@ -106,8 +107,9 @@ impl ReviewsApi {
             db,
             pg,
             plans: PlansLookup::new(plans),
-            changes: Changes::new(shutdown),
+            changes: Changes::new(shutdown.clone()),
             contexts: Arc::default(),
+            shutdown,
             metrics,
         })
     }
@@ -120,7 +122,7 @@ impl ReviewsApi {
     /// left PLANNING.
     pub(crate) async fn context(&self, name: &str, field: &str) -> Result<Arc<CampaignCtx>, Error> {
         if let Some((ctx, at)) = self.contexts.lock().expect("contexts").get(name)
-            && at.elapsed() < CONTEXT_TTL
+            && (at.elapsed() < CONTEXT_TTL || self.draining())
         {
             return Ok(ctx.clone());
         }
@@ -164,6 +166,16 @@ impl ReviewsApi {
                 .insert(name.to_string(), (ctx.clone(), Instant::now()));
         }
         Ok(ctx)
+    }
+
+    /// Whether shutdown has begun. Calls in flight then keep the campaign
+    /// context and stream admission they have rather than ask the plans
+    /// service again: in `jixiao serve` it is reached through this
+    /// process's own port, which the drain has closed, and a stream cut
+    /// off there would miss the drain the README promises. The drain is
+    /// bounded (`DRAIN_GRACE`), so a stale admission lasts seconds.
+    pub(crate) fn draining(&self) -> bool {
+        self.shutdown.begun()
     }
 
     /// The phase gate of DOMAIN.md §2 (`jixiao_runtime::phases`) for a
@@ -217,7 +229,7 @@ pub fn valid_external_id(id: &str) -> bool {
 
 pub fn rejection(id: &str, reason: crate::Refusal, message: impl Into<String>) -> Rejection {
     Rejection {
-        id: id.to_string(),
+        id: text::echo(id).into_owned(),
         reason: reason.as_str().into(),
         message: message.into(),
     }

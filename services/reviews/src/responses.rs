@@ -17,7 +17,7 @@ use jixiao_proto::reviews::{CampaignMode, PushResponsesResponse, Rejection};
 use jixiao_runtime::{
     Error, Principal, bulk,
     changes::{Change, Changes},
-    revisions, time,
+    revisions, text, time,
 };
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
@@ -31,6 +31,11 @@ use crate::{
     quality, scoring,
     wire::{self, Response},
 };
+
+/// How many refusals a stream's answer lists; the rest are only counted,
+/// so that a stream of a million refusals still answers well within a
+/// client's default 4 MB message limit. A batch's are all listed.
+const MAX_LISTED: usize = 1_000;
 
 /// A batch checked against its campaign, ready to store.
 struct Checked {
@@ -81,7 +86,10 @@ fn prepare(ctx: &CampaignCtx, r: Response) -> Result<NewResponse, Refused> {
         return Err(rejection(
             id,
             crate::Refusal::UnknownUnit,
-            format!("{unit:?} is not a unit of the campaign's group"),
+            format!(
+                "{:?} is not a unit of the campaign's group",
+                text::echo(unit)
+            ),
         )
         .into());
     }
@@ -89,7 +97,10 @@ fn prepare(ctx: &CampaignCtx, r: Response) -> Result<NewResponse, Refused> {
         return Err(rejection(
             id,
             crate::Refusal::UnknownCategory,
-            format!("{category:?} is not a respondent category of the scheme"),
+            format!(
+                "{:?} is not a respondent category of the scheme",
+                text::echo(category)
+            ),
         )
         .into());
     }
@@ -149,7 +160,10 @@ fn prepare(ctx: &CampaignCtx, r: Response) -> Result<NewResponse, Refused> {
             return Err(rejection(
                 id,
                 crate::Refusal::UnknownQuestion,
-                format!("{question:?} is not a question of the campaign"),
+                format!(
+                    "{:?} is not a question of the campaign",
+                    text::echo(question)
+                ),
             )
             .into());
         };
@@ -158,7 +172,7 @@ fn prepare(ctx: &CampaignCtx, r: Response) -> Result<NewResponse, Refused> {
             return Err(rejection(
                 id,
                 crate::Refusal::Invalid,
-                format!("question {question} is answered twice"),
+                format!("question {} is answered twice", text::echo(question)),
             )
             .into());
         }
@@ -174,7 +188,7 @@ fn prepare(ctx: &CampaignCtx, r: Response) -> Result<NewResponse, Refused> {
                 return Err(rejection(
                     id,
                     crate::Refusal::UnknownAnswer,
-                    format!("{answer:?} is not an answer of the scheme"),
+                    format!("{:?} is not an answer of the scheme", text::echo(answer)),
                 )
                 .into());
             }
@@ -399,6 +413,9 @@ impl ReviewsApi {
                 )),
             }
         }
+        for r in &out.rejected {
+            *out.rejected_by_reason.entry(r.reason.clone()).or_default() += 1;
+        }
         let count = |n: i32| u64::try_from(n).unwrap_or(0);
         self.metrics.survey_responses(
             count(out.accepted),
@@ -507,7 +524,11 @@ impl ReviewsApi {
                         // flight need not ask the plans service each.
                         let now = Instant::now();
                         let gate = match admitted.get(&*m.campaign) {
-                            Some(at) if now.duration_since(*at) < ADMISSION_TTL => None,
+                            Some(at)
+                                if now.duration_since(*at) < ADMISSION_TTL || api.draining() =>
+                            {
+                                None
+                            }
                             _ => {
                                 admitted.insert(m.campaign.to_string(), now);
                                 Some("StreamResponses")
@@ -575,7 +596,13 @@ impl ReviewsApi {
             resending.store(summary.duplicates > summary.accepted, Ordering::Relaxed);
             total.accepted += summary.accepted;
             total.duplicates += summary.duplicates;
-            total.rejected.extend(summary.rejected);
+            let room = MAX_LISTED.saturating_sub(total.rejected.len());
+            total
+                .rejected
+                .extend(summary.rejected.into_iter().take(room));
+            for (reason, n) in summary.rejected_by_reason {
+                *total.rejected_by_reason.entry(reason).or_default() += n;
+            }
         }
         reader.abort();
         Ok(total)

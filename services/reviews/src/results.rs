@@ -47,7 +47,10 @@ impl ReviewsApi {
             v.check(
                 ctx.units.contains(&r.unit),
                 format!("results[{i}].unit"),
-                format!("{:?} is not a unit of the campaign's group", r.unit),
+                format!(
+                    "{:?} is not a unit of the campaign's group",
+                    text::echo(&r.unit)
+                ),
             );
             match decimal::figure(&r.index) {
                 Ok(x) if x >= Decimal::ZERO && x <= Decimal::ONE => rows.push((
@@ -98,12 +101,18 @@ impl ReviewsApi {
                 format!("at most {MAX_BATCH} votes per batch"),
             ));
         }
+        let dialect = self.db.dialect;
         write::write(
             &self.db,
             Some(&self.changes),
             &p,
             Key::none("PushVotes"),
             async |w| {
+                // Which vote counts is read, then written: two pushes for
+                // one voter and unit must not both read the same latest
+                // vote (the tally would count it twice), nor lock the
+                // tallies in opposite orders and abort each other.
+                store::flags::lock_campaign(w.conn, dialect, &ctx.name).await?;
                 let mut out = PushVotesResponse::default();
                 for vote in &req.votes {
                     let id = vote.vote_id.as_str();
@@ -124,12 +133,12 @@ impl ReviewsApi {
                     } else if !ctx.units.contains(&vote.unit) {
                         Some((
                             crate::Refusal::UnknownUnit,
-                            format!("{:?} is not a unit of the campaign's group", vote.unit),
+                            format!("{:?} is not a unit of the campaign's group", text::echo(&vote.unit)),
                         ))
                     } else if value.is_none() && vote.answer != DONT_KNOW {
                         Some((
                             crate::Refusal::UnknownAnswer,
-                            format!("{:?} is not an answer of the scheme", vote.answer),
+                            format!("{:?} is not an answer of the scheme", text::echo(&vote.answer)),
                         ))
                     } else if at.is_none() {
                         Some((crate::Refusal::Invalid, "cast_time is required".to_string()))

@@ -60,9 +60,32 @@ pub fn one(field: &str, text: &str, max: usize, why: &str) -> Result<String, Err
     }
 }
 
+/// How much of a refused value an answer quotes back.
+pub const ECHO: usize = 128;
+
+/// `text` as an answer quotes it back when refusing it: whole when short,
+/// otherwise its first [`ECHO`] characters and its length. A caller that
+/// sends a megabyte of garbage gets an answer it can read, not its
+/// megabyte back once per refusal.
+pub fn echo(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(ECHO) {
+        None => text.into(),
+        Some((cut, _)) => format!("{}… ({} characters)", &text[..cut], text.chars().count()).into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn echoes_quote_long_values_by_their_start_and_length() {
+        assert_eq!(echo("units/huli"), "units/huli");
+        let exact = "绩".repeat(ECHO);
+        assert_eq!(echo(&exact), exact);
+        let long = format!("{exact}效效");
+        assert_eq!(echo(&long), format!("{exact}… ({} characters)", ECHO + 2));
+    }
 
     #[test]
     fn length_counts_characters_not_bytes() {

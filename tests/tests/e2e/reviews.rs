@@ -87,6 +87,50 @@ fn value(d: &Option<jixiao_proto::Decimal>) -> &str {
     d.as_ref().map(|d| d.value.as_str()).unwrap_or("")
 }
 
+type StreamCall = tokio::task::JoinHandle<
+    Result<tonic::Response<jixiao_proto::reviews::PushResponsesResponse>, tonic::Status>,
+>;
+
+/// A platform's stream of the four batches `{prefix}{0..4}` of 25
+/// responses for jimei, with the first sent and stored: the sender for
+/// the rest, and the call.
+async fn stream_started(
+    suite: &Suite,
+    prefix: &str,
+) -> (
+    Vec<PushResponsesRequest>,
+    tokio::sync::mpsc::Sender<PushResponsesRequest>,
+    StreamCall,
+) {
+    let batches: Vec<PushResponsesRequest> = (0..4)
+        .map(|b| PushResponsesRequest {
+            campaign: CAMPAIGN.into(),
+            responses: batch(&format!("{prefix}{b}"), "jimei", 25),
+        })
+        .collect();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut a = platform(suite, "platform-a");
+    let call = tokio::spawn(async move {
+        a.stream_responses(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
+    tx.send(batches[0].clone()).await.unwrap();
+    jimei_holds(suite, 25).await;
+    (batches, tx, call)
+}
+
+/// Waits (10 s at most) until jimei's survey sample reaches `n`.
+async fn jimei_holds(suite: &Suite, n: i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while row(&scores(suite).await, "jimei").survey_sample < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "jimei's sample never reached {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn the_same_batch_twice_counts_once_and_conflicts_are_refused(backend: Backend) {
     let suite = Suite::start(backend).await;
     evaluation_year(&suite, "2026", now_ms() + DAY).await;
@@ -188,30 +232,11 @@ async fn a_broken_stream_resent_in_full_counts_exactly(backend: Backend) {
     evaluation_year(&suite, "2026", now_ms() + DAY).await;
     set_phase(&suite, "2026", Phase::Execution).await;
     campaign(&suite, "survey", CampaignMode::RawResponses).await;
-    let batches: Vec<PushResponsesRequest> = (0..4)
-        .map(|b| PushResponsesRequest {
-            campaign: CAMPAIGN.into(),
-            responses: batch(&format!("s{b}"), "jimei", 25),
-        })
-        .collect();
 
     // Two batches go through, then the platform's connection breaks.
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let mut a = platform(&suite, "platform-a");
-    let call = tokio::spawn(async move {
-        a.stream_responses(tokio_stream::wrappers::ReceiverStream::new(rx))
-            .await
-    });
-    tx.send(batches[0].clone()).await.unwrap();
+    let (batches, tx, call) = stream_started(&suite, "s").await;
     tx.send(batches[1].clone()).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while row(&scores(&suite).await, "jimei").survey_sample < 50 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the first two batches were stored"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    jimei_holds(&suite, 50).await;
     call.abort();
     drop(tx);
 
@@ -225,6 +250,38 @@ async fn a_broken_stream_resent_in_full_counts_exactly(backend: Backend) {
     assert_eq!((summary.accepted, summary.duplicates), (50, 50));
     assert_eq!(row(&scores(&suite).await, "jimei").survey_sample, 100);
     suite.stop().await;
+}
+
+/// A stream in flight when shutdown begins finishes within the drain,
+/// past the point where it would check its campaign's phase again. In one
+/// process the plans service is reached through the port the drain has
+/// closed, so that check failed and cut the stream with UNAVAILABLE
+/// (found by an outside tester).
+async fn a_stream_in_flight_at_shutdown_finishes_in_the_drain(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    set_phase(&suite, "2026", Phase::Execution).await;
+    campaign(&suite, "survey", CampaignMode::RawResponses).await;
+    let (batches, tx, call) = stream_started(&suite, "d").await;
+    let mut suite = suite;
+    let halted = tokio::spawn(async move {
+        suite.halt().await;
+        suite
+    });
+    // The last batch comes after the stream's admission has aged past
+    // ADMISSION_TTL (10 s), within the drain's 15 s.
+    for b in &batches[1..] {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        tx.send(b.clone()).await.unwrap();
+    }
+    drop(tx);
+    let summary = call
+        .await
+        .unwrap()
+        .expect("the stream finishes within the drain")
+        .into_inner();
+    assert_eq!((summary.accepted, summary.duplicates), (100, 0));
+    halted.await.unwrap().stop().await;
 }
 
 async fn only_bound_platforms_push(backend: Backend) {
@@ -597,6 +654,80 @@ async fn a_csv_file_is_imported_through_the_stream(backend: Backend) {
     suite.stop().await;
 }
 
+/// A stream of many refusals answers within a client's default 4 MB
+/// limit: the first 1,000 refusals are listed, all are counted by reason,
+/// and a refused value comes back cut short, not whole (found by an
+/// outside tester: 100,000 refusals made an 18.7 MB answer).
+async fn a_stream_of_refusals_lists_the_first_and_counts_them_all(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    set_phase(&suite, "2026", Phase::Execution).await;
+    campaign(&suite, "survey", CampaignMode::RawResponses).await;
+    let huge = "x".repeat(100_000);
+    let mut first = vec![
+        response(&huge, "huli", "residents", ["satisfied"; 3]),
+        response("long-unit", &huge, "residents", ["satisfied"; 3]),
+        response("fine", "huli", "residents", ["satisfied"; 3]),
+    ];
+    first.extend(
+        (0..1_997).map(|i| response(&format!("b0-{i}"), "huli", "aliens", ["satisfied"; 3])),
+    );
+    let mut batches = vec![first];
+    for b in 1..6 {
+        batches.push(
+            (0..2_000)
+                .map(|i| response(&format!("b{b}-{i}"), "huli", "aliens", ["satisfied"; 3]))
+                .collect(),
+        );
+    }
+    let requests: Vec<_> = batches
+        .into_iter()
+        .map(|responses| PushResponsesRequest {
+            campaign: CAMPAIGN.into(),
+            responses,
+        })
+        .collect();
+    let summary = platform(&suite, "platform-a")
+        .stream_responses(tokio_stream::iter(requests.clone()))
+        .await
+        .expect("the answer fits the client's default limit")
+        .into_inner();
+    assert_eq!(summary.accepted, 1);
+    assert_eq!(summary.rejected.len(), 1_000);
+    let mut counts: Vec<_> = summary.rejected_by_reason.into_iter().collect();
+    counts.sort();
+    assert_eq!(
+        counts,
+        [
+            ("INVALID".to_string(), 1),
+            ("UNKNOWN_CATEGORY".to_string(), 11_997),
+            ("UNKNOWN_UNIT".to_string(), 1)
+        ]
+    );
+    let (id, unit) = (&summary.rejected[0], &summary.rejected[1]);
+    assert_eq!(
+        (id.reason.as_str(), unit.id.as_str()),
+        ("INVALID", "long-unit")
+    );
+    for (quoted, length) in [(&id.id, 100_000), (&unit.message, 100_006)] {
+        assert!(quoted.len() < 300, "{} bytes quoted", quoted.len());
+        assert!(
+            quoted.contains(&format!("… ({length} characters)")),
+            "{quoted}"
+        );
+    }
+    // A batch lists all its refusals, and counts them the same way.
+    let again = push(
+        &mut platform(&suite, "platform-a"),
+        requests[0].responses.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((again.duplicates, again.rejected.len()), (1, 1_999));
+    assert_eq!(again.rejected_by_reason["UNKNOWN_CATEGORY"], 1_997);
+    suite.stop().await;
+}
+
 /// A batch stored before, streamed next to a copy of it with one response
 /// changed: the two are often committed together, and only the changed
 /// response is a conflict.
@@ -751,6 +882,68 @@ async fn pushes_of_responses_and_votes_to_one_group_never_deadlock(backend: Back
     suite.stop().await;
 }
 
+/// Platforms resending overlapping votes at once (the same voters and
+/// units, in different orders) all get through, and each voter counts
+/// once per unit, with the latest vote. On PostgreSQL such pushes aborted
+/// each other with CONCURRENT_WRITE and retries starved (found by an
+/// outside tester); unserialised, two could also both replace the same
+/// latest vote and count a voter twice.
+async fn overlapping_vote_pushes_all_land_and_count_each_voter_once(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    set_phase(&suite, "2026", Phase::Execution).await;
+    campaign(&suite, "portal", CampaignMode::OnlineVotes).await;
+    let units = ["siming", "huli", "jimei"];
+    let voters = 40;
+    let t = now_ms() - 2 * DAY;
+    let mut calls = Vec::new();
+    for k in 0..4usize {
+        let mut a = platform(&suite, "platform-a");
+        calls.push(tokio::spawn(async move {
+            let mut pairs: Vec<(usize, &str)> = (0..voters)
+                .flat_map(|v| units.iter().map(move |u| (v, *u)))
+                .collect();
+            pairs.rotate_left(k * 31);
+            if k % 2 == 1 {
+                pairs.reverse();
+            }
+            for chunk in pairs.chunks(30) {
+                // The last platform's votes are the latest, and only
+                // they are "satisfied".
+                let answer = if k == 3 { "satisfied" } else { "dissatisfied" };
+                let votes = chunk
+                    .iter()
+                    .map(|(v, u)| Vote {
+                        vote_id: format!("v{k}-{v}-{u}"),
+                        voter: format!("voter-{v}"),
+                        unit: format!("units/{u}"),
+                        answer: answer.into(),
+                        cast_time: ts(t + k as i64 * 1000),
+                    })
+                    .collect();
+                let out = a
+                    .push_votes(PushVotesRequest {
+                        campaign: "cycles/2026/campaigns/portal".into(),
+                        votes,
+                    })
+                    .await?
+                    .into_inner();
+                assert_eq!(out.accepted as usize, chunk.len());
+            }
+            Ok::<_, tonic::Status>(())
+        }));
+    }
+    for call in calls {
+        call.await.unwrap().expect("every push succeeds");
+    }
+    let s = scores(&suite).await;
+    for u in units {
+        let r = row(&s, u);
+        assert_eq!((r.votes, value(&r.online)), (voters as i64, "5"), "{u}");
+    }
+    suite.stop().await;
+}
+
 /// A unit's members are final once PLANNING ends, not before: a read of
 /// the group's scores in PLANNING (the aggregator makes one whenever the
 /// standings are read) must not keep the members it saw for the survey's
@@ -789,6 +982,9 @@ async fn members_edited_in_planning_hold_for_the_pushes_after_it(backend: Backen
 }
 
 on_both_databases!(
+    a_stream_in_flight_at_shutdown_finishes_in_the_drain,
+    a_stream_of_refusals_lists_the_first_and_counts_them_all,
+    overlapping_vote_pushes_all_land_and_count_each_voter_once,
     members_edited_in_planning_hold_for_the_pushes_after_it,
     pushes_of_responses_and_votes_to_one_group_never_deadlock,
     a_stored_batch_beside_a_changed_copy_counts_one_conflict,

@@ -23,17 +23,26 @@ pub async fn import_responses(
     .await;
     bar.finish_and_clear();
     let summary = summary?;
+    // The answer lists the first refusals and counts all of them.
+    let refused: i64 = summary
+        .rejected_by_reason
+        .values()
+        .map(|&n| i64::from(n))
+        .sum();
     let mut out = format!(
-        "accepted   {}\nduplicates {}\nrejected   {}\n",
-        summary.accepted,
-        summary.duplicates,
-        summary.rejected.len()
+        "accepted   {}\nduplicates {}\nrejected   {refused}\n",
+        summary.accepted, summary.duplicates,
     );
+    let mut reasons: Vec<_> = summary.rejected_by_reason.iter().collect();
+    reasons.sort();
+    for (reason, n) in reasons {
+        out.push_str(&format!("  {reason:<18} {n}\n"));
+    }
     for r in summary.rejected.iter().take(50) {
         out.push_str(&format!("  {:<24} {:<18} {}\n", r.id, r.reason, r.message));
     }
-    if summary.rejected.len() > 50 {
-        out.push_str(&format!("  … and {} more\n", summary.rejected.len() - 50));
+    if refused > 50 {
+        out.push_str(&format!("  … and {} more\n", refused - 50));
     }
     Ok(out)
 }

@@ -49,6 +49,11 @@ impl Shutdown {
         let _ = self.0.wait_for(|down| *down).await;
     }
 
+    /// Whether shutdown has begun.
+    pub fn begun(&self) -> bool {
+        *self.0.borrow()
+    }
+
     /// Ends `stream` when shutdown begins.
     pub fn cut<S: futures::Stream>(
         &self,
