@@ -1,23 +1,25 @@
 //! The background lane: the CPU work of a standings refresh (turning a
-//! component's answer into inputs, computing and encoding the table) runs
-//! on threads of lower scheduling priority than the runtime's workers
-//! (those of [`jixiao_runtime::bulk`]), so that on a busy core a
-//! dashboard's read never waits behind a refresh. The lane is plain
-//! threads rather than the bulk runtime: its jobs are synchronous.
+//! component's answer into inputs, computing and encoding the table, and
+//! dropping the tables it replaces) runs on threads that take only the
+//! cycles the runtime's workers leave ([`bulk::idle_only`]), so that on a
+//! busy core a dashboard's read never waits behind a refresh. The lane is
+//! plain threads rather than the bulk runtime: its jobs are synchronous.
 //!
-//! Why a priority and not only another thread: a refresh of 3,000 units
-//! holds a core for tens of milliseconds, and the kernel shares a core
-//! between threads of equal priority in slices of a few milliseconds, so a
-//! read arriving meanwhile waited up to a slice (issue 22: under ingest a
-//! read's p99 went from 3 to 13 ms on the readers' core, with `perf sched`
-//! showing the refresh's slices of up to 8 ms). A lowered thread gives the
-//! core up as soon as a worker wakes, yet still gets its share when
-//! nothing else runs, so refreshes are late only while reads keep every
-//! core busy.
+//! Why a scheduling policy and not only another thread: a refresh of
+//! 3,000 units holds a core for tens of milliseconds, and the kernel
+//! shares a core between threads of equal priority in slices of a few
+//! milliseconds, so a read arriving meanwhile waited up to a slice (issue
+//! 22: under ingest a read's p99 went from 3 to 13 ms on the readers'
+//! core, with `perf sched` showing the refresh's slices of up to 8 ms).
+//! At nice 10 the slices shrank but stayed (p99 under ingest 1.6–2.9 × its
+//! idle figure); an idle-policy thread is preempted as soon as a reader
+//! wakes, yet gets every cycle the reads leave, so refreshes are late only
+//! while reads keep every core busy.
 
 use std::{
     panic::AssertUnwindSafe,
     sync::{Arc, Mutex, OnceLock, mpsc},
+    time::{Duration, Instant},
 };
 
 use jixiao_runtime::{Error, bulk};
@@ -25,31 +27,72 @@ use jixiao_runtime::{Error, bulk};
 /// How many refreshes may compute at once (groups refresh independently).
 const THREADS: usize = 2;
 
+/// A computation that spent this long ready to run but not running was
+/// starved of idle cycles: something kept every core busy meanwhile.
+const STARVED: Duration = Duration::from_millis(250);
+/// ... and the computations of this long after it run on the lowered
+/// lane instead (nice [`bulk::NICE`]), which still gets a share of a busy
+/// core, so that standings are late, never frozen, while the machine is
+/// saturated.
+const STARVED_FOR: Duration = Duration::from_secs(10);
+
 type Job = Box<dyn FnOnce() + Send>;
 
-fn lane() -> &'static mpsc::Sender<Job> {
-    static LANE: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
-    LANE.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
-        for i in 0..THREADS {
-            let rx = rx.clone();
-            std::thread::Builder::new()
-                .name(format!("refresh-{i}"))
-                .spawn(move || {
-                    bulk::lower_priority("refresh");
-                    loop {
-                        let job = rx.lock().expect("lane lock").recv();
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
-                        }
+/// Where a computation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// Idle cycles only: the usual lane.
+    Idle,
+    /// A lowered priority: while the idle lane starves.
+    Lowered,
+}
+
+fn sender(lane: Lane) -> &'static mpsc::Sender<Job> {
+    static IDLE: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
+    static LOWERED: OnceLock<mpsc::Sender<Job>> = OnceLock::new();
+    match lane {
+        Lane::Idle => IDLE.get_or_init(|| threads("refresh", bulk::idle_only)),
+        Lane::Lowered => LOWERED.get_or_init(|| threads("refresh-lowered", bulk::lower_priority)),
+    }
+}
+
+fn threads(name: &'static str, schedule: fn(&str)) -> mpsc::Sender<Job> {
+    let (tx, rx) = mpsc::channel::<Job>();
+    let rx = Arc::new(Mutex::new(rx));
+    for i in 0..THREADS {
+        let rx = rx.clone();
+        std::thread::Builder::new()
+            .name(format!("{name}-{i}"))
+            .spawn(move || {
+                schedule(name);
+                loop {
+                    let job = rx.lock().expect("lane lock").recv();
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
                     }
-                })
-                .expect("a background thread");
-        }
-        tx
-    })
+                }
+            })
+            .expect("a background thread");
+    }
+    tx
+}
+
+/// Until when computations skip the idle lane.
+static STARVED_UNTIL: Mutex<Option<Instant>> = Mutex::new(None);
+
+/// The lane for a computation starting `now`.
+fn lane_at(now: Instant, starved_until: Option<Instant>) -> Lane {
+    match starved_until {
+        Some(until) if now < until => Lane::Lowered,
+        _ => Lane::Idle,
+    }
+}
+
+/// Until when the idle lane is skipped after a computation there that
+/// waited `waited` for a core and ended `now`.
+fn starved_until(lane: Lane, waited: Duration, now: Instant) -> Option<Instant> {
+    (lane == Lane::Idle && waited >= STARVED).then(|| now + STARVED_FOR)
 }
 
 /// Runs `f` on the lane and waits for its result; a panic in `f` is an
@@ -59,20 +102,42 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
+    let lane = lane_at(Instant::now(), *STARVED_UNTIL.lock().expect("starved lock"));
     let (tx, rx) = tokio::sync::oneshot::channel();
     let job: Job = Box::new(move || {
-        let _ = tx.send(std::panic::catch_unwind(AssertUnwindSafe(f)));
+        let (began, cpu) = (Instant::now(), bulk::thread_cpu_time());
+        let out = std::panic::catch_unwind(AssertUnwindSafe(f));
+        let waited = began
+            .elapsed()
+            .saturating_sub(bulk::thread_cpu_time().saturating_sub(cpu));
+        let _ = tx.send((out, waited));
     });
-    lane()
+    sender(lane)
         .send(job)
         .map_err(|_| Error::Internal("the background lane is gone".into()))?;
     match rx.await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(_)) => Err(Error::Internal("a background computation panicked".into())),
+        Ok((out, waited)) => {
+            if let Some(until) = starved_until(lane, waited, Instant::now()) {
+                tracing::info!(
+                    waited_ms = waited.as_millis() as u64,
+                    "standings computations were starved of idle cycles; running them at a lowered priority for a while"
+                );
+                *STARVED_UNTIL.lock().expect("starved lock") = Some(until);
+            }
+            out.map_err(|_| Error::Internal("a background computation panicked".into()))
+        }
         Err(_) => Err(Error::Internal(
             "the background lane dropped a computation".into(),
         )),
     }
+}
+
+/// Drops `value` on the lane: freeing a replaced table of thousands of
+/// rows takes a worker a millisecond or so, which a read would wait for.
+pub fn discard<T: Send + 'static>(value: T) {
+    let lane = lane_at(Instant::now(), *STARVED_UNTIL.lock().expect("starved lock"));
+    // Should the lane be gone, the job comes back and is dropped here.
+    let _ = sender(lane).send(Box::new(move || drop(value)));
 }
 
 #[cfg(test)]
@@ -90,12 +155,34 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[tokio::test]
-    async fn the_lane_runs_below_the_workers() {
-        let here = bulk::current_nice();
-        let there = run(bulk::current_nice).await.unwrap();
-        assert!(
-            there >= bulk::NICE.max(here),
-            "lane at {there}, caller at {here}"
-        );
+    async fn the_lane_runs_only_on_idle_cycles() {
+        assert!(!bulk::is_idle_only(), "the caller is a normal thread");
+        assert!(run(bulk::is_idle_only).await.unwrap());
+    }
+
+    #[test]
+    fn a_starved_computation_sends_the_next_ones_to_the_lowered_lane() {
+        let now = Instant::now();
+        assert_eq!(starved_until(Lane::Idle, STARVED / 2, now), None);
+        let until = starved_until(Lane::Idle, STARVED, now);
+        assert_eq!(until, Some(now + STARVED_FOR));
+        assert_eq!(lane_at(now + STARVED_FOR / 2, until), Lane::Lowered);
+        assert_eq!(lane_at(now + STARVED_FOR, until), Lane::Idle);
+        assert_eq!(lane_at(now, None), Lane::Idle);
+        // Only the idle lane starves; the lowered one always gets a share.
+        assert_eq!(starved_until(Lane::Lowered, STARVED * 4, now), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_lowered_lane_runs_below_normal_priority() {
+        let (tx, rx) = mpsc::channel();
+        sender(Lane::Lowered)
+            .send(Box::new(move || {
+                let _ = tx.send((bulk::is_idle_only(), bulk::current_nice()));
+            }))
+            .unwrap();
+        let (idle, nice) = rx.recv().unwrap();
+        assert!(!idle && nice >= bulk::NICE, "idle {idle}, nice {nice}");
     }
 }

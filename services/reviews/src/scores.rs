@@ -81,6 +81,7 @@ impl ReviewsApi {
                     .map(|r| (Vec::new(), r))
             }
         };
+        let started = std::time::Instant::now();
         // Under ingest every round trip queues; these go out together.
         let ((tallies, results), accepted, vote_rows, rating_rows) = tokio::try_join!(
             survey_rows,
@@ -88,11 +89,19 @@ impl ReviewsApi {
             store::vote_tallies(read, &votes),
             store::rating_values(read, cycle),
         )?;
+        let read = started.elapsed();
         let blocked = if raw {
             self.blocked_units(&survey_name, &tallies).await?
         } else {
             HashSet::new()
         };
+        tracing::debug!(
+            group = gid,
+            tallies = tallies.len(),
+            read_ms = read.as_millis() as u64,
+            screened_ms = (started.elapsed() - read).as_millis() as u64,
+            "review figures read"
+        );
         let mut f = Figures {
             survey,
             tallies: HashMap::new(),

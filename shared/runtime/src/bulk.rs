@@ -120,6 +120,56 @@ pub fn lower_priority(lane: &str) {
     let _ = lane;
 }
 
+/// Runs the calling thread only on cycles no other thread wants
+/// (`SCHED_IDLE`): for work whose result is derived and may be late, never
+/// a client's request. A nice value only weighs a thread's share: the
+/// kernel still lets a lowered thread finish its slice, a millisecond or
+/// more, before a woken reader runs (issue 22: a standings refresh put
+/// 10–19 ms on a read's p99 under ingest at nice 10), while an idle-policy
+/// thread gives the core up at once. It still runs whenever a core has
+/// nothing else to do. Like [`lower_priority`], it needs no privilege and
+/// a refusal is logged, not fatal.
+pub fn idle_only(lane: &str) {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::{
+            NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+            set_thread_priority_and_policy, thread_native_id,
+        };
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+        if let Err(e) =
+            set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle)
+        {
+            tracing::warn!(lane, error = ?e, "could not make a lane idle-only; falling back to a lower priority");
+            lower_priority(lane);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = lane;
+}
+
+/// Whether the calling thread runs only on idle cycles (Linux), for tests.
+#[cfg(target_os = "linux")]
+pub fn is_idle_only() -> bool {
+    use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
+    matches!(
+        thread_priority::thread_schedule_policy(),
+        Ok(ThreadSchedulePolicy::Normal(
+            NormalThreadSchedulePolicy::Idle
+        ))
+    )
+}
+
+/// The CPU time the calling thread has used: with the wall time, how
+/// long a piece of work waited for a core.
+pub fn thread_cpu_time() -> std::time::Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    std::time::Duration::new(
+        t.tv_sec.max(0) as u64,
+        t.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
 /// The nice value of the calling thread (Linux), for tests.
 #[cfg(target_os = "linux")]
 pub fn current_nice() -> i32 {

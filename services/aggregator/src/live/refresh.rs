@@ -219,7 +219,7 @@ fn kept<T>(got: &Option<Result<Revised<T>, Error>>) -> bool {
 }
 
 /// Takes a fetched part; says whether anything readers see changed.
-fn settle<T: PartialEq>(
+fn settle<T: PartialEq + Send + Sync + 'static>(
     slot: &mut Option<Held<T>>,
     failed: &mut BTreeMap<Source, String>,
     source: Source,
@@ -238,11 +238,12 @@ fn settle<T: PartialEq>(
                 (None, None) => false,
                 (Some(v), _) => {
                     let new = slot.as_ref().is_none_or(|h| *h.value != v);
-                    *slot = Some(Held {
+                    let held = Held {
                         value: Arc::new(v),
                         revision,
                         plans_revision,
-                    });
+                    };
+                    crate::background::discard(slot.replace(held));
                     new
                 }
             };
@@ -570,7 +571,7 @@ impl Live {
             inputs: current.inputs.clone(),
             year: current.year,
         };
-        cell.view.send_replace(View::Ready(Arc::new(snapshot)));
+        crate::background::discard(cell.view.send_replace(View::Ready(Arc::new(snapshot))));
     }
 
     /// Stores and hands out new standings when anything readers see changed.
@@ -619,12 +620,13 @@ impl Live {
         let revision = standings.revision;
         // Readers and watchers first: the stored copy only warms a restart,
         // so it is written behind them (`super::stored`).
-        cell.view.send_replace(View::Ready(Arc::new(Snapshot {
+        let replaced = cell.view.send_replace(View::Ready(Arc::new(Snapshot {
             standings,
             encoded: encoded.clone(),
             inputs,
             year,
         })));
+        crate::background::discard(replaced);
         self.store_later(&cell.name, revision, encoded);
         Ok(())
     }
