@@ -94,7 +94,7 @@ fn lane_at(now: Instant, starved_until: Option<Instant>) -> Lane {
 
 /// Runs `f` on the lane and waits for its result; a panic in `f` is an
 /// INTERNAL error of this call, not of the lane. A computation that no
-/// idle-lane thread has taken within [`STARVED`] runs on the lowered lane
+/// idle-lane thread has taken within `STARVED` runs on the lowered lane
 /// instead.
 pub async fn run<T, F>(f: F) -> Result<T, Error>
 where
