@@ -125,10 +125,16 @@ impl ReviewsApi {
                         ))
                     } else if vote.voter.trim().is_empty()
                         || vote.voter.chars().count() > text::LABEL
+                        || vote.voter.chars().any(char::is_control)
                     {
+                        // PostgreSQL cannot store a NUL: refused here, the
+                        // vote alone, not the whole push as INTERNAL.
                         Some((
                             crate::Refusal::Invalid,
-                            format!("voter is required, at most {} characters", text::LABEL),
+                            format!(
+                                "voter is required, at most {} characters, none of them control characters",
+                                text::LABEL
+                            ),
                         ))
                     } else if !ctx.units.contains(&vote.unit) {
                         Some((

@@ -19,6 +19,23 @@ pub fn request_digest(method: &str, request: &impl Message) -> String {
     hex::encode(h.finalize())
 }
 
+/// The longest `request_id` kept, in characters.
+pub const REQUEST_ID_MAX: usize = 128;
+
+/// INVALID_ARGUMENT unless `request_id` is at most [`REQUEST_ID_MAX`]
+/// characters without control characters: it is stored beside the answer,
+/// and PostgreSQL cannot store a NUL (which would otherwise fail the write
+/// as INTERNAL, while SQLite stored it).
+fn check(request_id: &str) -> Result<(), Error> {
+    if request_id.chars().count() > REQUEST_ID_MAX || request_id.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "request_id",
+            format!("must be at most {REQUEST_ID_MAX} characters, none of them control characters"),
+        ));
+    }
+    Ok(())
+}
+
 /// Looks up an earlier answer to the same request. `Ok(None)` when the
 /// request is new (or carries no request id).
 pub async fn replay<R: Message + Default>(
@@ -30,6 +47,7 @@ pub async fn replay<R: Message + Default>(
     if request_id.is_empty() {
         return Ok(None);
     }
+    check(request_id)?;
     let row = sqlx::query(
         "SELECT request_digest, response FROM idempotency WHERE principal = $1 AND request_id = $2",
     )

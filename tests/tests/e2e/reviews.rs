@@ -501,6 +501,60 @@ async fn votes_and_unit_results(backend: Backend) {
     suite.stop().await;
 }
 
+/// A NUL (which PostgreSQL cannot store) in a voter or a request id is
+/// refused as bad input on both databases: before, on PostgreSQL it failed
+/// the whole push as INTERNAL, valid votes beside it included, while
+/// SQLite stored it (found by an outside tester).
+async fn control_characters_are_refused_on_both_databases(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    set_phase(&suite, "2026", Phase::Execution).await;
+    campaign(&suite, "survey", CampaignMode::UnitResults).await;
+    campaign(&suite, "portal", CampaignMode::OnlineVotes).await;
+    let mut a = platform(&suite, "platform-a");
+    let vote = |id: &str, voter: &str| Vote {
+        vote_id: id.into(),
+        voter: voter.into(),
+        unit: "units/huli".into(),
+        answer: "satisfied".into(),
+        cast_time: ts(now_ms() - DAY),
+    };
+    let out = a
+        .push_votes(PushVotesRequest {
+            campaign: "cycles/2026/campaigns/portal".into(),
+            votes: vec![
+                vote("v1", "voter-1"),
+                vote("v2", "vo\0ter"),
+                vote("v3", "voter-3"),
+            ],
+        })
+        .await
+        .expect("the push goes through")
+        .into_inner();
+    assert_eq!(out.accepted, 2);
+    let refused: Vec<_> = out
+        .rejected
+        .iter()
+        .map(|r| (r.id.as_str(), r.reason.as_str()))
+        .collect();
+    assert_eq!(refused, [("v2", "INVALID")]);
+    let err = a
+        .push_unit_results(PushUnitResultsRequest {
+            campaign: CAMPAIGN.into(),
+            results: vec![UnitResult {
+                unit: "units/huli".into(),
+                index: dec("0.5"),
+                sample_size: 10,
+            }],
+            request_id: "firm\0-1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(bad_fields(&err), ["request_id"]);
+    suite.stop().await;
+}
+
 async fn mutual_ratings_are_trimmed_and_self_ratings_refused(backend: Backend) {
     let suite = Suite::start(backend).await;
     let mut plans = evaluation_year(&suite, "2026", now_ms() + DAY).await;
@@ -982,6 +1036,7 @@ async fn members_edited_in_planning_hold_for_the_pushes_after_it(backend: Backen
 }
 
 on_both_databases!(
+    control_characters_are_refused_on_both_databases,
     a_stream_in_flight_at_shutdown_finishes_in_the_drain,
     a_stream_of_refusals_lists_the_first_and_counts_them_all,
     overlapping_vote_pushes_all_land_and_count_each_voter_once,
