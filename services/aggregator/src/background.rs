@@ -18,7 +18,11 @@
 
 use std::{
     panic::AssertUnwindSafe,
-    sync::{Arc, Mutex, OnceLock, mpsc},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
     time::{Duration, Instant},
 };
 
@@ -38,6 +42,10 @@ const STARVED: Duration = Duration::from_millis(50);
 /// core, so that standings are late, never frozen, while the machine is
 /// saturated.
 const STARVED_FOR: Duration = Duration::from_secs(10);
+/// A computation taken by the idle lane but not answered after this long
+/// runs on the lowered lane too (a tenth of a second of work for 3,000
+/// units, so that only a starved one, or a very large group's, gets there).
+const RESCUE: Duration = Duration::from_secs(1);
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -95,51 +103,63 @@ fn lane_at(now: Instant, starved_until: Option<Instant>) -> Lane {
 /// Runs `f` on the lane and waits for its result; a panic in `f` is an
 /// INTERNAL error of this call, not of the lane. A computation that no
 /// idle-lane thread has taken within `STARVED` runs on the lowered lane
-/// instead.
+/// instead; one taken but unanswered after `RESCUE` (its thread starved
+/// mid-way: an idle-policy thread waits as long as the cores stay busy)
+/// also runs there, and the first answer counts. Computations are pure,
+/// so running one twice costs only the time.
 pub async fn run<T, F>(f: F) -> Result<T, Error>
 where
     T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
+    F: Fn() -> T + Send + Sync + 'static,
 {
+    let f = Arc::new(f);
     let lane = lane_at(Instant::now(), *STARVED_UNTIL.lock().expect("starved lock"));
-    let waiting = Arc::new(Mutex::new(Some(f)));
-    let mut answer = submit(lane, waiting.clone())?;
-    if lane == Lane::Idle {
-        if let Ok(got) = tokio::time::timeout(STARVED, &mut answer).await {
-            return finish(lane, got);
-        }
-        // Taken here, the idle lane's job finds nothing left to run.
-        let untaken = waiting.lock().expect("waiting lock").take();
-        if let Some(f) = untaken {
-            starve(STARVED);
-            let lowered = submit(Lane::Lowered, Arc::new(Mutex::new(Some(f))))?;
-            return finish(Lane::Lowered, lowered.await);
-        }
+    if lane == Lane::Lowered {
+        return finish(lane, submit(lane, f, None)?.await);
     }
-    finish(lane, answer.await)
+    let taken = Arc::new(AtomicBool::new(false));
+    let mut idle = submit(Lane::Idle, f.clone(), Some(taken.clone()))?;
+    if let Ok(got) = tokio::time::timeout(STARVED, &mut idle).await {
+        return finish(Lane::Idle, got);
+    }
+    // Claimed here, the idle lane's job finds it taken and does nothing.
+    if !taken.swap(true, Ordering::SeqCst) {
+        starve(STARVED);
+        return finish(Lane::Lowered, submit(Lane::Lowered, f, None)?.await);
+    }
+    if let Ok(got) = tokio::time::timeout(RESCUE - STARVED, &mut idle).await {
+        return finish(Lane::Idle, got);
+    }
+    starve(RESCUE);
+    let mut lowered = submit(Lane::Lowered, f, None)?;
+    tokio::select! {
+        got = &mut idle => finish(Lane::Idle, got),
+        got = &mut lowered => finish(Lane::Lowered, got),
+    }
 }
 
 /// What a lane's thread sends back: the computation's outcome and how
 /// long it waited for a core while running.
 type Outcome<T> = (std::thread::Result<T>, Duration);
 
-/// Queues the computation in `waiting` on `lane`, unless another lane's
-/// thread takes it first.
+/// Queues `f` on `lane`. With `taken`, the job runs only if nobody has
+/// claimed the computation first.
 fn submit<T, F>(
     lane: Lane,
-    waiting: Arc<Mutex<Option<F>>>,
+    f: Arc<F>,
+    taken: Option<Arc<AtomicBool>>,
 ) -> Result<tokio::sync::oneshot::Receiver<Outcome<T>>, Error>
 where
     T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
+    F: Fn() -> T + Send + Sync + 'static,
 {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let job: Job = Box::new(move || {
-        let Some(f) = waiting.lock().expect("waiting lock").take() else {
+        if taken.is_some_and(|t| t.swap(true, Ordering::SeqCst)) {
             return;
-        };
+        }
         let (began, cpu) = (Instant::now(), bulk::thread_cpu_time());
-        let out = std::panic::catch_unwind(AssertUnwindSafe(f));
+        let out = std::panic::catch_unwind(AssertUnwindSafe(|| f()));
         let waited = began
             .elapsed()
             .saturating_sub(bulk::thread_cpu_time().saturating_sub(cpu));
@@ -219,6 +239,31 @@ mod tests {
         assert_eq!(lane_at(now + STARVED_FOR / 2, until), Lane::Lowered);
         assert_eq!(lane_at(now + STARVED_FOR, until), Lane::Idle);
         assert_eq!(lane_at(now, None), Lane::Idle);
+    }
+
+    #[tokio::test]
+    async fn a_computation_starved_mid_way_is_answered_by_the_lowered_lane() {
+        // On the idle lane the computation stalls, as a thread starved of
+        // cycles would; on the lowered lane it answers.
+        let (release, stalled) = std::sync::mpsc::channel::<()>();
+        let stalled = Arc::new(Mutex::new(stalled));
+        let started = Instant::now();
+        let ran = run(move || {
+            if bulk::is_idle_only() {
+                let _ = stalled
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(Duration::from_secs(60));
+                "idle"
+            } else {
+                "lowered"
+            }
+        })
+        .await
+        .unwrap();
+        drop(release);
+        assert_eq!(ran, "lowered");
+        assert!(started.elapsed() < Duration::from_secs(30));
     }
 
     #[tokio::test]

@@ -501,7 +501,8 @@ where
         .await
         .map_err(|e| dependency_error(s.service(), e))?;
     crate::background::run(move || {
-        let answer = Ans::decode(answer).map_err(|e| bad_answer(s, "message", e.to_string()))?;
+        let answer =
+            Ans::decode(answer.clone()).map_err(|e| bad_answer(s, "message", e.to_string()))?;
         let (unchanged_only, revision) = head(&answer);
         if unchanged_only {
             return unchanged(s, known, revision);

@@ -477,7 +477,8 @@ impl Live {
         // Thousands of rows: computed on the background lane, so that
         // reads served meanwhile do not wait behind it.
         let (inputs, rows) = crate::background::run(move || {
-            let inputs = Arc::new(assemble(&name, &plans, (ind, rev, ins)));
+            let parts = (ind.clone(), rev.clone(), ins.clone());
+            let inputs = Arc::new(assemble(&name, &plans, parts));
             let rows = standing_rows(&inputs.table());
             (inputs, rows)
         })
@@ -602,13 +603,13 @@ impl Live {
                 return None;
             }
             let standings = Standings {
-                group: name,
-                rows,
+                group: name.clone(),
+                rows: rows.clone(),
                 update_time: Some(timestamp(jixiao_runtime::time::now_ms())),
                 stale,
-                stale_reason: reason,
+                stale_reason: reason.clone(),
                 revision: previous.as_ref().map_or(0, |p| p.standings.revision) + 1,
-                service_revisions: revisions,
+                service_revisions: revisions.clone(),
             };
             let encoded = Bytes::from(standings.encode_to_vec());
             Some((standings, encoded))
