@@ -402,17 +402,23 @@ impl ReviewsApi {
             None => {}
         }
         self.changes.announce(change);
+        // CONFLICTs (a stored response sent again changed) lead the list:
+        // a stream's answer lists only its first refusals, and these are
+        // the ones a platform must look at.
+        let mut conflicts = Vec::new();
         for (row, o) in rows.iter().zip(outcomes) {
             match o {
                 Outcome::Stored => out.accepted += 1,
                 Outcome::Duplicate => out.duplicates += 1,
-                Outcome::Conflict => out.rejected.push(rejection(
+                Outcome::Conflict => conflicts.push(rejection(
                     &row.response_id,
                     crate::Refusal::Conflict,
                     "this response_id was stored with other content; it is not overwritten",
                 )),
             }
         }
+        conflicts.append(&mut out.rejected);
+        out.rejected = conflicts;
         for r in &out.rejected {
             *out.rejected_by_reason.entry(r.reason.clone()).or_default() += 1;
         }

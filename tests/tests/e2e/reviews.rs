@@ -770,15 +770,21 @@ async fn a_stream_of_refusals_lists_the_first_and_counts_them_all(backend: Backe
             "{quoted}"
         );
     }
-    // A batch lists all its refusals, and counts them the same way.
-    let again = push(
-        &mut platform(&suite, "platform-a"),
-        requests[0].responses.clone(),
-    )
-    .await
-    .unwrap();
-    assert_eq!((again.duplicates, again.rejected.len()), (1, 1_999));
+    // A batch lists all its refusals, a changed resend's CONFLICT first,
+    // and counts them the same way.
+    let mut changed = requests[0].responses.clone();
+    changed[2] = response("fine", "huli", "residents", ["dissatisfied"; 3]);
+    let again = push(&mut platform(&suite, "platform-a"), changed)
+        .await
+        .unwrap();
+    assert_eq!((again.duplicates, again.rejected.len()), (0, 2_000));
+    let first = &again.rejected[0];
+    assert_eq!(
+        (first.id.as_str(), first.reason.as_str()),
+        ("fine", "CONFLICT")
+    );
     assert_eq!(again.rejected_by_reason["UNKNOWN_CATEGORY"], 1_997);
+    assert_eq!(again.rejected_by_reason["CONFLICT"], 1);
     suite.stop().await;
 }
 
