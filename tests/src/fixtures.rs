@@ -129,6 +129,14 @@ pub fn reason(status: &Status) -> String {
 }
 
 /// The fields a BadRequest names.
+/// A push's refusals as (id, reason).
+pub fn refusals(rejected: &[jixiao_proto::reviews::Rejection]) -> Vec<(&str, &str)> {
+    rejected
+        .iter()
+        .map(|r| (r.id.as_str(), r.reason.as_str()))
+        .collect()
+}
+
 pub fn bad_fields(status: &Status) -> Vec<String> {
     status
         .get_error_details()

@@ -92,6 +92,11 @@ fn threads(name: &'static str, schedule: fn(&str)) -> mpsc::Sender<Job> {
 /// Until when computations skip the idle lane.
 static STARVED_UNTIL: Mutex<Option<Instant>> = Mutex::new(None);
 
+/// The lane for a computation starting now.
+fn current_lane() -> Lane {
+    lane_at(Instant::now(), *STARVED_UNTIL.lock().expect("starved lock"))
+}
+
 /// The lane for a computation starting `now`.
 fn lane_at(now: Instant, starved_until: Option<Instant>) -> Lane {
     match starved_until {
@@ -113,7 +118,7 @@ where
     F: Fn() -> T + Send + Sync + 'static,
 {
     let f = Arc::new(f);
-    let lane = lane_at(Instant::now(), *STARVED_UNTIL.lock().expect("starved lock"));
+    let lane = current_lane();
     if lane == Lane::Lowered {
         return finish(lane, submit(lane, f, None)?.await);
     }
@@ -195,7 +200,7 @@ fn starve(waited: Duration) {
 /// Drops `value` on the lane: freeing a replaced table of thousands of
 /// rows takes a worker a millisecond or so, which a read would wait for.
 pub fn discard<T: Send + 'static>(value: T) {
-    let lane = lane_at(Instant::now(), *STARVED_UNTIL.lock().expect("starved lock"));
+    let lane = current_lane();
     // Should the lane be gone, the job comes back and is dropped here.
     let _ = sender(lane).send(Box::new(move || drop(value)));
 }

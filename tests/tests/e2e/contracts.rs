@@ -403,11 +403,7 @@ async fn answer_codes_are_as_the_contract_says(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!((pushed.accepted, pushed.duplicates), (2, 0));
-    let rejected: Vec<(&str, &str)> = pushed
-        .rejected
-        .iter()
-        .map(|r| (r.id.as_str(), r.reason.as_str()))
-        .collect();
+    let rejected = jixiao_tests::refusals(&pushed.rejected);
     assert_eq!(
         rejected,
         [("r3", "UNKNOWN_QUESTION"), ("r4", "UNKNOWN_ANSWER")]

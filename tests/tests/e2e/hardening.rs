@@ -419,11 +419,7 @@ async fn entry_checks_of_times_enums_and_exactness(backend: Backend) {
         .unwrap()
         .into_inner();
     assert_eq!(out.accepted, 0);
-    let refused: Vec<(&str, &str)> = out
-        .rejected
-        .iter()
-        .map(|r| (r.id.as_str(), r.reason.as_str()))
-        .collect();
+    let refused = jixiao_tests::refusals(&out.rejected);
     assert_eq!(
         refused,
         [

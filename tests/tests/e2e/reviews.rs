@@ -532,11 +532,7 @@ async fn control_characters_are_refused_on_both_databases(backend: Backend) {
         .expect("the push goes through")
         .into_inner();
     assert_eq!(out.accepted, 2);
-    let refused: Vec<_> = out
-        .rejected
-        .iter()
-        .map(|r| (r.id.as_str(), r.reason.as_str()))
-        .collect();
+    let refused = jixiao_tests::refusals(&out.rejected);
     assert_eq!(refused, [("v2", "INVALID")]);
     let err = a
         .push_unit_results(PushUnitResultsRequest {
@@ -816,13 +812,7 @@ async fn a_stored_batch_beside_a_changed_copy_counts_one_conflict(backend: Backe
             .unwrap()
             .into_inner();
         assert_eq!((out.accepted, out.duplicates), (0, 39));
-        assert_eq!(
-            out.rejected
-                .iter()
-                .map(|r| (r.id.as_str(), r.reason.as_str()))
-                .collect::<Vec<_>>(),
-            [("c-0", "CONFLICT")]
-        );
+        assert_eq!(jixiao_tests::refusals(&out.rejected), [("c-0", "CONFLICT")]);
     }
     assert_eq!(row(&scores(&suite).await, "huli").survey_sample, 20);
     suite.stop().await;
@@ -1025,11 +1015,7 @@ async fn members_edited_in_planning_hold_for_the_pushes_after_it(backend: Backen
     .await
     .unwrap();
     assert_eq!(out.accepted, 1);
-    let refused: Vec<_> = out
-        .rejected
-        .iter()
-        .map(|r| (r.id.as_str(), r.reason.as_str()))
-        .collect();
+    let refused = jixiao_tests::refusals(&out.rejected);
     assert_eq!(refused, [("m-1", "UNKNOWN_UNIT")]);
     let units: Vec<_> = scores(&suite)
         .await

@@ -759,11 +759,7 @@ async fn odd_text_and_out_of_window_resends_are_refused_cleanly(backend: Backend
     }
     let out = push(&mut a, keyed).await;
     assert_eq!(out.accepted, 1, "{out:?}");
-    let mut refused: Vec<(&str, &str)> = out
-        .rejected
-        .iter()
-        .map(|r| (r.id.as_str(), r.reason.as_str()))
-        .collect();
+    let mut refused = jixiao_tests::refusals(&out.rejected);
     refused.sort();
     assert_eq!(
         refused,
