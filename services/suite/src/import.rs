@@ -50,12 +50,15 @@ pub fn read_batches(input: impl Read, campaign: &str) -> Result<Vec<PushResponse
         let record = record.map_err(|e| format!("line {line}: {e}"))?;
         let cell = |i: usize| record.get(i).unwrap_or("").trim();
         let unit = cell(fixed[1]);
-        let channel = match cell(fixed[3]) {
+        // Exports spell channels as their authors like ("Phone",
+        // "ONLINE"); the names are few and cannot be confused.
+        let channel = match cell(fixed[3]).to_ascii_lowercase().as_str() {
             "phone" => Channel::Phone,
             "in_person" => Channel::InPerson,
             "online" => Channel::Online,
             "" => Channel::Unspecified,
-            other => {
+            _ => {
+                let other = cell(fixed[3]);
                 return Err(format!(
                     "line {line}: channel {other:?} is not phone, in_person or online"
                 ));
@@ -124,7 +127,7 @@ mod tests {
     fn reads_rows_into_responses_and_names_bad_lines() {
         let csv = "response_id,unit,category,channel,answer_time,q1,q2\n\
                    r1,siming,residents,phone,2026-06-01T10:00:00Z,satisfied,dont_know\n\
-                   r2,units/huli,enterprises,online,2026-06-02T10:00:00Z,dissatisfied,\n";
+                   r2,units/huli,enterprises,Online,2026-06-02T10:00:00Z,dissatisfied,\n";
         let batches = read_batches(csv.as_bytes(), "cycles/2026/campaigns/s").unwrap();
         let r = &batches[0].responses;
         assert_eq!(
@@ -132,6 +135,8 @@ mod tests {
             (2, "units/siming", "units/huli")
         );
         assert_eq!(r[0].answers.len(), 2);
+        // Channel names are read whatever their case.
+        assert_eq!(r[1].channel, Channel::Online as i32);
         assert_eq!(
             r[1].answers.len(),
             1,
