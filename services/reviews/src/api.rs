@@ -72,6 +72,8 @@ pub struct ReviewsApi {
     pub(crate) plans: PlansLookup,
     pub(crate) changes: Changes,
     contexts: Arc<Mutex<ContextCache>>,
+    /// Raw-responses campaigns' tallies as of their group's revision.
+    pub(crate) tallies: Arc<crate::tally_cache::TallyCache>,
     shutdown: Shutdown,
     pub(crate) metrics: jixiao_runtime::metrics::Metrics,
 }
@@ -109,6 +111,7 @@ impl ReviewsApi {
             plans: PlansLookup::new(plans),
             changes: Changes::new(shutdown.clone()),
             contexts: Arc::default(),
+            tallies: Arc::default(),
             shutdown,
             metrics,
         })

@@ -26,6 +26,7 @@ mod scores;
 pub mod scoring;
 mod server;
 mod store;
+mod tally_cache;
 mod wire;
 
 use jixiao_runtime::{

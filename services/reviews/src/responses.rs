@@ -469,12 +469,12 @@ impl ReviewsApi {
         if batch.rows.is_empty() && batch.outside.is_empty() {
             return Ok((Vec::new(), None));
         }
-        match &self.pg {
+        let stored = match &self.pg {
             Some(pool) => {
                 let mut tx = pool.begin().await?;
                 let out = ingest::store_pg(&mut tx, p, batch).await?;
                 tx.commit().await?;
-                Ok(out)
+                out
             }
             None => {
                 let mut tx = self.db.begin_write().await?;
@@ -482,9 +482,14 @@ impl ReviewsApi {
                 tx.commit().await?;
                 // The checkpoint copies this batch's pages off the writer.
                 self.db.committed();
-                Ok(out)
+                out
             }
+        };
+        if let Some(c) = &stored.change {
+            let added = stored.added.deltas(batch.deltas);
+            self.tallies.advance(batch.campaign, c.revision, added);
         }
+        Ok((stored.outcomes, stored.change))
     }
 
     /// A client stream. Batches are checked as they arrive while earlier

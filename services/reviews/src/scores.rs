@@ -4,7 +4,10 @@
 //! mutual mean, with their flags; and the change stream the aggregator
 //! follows.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use jixiao_proto::reviews::{
     CampaignMode, CategoryFigure, GetGroupReviewScoresRequest, GroupReviewScores, ReviewChange,
@@ -23,6 +26,7 @@ use crate::{
     api::{READERS, ReviewsApi, weighted},
     scoring::{self, Tally},
     store,
+    tally_cache::Tallies,
 };
 
 /// The stream of group changes a follower watches.
@@ -49,7 +53,31 @@ struct Figures {
 }
 
 impl ReviewsApi {
-    async fn figures(&self, cycle: &str, gid: &str) -> Result<Figures, Error> {
+    /// A raw-responses campaign's tallies at the group's `revision`: the
+    /// copy kept in memory when it is that revision's (see
+    /// [`tally_cache`](crate::tally_cache)), else read and kept if the
+    /// revision did not move meanwhile.
+    async fn survey_tallies(
+        &self,
+        cycle: &str,
+        gid: &str,
+        campaign: &str,
+        revision: i64,
+    ) -> Result<Arc<Tallies>, Error> {
+        if let Some(held) = self.tallies.get(campaign, revision) {
+            return Ok(held);
+        }
+        let read = Arc::new(Tallies::new(
+            store::survey_tallies(&self.db.read, campaign).await?,
+        ));
+        if Changes::revision(&self.db, cycle, gid).await? == revision {
+            self.tallies.put(campaign, revision, read.clone());
+        }
+        Ok(read)
+    }
+
+    /// `revision`: the group's, read before anything else.
+    async fn figures(&self, cycle: &str, gid: &str, revision: i64) -> Result<Figures, Error> {
         let read = &self.db.read;
         let mut survey: Option<(String, CampaignMode)> = None;
         let mut votes: Option<String> = None;
@@ -72,13 +100,13 @@ impl ReviewsApi {
         let votes = votes.unwrap_or_default();
         let survey_rows = async {
             if raw {
-                store::survey_tallies(read, &survey_name)
+                self.survey_tallies(cycle, gid, &survey_name, revision)
                     .await
                     .map(|t| (t, Vec::new()))
             } else {
                 store::unit_results(read, &survey_name)
                     .await
-                    .map(|r| (Vec::new(), r))
+                    .map(|r| (Arc::default(), r))
             }
         };
         let started = std::time::Instant::now();
@@ -91,13 +119,13 @@ impl ReviewsApi {
         )?;
         let read = started.elapsed();
         let blocked = if raw {
-            self.blocked_units(&survey_name, &tallies).await?
+            self.blocked_units(&survey_name, &tallies.rows).await?
         } else {
             HashSet::new()
         };
         tracing::debug!(
             group = gid,
-            tallies = tallies.len(),
+            tallies = tallies.rows.len(),
             read_ms = read.as_millis() as u64,
             screened_ms = (started.elapsed() - read).as_millis() as u64,
             "review figures read"
@@ -111,9 +139,9 @@ impl ReviewsApi {
             vote_tallies: HashMap::new(),
             ratings: HashMap::new(),
         };
-        for t in tallies {
-            f.tallies.entry(t.unit).or_default().insert(
-                t.category,
+        for t in &tallies.rows {
+            f.tallies.entry(t.unit.clone()).or_default().insert(
+                t.category.clone(),
                 Tally {
                     responses: t.responses,
                     value_units: t.value_units,
@@ -157,7 +185,7 @@ impl ReviewsApi {
         let (members, scheme, figures) = tokio::try_join!(
             self.plans.members(group_name),
             self.plans.scheme(group_name),
-            self.figures(cycle, gid),
+            self.figures(cycle, gid, revision),
         )?;
         let Figures {
             survey,

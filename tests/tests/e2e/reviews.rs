@@ -137,16 +137,29 @@ async fn the_same_batch_twice_counts_once_and_conflicts_are_refused(backend: Bac
     set_phase(&suite, "2026", Phase::Execution).await;
     campaign(&suite, "survey", CampaignMode::RawResponses).await;
     let mut a = platform(&suite, "platform-a");
+    // The scores are read after every push: the service keeps the tallies
+    // it read and adds each stored batch to them, so each read checks that
+    // what a push added (all of it, part of it, nothing) is counted once.
+    let samples = async || {
+        let s = scores(&suite).await;
+        (
+            row(&s, "siming").survey_sample,
+            row(&s, "huli").survey_sample,
+        )
+    };
+    assert_eq!(samples().await, (0, 0));
     let first = push(&mut a, batch("r", "siming", 40)).await.unwrap();
     assert_eq!(
         (first.accepted, first.duplicates, first.rejected.len()),
         (40, 0, 0)
     );
+    assert_eq!(samples().await, (40, 0));
     let again = push(&mut a, batch("r", "siming", 40)).await.unwrap();
     assert_eq!(
         (again.accepted, again.duplicates, again.rejected.len()),
         (0, 40, 0)
     );
+    assert_eq!(samples().await, (40, 0));
 
     // The same id with other content is refused, never overwritten; bad rows
     // are refused one by one with their reasons, the rest is stored.
@@ -185,11 +198,13 @@ async fn the_same_batch_twice_counts_once_and_conflicts_are_refused(backend: Bac
     let out = push(&mut a, mixed.clone()).await.unwrap();
     assert_eq!((out.accepted, out.duplicates), (1, 1));
     assert_eq!(sorted(&out), refusals.map(|(i, r)| (i.into(), r.into())));
+    assert_eq!(samples().await, (40, 1));
     // A batch with a conflict is not taken as stored whole: sent again,
     // its conflict is refused again, not counted as a duplicate.
     let out = push(&mut a, mixed).await.unwrap();
     assert_eq!((out.accepted, out.duplicates), (0, 2));
     assert_eq!(sorted(&out), refusals.map(|(i, r)| (i.into(), r.into())));
+    assert_eq!(samples().await, (40, 1));
     // Stored responses cut into other batches, or in another order, are
     // duplicates all the same.
     let mut reordered = batch("r", "siming", 40);
@@ -213,6 +228,7 @@ async fn the_same_batch_twice_counts_once_and_conflicts_are_refused(backend: Bac
     let out = push(&mut a, hidden.clone()).await.unwrap();
     assert_eq!((out.accepted, out.duplicates), (100, 1));
     assert_eq!(sorted(&out), [("r-2".into(), "CONFLICT".into())]);
+    assert_eq!(samples().await, (140, 1));
     let out = push(&mut a, hidden).await.unwrap();
     assert_eq!((out.accepted, out.duplicates), (0, 101));
     assert_eq!(sorted(&out), [("r-2".into(), "CONFLICT".into())]);

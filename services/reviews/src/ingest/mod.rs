@@ -20,6 +20,7 @@
 //! that look-up costs as much as the first insert). A resend cut into
 //! other batches takes the per-id look-up.
 
+use jixiao_runtime::changes::Change;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use sha2::{Digest, Sha256};
 
@@ -177,6 +178,37 @@ fn stored_whole<'b>(
         start = end;
     }
     out
+}
+
+/// What storing a batch did.
+pub struct Stored {
+    /// Each row's outcome, in order.
+    pub outcomes: Vec<Outcome>,
+    /// The group's revision the batch made; None when it changed nothing.
+    pub change: Option<Change>,
+    /// What it added to the survey tallies.
+    pub added: Added,
+}
+
+/// What a stored batch added to the survey tallies.
+pub enum Added {
+    /// Nothing: no row was new.
+    Nothing,
+    /// The batch's own deltas: every row was new.
+    All,
+    /// The deltas of the rows that were new.
+    Only(Deltas),
+}
+
+impl Added {
+    /// The deltas added, given the batch's own.
+    pub fn deltas<'d>(&'d self, all: &'d Deltas) -> Option<&'d Deltas> {
+        match self {
+            Added::Nothing => None,
+            Added::All => Some(all),
+            Added::Only(d) => Some(d),
+        }
+    }
 }
 
 /// A response refused as answered outside the campaign window, kept for

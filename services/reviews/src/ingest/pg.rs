@@ -3,15 +3,12 @@
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use jixiao_runtime::{
-    Error, Principal, audit,
-    changes::{Change, Changes},
-};
+use jixiao_runtime::{Error, Principal, audit, changes::Changes};
 use sqlx::Row;
 
 use super::{
-    Batch, NewResponse, Outcome, is_unique_violation, outcomes, sample, screening, split_resent,
-    stored_whole, summary, tallies::Deltas,
+    Added, Batch, NewResponse, Outcome, Stored, is_unique_violation, outcomes, sample, screening,
+    split_resent, stored_whole, summary, tallies::Deltas,
 };
 
 /// Stores a batch on PostgreSQL. Pushes to one campaign are serialised
@@ -26,7 +23,7 @@ pub async fn store_pg(
     conn: &mut sqlx::PgConnection,
     principal: &Principal,
     batch: &Batch<'_>,
-) -> Result<(Vec<Outcome>, Option<Change>), Error> {
+) -> Result<Stored, Error> {
     use sqlx::Executor;
     // Id look-ups must probe the primary key: with the default page costs
     // the planner scans the whole table for a few thousand ids instead.
@@ -105,6 +102,11 @@ pub async fn store_pg(
         upsert_tallies_pg(conn, batch.campaign, batch.questions, deltas).await?;
         screening::counts_pg(conn, batch.campaign, deltas).await?;
     }
+    let added = match own {
+        _ if inserted.is_empty() => Added::Nothing,
+        None => Added::All,
+        Some(own) => Added::Only(own),
+    };
     let refused = screening::refusals_pg(conn, batch.campaign, batch.outside).await?;
     let change = if inserted.is_empty() && refused == 0 {
         None
@@ -127,7 +129,11 @@ pub async fn store_pg(
         },
     )
     .await?;
-    Ok((outcomes, change))
+    Ok(Stored {
+        outcomes,
+        change,
+        added,
+    })
 }
 
 /// The fingerprints of the batch's parts recorded as stored whole.

@@ -3,15 +3,12 @@
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use jixiao_runtime::{
-    Error, Principal, audit,
-    changes::{Change, Changes},
-};
+use jixiao_runtime::{Error, Principal, audit, changes::Changes};
 use sqlx::{AnyConnection, Row};
 
 use super::{
-    Batch, NewResponse, Outcome, is_unique_violation, outcomes, sample, screening, split_resent,
-    stored_whole, summary,
+    Added, Batch, NewResponse, Outcome, Stored, is_unique_violation, outcomes, sample, screening,
+    split_resent, stored_whole, summary,
 };
 
 /// Rows per multi-row statement (at most 8 columns each, under SQLite's
@@ -126,7 +123,7 @@ pub async fn store_sqlite(
     conn: &mut AnyConnection,
     principal: &Principal,
     batch: &Batch<'_>,
-) -> Result<(Vec<Outcome>, Option<Change>), Error> {
+) -> Result<Stored, Error> {
     use sqlx::Executor;
     let known = known_parts(conn, batch).await?;
     let (mut existing, unique) = split_resent(batch, &known);
@@ -250,7 +247,7 @@ async fn finish_sqlite(
     inserted: &HashSet<&str>,
     existing: &HashMap<&str, i64>,
     known: &HashSet<String>,
-) -> Result<(Vec<Outcome>, Option<Change>), Error> {
+) -> Result<Stored, Error> {
     let (outcomes, own) = outcomes(batch, inserted, existing);
     record_parts(conn, batch, known, &outcomes).await?;
     let deltas = own.as_ref().unwrap_or(batch.deltas);
@@ -258,6 +255,11 @@ async fn finish_sqlite(
         upsert_tallies!(conn, batch.campaign, deltas, batch.questions);
         screening::counts_sqlite(conn, batch.campaign, deltas).await?;
     }
+    let added = match own {
+        _ if inserted.is_empty() => Added::Nothing,
+        None => Added::All,
+        Some(own) => Added::Only(own),
+    };
     let refused = screening::refusals_sqlite(conn, batch.campaign, batch.outside).await?;
     let change = if inserted.is_empty() && refused == 0 {
         None
@@ -280,7 +282,11 @@ async fn finish_sqlite(
         },
     )
     .await?;
-    Ok((outcomes, change))
+    Ok(Stored {
+        outcomes,
+        change,
+        added,
+    })
 }
 
 #[cfg(test)]

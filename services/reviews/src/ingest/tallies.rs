@@ -136,7 +136,7 @@ impl Deltas {
     }
 
     /// (unit, its category's delta).
-    pub(super) fn categories(&self) -> impl Iterator<Item = (&str, &CategoryDelta)> {
+    pub(crate) fn categories(&self) -> impl Iterator<Item = (&str, &CategoryDelta)> {
         self.units
             .iter()
             .flat_map(|(unit, u)| u.categories.iter().map(move |c| (unit.as_str(), c)))
