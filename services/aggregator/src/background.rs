@@ -28,8 +28,16 @@ use std::{
 
 use jixiao_runtime::{Error, bulk};
 
-/// How many refreshes may compute at once (groups refresh independently).
+/// How many refreshes may compute at once (groups refresh independently),
+/// at most: no more than the cores this process may run on, since two
+/// lane threads sharing one core would each count the other's turns as
+/// starvation (see [`STARVED`]) and send the lane to nice 10 for nothing.
 const THREADS: usize = 2;
+
+/// The lane's threads: [`THREADS`], or fewer cores.
+fn thread_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(THREADS))
+}
 
 /// A computation that spent this long ready to run but not running (or
 /// queued, untaken) was starved of idle cycles: something kept every core
@@ -70,7 +78,7 @@ fn sender(lane: Lane) -> &'static mpsc::Sender<Job> {
 fn threads(name: &'static str, schedule: fn(&str)) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel::<Job>();
     let rx = Arc::new(Mutex::new(rx));
-    for i in 0..THREADS {
+    for i in 0..thread_count() {
         let rx = rx.clone();
         std::thread::Builder::new()
             .name(format!("{name}-{i}"))
@@ -273,10 +281,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_computation_no_idle_thread_takes_runs_on_the_lowered_lane() {
-        // Both idle threads busy past STARVED, as if starved.
+        // Every idle thread busy past STARVED, as if starved.
         let (hold, held) = std::sync::mpsc::channel::<()>();
         let held = Arc::new(Mutex::new(held));
-        for _ in 0..THREADS {
+        for _ in 0..thread_count() {
             let held = held.clone();
             sender(Lane::Idle)
                 .send(Box::new(move || {
