@@ -363,6 +363,10 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// SQLite's primary result codes for a lock held elsewhere.
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_LOCKED: i32 = 6;
+
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         let lost = match &e {
@@ -390,6 +394,20 @@ impl From<sqlx::Error> for Error {
             return Error::aborted(
                 Shared::ConcurrentWrite,
                 "another call wrote the same rows at the same moment and this one was rolled back; retry the call",
+            );
+        }
+        // SQLite: another process holds the file's write lock past the
+        // busy timeout (a second server started on the same data
+        // directory). Nothing of this call was written; a retry may pass.
+        if e.as_database_error()
+            .and_then(|d| d.try_downcast_ref::<sqlx::sqlite::SqliteError>())
+            .and_then(|d| sqlx::error::DatabaseError::code(d))
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| matches!(c & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
+        {
+            return Error::aborted(
+                Shared::ConcurrentWrite,
+                "another process holds the SQLite database's write lock (SQLite serves one server process per data directory); retry the call",
             );
         }
         if e.as_database_error()
@@ -467,6 +485,29 @@ mod tests {
         }
         let other = Error::from(sqlx::Error::Database(Box::new(Sqlstate("22012"))));
         assert_eq!(other.into_status("jixiao").code(), tonic::Code::Internal);
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_file_locked_by_another_process_is_retried_not_internal() {
+        use sqlx::{ConnectOptions, Connection, Executor, sqlite::SqliteConnectOptions};
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("db.sqlite"))
+            .create_if_missing(true)
+            .busy_timeout(std::time::Duration::ZERO);
+        let mut holder = options.connect().await.unwrap();
+        holder.execute("CREATE TABLE t (x INTEGER)").await.unwrap();
+        let mut held = holder.begin().await.unwrap();
+        held.execute("INSERT INTO t VALUES (1)").await.unwrap();
+        // As a second server's writer (through the Any driver) finds it.
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+        let mut other = sqlx::AnyConnection::connect(&url).await.unwrap();
+        other.execute("PRAGMA busy_timeout = 0").await.unwrap();
+        let e = other.execute("INSERT INTO t VALUES (2)").await.unwrap_err();
+        let status = Error::from(e).into_status("jixiao");
+        assert_eq!(status.code(), tonic::Code::Aborted, "{status:?}");
+        assert!(status.message().contains("retry"), "{status:?}");
     }
 
     #[test]
