@@ -401,7 +401,7 @@ impl From<sqlx::Error> for Error {
         // directory). Nothing of this call was written; a retry may pass.
         if e.as_database_error()
             .and_then(|d| d.try_downcast_ref::<sqlx::sqlite::SqliteError>())
-            .and_then(|d| sqlx::error::DatabaseError::code(d))
+            .and_then(sqlx::error::DatabaseError::code)
             .and_then(|c| c.parse::<i32>().ok())
             .is_some_and(|c| matches!(c & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
         {
