@@ -38,6 +38,17 @@ async fn campaign(suite: &Suite, id: &str, mode: CampaignMode) -> Campaign {
     jixiao_tests::survey_campaign(&mut ReviewsServiceClient::new(suite.office()), id, mode).await
 }
 
+/// A suite whose 2026 cycle is in EXECUTION with these campaigns.
+async fn executing(backend: Backend, campaigns: &[(&str, CampaignMode)]) -> Suite {
+    let suite = Suite::start(backend).await;
+    evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    set_phase(&suite, "2026", Phase::Execution).await;
+    for (id, mode) in campaigns {
+        campaign(&suite, id, *mode).await;
+    }
+    suite
+}
+
 /// `n` responses for `unit`, ids `{prefix}-{i}`, all satisfied.
 fn batch(prefix: &str, unit: &str, n: usize) -> Vec<SurveyResponse> {
     (0..n)
@@ -132,10 +143,7 @@ async fn jimei_holds(suite: &Suite, n: i64) {
 }
 
 async fn the_same_batch_twice_counts_once_and_conflicts_are_refused(backend: Backend) {
-    let suite = Suite::start(backend).await;
-    evaluation_year(&suite, "2026", now_ms() + DAY).await;
-    set_phase(&suite, "2026", Phase::Execution).await;
-    campaign(&suite, "survey", CampaignMode::RawResponses).await;
+    let suite = executing(backend, &[("survey", CampaignMode::RawResponses)]).await;
     let mut a = platform(&suite, "platform-a");
     // The scores are read after every push: the service keeps the tallies
     // it read and adds each stored batch to them, so each read checks that
@@ -244,10 +252,7 @@ async fn the_same_batch_twice_counts_once_and_conflicts_are_refused(backend: Bac
 }
 
 async fn a_broken_stream_resent_in_full_counts_exactly(backend: Backend) {
-    let suite = Suite::start(backend).await;
-    evaluation_year(&suite, "2026", now_ms() + DAY).await;
-    set_phase(&suite, "2026", Phase::Execution).await;
-    campaign(&suite, "survey", CampaignMode::RawResponses).await;
+    let suite = executing(backend, &[("survey", CampaignMode::RawResponses)]).await;
 
     // Two batches go through, then the platform's connection breaks.
     let (batches, tx, call) = stream_started(&suite, "s").await;
@@ -274,10 +279,7 @@ async fn a_broken_stream_resent_in_full_counts_exactly(backend: Backend) {
 /// closed, so that check failed and cut the stream with UNAVAILABLE
 /// (found by an outside tester).
 async fn a_stream_in_flight_at_shutdown_finishes_in_the_drain(backend: Backend) {
-    let suite = Suite::start(backend).await;
-    evaluation_year(&suite, "2026", now_ms() + DAY).await;
-    set_phase(&suite, "2026", Phase::Execution).await;
-    campaign(&suite, "survey", CampaignMode::RawResponses).await;
+    let suite = executing(backend, &[("survey", CampaignMode::RawResponses)]).await;
     let (batches, tx, call) = stream_started(&suite, "d").await;
     let mut suite = suite;
     let halted = tokio::spawn(async move {
@@ -301,10 +303,7 @@ async fn a_stream_in_flight_at_shutdown_finishes_in_the_drain(backend: Backend) 
 }
 
 async fn only_bound_platforms_push(backend: Backend) {
-    let suite = Suite::start(backend).await;
-    evaluation_year(&suite, "2026", now_ms() + DAY).await;
-    set_phase(&suite, "2026", Phase::Execution).await;
-    campaign(&suite, "survey", CampaignMode::RawResponses).await;
+    let suite = executing(backend, &[("survey", CampaignMode::RawResponses)]).await;
     for mut client in [
         platform(&suite, "platform-b"),
         ReviewsServiceClient::new(suite.unit("siming")),
@@ -360,10 +359,7 @@ async fn only_bound_platforms_push(backend: Backend) {
 }
 
 async fn categories_are_reweighted_and_small_samples_flagged(backend: Backend) {
-    let suite = Suite::start(backend).await;
-    evaluation_year(&suite, "2026", now_ms() + DAY).await;
-    set_phase(&suite, "2026", Phase::Execution).await;
-    campaign(&suite, "survey", CampaignMode::RawResponses).await;
+    let suite = executing(backend, &[("survey", CampaignMode::RawResponses)]).await;
     let mut a = platform(&suite, "platform-a");
     let mut watcher = reader(&suite);
     let mut changes = watcher
@@ -458,11 +454,14 @@ async fn categories_are_reweighted_and_small_samples_flagged(backend: Backend) {
 }
 
 async fn votes_and_unit_results(backend: Backend) {
-    let suite = Suite::start(backend).await;
-    evaluation_year(&suite, "2026", now_ms() + DAY).await;
-    set_phase(&suite, "2026", Phase::Execution).await;
-    campaign(&suite, "survey", CampaignMode::UnitResults).await;
-    campaign(&suite, "portal", CampaignMode::OnlineVotes).await;
+    let suite = executing(
+        backend,
+        &[
+            ("survey", CampaignMode::UnitResults),
+            ("portal", CampaignMode::OnlineVotes),
+        ],
+    )
+    .await;
     let mut a = platform(&suite, "platform-a");
     let err = push(&mut a, batch("r", "siming", 1)).await.unwrap_err();
     assert_eq!(reason(&err), "WRONG_MODE");
@@ -522,11 +521,14 @@ async fn votes_and_unit_results(backend: Backend) {
 /// the whole push as INTERNAL, valid votes beside it included, while
 /// SQLite stored it (found by an outside tester).
 async fn control_characters_are_refused_on_both_databases(backend: Backend) {
-    let suite = Suite::start(backend).await;
-    evaluation_year(&suite, "2026", now_ms() + DAY).await;
-    set_phase(&suite, "2026", Phase::Execution).await;
-    campaign(&suite, "survey", CampaignMode::UnitResults).await;
-    campaign(&suite, "portal", CampaignMode::OnlineVotes).await;
+    let suite = executing(
+        backend,
+        &[
+            ("survey", CampaignMode::UnitResults),
+            ("portal", CampaignMode::OnlineVotes),
+        ],
+    )
+    .await;
     let mut a = platform(&suite, "platform-a");
     let vote = |id: &str, voter: &str| Vote {
         vote_id: id.into(),
@@ -677,10 +679,7 @@ async fn mutual_ratings_are_trimmed_and_self_ratings_refused(backend: Backend) {
 }
 
 async fn a_csv_file_is_imported_through_the_stream(backend: Backend) {
-    let suite = Suite::start(backend).await;
-    evaluation_year(&suite, "2026", now_ms() + DAY).await;
-    set_phase(&suite, "2026", Phase::Execution).await;
-    campaign(&suite, "survey", CampaignMode::RawResponses).await;
+    let suite = executing(backend, &[("survey", CampaignMode::RawResponses)]).await;
     let day = jixiao_runtime::time::timestamp(answered_at()).to_string();
     let mut csv = String::from("response_id,unit,category,channel,answer_time,q1,q2,q3\n");
     for i in 0..12 {
@@ -725,10 +724,7 @@ async fn a_csv_file_is_imported_through_the_stream(backend: Backend) {
 /// and a refused value comes back cut short, not whole (found by an
 /// outside tester: 100,000 refusals made an 18.7 MB answer).
 async fn a_stream_of_refusals_lists_the_first_and_counts_them_all(backend: Backend) {
-    let suite = Suite::start(backend).await;
-    evaluation_year(&suite, "2026", now_ms() + DAY).await;
-    set_phase(&suite, "2026", Phase::Execution).await;
-    campaign(&suite, "survey", CampaignMode::RawResponses).await;
+    let suite = executing(backend, &[("survey", CampaignMode::RawResponses)]).await;
     let huge = "x".repeat(100_000);
     let mut first = vec![
         response(&huge, "huli", "residents", ["satisfied"; 3]),
@@ -804,10 +800,7 @@ async fn a_stream_of_refusals_lists_the_first_and_counts_them_all(backend: Backe
 /// changed: the two are often committed together, and only the changed
 /// response is a conflict.
 async fn a_stored_batch_beside_a_changed_copy_counts_one_conflict(backend: Backend) {
-    let suite = Suite::start(backend).await;
-    evaluation_year(&suite, "2026", now_ms() + DAY).await;
-    set_phase(&suite, "2026", Phase::Execution).await;
-    campaign(&suite, "survey", CampaignMode::RawResponses).await;
+    let suite = executing(backend, &[("survey", CampaignMode::RawResponses)]).await;
     let mut a = platform(&suite, "platform-a");
     let stored = batch("c", "huli", 20);
     let first = push(&mut a, stored.clone()).await.unwrap();
@@ -840,10 +833,7 @@ async fn a_stored_batch_beside_a_changed_copy_counts_one_conflict(backend: Backe
 /// of step with the pool; an outside tester's client hit that moment
 /// against a release build, these cut-offs in-process did not.)
 async fn cancelled_streams_leave_later_pushes_working(backend: Backend) {
-    let suite = Suite::start(backend).await;
-    evaluation_year(&suite, "2026", now_ms() + DAY).await;
-    set_phase(&suite, "2026", Phase::Execution).await;
-    campaign(&suite, "survey", CampaignMode::RawResponses).await;
+    let suite = executing(backend, &[("survey", CampaignMode::RawResponses)]).await;
     let batches: Vec<PushResponsesRequest> = (0..8)
         .map(|b| PushResponsesRequest {
             campaign: CAMPAIGN.into(),
@@ -899,11 +889,14 @@ async fn cancelled_streams_leave_later_pushes_working(backend: Backend) {
 /// way round, so about one push in a hundred deadlocked and was answered
 /// INTERNAL (found by an outside tester).
 async fn pushes_of_responses_and_votes_to_one_group_never_deadlock(backend: Backend) {
-    let suite = Suite::start(backend).await;
-    evaluation_year(&suite, "2026", now_ms() + DAY).await;
-    set_phase(&suite, "2026", Phase::Execution).await;
-    campaign(&suite, "survey", CampaignMode::RawResponses).await;
-    campaign(&suite, "portal", CampaignMode::OnlineVotes).await;
+    let suite = executing(
+        backend,
+        &[
+            ("survey", CampaignMode::RawResponses),
+            ("portal", CampaignMode::OnlineVotes),
+        ],
+    )
+    .await;
     let units = ["siming", "huli", "jimei"];
     let mut calls = Vec::new();
     for k in 0..3 {
@@ -955,10 +948,7 @@ async fn pushes_of_responses_and_votes_to_one_group_never_deadlock(backend: Back
 /// outside tester); unserialised, two could also both replace the same
 /// latest vote and count a voter twice.
 async fn overlapping_vote_pushes_all_land_and_count_each_voter_once(backend: Backend) {
-    let suite = Suite::start(backend).await;
-    evaluation_year(&suite, "2026", now_ms() + DAY).await;
-    set_phase(&suite, "2026", Phase::Execution).await;
-    campaign(&suite, "portal", CampaignMode::OnlineVotes).await;
+    let suite = executing(backend, &[("portal", CampaignMode::OnlineVotes)]).await;
     let units = ["siming", "huli", "jimei"];
     let voters = 40;
     let t = now_ms() - 2 * DAY;
