@@ -112,6 +112,16 @@ pub async fn list(
     req: &ListAuditRecordsRequest,
 ) -> Result<ListAuditRecordsResponse, Error> {
     let page = paging::Page::from_request(req.page_size, &req.page_token, 100, 1000)?;
+    // PostgreSQL refuses NUL in a query's text: a control character is
+    // the caller's mistake, not an internal error.
+    let mut v = crate::Violations::new();
+    crate::text::optional(
+        &mut v,
+        "resource_prefix",
+        &req.resource_prefix,
+        crate::text::URI,
+    );
+    v.into_result()?;
     // A prefix matches whole name segments: `cycles/x/plans/ab` is that
     // resource and what lies under it, never `cycles/x/plans/ab2`.
     let exact = req.resource_prefix.trim_end_matches('/');
