@@ -3,7 +3,7 @@
 //! into the parts of [`GroupInputs`](crate::inputs::GroupInputs). Every
 //! failure names the service, so a stale mark can say which one is down.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use futures::{Stream, StreamExt};
 use jixiao_proto::{
@@ -15,7 +15,10 @@ use jixiao_proto::{
         Finding, GetGroupAdjustmentsRequest, GroupAdjustments, RectificationState,
         WatchAdjustmentChangesRequest, inspections_service_client::InspectionsServiceClient,
     },
-    plans::{Phase, WatchPlanChangesRequest, plans_service_client::PlansServiceClient},
+    plans::{
+        GetGroupRequest, GetTimelinessReportRequest, Group, Phase, TimelinessReport,
+        WatchPlanChangesRequest, plans_service_client::PlansServiceClient,
+    },
     reviews::{
         GetGroupReviewScoresRequest, GroupReviewScores, ReviewFlag, WatchReviewChangesRequest,
         reviews_service_client::ReviewsServiceClient,
@@ -29,6 +32,7 @@ use jixiao_runtime::{
     plans_lookup::PlansLookup,
     telemetry::{SpanContext, link_of},
 };
+use prost::Message as _;
 use rust_decimal::Decimal;
 
 use crate::inputs::{
@@ -107,11 +111,19 @@ pub struct PlansPart {
 }
 
 /// A group's figures from one service with the change counter they were
-/// read under; `part` is `None` when the caller's copy is still current.
+/// read under.
 #[derive(Debug)]
 pub struct Revised<T> {
     pub revision: i64,
+    /// `None` when the caller's copy is still current: the service said
+    /// "unchanged", or its figures equal the copy (compared on the
+    /// background lane, not in the refresh).
     pub part: Option<T>,
+    /// The service computed every unit's figures (neither "unchanged" nor
+    /// only the units changed since the caller's copy): such an answer
+    /// holds whatever plans data changed, and how long it took sets the
+    /// source's patience.
+    pub whole: bool,
 }
 
 /// The largest answer read from a component service. A group's figures
@@ -184,64 +196,83 @@ impl Sources {
     }
 
     /// Members, names, scheme and timeliness of a group, with the group's
-    /// plan-side change counter (read before the rest).
-    pub async fn plans_part(&self, group_name: &str) -> Result<Revised<PlansPart>, Error> {
+    /// plan-side change counter (read before the rest). The group's
+    /// members and the cycle's timeliness (a row per unit) are fetched
+    /// undecoded and joined on the background lane, as the components'
+    /// figures are; `held`: the copy the caller has.
+    pub async fn plans_part(
+        &self,
+        group_name: &str,
+        held: Option<Arc<PlansPart>>,
+    ) -> Result<Revised<PlansPart>, Error> {
         let (cycle, _) = jixiao_runtime::names::group_name(group_name, "group")?;
+        let plans = &self.channels.plans;
+        let service = jixiao_proto::plans::plans_service_server::SERVICE_NAME;
+        let err = |e| dependency_error(Source::Plans.service(), e);
         // The group (with its counter) first: what is read after it is at
         // least as new as the revision the standings will say they include.
-        let group = self.plans.group(group_name).await?;
+        let group = call_raw(
+            plans,
+            service,
+            "GetGroup",
+            GetGroupRequest {
+                name: group_name.into(),
+            },
+        )
+        .await
+        .map_err(err)?;
+        let timeliness = async {
+            let req = GetTimelinessReportRequest {
+                cycle: format!("cycles/{cycle}"),
+            };
+            call_raw(plans, service, "GetTimelinessReport", req)
+                .await
+                .map_err(err)
+        };
         let (scheme, cycle_info, units, timeliness) = tokio::try_join!(
             self.plans.scheme(group_name),
             self.plans.cycle(cycle),
             self.plans.units(),
-            self.plans.timeliness(cycle),
+            timeliness,
         )?;
         let p = Source::Plans;
-        let revision = group.revision;
-        let mut members = group.units;
-        members.sort();
-        let display_names = units
-            .into_iter()
-            .filter(|u| members.binary_search(&u.name).is_ok())
-            .map(|u| (u.name, u.display_name_zh))
-            .collect();
-        let mut late: HashMap<String, Vec<String>> = HashMap::new();
-        for t in timeliness
-            .units
-            .into_iter()
-            .filter(|t| t.group == group_name)
-        {
-            let problems = late.entry(t.unit).or_default();
-            if t.missing {
-                problems.push("PLAN_MISSING".into());
-            } else if t.late {
-                problems.push("PLAN_LATE".into());
-            }
-        }
-        let part = PlansPart {
-            units: members,
-            display_names,
-            scheme: SchemeFigures {
-                indicator_max: dec(p, "indicator_max", &scheme.indicator_max)?,
-                survey_max: dec(p, "survey_max", &scheme.survey_max)?,
-                online_max: dec(p, "online_max", &scheme.online_max)?,
-                mutual_max: dec(p, "mutual_max", &scheme.mutual_max)?,
-                cap: dec(p, "inspection_cap", &scheme.inspection_cap)?,
-            },
-            timeliness: late,
-            year: cycle_info.year,
+        let scheme = SchemeFigures {
+            indicator_max: dec(p, "indicator_max", &scheme.indicator_max)?,
+            survey_max: dec(p, "survey_max", &scheme.survey_max)?,
+            online_max: dec(p, "online_max", &scheme.online_max)?,
+            mutual_max: dec(p, "mutual_max", &scheme.mutual_max)?,
+            cap: dec(p, "inspection_cap", &scheme.inspection_cap)?,
         };
-        Ok(Revised {
-            revision,
-            part: Some(part),
+        let fetched = Arc::new(PlansAnswers {
+            group_name: group_name.to_string(),
+            group,
+            timeliness,
+            units,
+            scheme,
+            year: cycle_info.year,
+        });
+        let on_lane = fetched.clone();
+        let got = crate::background::run(move || {
+            let (revision, part) = on_lane.part()?;
+            Ok(Revised {
+                revision,
+                part: unless_held(part, held.as_deref()),
+                whole: true,
+            })
         })
+        .await;
+        // Thousands of names: dropped on the lane too.
+        crate::background::discard(fetched);
+        got?
     }
 
-    /// Indicator components by unit, unless `known` is still current.
+    /// Indicator components by unit, unless `known` is still current (or
+    /// they equal `held`, the copy the caller has).
     pub async fn indicators(
         &self,
         group: &str,
         known: i64,
+        held: Option<Arc<HashMap<String, IndicatorPart>>>,
     ) -> Result<Revised<HashMap<String, IndicatorPart>>, Error> {
         read_group(
             Source::Indicators,
@@ -253,17 +284,22 @@ impl Sources {
                 known_revision: known,
             },
             known,
+            held,
             |a: &GroupScores| (a.unchanged, a.revision),
-            |a| indicator_parts(a.units),
+            |a, held| Ok((unless_held(indicator_parts(a.units)?, held), true)),
         )
         .await
     }
 
-    /// Review components by unit, unless `known` is still current.
+    /// Review components by unit, unless `known` is still current (or
+    /// they equal `held`, the copy the caller has, at `known`). The
+    /// service is asked for the units changed since `known` alone, which
+    /// are merged into `held` here.
     pub async fn reviews(
         &self,
         group: &str,
         known: i64,
+        held: Option<Arc<HashMap<String, ReviewPart>>>,
     ) -> Result<Revised<HashMap<String, ReviewPart>>, Error> {
         read_group(
             Source::Reviews,
@@ -273,19 +309,23 @@ impl Sources {
             GetGroupReviewScoresRequest {
                 group: group.into(),
                 known_revision: known,
+                changes_only: known != 0,
             },
             known,
+            held,
             |a: &GroupReviewScores| (a.unchanged, a.revision),
-            |a| review_parts(a.units),
+            review_answer,
         )
         .await
     }
 
-    /// Inspection components by unit, unless `known` is still current.
+    /// Inspection components by unit, unless `known` is still current (or
+    /// they equal `held`, the copy the caller has).
     pub async fn inspections(
         &self,
         group: &str,
         known: i64,
+        held: Option<Arc<HashMap<String, InspectionPart>>>,
     ) -> Result<Revised<HashMap<String, InspectionPart>>, Error> {
         read_group(
             Source::Inspections,
@@ -297,8 +337,9 @@ impl Sources {
                 known_revision: known,
             },
             known,
+            held,
             |a: &GroupAdjustments| (a.unchanged, a.revision),
-            |a| inspection_parts(a.units),
+            |a, held| Ok((unless_held(inspection_parts(a.units)?, held), true)),
         )
         .await
     }
@@ -407,6 +448,89 @@ fn review_parts(
     Ok(out)
 }
 
+/// A reviews answer as the group's review inputs: a whole answer as it
+/// is, one of the units changed since the copy held merged into it.
+fn review_answer(
+    a: GroupReviewScores,
+    held: Option<&HashMap<String, ReviewPart>>,
+) -> Result<(Option<HashMap<String, ReviewPart>>, bool), Error> {
+    let listed = review_parts(a.units)?;
+    if !a.changes_only {
+        return Ok((unless_held(listed, held), true));
+    }
+    let Some(held) = held else {
+        return Err(bad_answer(
+            Source::Reviews,
+            "changes_only",
+            "changes to a copy that was never asked about".into(),
+        ));
+    };
+    if listed
+        .iter()
+        .all(|(unit, part)| held.get(unit) == Some(part))
+    {
+        return Ok((None, false));
+    }
+    let mut merged = held.clone();
+    merged.extend(listed);
+    Ok((Some(merged), false))
+}
+
+/// `new`, or `None` when it equals the copy held.
+fn unless_held<T: PartialEq>(new: T, held: Option<&T>) -> Option<T> {
+    (held != Some(&new)).then_some(new)
+}
+
+/// The plans service's answers behind a group's [`PlansPart`].
+struct PlansAnswers {
+    group_name: String,
+    /// A `Group`, undecoded.
+    group: bytes::Bytes,
+    /// A `TimelinessReport`, undecoded.
+    timeliness: bytes::Bytes,
+    units: Vec<jixiao_proto::plans::Unit>,
+    scheme: SchemeFigures,
+    year: i32,
+}
+
+impl PlansAnswers {
+    /// The group's plan-side counter and part (on the background lane).
+    fn part(&self) -> Result<(i64, PlansPart), Error> {
+        let bad = |e: prost::DecodeError| bad_answer(Source::Plans, "message", e.to_string());
+        let group = Group::decode(self.group.clone()).map_err(bad)?;
+        let timeliness = TimelinessReport::decode(self.timeliness.clone()).map_err(bad)?;
+        let mut members = group.units;
+        members.sort();
+        let display_names = self
+            .units
+            .iter()
+            .filter(|u| members.binary_search(&u.name).is_ok())
+            .map(|u| (u.name.clone(), u.display_name_zh.clone()))
+            .collect();
+        let mut late: HashMap<String, Vec<String>> = HashMap::new();
+        for t in timeliness
+            .units
+            .into_iter()
+            .filter(|t| t.group == self.group_name)
+        {
+            let problems = late.entry(t.unit).or_default();
+            if t.missing {
+                problems.push("PLAN_MISSING".into());
+            } else if t.late {
+                problems.push("PLAN_LATE".into());
+            }
+        }
+        let part = PlansPart {
+            units: members,
+            display_names,
+            scheme: self.scheme.clone(),
+            timeliness: late,
+            year: self.year,
+        };
+        Ok((group.revision, part))
+    }
+}
+
 /// A group's inspection figures as inputs, by unit (on the background lane).
 fn inspection_parts(
     units: Vec<jixiao_proto::inspections::UnitAdjustment>,
@@ -489,13 +613,14 @@ async fn read_group<Req, Ans, T>(
     method: &'static str,
     req: Req,
     known: i64,
+    held: Option<Arc<T>>,
     head: fn(&Ans) -> (bool, i64),
-    parts: fn(Ans) -> Result<T, Error>,
+    parts: Parts<Ans, T>,
 ) -> Result<Revised<T>, Error>
 where
     Req: prost::Message + Send + 'static,
     Ans: prost::Message + Default + 'static,
-    T: Send + 'static,
+    T: Send + Sync + 'static,
 {
     let answer = call_raw(channel, service, method, req)
         .await
@@ -507,13 +632,19 @@ where
         if unchanged_only {
             return unchanged(s, known, revision);
         }
+        let (part, whole) = parts(answer, held.as_deref())?;
         Ok(Revised {
             revision,
-            part: Some(parts(answer)?),
+            part,
+            whole,
         })
     })
     .await?
 }
+
+/// Turns a component's answer into its part, given the copy held: the
+/// part unless it equals the copy, and whether the answer was whole.
+type Parts<Ans, T> = fn(Ans, Option<&T>) -> Result<(Option<T>, bool), Error>;
 
 async fn call_raw<Req: prost::Message + Send + 'static>(
     channel: &ServiceChannel,
@@ -549,6 +680,7 @@ fn unchanged<T>(source: Source, known: i64, revision: i64) -> Result<Revised<T>,
     Ok(Revised {
         revision,
         part: None,
+        whole: false,
     })
 }
 

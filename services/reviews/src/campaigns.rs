@@ -224,7 +224,11 @@ impl ReviewsApi {
         )
         .await?;
         let scores = self
-            .scores(&format!("cycles/{}/groups/{}", ctx.cycle, ctx.group), 0)
+            .scores(
+                &format!("cycles/{}/groups/{}", ctx.cycle, ctx.group),
+                0,
+                false,
+            )
             .await?;
         scores
             .units

@@ -92,10 +92,10 @@ fn rfc3339(ms: i64) -> String {
 
 /// Every flag the stored counts raise now, by unit (member order of the
 /// tallies) and kind. `categories`: the scheme's, in its order.
-pub(crate) fn raise(
+pub(crate) fn raise<'t>(
     s: &Screen,
     categories: &[String],
-    tallies: &[TallyRow],
+    tallies: impl IntoIterator<Item = &'t TallyRow>,
     extras: &Extras,
 ) -> Vec<Flag> {
     let mut raised: Vec<(String, Raised)> = Vec::new();
@@ -208,7 +208,7 @@ impl ReviewsApi {
     pub(crate) async fn blocked_units(
         &self,
         campaign: &str,
-        tallies: &[TallyRow],
+        tallies: &[&TallyRow],
     ) -> Result<HashSet<String>, Error> {
         let ctx = self.context(campaign, "campaign").await?;
         let Some(s) = ctx.screen.clone() else {
@@ -216,7 +216,10 @@ impl ReviewsApi {
         };
         let mut conn = self.db.read.acquire().await?;
         let extras = fstore::extras(&mut conn, campaign, s.burst_size).await?;
-        Ok(blocked(&s, &raise(&s, &ctx.categories, tallies, &extras)))
+        Ok(blocked(
+            &s,
+            &raise(&s, &ctx.categories, tallies.iter().copied(), &extras),
+        ))
     }
 
     pub(crate) async fn list_survey_flags(

@@ -487,7 +487,13 @@ impl ReviewsApi {
         };
         if let Some(c) = &stored.change {
             let added = stored.added.deltas(batch.deltas);
-            self.tallies.advance(batch.campaign, c.revision, added);
+            let refused = batch.outside.iter().map(|o| o.unit.as_str());
+            self.tallies.advance(
+                batch.campaign,
+                c.revision,
+                added,
+                batch.deltas.units().chain(refused),
+            );
         }
         Ok((stored.outcomes, stored.change))
     }

@@ -26,7 +26,7 @@ use crate::{
     api::{READERS, ReviewsApi, weighted},
     scoring::{self, Tally},
     store,
-    tally_cache::Tallies,
+    tally_cache::{Taken, Tallies},
 };
 
 /// The stream of group changes a follower watches.
@@ -50,21 +50,25 @@ struct Figures {
     vote_tallies: HashMap<String, (i64, i64)>,
     /// ratee → the values of its latest ratings.
     ratings: HashMap<String, Vec<Decimal>>,
+    /// The only units whose scores may have changed since the revision
+    /// the caller knows, when that can be told (see `tally_cache`).
+    changed: Option<HashSet<String>>,
 }
 
 impl ReviewsApi {
     /// A raw-responses campaign's tallies at the group's `revision`: the
     /// copy kept in memory when it is that revision's (see
-    /// [`tally_cache`](crate::tally_cache)), else read and kept if the
-    /// revision did not move meanwhile.
+    /// [`tally_cache`](crate::tally_cache)), with the units changed since
+    /// `known` when it can tell; else read and kept if the revision did not
+    /// move meanwhile.
     async fn survey_tallies(
         &self,
         cycle: &str,
         gid: &str,
         campaign: &str,
-        revision: i64,
-    ) -> Result<Arc<Tallies>, Error> {
-        if let Some(held) = self.tallies.get(campaign, revision) {
+        (revision, known): (i64, i64),
+    ) -> Result<Taken, Error> {
+        if let Some(held) = self.tallies.get(campaign, revision, known) {
             return Ok(held);
         }
         let read = Arc::new(Tallies::new(
@@ -73,11 +77,22 @@ impl ReviewsApi {
         if Changes::revision(&self.db, cycle, gid).await? == revision {
             self.tallies.put(campaign, revision, read.clone());
         }
-        Ok(read)
+        Ok(Taken {
+            tallies: read,
+            changed: None,
+        })
     }
 
-    /// `revision`: the group's, read before anything else.
-    async fn figures(&self, cycle: &str, gid: &str, revision: i64) -> Result<Figures, Error> {
+    /// `revision`: the group's, read before anything else; `known`: the
+    /// revision whose scores the caller holds and would merge changes into
+    /// (0: it wants them whole).
+    async fn figures(
+        &self,
+        cycle: &str,
+        gid: &str,
+        revision: i64,
+        known: i64,
+    ) -> Result<Figures, Error> {
         let read = &self.db.read;
         let mut survey: Option<(String, CampaignMode)> = None;
         let mut votes: Option<String> = None;
@@ -100,32 +115,46 @@ impl ReviewsApi {
         let votes = votes.unwrap_or_default();
         let survey_rows = async {
             if raw {
-                self.survey_tallies(cycle, gid, &survey_name, revision)
+                self.survey_tallies(cycle, gid, &survey_name, (revision, known))
                     .await
                     .map(|t| (t, Vec::new()))
             } else {
-                store::unit_results(read, &survey_name)
-                    .await
-                    .map(|r| (Arc::default(), r))
+                store::unit_results(read, &survey_name).await.map(|r| {
+                    let whole = Taken {
+                        tallies: Arc::default(),
+                        changed: None,
+                    };
+                    (whole, r)
+                })
             }
         };
         let started = std::time::Instant::now();
         // Under ingest every round trip queues; these go out together.
-        let ((tallies, results), accepted, vote_rows, rating_rows) = tokio::try_join!(
+        let ((taken, results), accepted, vote_rows, rating_rows) = tokio::try_join!(
             survey_rows,
             store::accepted_samples(read, &survey_name),
             store::vote_tallies(read, &votes),
             store::rating_values(read, cycle),
         )?;
         let read = started.elapsed();
+        let Taken { tallies, changed } = taken;
+        let of_interest = |unit: &str| changed.as_ref().is_none_or(|c| c.contains(unit));
+        // A partial answer screens and scores the changed units alone: a
+        // unit's flags and scores come from its own figures only.
+        let rows: Vec<&store::TallyRow> = tallies
+            .rows
+            .iter()
+            .filter(|t| of_interest(&t.unit))
+            .collect();
         let blocked = if raw {
-            self.blocked_units(&survey_name, &tallies.rows).await?
+            self.blocked_units(&survey_name, &rows).await?
         } else {
             HashSet::new()
         };
         tracing::debug!(
             group = gid,
-            tallies = tallies.rows.len(),
+            tallies = rows.len(),
+            changed = changed.as_ref().map(HashSet::len),
             read_ms = read.as_millis() as u64,
             screened_ms = (started.elapsed() - read).as_millis() as u64,
             "review figures read"
@@ -138,8 +167,9 @@ impl ReviewsApi {
             accepted: accepted.into_iter().collect(),
             vote_tallies: HashMap::new(),
             ratings: HashMap::new(),
+            changed: None,
         };
-        for t in &tallies.rows {
+        for t in rows {
             f.tallies.entry(t.unit.clone()).or_default().insert(
                 t.category.clone(),
                 Tally {
@@ -160,14 +190,18 @@ impl ReviewsApi {
                 .or_default()
                 .push(scoring::from_units(value_units));
         }
+        f.changed = changed;
         Ok(f)
     }
 
-    /// The review scores of a group, from the running tallies.
+    /// The review scores of a group, from the running tallies; with
+    /// `changes_only`, only the units changed since `known` when that can
+    /// be told.
     pub(crate) async fn scores(
         &self,
         group_name: &str,
         known: i64,
+        changes_only: bool,
     ) -> Result<GroupReviewScores, Error> {
         let (cycle, gid) = names::group_name(group_name, "group")?;
         // Read before the figures: a change committed meanwhile carries a
@@ -185,7 +219,7 @@ impl ReviewsApi {
         let (members, scheme, figures) = tokio::try_join!(
             self.plans.members(group_name),
             self.plans.scheme(group_name),
-            self.figures(cycle, gid, revision),
+            self.figures(cycle, gid, revision, if changes_only { known } else { 0 }),
         )?;
         let Figures {
             survey,
@@ -195,6 +229,7 @@ impl ReviewsApi {
             accepted,
             vote_tallies,
             ratings,
+            changed,
         } = figures;
         let max = |d: &Option<jixiao_proto::Decimal>| decimal::figure(d).unwrap_or_default();
         let (survey_max, online_max, mutual_max) = (
@@ -208,6 +243,7 @@ impl ReviewsApi {
         let units = members
             .units
             .iter()
+            .filter(|unit| changed.as_ref().is_none_or(|c| c.contains(unit.as_str())))
             .map(|unit| {
                 let mut row = UnitReviewScore {
                     unit: unit.clone(),
@@ -285,6 +321,7 @@ impl ReviewsApi {
             units,
             revision,
             unchanged: false,
+            changes_only: changed.is_some(),
         })
     }
 
@@ -294,7 +331,8 @@ impl ReviewsApi {
         req: GetGroupReviewScoresRequest,
     ) -> Result<GroupReviewScores, Error> {
         p.require(READERS, "read group review scores")?;
-        self.scores(&req.group, req.known_revision).await
+        self.scores(&req.group, req.known_revision, req.changes_only)
+            .await
     }
 
     /// The change signals of a cycle's groups (or of every cycle).

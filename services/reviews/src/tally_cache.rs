@@ -12,9 +12,15 @@
 //!   to the table (the same integer sums);
 //! - any other write (another replica's, an exclusion, a vote) leaves the
 //!   copy behind its group's revision, and the next reader reads afresh.
+//!
+//! A copy also says which units the batches it moved on by touched, and at
+//! which revision: since the revision it was read at, those are the only
+//! units whose review scores can differ, so a follower holding the scores
+//! of such a revision is answered with theirs alone
+//! (`GetGroupReviewScoresRequest.changes_only`).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
 };
 
@@ -58,43 +64,93 @@ impl Tallies {
     }
 }
 
+/// A campaign's copy as of `revision`.
+struct Held {
+    revision: i64,
+    tallies: Arc<Tallies>,
+    /// The revision the copy was read at: from there on it moved only by
+    /// this process's batches.
+    since: i64,
+    /// unit → the last revision a batch named it.
+    touched: HashMap<String, i64>,
+}
+
+/// A copy at the revision asked for, and when the caller's `known`
+/// revision lies within what the copy followed, the units whose scores may
+/// have changed since it.
+pub struct Taken {
+    pub tallies: Arc<Tallies>,
+    pub changed: Option<HashSet<String>>,
+}
+
 /// Copies by campaign name, each with the group revision it is good for.
 #[derive(Default)]
-pub struct TallyCache(Mutex<HashMap<String, (i64, Arc<Tallies>)>>);
+pub struct TallyCache(Mutex<HashMap<String, Held>>);
 
 impl TallyCache {
-    /// The campaign's tallies at `revision`, if held.
-    pub fn get(&self, campaign: &str, revision: i64) -> Option<Arc<Tallies>> {
+    /// The campaign's tallies at `revision`, if held, with the units
+    /// changed since `known` when the copy can tell (`known` 0: not asked).
+    pub fn get(&self, campaign: &str, revision: i64, known: i64) -> Option<Taken> {
         let held = self.0.lock().expect("tally cache");
-        held.get(campaign)
-            .filter(|(r, _)| *r == revision)
-            .map(|(_, t)| t.clone())
+        let h = held.get(campaign).filter(|h| h.revision == revision)?;
+        let changed = (known > 0 && h.since <= known && known <= revision).then(|| {
+            h.touched
+                .iter()
+                .filter(|(_, r)| **r > known)
+                .map(|(u, _)| u.clone())
+                .collect()
+        });
+        Some(Taken {
+            tallies: h.tallies.clone(),
+            changed,
+        })
     }
 
     /// Keeps tallies read at `revision` unless a newer copy is held.
     pub fn put(&self, campaign: &str, revision: i64, tallies: Arc<Tallies>) {
         let mut held = self.0.lock().expect("tally cache");
         match held.get(campaign) {
-            Some((r, _)) if *r >= revision => {}
-            _ => drop(held.insert(campaign.to_string(), (revision, tallies))),
+            Some(h) if h.revision >= revision => {}
+            _ => drop(held.insert(
+                campaign.to_string(),
+                Held {
+                    revision,
+                    tallies,
+                    since: revision,
+                    touched: HashMap::new(),
+                },
+            )),
         }
     }
 
     /// A committed batch moved the group to `revision`, adding `added`
-    /// (None: no tally changed, e.g. only refusals were recorded). A copy
-    /// one revision behind moves on; any other stays as it is, and is
-    /// read afresh if behind.
-    pub fn advance(&self, campaign: &str, revision: i64, added: Option<&Deltas>) {
+    /// (None: no tally changed, e.g. only refusals were recorded) and
+    /// naming `units` (every unit its responses named, refused ones too:
+    /// refusals and repeated keys raise flags). A copy one revision behind
+    /// moves on; any other stays as it is, and is read afresh if behind.
+    pub fn advance<'u>(
+        &self,
+        campaign: &str,
+        revision: i64,
+        added: Option<&Deltas>,
+        units: impl IntoIterator<Item = &'u str>,
+    ) {
         let mut held = self.0.lock().expect("tally cache");
-        if let Some((r, tallies)) = held.get_mut(campaign)
-            && *r == revision - 1
+        if let Some(h) = held.get_mut(campaign)
+            && h.revision == revision - 1
         {
             if let Some(d) = added {
                 // A reader still holding the old copy keeps it; this one
                 // is copied first then.
-                Arc::make_mut(tallies).add(d);
+                Arc::make_mut(&mut h.tallies).add(d);
             }
-            *r = revision;
+            for u in units {
+                match h.touched.get_mut(u) {
+                    Some(r) => *r = revision,
+                    None => drop(h.touched.insert(u.to_string(), revision)),
+                }
+            }
+            h.revision = revision;
         }
     }
 }
@@ -118,6 +174,10 @@ mod tests {
             respondent: String::new(),
             marks: 0,
         }
+    }
+
+    fn copy(cache: &TallyCache, campaign: &str, revision: i64) -> Arc<Tallies> {
+        cache.get(campaign, revision, 0).expect("held").tallies
     }
 
     fn row(t: &Tallies, unit: &str, category: &str) -> (i64, i64) {
@@ -149,19 +209,22 @@ mod tests {
         ];
         let deltas = Deltas::of(&batch, false);
         // Revision 5 is this batch: the copy adds it, new rows included.
-        cache.advance(c, 5, Some(&deltas));
-        let t = cache.get(c, 5).expect("moved on");
+        cache.advance(c, 5, Some(&deltas), deltas.units());
+        let t = cache.get(c, 5, 0).map(|t| t.tallies).expect("moved on");
         assert_eq!(row(&t, "a", "residents"), (2, 15));
         assert_eq!(row(&t, "b", "residents"), (1, 7));
-        assert!(cache.get(c, 4).is_none(), "a copy is good for one revision");
+        assert!(
+            cache.get(c, 4, 0).is_none(),
+            "a copy is good for one revision"
+        );
         // Revision 6 was someone else's write: a batch making 7 cannot
         // tell what 6 changed, so the copy stays behind.
-        cache.advance(c, 7, Some(&deltas));
-        assert!(cache.get(c, 7).is_none());
-        assert_eq!(row(&cache.get(c, 5).unwrap(), "a", "residents"), (2, 15));
+        cache.advance(c, 7, Some(&deltas), deltas.units());
+        assert!(cache.get(c, 7, 0).is_none());
+        assert_eq!(row(&copy(&cache, c, 5), "a", "residents"), (2, 15));
         // A write that changed no tally still moves the copy on.
-        cache.advance(c, 6, None);
-        assert_eq!(row(&cache.get(c, 6).unwrap(), "a", "residents"), (2, 15));
+        cache.advance(c, 6, None, ["c"]);
+        assert_eq!(row(&copy(&cache, c, 6), "a", "residents"), (2, 15));
     }
 
     #[test]
@@ -170,9 +233,9 @@ mod tests {
         let c = "cycles/2026/campaigns/s";
         cache.put(c, 9, Arc::new(Tallies::default()));
         cache.put(c, 8, Arc::new(Tallies::new(vec![TallyRow::default()])));
-        assert!(cache.get(c, 9).unwrap().rows.is_empty());
+        assert!(copy(&cache, c, 9).rows.is_empty());
         cache.put(c, 10, Arc::new(Tallies::new(vec![TallyRow::default()])));
-        assert_eq!(cache.get(c, 10).unwrap().rows.len(), 1);
+        assert_eq!(copy(&cache, c, 10).rows.len(), 1);
     }
 
     #[test]
@@ -180,13 +243,45 @@ mod tests {
         let cache = TallyCache::default();
         let c = "c";
         cache.put(c, 1, Arc::new(Tallies::default()));
-        let taken = cache.get(c, 1).unwrap();
-        cache.advance(
-            c,
-            2,
-            Some(&Deltas::of(&[response("1", "a", "x", 3)], false)),
-        );
+        let taken = copy(&cache, c, 1);
+        let deltas = Deltas::of(&[response("1", "a", "x", 3)], false);
+        cache.advance(c, 2, Some(&deltas), deltas.units());
         assert!(taken.rows.is_empty());
-        assert_eq!(row(&cache.get(c, 2).unwrap(), "a", "x"), (1, 3));
+        assert_eq!(row(&copy(&cache, c, 2), "a", "x"), (1, 3));
+    }
+
+    #[test]
+    fn the_units_changed_since_a_revision_are_those_its_batches_named() {
+        let cache = TallyCache::default();
+        let c = "c";
+        cache.put(c, 10, Arc::new(Tallies::default()));
+        let changed = |known| {
+            cache.get(c, 13, known).expect("held").changed.map(|u| {
+                let mut u: Vec<String> = u.into_iter().collect();
+                u.sort();
+                u
+            })
+        };
+        let a = Deltas::of(&[response("1", "a", "x", 3)], false);
+        cache.advance(c, 11, Some(&a), a.units());
+        let ab = Deltas::of(
+            &[response("2", "a", "x", 3), response("3", "b", "x", 1)],
+            false,
+        );
+        cache.advance(c, 12, Some(&ab), ab.units());
+        // Only refusals: no tally moved, but the unit's flags may have.
+        cache.advance(c, 13, None, ["d"]);
+        assert_eq!(changed(10), Some(vec!["a".into(), "b".into(), "d".into()]));
+        assert_eq!(changed(11), Some(vec!["a".into(), "b".into(), "d".into()]));
+        assert_eq!(changed(12), Some(vec!["d".into()]));
+        assert_eq!(changed(13), Some(vec![]));
+        // Before the copy was read, or not asked: nobody can tell.
+        assert_eq!(changed(9), None);
+        assert_eq!(changed(0), None);
+        assert_eq!(changed(14), None);
+        // A fresh read forgets what the old copy followed.
+        cache.put(c, 15, Arc::new(Tallies::default()));
+        assert!(cache.get(c, 15, 13).unwrap().changed.is_none());
+        assert_eq!(cache.get(c, 15, 15).unwrap().changed, Some(HashSet::new()));
     }
 }

@@ -518,6 +518,7 @@ async fn sigterm_lets_an_in_flight_stream_finish_and_refuses_new_calls() {
             .get_group_review_scores(GetGroupReviewScoresRequest {
                 group: "cycles/2026/groups/districts".into(),
                 known_revision: 0,
+                ..Default::default()
             })
             .await
             .map_err(|s| s.to_string())

@@ -39,6 +39,7 @@ async fn review_scores(reviews: &mut ReviewsServiceClient<Authed>) -> Option<Gro
         .get_group_review_scores(GetGroupReviewScoresRequest {
             group: GROUP.into(),
             known_revision: 0,
+            ..Default::default()
         })
         .await
         .ok()

@@ -196,6 +196,7 @@ async fn review_scores(reviews: &mut ReviewsServiceClient<Authed>) -> GroupRevie
         .get_group_review_scores(GetGroupReviewScoresRequest {
             group: GROUP.into(),
             known_revision: 0,
+            ..Default::default()
         })
         .await
         .expect("review scores")

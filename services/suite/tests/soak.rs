@@ -293,6 +293,7 @@ async fn soak(backend: Backend) {
         .get_group_review_scores(GetGroupReviewScoresRequest {
             group: GROUP.into(),
             known_revision: 0,
+            ..Default::default()
         })
         .await
         .expect("review scores")

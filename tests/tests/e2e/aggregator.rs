@@ -924,6 +924,7 @@ async fn a_current_revision_is_answered_unchanged(backend: Backend) {
             .get_group_review_scores(GetGroupReviewScoresRequest {
                 group: GROUP.into(),
                 known_revision: known[1],
+                ..Default::default()
             })
             .await
             .expect("review scores")

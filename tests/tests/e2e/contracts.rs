@@ -442,6 +442,7 @@ async fn answer_codes_are_as_the_contract_says(backend: Backend) {
         .get_group_review_scores(GetGroupReviewScoresRequest {
             group: "cycles/2026/groups/districts".into(),
             known_revision: 0,
+            ..Default::default()
         })
         .await
         .unwrap()

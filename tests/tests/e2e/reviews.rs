@@ -81,6 +81,7 @@ async fn scores(suite: &Suite) -> GroupReviewScores {
         .get_group_review_scores(GetGroupReviewScoresRequest {
             group: "cycles/2026/groups/districts".into(),
             known_revision: 0,
+            ..Default::default()
         })
         .await
         .expect("review scores")
@@ -251,6 +252,116 @@ async fn the_same_batch_twice_counts_once_and_conflicts_are_refused(backend: Bac
     suite.stop().await;
 }
 
+/// The scores of the group as a follower asks: changes since `known`.
+async fn changes_since(suite: &Suite, known: i64) -> GroupReviewScores {
+    reader(suite)
+        .get_group_review_scores(GetGroupReviewScoresRequest {
+            group: "cycles/2026/groups/districts".into(),
+            known_revision: known,
+            changes_only: true,
+        })
+        .await
+        .expect("review scores")
+        .into_inner()
+}
+
+/// `held` with the rows of `changes` in place of its own.
+fn merged(held: &GroupReviewScores, changes: &GroupReviewScores) -> Vec<UnitReviewScore> {
+    held.units
+        .iter()
+        .map(|u| {
+            let changed = changes.units.iter().find(|c| c.unit == u.unit);
+            changed.unwrap_or(u).clone()
+        })
+        .collect()
+}
+
+async fn a_follower_is_sent_only_the_units_its_pushes_changed(backend: Backend) {
+    let suite = executing(
+        backend,
+        &[
+            ("survey", CampaignMode::RawResponses),
+            ("portal", CampaignMode::OnlineVotes),
+        ],
+    )
+    .await;
+    let mut a = platform(&suite, "platform-a");
+    push(&mut a, batch("s", "siming", 12)).await.unwrap();
+    push(&mut a, batch("h", "huli", 5)).await.unwrap();
+    let held = scores(&suite).await;
+    assert_eq!(held.units.len(), 3);
+    assert!(!held.changes_only);
+    let current = changes_since(&suite, held.revision).await;
+    assert!(current.unchanged && current.units.is_empty(), "{current:?}");
+
+    // One push, to one unit, with an out-of-window refusal for another
+    // (refusals can raise a flag): those two units come, each as a
+    // whole answer has it now.
+    let mut pushed = batch("s2", "siming", 3);
+    let mut late = response("late-1", "jimei", "residents", ["satisfied"; 3]);
+    late.answer_time = ts(now_ms() + 60 * DAY);
+    pushed.push(late);
+    let out = push(&mut a, pushed).await.unwrap();
+    assert_eq!((out.accepted, out.rejected.len()), (3, 1));
+    let changes = changes_since(&suite, held.revision).await;
+    assert!(changes.changes_only && !changes.unchanged, "{changes:?}");
+    let mut named: Vec<&str> = changes.units.iter().map(|u| u.unit.as_str()).collect();
+    named.sort();
+    assert_eq!(named, ["units/jimei", "units/siming"]);
+    let whole = scores(&suite).await;
+    assert_eq!(changes.revision, whole.revision);
+    assert_eq!(row(&whole, "siming").survey_sample, 15);
+    assert_eq!(merged(&held, &changes), whole.units);
+    // Two pushes later, the changes of both since the older revision.
+    push(&mut a, batch("h2", "huli", 2)).await.unwrap();
+    let both = changes_since(&suite, held.revision).await;
+    assert_eq!(both.units.len(), 3);
+    assert_eq!(merged(&held, &both), scores(&suite).await.units);
+    let last = changes_since(&suite, whole.revision).await;
+    assert_eq!(last.units.len(), 1);
+    assert_eq!(row(&last, "huli").survey_sample, 7);
+
+    // A vote moves the counter without a batch: nobody can tell which
+    // units it changed from the batches, so the answer is whole.
+    let whole = scores(&suite).await;
+    a.push_votes(PushVotesRequest {
+        campaign: "cycles/2026/campaigns/portal".into(),
+        votes: vec![Vote {
+            vote_id: "v1".into(),
+            voter: "voter-1".into(),
+            unit: "units/huli".into(),
+            answer: "satisfied".into(),
+            cast_time: ts(now_ms() - DAY),
+        }],
+    })
+    .await
+    .unwrap();
+    let after_vote = changes_since(&suite, whole.revision).await;
+    assert!(!after_vote.changes_only && !after_vote.unchanged);
+    assert_eq!(after_vote.units.len(), 3);
+    assert_eq!(row(&after_vote, "huli").votes, 1);
+    // Nor can a revision before any the service followed, nor one it
+    // has not reached; asked without `changes_only`, whole as before.
+    for known in [1, after_vote.revision + 5] {
+        let s = changes_since(&suite, known).await;
+        assert!(!s.changes_only && s.units.len() == 3, "{known}: {s:?}");
+    }
+    push(&mut a, batch("s3", "siming", 1)).await.unwrap();
+    let s = reader(&suite)
+        .get_group_review_scores(GetGroupReviewScoresRequest {
+            group: "cycles/2026/groups/districts".into(),
+            known_revision: after_vote.revision,
+            changes_only: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!s.changes_only && s.units.len() == 3);
+    // The whole read just made is followed from its revision on.
+    let again = changes_since(&suite, after_vote.revision).await;
+    assert!(again.changes_only, "{again:?}");
+}
+
 async fn a_broken_stream_resent_in_full_counts_exactly(backend: Backend) {
     let suite = executing(backend, &[("survey", CampaignMode::RawResponses)]).await;
 
@@ -329,6 +440,7 @@ async fn only_bound_platforms_push(backend: Backend) {
         .get_group_review_scores(GetGroupReviewScoresRequest {
             group: "cycles/2026/groups/districts".into(),
             known_revision: 0,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -1035,6 +1147,7 @@ async fn members_edited_in_planning_hold_for_the_pushes_after_it(backend: Backen
 
 on_both_databases!(
     control_characters_are_refused_on_both_databases,
+    a_follower_is_sent_only_the_units_its_pushes_changed,
     a_stream_in_flight_at_shutdown_finishes_in_the_drain,
     a_stream_of_refusals_lists_the_first_and_counts_them_all,
     overlapping_vote_pushes_all_land_and_count_each_voter_once,

@@ -164,6 +164,7 @@ async fn row(suite: &Suite, unit: &str) -> UnitReviewScore {
         .get_group_review_scores(GetGroupReviewScoresRequest {
             group: GROUP.into(),
             known_revision: 0,
+            ..Default::default()
         })
         .await
         .expect("scores")

@@ -80,11 +80,12 @@ async fn answer<T>(
 /// A fetch's outcome and how long it took.
 type Answer<T> = (Result<Revised<T>, Error>, Duration);
 
-/// How long an answer that carried figures took (an "unchanged" answer
-/// says nothing about how long the figures take).
+/// How long an answer with every unit's figures took (an "unchanged"
+/// answer, or one of the units changed since the copy held, says nothing
+/// about how long the whole figures take).
 fn full_answer_took<T>(a: &Option<Answer<T>>) -> Option<Duration> {
     match a {
-        Some((Ok(Revised { part: Some(_), .. }), took)) => Some(*took),
+        Some((Ok(Revised { whole: true, .. }), took)) => Some(*took),
         _ => None,
     }
 }
@@ -201,7 +202,7 @@ async fn fetch<T, F, Fut>(
     get: F,
 ) -> Option<Answer<T>>
 where
-    F: FnOnce(i64) -> Fut,
+    F: FnOnce(i64, Option<Arc<T>>) -> Fut,
     Fut: Future<Output = Result<Revised<T>, Error>>,
 {
     let known = match held {
@@ -210,12 +211,14 @@ where
         Some(h) if !full && h.plans_revision == plans_revision => h.revision,
         Some(_) => 0,
     };
-    Some(answer(source, patience, get(known)).await)
+    let copy = held.as_ref().map(|h| h.value.clone());
+    Some(answer(source, patience, get(known, copy)).await)
 }
 
-/// Whether a fetch was answered "unchanged".
+/// Whether a fetch was answered relative to the copy held ("unchanged",
+/// or the units changed since it).
 fn kept<T>(got: &Option<Result<Revised<T>, Error>>) -> bool {
-    matches!(got, Some(Ok(Revised { part: None, .. })))
+    matches!(got, Some(Ok(Revised { whole: false, .. })))
 }
 
 /// Takes a fetched part; says whether anything readers see changed.
@@ -227,7 +230,7 @@ fn settle<T: PartialEq + Send + Sync + 'static>(
     plans_revision: i64,
 ) -> bool {
     match got {
-        Some(Ok(Revised { revision, part })) => {
+        Some(Ok(Revised { revision, part, .. })) => {
             let new = match (part, slot.as_mut()) {
                 (None, Some(h)) => {
                     h.revision = revision;
@@ -236,15 +239,15 @@ fn settle<T: PartialEq + Send + Sync + 'static>(
                 }
                 // Only asked about a copy that is held.
                 (None, None) => false,
+                // Figures equal to the copy held come as `None`.
                 (Some(v), _) => {
-                    let new = slot.as_ref().is_none_or(|h| *h.value != v);
                     let held = Held {
                         value: Arc::new(v),
                         revision,
                         plans_revision,
                     };
                     crate::background::discard(slot.replace(held));
-                    new
+                    true
                 }
             };
             failed.remove(&source).is_some() || new
@@ -320,7 +323,8 @@ impl Live {
             async {
                 if fetch_if(Source::Plans) || parts.plans.is_none() {
                     let s = Source::Plans;
-                    Some(answer(s, wait(s), src.plans_part(group)).await)
+                    let held = parts.plans.as_ref().map(|h| h.value.clone());
+                    Some(answer(s, wait(s), src.plans_part(group, held)).await)
                 } else {
                     None
                 }
@@ -332,7 +336,7 @@ impl Live {
                 plans_revision,
                 wait(Source::Indicators),
                 Source::Indicators,
-                |k| src.indicators(group, k)
+                |k, held| src.indicators(group, k, held)
             ),
             fetch(
                 &parts.reviews,
@@ -341,7 +345,7 @@ impl Live {
                 plans_revision,
                 wait(Source::Reviews),
                 Source::Reviews,
-                |k| src.reviews(group, k)
+                |k, held| src.reviews(group, k, held)
             ),
             fetch(
                 &parts.inspections,
@@ -350,7 +354,7 @@ impl Live {
                 plans_revision,
                 wait(Source::Inspections),
                 Source::Inspections,
-                |k| src.inspections(group, k)
+                |k, held| src.inspections(group, k, held)
             ),
         );
         tracing::debug!(
@@ -636,10 +640,10 @@ impl Live {
 /// One read of a source's figures for a group, in full, for a probe.
 async fn ask(src: &Sources, source: Source, group: &str) -> Result<(), Error> {
     match source {
-        Source::Plans => src.plans_part(group).await.map(drop),
-        Source::Indicators => src.indicators(group, 0).await.map(drop),
-        Source::Reviews => src.reviews(group, 0).await.map(drop),
-        Source::Inspections => src.inspections(group, 0).await.map(drop),
+        Source::Plans => src.plans_part(group, None).await.map(drop),
+        Source::Indicators => src.indicators(group, 0, None).await.map(drop),
+        Source::Reviews => src.reviews(group, 0, None).await.map(drop),
+        Source::Inspections => src.inspections(group, 0, None).await.map(drop),
     }
 }
 
@@ -749,6 +753,7 @@ mod tests {
             Ok(Revised {
                 revision: 3,
                 part: None,
+                whole: false,
             }),
             ms(1),
         ));
@@ -757,6 +762,7 @@ mod tests {
             Ok(Revised {
                 revision: 3,
                 part: Some(()),
+                whole: true,
             }),
             ms(7),
         ));

@@ -136,6 +136,11 @@ impl Deltas {
     }
 
     /// (unit, its category's delta).
+    /// Every unit the rows named.
+    pub(crate) fn units(&self) -> impl Iterator<Item = &str> {
+        self.units.keys().map(String::as_str)
+    }
+
     pub(crate) fn categories(&self) -> impl Iterator<Item = (&str, &CategoryDelta)> {
         self.units
             .iter()
