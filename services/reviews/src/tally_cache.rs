@@ -9,7 +9,9 @@
 //!   the tallies of that revision;
 //! - a batch this process stored, whose commit moved the revision from
 //!   the copy's by one, moves the copy on by adding what the batch added
-//!   to the table (the same integer sums);
+//!   to the table (the same integer sums). Batches commit in revision
+//!   order but may report in another (two pushes at once), so a batch
+//!   ahead of the copy waits beside it for the ones before it;
 //! - any other write (another replica's, an exclusion, a vote) leaves the
 //!   copy behind its group's revision, and the next reader reads afresh.
 //!
@@ -24,7 +26,10 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use crate::{ingest::Deltas, store::TallyRow};
+use crate::{
+    ingest::{CategoryDelta, Deltas},
+    store::TallyRow,
+};
 
 /// A campaign's tallies, with each (unit, category)'s place.
 #[derive(Clone, Debug, Default)]
@@ -44,8 +49,8 @@ impl Tallies {
     }
 
     /// Adds a stored batch's deltas, as the ingest's upsert does.
-    fn add(&mut self, deltas: &Deltas) {
-        for (unit, c) in deltas.categories() {
+    fn add<'d>(&mut self, deltas: impl IntoIterator<Item = (&'d str, &'d CategoryDelta)>) {
+        for (unit, c) in deltas {
             let key = (unit.to_string(), c.category.clone());
             let i = *self.at.entry(key).or_insert_with(|| {
                 self.rows.push(TallyRow {
@@ -73,6 +78,41 @@ struct Held {
     since: i64,
     /// unit → the last revision a batch named it.
     touched: HashMap<String, i64>,
+    /// Batches that reported before the one just ahead of the copy did,
+    /// by revision (at most [`MOST_AHEAD`]).
+    ahead: std::collections::BTreeMap<i64, Step>,
+}
+
+/// What a batch moves a copy on by.
+struct Step {
+    added: Vec<(String, CategoryDelta)>,
+    units: Vec<String>,
+}
+
+/// How many batches may wait for an earlier one: a gap that stays open
+/// was another kind of write (a vote, another replica's batch), which a
+/// fresh read covers.
+const MOST_AHEAD: usize = 16;
+
+impl Held {
+    /// Moves the copy on to `revision` by one batch's figures.
+    fn step<'a>(
+        &mut self,
+        revision: i64,
+        added: impl IntoIterator<Item = (&'a str, &'a CategoryDelta)>,
+        units: impl IntoIterator<Item = &'a str>,
+    ) {
+        // A reader still holding the old copy keeps it; this one is
+        // copied first then.
+        Arc::make_mut(&mut self.tallies).add(added);
+        for u in units {
+            match self.touched.get_mut(u) {
+                Some(r) => *r = revision,
+                None => drop(self.touched.insert(u.to_string(), revision)),
+            }
+        }
+        self.revision = revision;
+    }
 }
 
 /// A copy at the revision asked for, and when the caller's `known`
@@ -118,6 +158,7 @@ impl TallyCache {
                     tallies,
                     since: revision,
                     touched: HashMap::new(),
+                    ahead: Default::default(),
                 },
             )),
         }
@@ -127,31 +168,42 @@ impl TallyCache {
     /// (None: no tally changed, e.g. only refusals were recorded) and
     /// naming `units` (every unit its responses named, refused ones too:
     /// refusals and repeated keys raise flags). A copy one revision behind
-    /// moves on; any other stays as it is, and is read afresh if behind.
+    /// moves on, and on through the batches that waited for this one; a
+    /// copy further behind keeps the batch beside it until the ones before
+    /// it come; any other stays as it is, and is read afresh if behind.
     pub fn advance<'u>(
         &self,
         campaign: &str,
         revision: i64,
-        added: Option<&Deltas>,
+        added: Option<&'u Deltas>,
         units: impl IntoIterator<Item = &'u str>,
     ) {
         let mut held = self.0.lock().expect("tally cache");
-        if let Some(h) = held.get_mut(campaign)
-            && h.revision == revision - 1
-        {
-            if let Some(d) = added {
-                // A reader still holding the old copy keeps it; this one
-                // is copied first then.
-                Arc::make_mut(&mut h.tallies).add(d);
+        let Some(h) = held.get_mut(campaign) else {
+            return;
+        };
+        let added = added.into_iter().flat_map(Deltas::categories);
+        if revision > h.revision + 1 {
+            if h.ahead.len() < MOST_AHEAD {
+                let step = Step {
+                    added: added.map(|(u, c)| (u.to_string(), c.clone())).collect(),
+                    units: units.into_iter().map(str::to_string).collect(),
+                };
+                h.ahead.insert(revision, step);
             }
-            for u in units {
-                match h.touched.get_mut(u) {
-                    Some(r) => *r = revision,
-                    None => drop(h.touched.insert(u.to_string(), revision)),
-                }
-            }
-            h.revision = revision;
+            return;
         }
+        if revision != h.revision + 1 {
+            return;
+        }
+        h.step(revision, added, units);
+        while let Some(next) = h.ahead.remove(&(h.revision + 1)) {
+            let added = next.added.iter().map(|(u, c)| (u.as_str(), c));
+            h.step(h.revision + 1, added, next.units.iter().map(String::as_str));
+        }
+        // Those behind the copy now never will be needed.
+        let now = h.revision;
+        h.ahead.retain(|r, _| *r > now);
     }
 }
 
@@ -217,14 +269,15 @@ mod tests {
             cache.get(c, 4, 0).is_none(),
             "a copy is good for one revision"
         );
-        // Revision 6 was someone else's write: a batch making 7 cannot
-        // tell what 6 changed, so the copy stays behind.
+        // Until revision 6 is known, a batch making 7 cannot tell what 6
+        // changed, so the copy stays behind.
         cache.advance(c, 7, Some(&deltas), deltas.units());
         assert!(cache.get(c, 7, 0).is_none());
         assert_eq!(row(&copy(&cache, c, 5), "a", "residents"), (2, 15));
-        // A write that changed no tally still moves the copy on.
+        // A write that changed no tally still moves the copy on (and on
+        // through 7, which waited for it).
         cache.advance(c, 6, None, ["c"]);
-        assert_eq!(row(&copy(&cache, c, 6), "a", "residents"), (2, 15));
+        assert_eq!(row(&copy(&cache, c, 7), "a", "residents"), (3, 20));
     }
 
     #[test]
@@ -283,5 +336,29 @@ mod tests {
         cache.put(c, 15, Arc::new(Tallies::default()));
         assert!(cache.get(c, 15, 13).unwrap().changed.is_none());
         assert_eq!(cache.get(c, 15, 15).unwrap().changed, Some(HashSet::new()));
+    }
+
+    #[test]
+    fn batches_that_report_out_of_turn_move_the_copy_on_in_order() {
+        let cache = TallyCache::default();
+        let c = "c";
+        cache.put(c, 1, Arc::new(Tallies::default()));
+        let (a, b) = (
+            Deltas::of(&[response("1", "a", "x", 3)], false),
+            Deltas::of(&[response("2", "b", "x", 5)], false),
+        );
+        // Revision 3 reports first: it waits for 2.
+        cache.advance(c, 3, Some(&b), b.units());
+        assert!(cache.get(c, 3, 0).is_none());
+        assert!(cache.get(c, 1, 0).is_some());
+        cache.advance(c, 2, Some(&a), a.units());
+        let t = copy(&cache, c, 3);
+        assert_eq!((row(&t, "a", "x"), row(&t, "b", "x")), ((1, 3), (1, 5)));
+        let changed = cache.get(c, 3, 2).unwrap().changed.unwrap();
+        assert_eq!(changed, HashSet::from(["b".to_string()]));
+        // A gap that never fills (a vote made 4) leaves the copy at 3.
+        cache.advance(c, 5, Some(&a), a.units());
+        assert!(cache.get(c, 5, 0).is_none());
+        assert_eq!(row(&copy(&cache, c, 3), "a", "x"), (1, 3));
     }
 }

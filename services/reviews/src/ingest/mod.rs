@@ -50,7 +50,7 @@ mod tallies;
 
 pub use pg::{copy_escape, copy_lines, store_pg};
 pub use sqlite::store_sqlite;
-pub use tallies::Deltas;
+pub use tallies::{CategoryDelta, Deltas};
 
 /// One validated response, ready to store.
 #[derive(Debug, Clone)]
