@@ -321,7 +321,8 @@ impl GroupInputs {
     /// indicator score: the points earned, missing values at zero).
     fn rule_inputs(&self, u: &UnitInputs) -> rules::Inputs {
         let zero_if = |c| self.decided(&u.unit, c, "").then_some(Decimal::ZERO);
-        let review = u.review.clone().unwrap_or_default();
+        let review =
+            |figure: fn(&ReviewPart) -> Option<Decimal>| u.review.as_ref().and_then(figure);
         rules::Inputs {
             indicator: match &u.indicator {
                 Some(p) if p.complete || self.decided(&u.unit, Component::Indicator, "") => {
@@ -330,9 +331,9 @@ impl GroupInputs {
                 Some(_) => None,
                 None => zero_if(Component::Indicator),
             },
-            survey: review.survey.or_else(|| zero_if(Component::Survey)),
-            online: review.online.or_else(|| zero_if(Component::Online)),
-            mutual: review.mutual.or_else(|| zero_if(Component::Mutual)),
+            survey: review(|r| r.survey).or_else(|| zero_if(Component::Survey)),
+            online: review(|r| r.online).or_else(|| zero_if(Component::Online)),
+            mutual: review(|r| r.mutual).or_else(|| zero_if(Component::Mutual)),
             inspection: match &u.inspection {
                 Some(i) => Some((i.deductions, i.credits)),
                 None => zero_if(Component::Inspection).map(|z| (z, z)),

@@ -362,6 +362,54 @@ async fn a_follower_is_sent_only_the_units_its_pushes_changed(backend: Backend) 
     assert!(again.changes_only, "{again:?}");
 }
 
+/// Pushes at once commit in one order and may report in another; a
+/// follower merging what changed since its copy ends with the whole table.
+async fn a_follower_merging_changes_under_concurrent_pushes_ends_whole(backend: Backend) {
+    let suite = executing(backend, &[("survey", CampaignMode::RawResponses)]).await;
+    let mut held = scores(&suite).await;
+    let pushers: Vec<_> = ["siming", "huli", "jimei", "siming"]
+        .into_iter()
+        .enumerate()
+        .map(|(p, unit)| {
+            let mut client = platform(&suite, "platform-a");
+            tokio::spawn(async move {
+                for round in 0..8 {
+                    let prefix = format!("p{p}-{round}");
+                    push(&mut client, batch(&prefix, unit, 3 + p))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut partial = 0;
+    while pushers.iter().any(|p| !p.is_finished()) {
+        let changes = changes_since(&suite, held.revision).await;
+        if changes.changes_only {
+            partial += 1;
+            held.units = merged(&held, &changes);
+        } else if !changes.unchanged {
+            held.units = changes.units;
+        }
+        held.revision = changes.revision;
+    }
+    for p in pushers {
+        p.await.unwrap();
+    }
+    let changes = changes_since(&suite, held.revision).await;
+    if changes.changes_only {
+        held.units = merged(&held, &changes);
+    } else if !changes.unchanged {
+        held.units = changes.units;
+    }
+    let whole = scores(&suite).await;
+    assert_eq!(changes.revision, whole.revision);
+    assert_eq!(held.units, whole.units, "after {partial} partial answers");
+    assert_eq!(row(&whole, "siming").survey_sample, 8 * (3 + 6));
+    assert_eq!(row(&whole, "jimei").survey_sample, 8 * 5);
+    assert!(partial > 0, "no partial answer was given");
+}
+
 async fn a_broken_stream_resent_in_full_counts_exactly(backend: Backend) {
     let suite = executing(backend, &[("survey", CampaignMode::RawResponses)]).await;
 
@@ -1148,6 +1196,7 @@ async fn members_edited_in_planning_hold_for_the_pushes_after_it(backend: Backen
 on_both_databases!(
     control_characters_are_refused_on_both_databases,
     a_follower_is_sent_only_the_units_its_pushes_changed,
+    a_follower_merging_changes_under_concurrent_pushes_ends_whole,
     a_stream_in_flight_at_shutdown_finishes_in_the_drain,
     a_stream_of_refusals_lists_the_first_and_counts_them_all,
     overlapping_vote_pushes_all_land_and_count_each_voter_once,
