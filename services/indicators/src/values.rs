@@ -432,6 +432,11 @@ impl IndicatorsApi {
         req: ListValuesRequest,
     ) -> Result<ListValuesResponse, Error> {
         let cycle = names::cycle_id(&req.parent, "parent")?.to_string();
+        // A code is matched as it is stored; PostgreSQL refuses NUL in a
+        // query, so control characters are the caller's mistake here.
+        let mut v = Violations::new();
+        text::optional(&mut v, "indicator", &req.indicator, text::LABEL);
+        v.into_result()?;
         let group = if req.group.is_empty() {
             String::new()
         } else {

@@ -10,7 +10,8 @@ use futures::future::join_all;
 use jixiao_proto::{
     aggregator::{WatchStandingsRequest, aggregator_service_client::AggregatorServiceClient},
     indicators::{
-        IndicatorValue, ReportValueRequest, indicators_service_client::IndicatorsServiceClient,
+        IndicatorValue, ListValuesRequest, ReportValueRequest,
+        indicators_service_client::IndicatorsServiceClient,
     },
     inspections::{
         CreateInspectionRequest, CreateSelfInspectionItemRequest, Document, DocumentKind, Finding,
@@ -398,6 +399,19 @@ async fn audit_prefixes_match_whole_name_segments(backend: Backend) {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
     assert_eq!(bad_fields(&err), ["resource_prefix"]);
+    // So with a list's text filter.
+    for code in ["GDP\u{0}", "GDP\u{1}"] {
+        let err = IndicatorsServiceClient::new(suite.office())
+            .list_values(ListValuesRequest {
+                parent: "cycles/2026".into(),
+                indicator: code.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+        assert_eq!(bad_fields(&err), ["indicator"]);
+    }
     suite.stop().await;
 }
 
