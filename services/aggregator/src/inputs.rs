@@ -11,6 +11,8 @@ pub mod document;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+
 use rust_decimal::Decimal;
 
 use crate::rules::{self, Component, Row};
@@ -138,9 +140,11 @@ pub struct UnitInputs {
     pub display_name: String,
     /// e.g. PLAN_LATE, PLAN_MISSING.
     pub timeliness: Vec<String>,
-    pub indicator: Option<IndicatorPart>,
-    pub review: Option<ReviewPart>,
-    pub inspection: Option<InspectionPart>,
+    /// Shared with the copies the parts came from: a refresh of a large
+    /// group joins them into new inputs without copying each unit's.
+    pub indicator: Option<Arc<IndicatorPart>>,
+    pub review: Option<Arc<ReviewPart>>,
+    pub inspection: Option<Arc<InspectionPart>>,
 }
 
 /// An explicit office decision on a missing component (`flag` empty: an
@@ -322,7 +326,7 @@ impl GroupInputs {
     fn rule_inputs(&self, u: &UnitInputs) -> rules::Inputs {
         let zero_if = |c| self.decided(&u.unit, c, "").then_some(Decimal::ZERO);
         let review =
-            |figure: fn(&ReviewPart) -> Option<Decimal>| u.review.as_ref().and_then(figure);
+            |figure: fn(&ReviewPart) -> Option<Decimal>| u.review.as_ref().and_then(|r| figure(r));
         rules::Inputs {
             indicator: match &u.indicator {
                 Some(p) if p.complete || self.decided(&u.unit, Component::Indicator, "") => {

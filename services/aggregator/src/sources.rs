@@ -132,6 +132,11 @@ pub struct Revised<T> {
 /// of some 20,000 units.
 const GROUP_READ_LIMIT: usize = 64 * 1024 * 1024;
 
+/// A component's figures of a group, by unit (`units/{u}`). Each unit's
+/// are shared: a partial answer's merge and the table's inputs take them
+/// without copying.
+pub type ByUnit<T> = HashMap<String, Arc<T>>;
+
 /// Reads the component services.
 #[derive(Clone)]
 pub struct Sources {
@@ -272,8 +277,8 @@ impl Sources {
         &self,
         group: &str,
         known: i64,
-        held: Option<Arc<HashMap<String, IndicatorPart>>>,
-    ) -> Result<Revised<HashMap<String, IndicatorPart>>, Error> {
+        held: Option<Arc<ByUnit<IndicatorPart>>>,
+    ) -> Result<Revised<ByUnit<IndicatorPart>>, Error> {
         read_group(
             Source::Indicators,
             &self.channels.indicators,
@@ -299,8 +304,8 @@ impl Sources {
         &self,
         group: &str,
         known: i64,
-        held: Option<Arc<HashMap<String, ReviewPart>>>,
-    ) -> Result<Revised<HashMap<String, ReviewPart>>, Error> {
+        held: Option<Arc<ByUnit<ReviewPart>>>,
+    ) -> Result<Revised<ByUnit<ReviewPart>>, Error> {
         read_group(
             Source::Reviews,
             &self.channels.reviews,
@@ -325,8 +330,8 @@ impl Sources {
         &self,
         group: &str,
         known: i64,
-        held: Option<Arc<HashMap<String, InspectionPart>>>,
-    ) -> Result<Revised<HashMap<String, InspectionPart>>, Error> {
+        held: Option<Arc<ByUnit<InspectionPart>>>,
+    ) -> Result<Revised<ByUnit<InspectionPart>>, Error> {
         read_group(
             Source::Inspections,
             &self.channels.inspections,
@@ -381,7 +386,7 @@ impl Sources {
 /// A group's indicator figures as inputs, by unit (on the background lane).
 fn indicator_parts(
     units: Vec<jixiao_proto::indicators::UnitIndicatorScore>,
-) -> Result<HashMap<String, IndicatorPart>, Error> {
+) -> Result<ByUnit<IndicatorPart>, Error> {
     let s = Source::Indicators;
     let mut out = HashMap::with_capacity(units.len());
     for u in units {
@@ -398,13 +403,11 @@ fn indicator_parts(
                 code: i.indicator,
             });
         }
-        out.insert(
-            u.unit,
-            IndicatorPart {
-                complete: u.complete,
-                items,
-            },
-        );
+        let part = IndicatorPart {
+            complete: u.complete,
+            items,
+        };
+        out.insert(u.unit, Arc::new(part));
     }
     Ok(out)
 }
@@ -412,7 +415,7 @@ fn indicator_parts(
 /// A group's review figures as inputs, by unit (on the background lane).
 fn review_parts(
     units: Vec<jixiao_proto::reviews::UnitReviewScore>,
-) -> Result<HashMap<String, ReviewPart>, Error> {
+) -> Result<ByUnit<ReviewPart>, Error> {
     let s = Source::Reviews;
     let mut out = HashMap::with_capacity(units.len());
     for u in units {
@@ -443,7 +446,7 @@ fn review_parts(
                 .collect(),
             categories,
         };
-        out.insert(u.unit, part);
+        out.insert(u.unit, Arc::new(part));
     }
     Ok(out)
 }
@@ -452,8 +455,8 @@ fn review_parts(
 /// is, one of the units changed since the copy held merged into it.
 fn review_answer(
     a: GroupReviewScores,
-    held: Option<&HashMap<String, ReviewPart>>,
-) -> Result<(Option<HashMap<String, ReviewPart>>, bool), Error> {
+    held: Option<&ByUnit<ReviewPart>>,
+) -> Result<(Option<ByUnit<ReviewPart>>, bool), Error> {
     let listed = review_parts(a.units)?;
     if !a.changes_only {
         return Ok((unless_held(listed, held), true));
@@ -534,7 +537,7 @@ impl PlansAnswers {
 /// A group's inspection figures as inputs, by unit (on the background lane).
 fn inspection_parts(
     units: Vec<jixiao_proto::inspections::UnitAdjustment>,
-) -> Result<HashMap<String, InspectionPart>, Error> {
+) -> Result<ByUnit<InspectionPart>, Error> {
     let s = Source::Inspections;
     let finding = |f: &Finding| -> Result<FindingInput, Error> {
         let rect = f.rectification_state();
@@ -578,7 +581,7 @@ fn inspection_parts(
                 })
                 .collect::<Result<_, Error>>()?,
         };
-        out.insert(u.unit, part);
+        out.insert(u.unit, Arc::new(part));
     }
     Ok(out)
 }

@@ -31,7 +31,7 @@
 //! with `GetPublicationInputs`. A change here is a new [`FORMAT`] and a
 //! change of that document.
 
-use std::{fmt::Write as _, str::FromStr};
+use std::{fmt::Write as _, str::FromStr, sync::Arc};
 
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 use rust_decimal::Decimal;
@@ -251,18 +251,22 @@ fn unit_record(u: &mut UnitInputs, f: &[&str], format_1: bool) -> Result<(), Str
     match f[0] {
         "indicator" => {
             need(2)?;
-            u.indicator = Some(IndicatorPart {
+            u.indicator = Some(Arc::new(IndicatorPart {
                 complete: match f[1] {
                     "complete" => true,
                     "incomplete" => false,
                     other => return Err(format!("unknown indicator state {other:?}")),
                 },
                 items: Vec::new(),
-            });
+            }));
         }
         "item" => {
             need(5)?;
-            let part = u.indicator.as_mut().ok_or_else(|| missing("indicator"))?;
+            let part = u
+                .indicator
+                .as_mut()
+                .map(Arc::make_mut)
+                .ok_or_else(|| missing("indicator"))?;
             part.items.push(IndicatorItem {
                 code: untext(f[1])?,
                 weight: undec(f[2])?,
@@ -272,7 +276,7 @@ fn unit_record(u: &mut UnitInputs, f: &[&str], format_1: bool) -> Result<(), Str
         }
         "review" => {
             need(9)?;
-            u.review = Some(ReviewPart {
+            u.review = Some(Arc::new(ReviewPart {
                 survey: unopt(f[1])?,
                 online: unopt(f[2])?,
                 mutual: unopt(f[3])?,
@@ -282,11 +286,15 @@ fn unit_record(u: &mut UnitInputs, f: &[&str], format_1: bool) -> Result<(), Str
                 satisfaction: unopt(f[7])?,
                 flags: unlist(f[8]),
                 categories: Vec::new(),
-            });
+            }));
         }
         "category" => {
             need(4)?;
-            let part = u.review.as_mut().ok_or_else(|| missing("review"))?;
+            let part = u
+                .review
+                .as_mut()
+                .map(Arc::make_mut)
+                .ok_or_else(|| missing("review"))?;
             part.categories.push(CategoryInput {
                 code: untext(f[1])?,
                 responses: int(f[2])?,
@@ -295,15 +303,19 @@ fn unit_record(u: &mut UnitInputs, f: &[&str], format_1: bool) -> Result<(), Str
         }
         "inspection" => {
             need(3)?;
-            u.inspection = Some(InspectionPart {
+            u.inspection = Some(Arc::new(InspectionPart {
                 deductions: undec(f[1])?,
                 credits: undec(f[2])?,
                 ..Default::default()
-            });
+            }));
         }
         "finding" | "contested" => {
             need(6)?;
-            let part = u.inspection.as_mut().ok_or_else(|| missing("inspection"))?;
+            let part = u
+                .inspection
+                .as_mut()
+                .map(Arc::make_mut)
+                .ok_or_else(|| missing("inspection"))?;
             let finding = FindingInput {
                 name: untext(f[1])?,
                 deduction: undec(f[2])?,
@@ -319,7 +331,11 @@ fn unit_record(u: &mut UnitInputs, f: &[&str], format_1: bool) -> Result<(), Str
         }
         "credit" if format_1 => {
             need(2)?;
-            let part = u.inspection.as_mut().ok_or_else(|| missing("inspection"))?;
+            let part = u
+                .inspection
+                .as_mut()
+                .map(Arc::make_mut)
+                .ok_or_else(|| missing("inspection"))?;
             part.credit_items.push(CreditItem {
                 name: untext(f[1])?,
                 ..Default::default()
@@ -327,7 +343,11 @@ fn unit_record(u: &mut UnitInputs, f: &[&str], format_1: bool) -> Result<(), Str
         }
         "credit" => {
             need(5)?;
-            let part = u.inspection.as_mut().ok_or_else(|| missing("inspection"))?;
+            let part = u
+                .inspection
+                .as_mut()
+                .map(Arc::make_mut)
+                .ok_or_else(|| missing("inspection"))?;
             part.credit_items.push(CreditItem {
                 name: untext(f[1])?,
                 item_type: untext(f[2])?,

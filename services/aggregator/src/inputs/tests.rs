@@ -11,7 +11,7 @@ fn unit(name: &str, indicator: &str, review: [&str; 3], ded: &str, cred: &str) -
         unit: format!("units/{name}"),
         display_name: format!("{name}\t区, \"x\" 100%"),
         timeliness: vec![],
-        indicator: Some(IndicatorPart {
+        indicator: Some(Arc::new(IndicatorPart {
             complete: true,
             items: vec![IndicatorItem {
                 code: "GDP".into(),
@@ -19,8 +19,8 @@ fn unit(name: &str, indicator: &str, review: [&str; 3], ded: &str, cred: &str) -
                 points: d(indicator),
                 flags: vec![],
             }],
-        }),
-        review: Some(ReviewPart {
+        })),
+        review: Some(Arc::new(ReviewPart {
             survey: Some(d(review[0])),
             online: Some(d(review[1])),
             mutual: Some(d(review[2])),
@@ -34,8 +34,8 @@ fn unit(name: &str, indicator: &str, review: [&str; 3], ded: &str, cred: &str) -
                 responses: 100,
                 mean: d("0.850"),
             }],
-        }),
-        inspection: Some(InspectionPart {
+        })),
+        inspection: Some(Arc::new(InspectionPart {
             deductions: d(ded),
             credits: d(cred),
             findings: vec![FindingInput {
@@ -52,7 +52,7 @@ fn unit(name: &str, indicator: &str, review: [&str; 3], ded: &str, cred: &str) -
                 credit: d("0.5"),
                 problem: "迟到, 早退".into(),
             }],
-        }),
+        })),
     }
 }
 
@@ -147,7 +147,7 @@ fn the_specified_example_is_what_the_code_computes() {
 fn any_change_of_an_input_changes_the_digest() {
     let base = group().digest();
     let mut g = group();
-    g.units[1].review.as_mut().unwrap().categories[0].responses += 1;
+    Arc::make_mut(g.units[1].review.as_mut().unwrap()).categories[0].responses += 1;
     assert_ne!(g.digest(), base);
     let mut g = group();
     g.scheme.cap = d("4");
@@ -157,8 +157,8 @@ fn any_change_of_an_input_changes_the_digest() {
 #[test]
 fn missing_components_and_blocking_flags_are_open_until_decided() {
     let mut g = group();
-    g.units[0].review.as_mut().unwrap().survey = None;
-    g.units[1].review.as_mut().unwrap().flags = vec!["INSUFFICIENT_SAMPLE".into()];
+    Arc::make_mut(g.units[0].review.as_mut().unwrap()).survey = None;
+    Arc::make_mut(g.units[1].review.as_mut().unwrap()).flags = vec!["INSUFFICIENT_SAMPLE".into()];
     let open = g.open_items();
     assert_eq!(open.len(), 2);
     assert_eq!(open[0].kind(), "MISSING_COMPONENT");
@@ -191,18 +191,18 @@ fn missing_components_and_blocking_flags_are_open_until_decided() {
 #[test]
 fn flags_keep_the_order_of_the_inputs() {
     let mut u = group().units.remove(0);
-    let items = &mut u.indicator.as_mut().unwrap().items;
+    let items = &mut Arc::make_mut(u.indicator.as_mut().unwrap()).items;
     items[0].flags = vec!["LATE".into()];
     let mut second = items[0].clone();
     second.code = "TAX".into();
     second.flags = vec!["MISSING_TARGET".into(), "LATE".into()];
     items.push(second);
-    u.review.as_mut().unwrap().flags = vec![
+    Arc::make_mut(u.review.as_mut().unwrap()).flags = vec![
         "MISSING_CATEGORY".into(),
         "INSUFFICIENT_SAMPLE".into(),
         "NO_VOTES".into(),
     ];
-    let inspection = u.inspection.as_mut().unwrap();
+    let inspection = Arc::make_mut(u.inspection.as_mut().unwrap());
     inspection.contested = inspection.findings.clone();
     assert_eq!(
         u.flags(),
@@ -247,7 +247,7 @@ fn first_format_documents_still_decode_and_reencode_the_same() {
     let mut g = group();
     g.format_1 = true;
     for u in &mut g.units {
-        for i in u.inspection.iter_mut() {
+        for i in u.inspection.iter_mut().map(Arc::make_mut) {
             for c in &mut i.credit_items {
                 *c = CreditItem {
                     name: c.name.clone(),

@@ -17,7 +17,7 @@ use prost::Message;
 use super::{ALL_SOURCES, Cell, FULL, Live, PATIENT, Snapshot, View, standing_rows};
 use crate::{
     inputs::{GroupInputs, IndicatorPart, InspectionPart, ReviewPart, UnitInputs},
-    sources::{PlansPart, Revised, Source, Sources},
+    sources::{ByUnit, PlansPart, Revised, Source, Sources},
 };
 
 /// Bounds of the pause between two refreshes of one group.
@@ -134,9 +134,9 @@ fn gap(took: Duration) -> Duration {
 #[derive(Default)]
 pub(super) struct Parts {
     plans: Option<Held<PlansPart>>,
-    indicators: Option<Held<HashMap<String, IndicatorPart>>>,
-    reviews: Option<Held<HashMap<String, ReviewPart>>>,
-    inspections: Option<Held<HashMap<String, InspectionPart>>>,
+    indicators: Option<Held<ByUnit<IndicatorPart>>>,
+    reviews: Option<Held<ByUnit<ReviewPart>>>,
+    inspections: Option<Held<ByUnit<InspectionPart>>>,
     /// Last fetch failure per source.
     failed: BTreeMap<Source, String>,
     /// What each source's answers with figures are expected to take (see
@@ -655,7 +655,7 @@ fn stale_reason(reasons: &BTreeMap<Source, String>) -> String {
         .join("; ")
 }
 
-type Fetched<T> = Option<Arc<HashMap<String, T>>>;
+type Fetched<T> = Option<Arc<ByUnit<T>>>;
 
 /// The inputs of a group from the parts fetched so far.
 fn assemble(
