@@ -601,10 +601,6 @@ pub struct Signal {
     pub written_ms: Option<i64>,
 }
 
-/// Calls `method` of `service` and returns the answer undecoded. A
-/// group's figures are some 200 bytes a unit: decoding 3,000 units' on a
-/// runtime worker held the reads served by that worker for milliseconds
-/// (issue 22), so the caller decodes them on the background lane.
 /// A component's group read: the answer fetched undecoded, then decoded
 /// and turned into inputs on the background lane (thousands of units), or
 /// taken as "unchanged" when `head` says so (unchanged, revision).
@@ -649,6 +645,10 @@ where
 /// part unless it equals the copy, and whether the answer was whole.
 type Parts<Ans, T> = fn(Ans, Option<&T>) -> Result<(Option<T>, bool), Error>;
 
+/// Calls `method` of `service` and returns the answer undecoded. A
+/// group's figures are some 200 bytes a unit: decoding 3,000 units' on a
+/// runtime worker held the reads served by that worker for milliseconds
+/// (issue 22), so the caller decodes them on the background lane.
 async fn call_raw<Req: prost::Message + Send + 'static>(
     channel: &ServiceChannel,
     service: &'static str,

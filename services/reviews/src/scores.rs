@@ -167,7 +167,7 @@ impl ReviewsApi {
             accepted: accepted.into_iter().collect(),
             vote_tallies: HashMap::new(),
             ratings: HashMap::new(),
-            changed: None,
+            changed,
         };
         for t in rows {
             f.tallies.entry(t.unit.clone()).or_default().insert(
@@ -190,7 +190,6 @@ impl ReviewsApi {
                 .or_default()
                 .push(scoring::from_units(value_units));
         }
-        f.changed = changed;
         Ok(f)
     }
 

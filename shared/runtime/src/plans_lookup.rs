@@ -17,10 +17,9 @@ use std::{
 
 use jixiao_proto::plans::{
     CheckWriteWindowRequest, CheckWriteWindowResponse, Cycle, Framework, GetCycleRequest,
-    GetFrameworkRequest, GetGroupRequest, GetGroupTargetsRequest, GetSchemeRequest,
-    GetTimelinessReportRequest, Group, GroupTargets, ListCyclesRequest, ListGroupsRequest,
-    ListUnitsRequest, LockScope, Phase, Scheme, TimelinessReport, Unit,
-    plans_service_client::PlansServiceClient,
+    GetFrameworkRequest, GetGroupRequest, GetGroupTargetsRequest, GetSchemeRequest, Group,
+    GroupTargets, ListCyclesRequest, ListGroupsRequest, ListUnitsRequest, LockScope, Phase, Scheme,
+    Unit, plans_service_client::PlansServiceClient,
 };
 
 use crate::{
@@ -298,17 +297,6 @@ impl PlansLookup {
             }
             token = page.next_page_token;
         }
-    }
-
-    /// Who submitted plans late or not at all in a cycle.
-    pub async fn timeliness(&self, cycle_id: &str) -> Result<TimelinessReport, Error> {
-        self.client()
-            .get_timeliness_report(GetTimelinessReportRequest {
-                cycle: format!("cycles/{cycle_id}"),
-            })
-            .await
-            .map(|r| r.into_inner())
-            .map_err(|s| dependency_error(PLANS, s))
     }
 
     /// The phase gate of DOMAIN.md §2 ([`phases::admit`]) for a write of

@@ -222,7 +222,7 @@ fn kept<T>(got: &Option<Result<Revised<T>, Error>>) -> bool {
 }
 
 /// Takes a fetched part; says whether anything readers see changed.
-fn settle<T: PartialEq + Send + Sync + 'static>(
+fn settle<T: Send + Sync + 'static>(
     slot: &mut Option<Held<T>>,
     failed: &mut BTreeMap<Source, String>,
     source: Source,
