@@ -39,12 +39,21 @@ fn thread_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(THREADS))
 }
 
-/// A computation that spent this long ready to run but not running (or
-/// queued, untaken) was starved of idle cycles: something kept every core
-/// busy meanwhile (readers back to back, or a database's processes on the
-/// same machine). A refresh is a few computations, and changes should
-/// reach readers within 250 ms.
+/// A computation queued this long and not taken, or one that spent this
+/// long ready to run but not running while getting less than
+/// [`STARVED_SHARE`] of its core, was starved of idle cycles: something
+/// kept every core busy meanwhile (readers back to back, or a database's
+/// processes on the same machine). A refresh is a few computations, and
+/// changes should reach readers within 250 ms.
 const STARVED: Duration = Duration::from_millis(50);
+/// The share of the core below which a computation that waited
+/// [`STARVED`] counts as starved. Readers that leave most of a core idle
+/// still delay an idle-policy computation by about their own share (a
+/// 50 ms computation waited 70–100 ms beside 16 paced readers, issue 22),
+/// which is no starvation; yet going by the wait alone sent such phases
+/// to the lowered lane for good, whose slices of up to a scheduler tick
+/// (4 ms) then delayed the readers it exists to spare.
+const STARVED_SHARE: u32 = 4;
 /// ... and the computations of this long after it run on the lowered
 /// lane instead (nice [`bulk::NICE`]), which still gets a share of a busy
 /// core, so that standings are late, never frozen, while the machine is
@@ -151,9 +160,25 @@ where
     }
 }
 
-/// What a lane's thread sends back: the computation's outcome and how
-/// long it waited for a core while running.
-type Outcome<T> = (std::thread::Result<T>, Duration);
+/// What a lane's thread sends back: the computation's outcome and how it
+/// fared on its core.
+type Outcome<T> = (std::thread::Result<T>, Time);
+
+/// How long a computation ran on a core and how long it waited for one
+/// meanwhile (ready to run, another thread running).
+#[derive(Debug, Clone, Copy)]
+struct Time {
+    ran: Duration,
+    waited: Duration,
+}
+
+impl Time {
+    /// Whether the computation was starved: it waited [`STARVED`] or more
+    /// and got less than a [`STARVED_SHARE`]th of the core.
+    fn starved(self) -> bool {
+        self.waited >= STARVED && self.ran * STARVED_SHARE < self.ran + self.waited
+    }
+}
 
 /// Queues `f` on `lane`. With `taken`, the job runs only if nobody has
 /// claimed the computation first.
@@ -173,10 +198,9 @@ where
         }
         let (began, cpu) = (Instant::now(), bulk::thread_cpu_time());
         let out = std::panic::catch_unwind(AssertUnwindSafe(|| f()));
-        let waited = began
-            .elapsed()
-            .saturating_sub(bulk::thread_cpu_time().saturating_sub(cpu));
-        let _ = tx.send((out, waited));
+        let ran = bulk::thread_cpu_time().saturating_sub(cpu);
+        let waited = began.elapsed().saturating_sub(ran);
+        let _ = tx.send((out, Time { ran, waited }));
     });
     sender(lane)
         .send(job)
@@ -188,10 +212,10 @@ fn finish<T>(
     lane: Lane,
     got: Result<Outcome<T>, tokio::sync::oneshot::error::RecvError>,
 ) -> Result<T, Error> {
-    let (out, waited) =
+    let (out, time) =
         got.map_err(|_| Error::Internal("the background lane dropped a computation".into()))?;
-    if lane == Lane::Idle && waited >= STARVED {
-        starve(waited);
+    if lane == Lane::Idle && time.starved() {
+        starve(time.waited);
     }
     out.map_err(|_| Error::Internal("a background computation panicked".into()))
 }
@@ -252,6 +276,22 @@ mod tests {
         assert_eq!(lane_at(now + STARVED_FOR / 2, until), Lane::Lowered);
         assert_eq!(lane_at(now + STARVED_FOR, until), Lane::Idle);
         assert_eq!(lane_at(now, None), Lane::Idle);
+    }
+
+    #[test]
+    fn a_computation_is_starved_only_when_it_got_little_of_its_core() {
+        let time = |ran, waited| Time {
+            ran: Duration::from_millis(ran),
+            waited: Duration::from_millis(waited),
+        };
+        // Beside paced readers: slower, not starved.
+        assert!(!time(48, 72).starved());
+        assert!(!time(20, 59).starved());
+        // Readers back to back: next to nothing of the core.
+        assert!(time(20, 61).starved());
+        assert!(time(1, 400).starved());
+        // A short computation's short wait is no sign of anything.
+        assert!(!time(1, 49).starved());
     }
 
     #[tokio::test]

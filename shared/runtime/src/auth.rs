@@ -5,7 +5,13 @@
 //! verify a token without asking another one. A token names a principal
 //! (`sub`), its roles and, for unit-scoped roles, its unit.
 
-use std::{fmt, path::Path, str::FromStr, sync::Arc};
+use std::{
+    collections::HashMap,
+    fmt,
+    path::Path,
+    str::FromStr,
+    sync::{Arc, Mutex},
+};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -161,6 +167,9 @@ struct Claims {
     iss: String,
     iat: u64,
     exp: u64,
+    /// Checked by the validation when present; `issue` never sets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<serde_json::Value>,
 }
 
 /// Longest subject a token may carry: it is written into every audit record.
@@ -229,6 +238,34 @@ struct KeyInner {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    verified: Mutex<HashMap<Box<str>, Verified>>,
+}
+
+/// How many verified tokens a key remembers, and the longest it remembers:
+/// a dashboard or a platform sends the same token with every call, and
+/// checking its signature and decoding its JSON anew each time was a tenth
+/// of the aggregator's CPU per `GetStandings` (issue 22, `perf`). Longer
+/// tokens are verified every time, so a caller cannot fill memory with
+/// them.
+const REMEMBERED_TOKENS: usize = 1024;
+const REMEMBERED_LENGTH: usize = 2048;
+
+/// A token that verified, by its exact text (signature included, so no
+/// other text can match it), with the times that decide whether it still
+/// would.
+#[derive(Debug, Clone)]
+struct Verified {
+    principal: Principal,
+    issued: u64,
+    expires: u64,
+}
+
+impl Verified {
+    /// Whether the token still passes the time checks of a full
+    /// verification at `now` (seconds), with the same `leeway`.
+    fn holds_at(&self, now: u64, leeway: u64) -> bool {
+        self.expires.saturating_add(leeway) >= now && self.issued <= now.saturating_add(leeway)
+    }
 }
 
 impl fmt::Debug for TokenKey {
@@ -254,6 +291,7 @@ impl TokenKey {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            verified: Mutex::default(),
         })))
     }
 
@@ -302,6 +340,7 @@ impl TokenKey {
             iss: ISSUER.into(),
             iat: now,
             exp: now.saturating_add(ttl_secs),
+            nbf: None,
         };
         claims.principal()?;
         self.sign(&claims)
@@ -325,18 +364,68 @@ impl TokenKey {
     /// signed token is still refused unless [`issue`](TokenKey::issue) could
     /// have made it: a token that fails open (a unit role without a unit
     /// read as "every unit") is worse than no token.
+    ///
+    /// A token verified before is recognised by its text and only its
+    /// times are checked again; an expired one is verified in full, and
+    /// refused with the full check's reason.
     pub fn verify(&self, token: &str) -> Result<Principal, Error> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let leeway = self.0.validation.leeway;
+        let remembered = token.len() <= REMEMBERED_LENGTH;
+        if remembered
+            && let Some(v) = self.remembered().get(token)
+            && v.holds_at(now, leeway)
+        {
+            return Ok(v.principal.clone());
+        }
         let data = jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation)
             .map_err(|e| Error::Unauthenticated(format!("invalid token: {e}")))?;
         let c = data.claims;
-        if c.iat > c.exp || c.iat > jsonwebtoken::get_current_timestamp() + self.0.validation.leeway
-        {
+        if c.iat > c.exp || c.iat > now + leeway {
             return Err(Error::Unauthenticated(
                 "invalid token: issued in the future or after it expires".into(),
             ));
         }
-        c.principal()
-            .map_err(|e| Error::Unauthenticated(format!("invalid token: {e}")))
+        let principal = c
+            .principal()
+            .map_err(|e| Error::Unauthenticated(format!("invalid token: {e}")))?;
+        // A token with `nbf` is rare (`issue` never sets it): verified in
+        // full every time rather than its rule kept twice.
+        if remembered && c.nbf.is_none() {
+            self.remember(
+                token,
+                Verified {
+                    principal: principal.clone(),
+                    issued: c.iat,
+                    expires: c.exp,
+                },
+                now,
+            );
+        }
+        Ok(principal)
+    }
+
+    fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Verified>> {
+        // A panic while holding the map leaves it whole (inserts and
+        // removals only), so a poisoned lock is still usable.
+        self.0
+            .verified
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Keeps `verified` for next time, first dropping expired tokens when
+    /// the map is full, and every token if that frees nothing.
+    fn remember(&self, token: &str, verified: Verified, now: u64) {
+        let leeway = self.0.validation.leeway;
+        let mut map = self.remembered();
+        if map.len() >= REMEMBERED_TOKENS {
+            map.retain(|_, v| v.holds_at(now, leeway));
+            if map.len() >= REMEMBERED_TOKENS {
+                map.clear();
+            }
+        }
+        map.insert(token.into(), verified);
     }
 
     /// Verifies the value of an `authorization` header.
@@ -467,6 +556,68 @@ mod tests {
                 "accepted {bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires() {
+        let v = Verified {
+            principal: Principal {
+                subject: "wall".into(),
+                roles: vec![Role::Viewer],
+                unit: None,
+            },
+            issued: 1_000,
+            expires: 2_000,
+        };
+        // The same bounds as the full check, leeway 30 s.
+        assert!(v.holds_at(1_500, 30));
+        assert!(v.holds_at(2_030, 30));
+        assert!(!v.holds_at(2_031, 30));
+        assert!(v.holds_at(970, 30));
+        assert!(!v.holds_at(969, 30));
+    }
+
+    #[test]
+    fn verified_tokens_are_remembered_and_recheck_their_times() {
+        let k = key();
+        let t = k.issue("wall", &[Role::Viewer], None, 60).unwrap();
+        assert_eq!(k.verify(&t).unwrap().subject, "wall");
+        assert!(k.remembered().contains_key(t.as_str()));
+        // Remembered, yet past its time: the full check runs and refuses.
+        let expired = k.issue("old", &[Role::Viewer], None, 0).unwrap();
+        let now = jsonwebtoken::get_current_timestamp();
+        let stale = Verified {
+            principal: k.verify(&t).unwrap(),
+            issued: now - 3_600,
+            expires: now - 3_000,
+        };
+        k.remembered().insert(expired.as_str().into(), stale);
+        let e = k.verify(&expired);
+        assert!(e.is_ok(), "a 0 s token is still in its leeway: {e:?}");
+        assert_eq!(
+            e.unwrap().subject,
+            "old",
+            "verified in full, not taken from the map"
+        );
+        // A token the key never signed is never in the map.
+        let forged = format!("{}x", &t[..t.len() - 1]);
+        assert!(matches!(k.verify(&forged), Err(Error::Unauthenticated(_))));
+    }
+
+    #[test]
+    fn the_remembered_tokens_stay_bounded() {
+        let k = key();
+        for i in 0..REMEMBERED_TOKENS + 10 {
+            let t = k
+                .issue(&format!("s{i}"), &[Role::Viewer], None, 60)
+                .unwrap();
+            k.verify(&t).unwrap();
+        }
+        assert!(k.remembered().len() <= REMEMBERED_TOKENS);
+        let long = k
+            .issue(&"x".repeat(MAX_SUBJECT), &[Role::Viewer], None, 60)
+            .unwrap();
+        assert!(long.len() < REMEMBERED_LENGTH, "a long subject still fits");
     }
 
     #[test]
