@@ -39,6 +39,7 @@ on_both_databases!(
     server_named_resources_stay_distinct_under_concurrency,
     extreme_decimals_are_refused_naming_the_field,
     signed_tokens_that_no_minting_makes_are_refused_by_every_rpc,
+    a_remembered_token_is_refused_once_it_expires,
     audit_prefixes_match_whole_name_segments,
     entry_checks_of_times_enums_and_exactness,
     free_text_is_bounded_at_entry,
@@ -312,6 +313,47 @@ fn malformed_claims() -> Vec<(&'static str, serde_json::Value)> {
             serde_json::json!({"sub": "office", "roles": ["office"], "iss": "jixiao", "iat": now, "nbf": now + 3600, "exp": now + 7200}),
         ),
     ]
+}
+
+/// Services remember the tokens they verified (by their exact text), yet
+/// check a remembered token's times on every call: one that expires while
+/// in use is refused from then on.
+async fn a_remembered_token_is_refused_once_it_expires(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    evaluation_year(&suite, "2026", now_ms() + DAY).await;
+    let secs = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    // Expired 25 s ago: accepted for 5 s more within the 30 s leeway.
+    let now = secs();
+    let expires = now - 25;
+    let token = suite
+        .key
+        .sign_unchecked(&serde_json::json!({"sub": "office", "roles": ["office"], "iss": "jixiao", "iat": now - 60, "exp": expires}))
+        .unwrap();
+    let get_cycle = || async {
+        PlansServiceClient::new(suite.authed(&token))
+            .get_cycle(jixiao_proto::plans::GetCycleRequest {
+                name: "cycles/2026".into(),
+            })
+            .await
+    };
+    get_cycle().await.expect("within the leeway");
+    get_cycle().await.expect("remembered");
+    while secs() <= expires + 30 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let err = get_cycle().await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{}", err.message());
+    assert!(
+        err.message().to_lowercase().contains("expired"),
+        "{}",
+        err.message()
+    );
+    suite.stop().await;
 }
 
 async fn signed_tokens_that_no_minting_makes_are_refused_by_every_rpc(backend: Backend) {
