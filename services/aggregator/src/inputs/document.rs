@@ -239,6 +239,12 @@ pub fn digest_of(doc: &str) -> String {
 }
 
 /// Parses one record that belongs to the current unit.
+/// The part a detail record (an item, a category, a finding) adds to, once
+/// its part's own record has opened it.
+fn opened<T: Clone>(part: &mut Option<Arc<T>>) -> Option<&mut T> {
+    part.as_mut().map(Arc::make_mut)
+}
+
 fn unit_record(u: &mut UnitInputs, f: &[&str], format_1: bool) -> Result<(), String> {
     let need = |k: usize| {
         if f.len() == k {
@@ -262,11 +268,7 @@ fn unit_record(u: &mut UnitInputs, f: &[&str], format_1: bool) -> Result<(), Str
         }
         "item" => {
             need(5)?;
-            let part = u
-                .indicator
-                .as_mut()
-                .map(Arc::make_mut)
-                .ok_or_else(|| missing("indicator"))?;
+            let part = opened(&mut u.indicator).ok_or_else(|| missing("indicator"))?;
             part.items.push(IndicatorItem {
                 code: untext(f[1])?,
                 weight: undec(f[2])?,
@@ -290,11 +292,7 @@ fn unit_record(u: &mut UnitInputs, f: &[&str], format_1: bool) -> Result<(), Str
         }
         "category" => {
             need(4)?;
-            let part = u
-                .review
-                .as_mut()
-                .map(Arc::make_mut)
-                .ok_or_else(|| missing("review"))?;
+            let part = opened(&mut u.review).ok_or_else(|| missing("review"))?;
             part.categories.push(CategoryInput {
                 code: untext(f[1])?,
                 responses: int(f[2])?,
@@ -311,11 +309,7 @@ fn unit_record(u: &mut UnitInputs, f: &[&str], format_1: bool) -> Result<(), Str
         }
         "finding" | "contested" => {
             need(6)?;
-            let part = u
-                .inspection
-                .as_mut()
-                .map(Arc::make_mut)
-                .ok_or_else(|| missing("inspection"))?;
+            let part = opened(&mut u.inspection).ok_or_else(|| missing("inspection"))?;
             let finding = FindingInput {
                 name: untext(f[1])?,
                 deduction: undec(f[2])?,
@@ -331,11 +325,7 @@ fn unit_record(u: &mut UnitInputs, f: &[&str], format_1: bool) -> Result<(), Str
         }
         "credit" if format_1 => {
             need(2)?;
-            let part = u
-                .inspection
-                .as_mut()
-                .map(Arc::make_mut)
-                .ok_or_else(|| missing("inspection"))?;
+            let part = opened(&mut u.inspection).ok_or_else(|| missing("inspection"))?;
             part.credit_items.push(CreditItem {
                 name: untext(f[1])?,
                 ..Default::default()
@@ -343,11 +333,7 @@ fn unit_record(u: &mut UnitInputs, f: &[&str], format_1: bool) -> Result<(), Str
         }
         "credit" => {
             need(5)?;
-            let part = u
-                .inspection
-                .as_mut()
-                .map(Arc::make_mut)
-                .ok_or_else(|| missing("inspection"))?;
+            let part = opened(&mut u.inspection).ok_or_else(|| missing("inspection"))?;
             part.credit_items.push(CreditItem {
                 name: untext(f[1])?,
                 item_type: untext(f[2])?,
