@@ -262,7 +262,7 @@ async fn a_call_past_its_deadline_answers_deadline_exceeded() {
     let suite = Suite::start(Backend::Sqlite).await;
     let platform = suite.as_roles("slow-platform", &[Role::SurveyPlatform], None);
     // A stream that sends nothing keeps its handler waiting. Two seconds
-    // leave the host's margin (a twentieth, at most 50 ms) well ahead of
+    // leave the host's margin (a tenth, at most 50 ms) well ahead of
     // the client's own timer.
     let (tx, rx) = tokio::sync::mpsc::channel::<PushResponsesRequest>(1);
     let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
