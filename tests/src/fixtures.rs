@@ -63,6 +63,11 @@ pub fn now_ms() -> i64 {
     jixiao_runtime::time::now_ms()
 }
 
+/// The clock in whole seconds, as tokens' `iat` and `exp` count it.
+pub fn now_secs() -> u64 {
+    (now_ms() / 1000) as u64
+}
+
 /// The fixture's annual period.
 pub fn annual() -> Option<jixiao_proto::types::Period> {
     Some(jixiao_proto::types::Period {

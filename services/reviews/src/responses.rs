@@ -558,15 +558,21 @@ impl ReviewsApi {
                     }
                     Ok(None) => return,
                     Err(s) => {
-                        // The codec answers undecodable bytes as INVALID_ARGUMENT.
-                        let e = if s.code() == tonic::Code::InvalidArgument {
-                            Error::Malformed(
+                        // The codec answers undecodable bytes as INVALID_ARGUMENT;
+                        // the host ends the stream of a token that lapsed.
+                        let e = match s.code() {
+                            tonic::Code::InvalidArgument => Error::Malformed(
                                 s.message()
                                     .trim_start_matches("the message could not be decoded: ")
                                     .to_string(),
-                            )
-                        } else {
-                            Error::invalid("stream", format!("the stream broke: {}", s.message()))
+                            ),
+                            tonic::Code::Unauthenticated => {
+                                Error::Unauthenticated(s.message().to_string())
+                            }
+                            _ => Error::invalid(
+                                "stream",
+                                format!("the stream broke: {}", s.message()),
+                            ),
                         };
                         (tokio::spawn(std::future::ready(Err(e))), true)
                     }

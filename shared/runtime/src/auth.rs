@@ -11,6 +11,7 @@ use std::{
     path::Path,
     str::FromStr,
     sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
 };
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -369,6 +370,23 @@ impl TokenKey {
     /// times are checked again; an expired one is verified in full, and
     /// refused with the full check's reason.
     pub fn verify(&self, token: &str) -> Result<Principal, Error> {
+        self.check(token).map(|v| v.principal)
+    }
+
+    /// Verifies a bearer token and says until when it holds: the end of
+    /// its last second of validity, leeway included. A call that streams
+    /// past it is ended by the host (a stream must not outlive its token).
+    pub fn verify_until(&self, token: &str) -> Result<(Principal, SystemTime), Error> {
+        let v = self.check(token)?;
+        let secs = v.expires.saturating_add(self.0.validation.leeway + 1);
+        // An `exp` past what the clock can hold lapses in 2106.
+        let until = SystemTime::UNIX_EPOCH
+            .checked_add(Duration::from_secs(secs))
+            .unwrap_or(SystemTime::UNIX_EPOCH + Duration::from_secs(u32::MAX.into()));
+        Ok((v.principal, until))
+    }
+
+    fn check(&self, token: &str) -> Result<Verified, Error> {
         let now = jsonwebtoken::get_current_timestamp();
         let leeway = self.0.validation.leeway;
         let remembered = token.len() <= REMEMBERED_LENGTH;
@@ -376,7 +394,7 @@ impl TokenKey {
             && let Some(v) = self.remembered().get(token)
             && v.holds_at(now, leeway)
         {
-            return Ok(v.principal.clone());
+            return Ok(v.clone());
         }
         let data = jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation)
             .map_err(|e| Error::Unauthenticated(format!("invalid token: {e}")))?;
@@ -389,20 +407,17 @@ impl TokenKey {
         let principal = c
             .principal()
             .map_err(|e| Error::Unauthenticated(format!("invalid token: {e}")))?;
+        let verified = Verified {
+            principal,
+            issued: c.iat,
+            expires: c.exp,
+        };
         // A token with `nbf` is rare (`issue` never sets it): verified in
         // full every time rather than its rule kept twice.
         if remembered && c.nbf.is_none() {
-            self.remember(
-                token,
-                Verified {
-                    principal: principal.clone(),
-                    issued: c.iat,
-                    expires: c.exp,
-                },
-                now,
-            );
+            self.remember(token, verified.clone(), now);
         }
-        Ok(principal)
+        Ok(verified)
     }
 
     fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Verified>> {
@@ -430,19 +445,31 @@ impl TokenKey {
 
     /// Verifies the value of an `authorization` header.
     pub fn verify_header(&self, header: Option<&str>) -> Result<Principal, Error> {
-        let header = header.ok_or_else(|| {
-            Error::Unauthenticated(
-                "missing authorization metadata: send `authorization: Bearer <token>`".into(),
-            )
-        })?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| {
-                Error::Unauthenticated("authorization must be `Bearer <token>`".into())
-            })?;
-        self.verify(token.trim())
+        self.verify(bearer(header)?)
     }
+
+    /// Verifies the value of an `authorization` header, and says until
+    /// when the token holds (see [`verify_until`](TokenKey::verify_until)).
+    pub fn verify_header_until(
+        &self,
+        header: Option<&str>,
+    ) -> Result<(Principal, SystemTime), Error> {
+        self.verify_until(bearer(header)?)
+    }
+}
+
+/// The token of an `authorization` header.
+fn bearer(header: Option<&str>) -> Result<&str, Error> {
+    let header = header.ok_or_else(|| {
+        Error::Unauthenticated(
+            "missing authorization metadata: send `authorization: Bearer <token>`".into(),
+        )
+    })?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or_else(|| Error::Unauthenticated("authorization must be `Bearer <token>`".into()))?;
+    Ok(token.trim())
 }
 
 #[cfg(unix)]
@@ -602,6 +629,28 @@ mod tests {
         // A token the key never signed is never in the map.
         let forged = format!("{}x", &t[..t.len() - 1]);
         assert!(matches!(k.verify(&forged), Err(Error::Unauthenticated(_))));
+    }
+
+    #[test]
+    fn a_token_holds_until_the_end_of_its_leeway() {
+        let k = key();
+        let t = k.issue("wall", &[Role::Viewer], None, 60).unwrap();
+        let exp = |t: &str| {
+            let v = k.check(t).unwrap();
+            v.expires
+        };
+        let secs = |at: SystemTime| at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+        // Verified in full, then remembered: the same answer both times.
+        for _ in 0..2 {
+            let (p, until) = k.verify_until(&t).unwrap();
+            assert_eq!(p.subject, "wall");
+            assert_eq!(secs(until), exp(&t) + 30 + 1);
+        }
+        let far = k
+            .sign_unchecked(&serde_json::json!({"sub": "x", "roles": ["viewer"], "iss": "jixiao", "iat": 0, "exp": u64::MAX}))
+            .unwrap();
+        let (_, until) = k.verify_until(&far).unwrap();
+        assert_eq!(secs(until), u64::from(u32::MAX));
     }
 
     #[test]

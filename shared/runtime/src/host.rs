@@ -26,6 +26,7 @@ use tracing::Instrument;
 
 use crate::{Db, auth::TokenKey, tls::Tls};
 
+mod lapse;
 mod shutdown;
 pub use shutdown::{DRAIN_GRACE, Shutdown, ShutdownTrigger};
 
@@ -349,11 +350,10 @@ pub struct AuthService<S> {
     metrics: crate::metrics::Metrics,
 }
 
-impl<S, B> Service<http::Request<B>> for AuthService<S>
+impl<S> Service<http::Request<Body>> for AuthService<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    B: Send + 'static,
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
@@ -363,7 +363,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
         let path = req.uri().path().to_string();
         // Take the service that was driven to readiness; leave a clone.
         let clone = self.inner.clone();
@@ -395,9 +395,11 @@ where
             (_, Some(_)) => Err(crate::Error::Unauthenticated(
                 "send one authorization header, not several".into(),
             )),
-            (header, None) => self.key.verify_header(header.and_then(|v| v.to_str().ok())),
+            (header, None) => self
+                .key
+                .verify_header_until(header.and_then(|v| v.to_str().ok())),
         };
-        let principal = match verified {
+        let (principal, holds_until) = match verified {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(method = %path, code = "UNAUTHENTICATED", error = %e, "call refused");
@@ -451,6 +453,18 @@ where
         };
         span.record("principal", principal.subject.as_str());
         drop(in_call);
+        // A stream ends when its token lapses. Not the services' own: each
+        // call of theirs carries a fresh token and any holder of the key
+        // can mint one, so cutting their change streams would only force
+        // the aggregator to refetch everything every few minutes.
+        let lapses = if lapse::streams(&path) && !principal.has(crate::Role::Service) {
+            lapse::lapses_at(holds_until)
+        } else {
+            None
+        };
+        if let Some(at) = lapses {
+            req = req.map(|body| Body::new(lapse::Lapsing::new(body, at, path.clone())));
+        }
         req.extensions_mut().insert(principal);
         let deadline = crate::deadline::Deadline::from_headers(req.headers());
         if let Some(deadline) = deadline {
@@ -515,6 +529,7 @@ where
                     res.map(|body| Body::new(Guarded {
                         inner: body,
                         _admitted: admitted,
+                        lapse: lapses.map(lapse::Lapse::at),
                         method: path,
                         done: false,
                     }))
@@ -538,12 +553,14 @@ fn add_revisions(headers: &mut http::HeaderMap, path: &str, written: &[crate::ch
     }
 }
 
-/// A response body that keeps its call admitted until it ends, and turns a
-/// panic while it streams into an INTERNAL status in the trailers instead
-/// of a reset connection.
+/// A response body that keeps its call admitted until it ends, ends a
+/// stream whose token lapsed with UNAUTHENTICATED (see [`lapse`]), and
+/// turns a panic while it streams into an INTERNAL status in the trailers
+/// instead of a reset connection.
 struct Guarded {
     inner: Body,
     _admitted: Option<Admitted>,
+    lapse: Option<lapse::Lapse>,
     method: String,
     done: bool,
 }
@@ -560,16 +577,33 @@ impl http_body::Body for Guarded {
             return Poll::Ready(None);
         }
         let this = &mut *self;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| {
-            Pin::new(&mut this.inner).poll_frame(cx)
-        })) {
-            Ok(poll) => poll,
+        let (inner, lapse) = (&mut this.inner, &mut this.lapse);
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            lapse::poll_unless_lapsed(lapse, cx, |cx| Pin::new(inner).poll_frame(cx))
+        }));
+        let ended = |this: &mut Self, status: tonic::Status| {
+            this.done = true;
+            let mut trailers = http::HeaderMap::new();
+            let _ = status.add_header(&mut trailers);
+            Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))))
+        };
+        match polled {
+            Ok(Poll::Ready(Some(Ok(frame)))) => {
+                // Nothing follows the trailers, a lapse included.
+                if matches!(&frame, Ok(f) if f.is_trailers()) {
+                    this.done = true;
+                }
+                Poll::Ready(Some(frame))
+            }
+            Ok(Poll::Ready(Some(Err(lapsed)))) => {
+                tracing::info!(method = %this.method, "token lapsed: response stream ended");
+                ended(this, lapsed)
+            }
+            Ok(Poll::Ready(None)) => Poll::Ready(None),
+            Ok(Poll::Pending) => Poll::Pending,
             Err(panic) => {
                 tracing::error!(method = %this.method, panic = panic_text(&*panic), "stream panicked");
-                this.done = true;
-                let mut trailers = http::HeaderMap::new();
-                let _ = internal_status(&this.method).add_header(&mut trailers);
-                Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))))
+                ended(this, internal_status(&this.method))
             }
         }
     }

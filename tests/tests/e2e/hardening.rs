@@ -40,6 +40,7 @@ on_both_databases!(
     extreme_decimals_are_refused_naming_the_field,
     signed_tokens_that_no_minting_makes_are_refused_by_every_rpc,
     a_remembered_token_is_refused_once_it_expires,
+    a_watch_ends_when_its_token_lapses,
     audit_prefixes_match_whole_name_segments,
     entry_checks_of_times_enums_and_exactness,
     free_text_is_bounded_at_entry,
@@ -321,12 +322,7 @@ fn malformed_claims() -> Vec<(&'static str, serde_json::Value)> {
 async fn a_remembered_token_is_refused_once_it_expires(backend: Backend) {
     let suite = Suite::start(backend).await;
     evaluation_year(&suite, "2026", now_ms() + DAY).await;
-    let secs = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-    };
+    let secs = jixiao_tests::now_secs;
     // Expired 25 s ago: accepted for 5 s more within the 30 s leeway.
     let now = secs();
     let expires = now - 25;
@@ -352,6 +348,61 @@ async fn a_remembered_token_is_refused_once_it_expires(backend: Backend) {
         err.message().to_lowercase().contains("expired"),
         "{}",
         err.message()
+    );
+    suite.stop().await;
+}
+
+/// A watch opened with a token ends with UNAUTHENTICATED once the token
+/// lapses (its `exp` and the leeway); a service's change stream, whose
+/// calls each carry a fresh token, is not cut.
+async fn a_watch_ends_when_its_token_lapses(backend: Backend) {
+    use jixiao_proto::plans::WatchPlanChangesRequest;
+    let suite = Suite::start(backend).await;
+    executing_year(&suite).await;
+    // Expired 27 s ago: within the 30 s leeway for about 4 s more.
+    let now = jixiao_tests::now_secs();
+    let lapsing = |sub: &str, role: &str| {
+        suite
+            .key
+            .sign_unchecked(&serde_json::json!({
+                "sub": sub, "roles": [role], "iss": "jixiao", "iat": now - 60, "exp": now - 27,
+            }))
+            .unwrap()
+    };
+    let mut watch = AggregatorServiceClient::new(suite.authed(&lapsing("wall", "viewer")))
+        .watch_standings(WatchStandingsRequest {
+            group: "cycles/2026/groups/districts".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("a watch within the leeway")
+        .into_inner();
+    let mut service = PlansServiceClient::new(suite.authed(&lapsing("aggregator", "service")))
+        .watch_plan_changes(WatchPlanChangesRequest {
+            cycle: "cycles/-".into(),
+        })
+        .await
+        .expect("a service's change stream")
+        .into_inner();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            match watch.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the watch ended without a status"),
+                Err(e) => break e,
+            }
+        }
+    })
+    .await
+    .expect("the watch ends once its token lapses");
+    assert!(jixiao_tests::now_secs() > now - 27 + 30, "ended early");
+    assert_eq!(ended.code(), Code::Unauthenticated, "{}", ended.message());
+    assert!(ended.message().contains("expired"), "{}", ended.message());
+    let still =
+        tokio::time::timeout(std::time::Duration::from_millis(500), service.message()).await;
+    assert!(
+        !matches!(still, Ok(Err(_)) | Ok(Ok(None))),
+        "the service's stream was cut: {still:?}"
     );
     suite.stop().await;
 }

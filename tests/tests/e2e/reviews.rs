@@ -1193,7 +1193,59 @@ async fn members_edited_in_planning_hold_for_the_pushes_after_it(backend: Backen
     suite.stop().await;
 }
 
+/// A platform's token that lapses while its stream is open ends the
+/// stream: the batch sent before is stored, the one after is not read,
+/// and the call answers UNAUTHENTICATED.
+async fn a_client_stream_ends_when_its_token_lapses(backend: Backend) {
+    let suite = executing(backend, &[("survey", CampaignMode::RawResponses)]).await;
+    // Expired 27 s ago: within the 30 s leeway for about 4 s more.
+    let now = jixiao_tests::now_secs();
+    let token = suite
+        .key
+        .sign_unchecked(&serde_json::json!({
+            "sub": "platform-a", "roles": ["survey_platform"], "iss": "jixiao",
+            "iat": now - 60, "exp": now - 27,
+        }))
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut a = ReviewsServiceClient::new(suite.authed(&token));
+    let call = tokio::spawn(async move {
+        a.stream_responses(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+    });
+    let batch_of = |prefix: &str| PushResponsesRequest {
+        campaign: CAMPAIGN.into(),
+        responses: batch(prefix, "jimei", 25),
+    };
+    tx.send(batch_of("before")).await.unwrap();
+    jimei_holds(&suite, 25).await;
+    while jixiao_tests::now_secs() <= now - 27 + 30 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Past the lapse: the stream is over whether or not more is sent.
+    let _ = tx.send(batch_of("after")).await;
+    let err = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the stream ends")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{}", err.message());
+    assert!(err.message().contains("expired"), "{}", err.message());
+    assert_eq!(row(&scores(&suite).await, "jimei").survey_sample, 25);
+    // A fresh token resends the batch: it counts once.
+    let again = push(
+        &mut platform(&suite, "platform-a"),
+        batch("after", "jimei", 25),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.accepted, 25);
+    assert_eq!(row(&scores(&suite).await, "jimei").survey_sample, 50);
+    suite.stop().await;
+}
+
 on_both_databases!(
+    a_client_stream_ends_when_its_token_lapses,
     control_characters_are_refused_on_both_databases,
     a_follower_is_sent_only_the_units_its_pushes_changed,
     a_follower_merging_changes_under_concurrent_pushes_ends_whole,
