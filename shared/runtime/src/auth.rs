@@ -397,7 +397,7 @@ impl TokenKey {
             return Ok(v.clone());
         }
         let data = jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation)
-            .map_err(|e| Error::Unauthenticated(format!("invalid token: {e}")))?;
+            .map_err(|e| Error::Unauthenticated(format!("invalid token: {}", refusal(&e))))?;
         let c = data.claims;
         if c.iat > c.exp || c.iat > now + leeway {
             return Err(Error::Unauthenticated(
@@ -455,6 +455,27 @@ impl TokenKey {
         header: Option<&str>,
     ) -> Result<(Principal, SystemTime), Error> {
         self.verify_until(bearer(header)?)
+    }
+}
+
+/// Why a token failed the library's checks, in words a caller can act on
+/// and without the parser's internals (offsets, Rust type names).
+fn refusal(e: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match e.kind() {
+        K::ExpiredSignature => "it has expired".into(),
+        K::ImmatureSignature => "it is not valid yet (nbf)".into(),
+        K::InvalidSignature => "its signature does not match this suite's key".into(),
+        K::InvalidAlgorithm | K::MissingAlgorithm | K::InvalidAlgorithmName => {
+            "it must be signed with HS256".into()
+        }
+        K::InvalidIssuer => format!("its issuer (iss) must be {ISSUER:?}"),
+        K::MissingRequiredClaim(claim) => format!("it has no {claim:?} claim"),
+        K::InvalidClaimFormat(claim) => format!("its {claim:?} claim is malformed"),
+        K::Json(_) => {
+            "its claims are not those the suite issues (sub, roles, unit, iss, iat, exp)".into()
+        }
+        _ => "it is not a JSON Web Token (three base64url parts joined by dots)".into(),
     }
 }
 
@@ -629,6 +650,53 @@ mod tests {
         // A token the key never signed is never in the map.
         let forged = format!("{}x", &t[..t.len() - 1]);
         assert!(matches!(k.verify(&forged), Err(Error::Unauthenticated(_))));
+    }
+
+    #[test]
+    fn refusals_say_what_is_wrong_without_the_parser_s_internals() {
+        let k = key();
+        let now = jsonwebtoken::get_current_timestamp();
+        let signed = |c: serde_json::Value| k.sign_unchecked(&c).unwrap();
+        let other = key().issue("office", &[Role::Office], None, 60).unwrap();
+        let cases = [
+            (
+                signed(
+                    serde_json::json!({"sub": "o", "roles": ["office"], "iss": "jixiao", "iat": now - 600, "exp": now - 300}),
+                ),
+                "it has expired",
+            ),
+            (other, "signature does not match"),
+            (
+                signed(
+                    serde_json::json!({"sub": "o", "roles": "office", "iss": "jixiao", "iat": now, "exp": now + 60}),
+                ),
+                "claims are not those the suite issues",
+            ),
+            (
+                signed(
+                    serde_json::json!({"sub": "o", "roles": ["office"], "iss": "x", "iat": now, "exp": now + 60}),
+                ),
+                "issuer",
+            ),
+            (
+                signed(
+                    serde_json::json!({"roles": ["office"], "iss": "jixiao", "iat": now, "exp": now + 60}),
+                ),
+                "(sub, roles",
+            ),
+            ("a.b".to_string(), "not a JSON Web Token"),
+            ("%%%.%%%.%%%".to_string(), "not a JSON Web Token"),
+        ];
+        for (token, says) in cases {
+            let Err(Error::Unauthenticated(m)) = k.verify(&token) else {
+                panic!("{token} was not refused");
+            };
+            assert!(m.starts_with("invalid token: "), "{m}");
+            assert!(m.contains(says), "{m:?} should say {says:?}");
+            for internal in ["line ", "column", "expected", "Error"] {
+                assert!(!m.contains(internal), "{m:?} shows {internal:?}");
+            }
+        }
     }
 
     #[test]
