@@ -82,6 +82,14 @@ fn prepare(ctx: &CampaignCtx, r: Response) -> Result<NewResponse, Refused> {
         )
         .into());
     }
+    // A field left out is the sender's slip, not a lookup that missed.
+    for (field, value) in [("unit", unit), ("category", category)] {
+        if value.is_empty() {
+            return Err(
+                rejection(id, crate::Refusal::Invalid, format!("{field} is required")).into(),
+            );
+        }
+    }
     if !ctx.units.contains(unit) {
         return Err(rejection(
             id,
