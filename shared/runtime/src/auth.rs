@@ -21,6 +21,10 @@ use crate::error::Error;
 
 const ISSUER: &str = "jixiao";
 
+/// The ErrorInfo domain of every UNAUTHENTICATED answer, and of the host's
+/// other refusals before a handler (role gate, calls in flight).
+pub const AUTH_DOMAIN: &str = "jixiao.auth";
+
 /// The roles of DOMAIN.md §1, plus `service` for calls between services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -397,7 +401,9 @@ impl TokenKey {
             return Ok(v.clone());
         }
         let data = jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation)
-            .map_err(|e| Error::Unauthenticated(format!("invalid token: {}", refusal(&e))))?;
+            .map_err(|e| {
+                Error::Unauthenticated(format!("invalid token: {}", refusal(token, &e)))
+            })?;
         let c = data.claims;
         if c.iat > c.exp || c.iat > now + leeway {
             return Err(Error::Unauthenticated(
@@ -458,9 +464,9 @@ impl TokenKey {
     }
 }
 
-/// Why a token failed the library's checks, in words a caller can act on
+/// Why `token` failed the library's checks, in words a caller can act on
 /// and without the parser's internals (offsets, Rust type names).
-fn refusal(e: &jsonwebtoken::errors::Error) -> String {
+fn refusal(token: &str, e: &jsonwebtoken::errors::Error) -> String {
     use jsonwebtoken::errors::ErrorKind as K;
     match e.kind() {
         K::ExpiredSignature => "it has expired".into(),
@@ -470,10 +476,18 @@ fn refusal(e: &jsonwebtoken::errors::Error) -> String {
             "it must be signed with HS256".into()
         }
         K::InvalidIssuer => format!("its issuer (iss) must be {ISSUER:?}"),
+        K::InvalidAudience => "it names an audience (aud); the suite's tokens have none".into(),
         K::MissingRequiredClaim(claim) => format!("it has no {claim:?} claim"),
         K::InvalidClaimFormat(claim) => format!("its {claim:?} claim is malformed"),
+        // The header is decoded first: a JSON error there is not the
+        // claims' fault.
+        K::Json(_) if jsonwebtoken::decode_header(token).is_err() => {
+            "its header is not that of a JWT signed with HS256".into()
+        }
         K::Json(_) => {
-            "its claims are not those the suite issues (sub, roles, unit, iss, iat, exp)".into()
+            "its claims are not those the suite issues (sub: text, roles: a list of role \
+             names, unit: a unit id, iss: text, iat and exp: whole seconds)"
+                .into()
         }
         _ => "it is not a JSON Web Token (three base64url parts joined by dots)".into(),
     }
@@ -652,6 +666,12 @@ mod tests {
         assert!(matches!(k.verify(&forged), Err(Error::Unauthenticated(_))));
     }
 
+    /// The payload and signature of a token the key issued.
+    fn t_payload(k: &TokenKey) -> String {
+        let t = k.issue("office", &[Role::Office], None, 60).unwrap();
+        t.split_once('.').unwrap().1.to_string()
+    }
+
     #[test]
     fn refusals_say_what_is_wrong_without_the_parser_s_internals() {
         let k = key();
@@ -682,7 +702,17 @@ mod tests {
                 signed(
                     serde_json::json!({"roles": ["office"], "iss": "jixiao", "iat": now, "exp": now + 60}),
                 ),
-                "(sub, roles",
+                "(sub: text, roles",
+            ),
+            (
+                signed(
+                    serde_json::json!({"sub": "o", "roles": ["office"], "iss": "jixiao", "aud": "x", "iat": now, "exp": now + 60}),
+                ),
+                "audience",
+            ),
+            (
+                format!("eyJhbGciOiJub25lIn0.{}", t_payload(&k)),
+                "header is not that of a JWT signed with HS256",
             ),
             ("a.b".to_string(), "not a JSON Web Token"),
             ("%%%.%%%.%%%".to_string(), "not a JSON Web Token"),

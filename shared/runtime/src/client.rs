@@ -34,7 +34,16 @@ impl Interceptor for ServiceToken {
             .parse()
             .map_err(|_| Status::internal("token is not ASCII"))?;
         req.metadata_mut().insert("authorization", value);
-        req.set_timeout(CALL_TIMEOUT);
+        // A change stream lasts as long as the process, and the server
+        // ends a stream at its deadline; its opening is still bounded by
+        // the channel's own timeout.
+        let streams = req
+            .extensions()
+            .get::<tonic::GrpcMethod<'static>>()
+            .is_some_and(|m| crate::host::streams(&format!("/{}/{}", m.service(), m.method())));
+        if !streams {
+            req.set_timeout(CALL_TIMEOUT);
+        }
         Ok(req)
     }
 }

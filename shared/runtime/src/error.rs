@@ -213,7 +213,14 @@ impl Error {
     /// Converts to a gRPC status for the service whose domain is
     /// `jixiao.<service>`. Internal errors are logged with their chain here
     /// and reach the caller without any detail (no SQL leaks out).
+    /// UNAUTHENTICATED is always the token check's, whoever answers it (a
+    /// survey stream whose token lapsed): its domain is
+    /// [`AUTH_DOMAIN`](crate::auth::AUTH_DOMAIN).
     pub fn into_status(self, domain: &str) -> Status {
+        let domain = match self {
+            Error::Unauthenticated(_) => crate::auth::AUTH_DOMAIN,
+            _ => domain,
+        };
         let mut details = ErrorDetails::new();
         let mut metadata = HashMap::new();
         match &self {

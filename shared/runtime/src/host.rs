@@ -26,8 +26,9 @@ use tracing::Instrument;
 
 use crate::{Db, auth::TokenKey, tls::Tls};
 
-mod lapse;
+mod cutoff;
 mod shutdown;
+pub(crate) use cutoff::streams;
 pub use shutdown::{DRAIN_GRACE, Shutdown, ShutdownTrigger};
 
 /// The gRPC services a process mounts, with their names for health checks
@@ -403,7 +404,7 @@ where
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(method = %path, code = "UNAUTHENTICATED", error = %e, "call refused");
-                return meter.refuse(e.into_status("jixiao.auth"));
+                return meter.refuse(e.into_status(crate::auth::AUTH_DOMAIN));
             }
         };
         let meter = meter.caller(&principal);
@@ -424,7 +425,7 @@ where
                 )
             });
             tracing::warn!(method = %path, principal = %principal.subject, code = "PERMISSION_DENIED", "call refused");
-            return meter.refuse(e.into_status("jixiao.auth"));
+            return meter.refuse(e.into_status(crate::auth::AUTH_DOMAIN));
         }
         // The phase gate of DOMAIN.md §2 (`crate::phases`): a write nobody
         // placed in the calendar stays closed. Handlers check their row.
@@ -447,26 +448,32 @@ where
                         "{} has {} calls in flight, the most one caller may have; retry when some have finished",
                         principal.subject, self.max_calls
                     ));
-                    return meter.refuse_limited(e.into_status("jixiao.auth"));
+                    return meter.refuse_limited(e.into_status(crate::auth::AUTH_DOMAIN));
                 }
             }
         };
         span.record("principal", principal.subject.as_str());
         drop(in_call);
-        // A stream ends when its token lapses. Not the services' own: each
-        // call of theirs carries a fresh token and any holder of the key
-        // can mint one, so cutting their change streams would only force
-        // the aggregator to refetch everything every few minutes.
-        let lapses = if lapse::streams(&path) && !principal.has(crate::Role::Service) {
-            lapse::lapses_at(holds_until)
+        let deadline = crate::deadline::Deadline::from_headers(req.headers());
+        // A stream ends when its token lapses (see [`cutoff`]). Not the
+        // services' own: each call of theirs carries a fresh token and any
+        // holder of the key can mint one, so cutting their change streams
+        // would only force the aggregator to refetch everything every few
+        // minutes.
+        let streams = cutoff::streams(&path);
+        let lapse = if streams && !principal.has(crate::Role::Service) {
+            cutoff::Cutoff::lapse(holds_until)
         } else {
             None
         };
-        if let Some(at) = lapses {
-            req = req.map(|body| Body::new(lapse::Lapsing::new(body, at, path.clone())));
+        if let Some(lapse) = lapse {
+            req = req.map(|body| Body::new(cutoff::Lapsing::new(body, lapse, path.clone())));
         }
+        // A server stream also ends at its caller's deadline.
+        let stream_cutoff = streams
+            .then(|| cutoff::Cutoff::first(lapse, deadline.map(cutoff::Cutoff::deadline)))
+            .flatten();
         req.extensions_mut().insert(principal);
-        let deadline = crate::deadline::Deadline::from_headers(req.headers());
         if let Some(deadline) = deadline {
             req.extensions_mut().insert(deadline);
         }
@@ -524,15 +531,22 @@ where
                     }
                 }
                 // The call holds its place until its response body ends: a
-                // server stream is in flight for as long as it streams.
+                // server stream is in flight for as long as it streams, or
+                // until its cutoff if its client stopped reading.
                 result.map(|res| {
-                    res.map(|body| Body::new(Guarded {
-                        inner: body,
-                        _admitted: admitted,
-                        lapse: lapses.map(lapse::Lapse::at),
-                        method: path,
-                        done: false,
-                    }))
+                    res.map(|body| {
+                        let (inner, admitted) = match stream_cutoff {
+                            Some(c) => (Body::new(cutoff::Severable::new(body, admitted, c.at)), None),
+                            None => (body, admitted),
+                        };
+                        Body::new(Guarded {
+                            inner,
+                            _admitted: admitted,
+                            cutoff: stream_cutoff.map(cutoff::Timed::new),
+                            method: path,
+                            done: false,
+                        })
+                    })
                 })
             }
             .instrument(span),
@@ -554,13 +568,13 @@ fn add_revisions(headers: &mut http::HeaderMap, path: &str, written: &[crate::ch
 }
 
 /// A response body that keeps its call admitted until it ends, ends a
-/// stream whose token lapsed with UNAUTHENTICATED (see [`lapse`]), and
+/// stream at its cutoff with the cutoff's status (see [`cutoff`]), and
 /// turns a panic while it streams into an INTERNAL status in the trailers
 /// instead of a reset connection.
 struct Guarded {
     inner: Body,
     _admitted: Option<Admitted>,
-    lapse: Option<lapse::Lapse>,
+    cutoff: Option<cutoff::Timed>,
     method: String,
     done: bool,
 }
@@ -577,9 +591,9 @@ impl http_body::Body for Guarded {
             return Poll::Ready(None);
         }
         let this = &mut *self;
-        let (inner, lapse) = (&mut this.inner, &mut this.lapse);
+        let (inner, timed) = (&mut this.inner, &mut this.cutoff);
         let polled = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            lapse::poll_unless_lapsed(lapse, cx, |cx| Pin::new(inner).poll_frame(cx))
+            cutoff::poll_until(timed, cx, |cx| Pin::new(inner).poll_frame(cx))
         }));
         let ended = |this: &mut Self, status: tonic::Status| {
             this.done = true;
@@ -595,9 +609,9 @@ impl http_body::Body for Guarded {
                 }
                 Poll::Ready(Some(frame))
             }
-            Ok(Poll::Ready(Some(Err(lapsed)))) => {
-                tracing::info!(method = %this.method, "token lapsed: response stream ended");
-                ended(this, lapsed)
+            Ok(Poll::Ready(Some(Err(cutoff)))) => {
+                tracing::info!(method = %this.method, why = ?cutoff.why, "response stream cut");
+                ended(this, cutoff.status())
             }
             Ok(Poll::Ready(None)) => Poll::Ready(None),
             Ok(Poll::Pending) => Poll::Pending,
@@ -634,11 +648,14 @@ fn internal_status(method: &str) -> tonic::Status {
 /// Work it handed on (a survey push's commit) still finishes; a retry
 /// finds out what was stored.
 fn past_deadline() -> http::Response<Body> {
+    past_deadline_status().into_http()
+}
+
+fn past_deadline_status() -> tonic::Status {
     crate::Error::DeadlineExceeded(
         "the call's deadline (grpc-timeout) passed before it finished".into(),
     )
     .into_status("jixiao.host")
-    .into_http()
 }
 
 fn panicked(method: &str) -> http::Response<Body> {

@@ -41,6 +41,8 @@ on_both_databases!(
     signed_tokens_that_no_minting_makes_are_refused_by_every_rpc,
     a_remembered_token_is_refused_once_it_expires,
     a_watch_ends_when_its_token_lapses,
+    a_stalled_watch_lets_go_when_its_token_lapses,
+    a_watch_ends_at_its_deadline,
     audit_prefixes_match_whole_name_segments,
     entry_checks_of_times_enums_and_exactness,
     free_text_is_bounded_at_entry,
@@ -398,12 +400,119 @@ async fn a_watch_ends_when_its_token_lapses(backend: Backend) {
     assert!(jixiao_tests::now_secs() > now - 27 + 30, "ended early");
     assert_eq!(ended.code(), Code::Unauthenticated, "{}", ended.message());
     assert!(ended.message().contains("expired"), "{}", ended.message());
+    assert_eq!(
+        tonic_types::StatusExt::get_error_details(&ended)
+            .error_info()
+            .map(|i| i.domain.clone()),
+        Some("jixiao.auth".into())
+    );
     let still =
         tokio::time::timeout(std::time::Duration::from_millis(500), service.message()).await;
     assert!(
         !matches!(still, Ok(Err(_)) | Ok(Ok(None))),
         "the service's stream was cut: {still:?}"
     );
+    suite.stop().await;
+}
+
+/// A client that stops reading (an HTTP/2 window of 0) is never polled
+/// for data, yet its watches give back their places once the token they
+/// opened with lapses: the same caller with a fresh token is not locked
+/// out, and nothing more reaches the stalled client.
+async fn a_stalled_watch_lets_go_when_its_token_lapses(backend: Backend) {
+    let suite = Suite::start(backend).await;
+    executing_year(&suite).await;
+    let now = jixiao_tests::now_secs();
+    let lapsing = suite
+        .key
+        .sign_unchecked(&serde_json::json!({
+            "sub": "wall", "roles": ["viewer"], "iss": "jixiao", "iat": now - 60, "exp": now - 27,
+        }))
+        .unwrap();
+    let stalled = tonic::transport::Endpoint::from_shared(suite.url())
+        .unwrap()
+        .initial_stream_window_size(Some(0))
+        .connect_lazy();
+    let limit = jixiao_runtime::host::MAX_CALLS_PER_PRINCIPAL;
+    let watch = |channel: tonic::transport::Channel, token: String| async move {
+        AggregatorServiceClient::new(tonic::service::interceptor::InterceptedService::new(
+            channel,
+            jixiao_testkit::Bearer::new(&token).unwrap(),
+        ))
+        .watch_standings(WatchStandingsRequest {
+            group: "cycles/2026/groups/districts".into(),
+            ..Default::default()
+        })
+        .await
+        .map(|s| s.into_inner())
+    };
+    let mut held = Vec::new();
+    for _ in 0..limit {
+        held.push(
+            watch(stalled.clone(), lapsing.clone())
+                .await
+                .expect("a watch within the limit"),
+        );
+    }
+    let fresh = suite.token("wall", &[Role::Viewer], None);
+    let other = tonic::transport::Endpoint::from_shared(suite.url())
+        .unwrap()
+        .connect_lazy();
+    let err = watch(other.clone(), fresh.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
+    // Past the lapse the places come back, though nothing read the streams.
+    while jixiao_tests::now_secs() <= now - 27 + 30 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let started = std::time::Instant::now();
+    loop {
+        match watch(other.clone(), fresh.clone()).await {
+            Ok(_) => break,
+            Err(e) => assert_eq!(e.code(), Code::ResourceExhausted, "{}", e.message()),
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the stalled watches kept their places"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    drop(held);
+    suite.stop().await;
+}
+
+/// A watch with a `grpc-timeout` ends at it with the host's
+/// DEADLINE_EXCEEDED, as a unary call does, not with a bare reset.
+async fn a_watch_ends_at_its_deadline(backend: Backend) {
+    use tonic_types::StatusExt;
+    let suite = Suite::start(backend).await;
+    executing_year(&suite).await;
+    let mut req = tonic::Request::new(WatchStandingsRequest {
+        group: "cycles/2026/groups/districts".into(),
+        ..Default::default()
+    });
+    let deadline = std::time::Duration::from_secs(1);
+    req.set_timeout(deadline);
+    let started = std::time::Instant::now();
+    let mut watch = AggregatorServiceClient::new(suite.as_roles("wall", &[Role::Viewer], None))
+        .watch_standings(req)
+        .await
+        .expect("a watch")
+        .into_inner();
+    let ended = loop {
+        match watch.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the watch ended without a status"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(ended.code(), Code::DeadlineExceeded, "{}", ended.message());
+    let info = ended.get_error_details().error_info().cloned().unwrap();
+    assert_eq!(
+        (info.reason.as_str(), info.domain.as_str()),
+        ("DEADLINE_EXCEEDED", "jixiao.host")
+    );
+    let took = started.elapsed();
+    assert!(took >= deadline - deadline / 10, "cut after {took:?}");
     suite.stop().await;
 }
 

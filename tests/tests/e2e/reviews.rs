@@ -187,6 +187,12 @@ async fn the_same_batch_twice_counts_once_and_conflicts_are_refused(backend: Bac
     late.answer_time = ts(now_ms() + 60 * DAY);
     mixed.push(late);
     mixed.push(response("x-5", "huli", "residents", ["satisfied"; 3]));
+    // Left out, not unknown.
+    mixed.push(SurveyResponse {
+        response_id: "x-7".into(),
+        unit: "units/huli".into(),
+        ..Default::default()
+    });
     let refusals = [
         ("bad id!", "INVALID"),
         ("r-0", "CONFLICT"),
@@ -194,6 +200,7 @@ async fn the_same_batch_twice_counts_once_and_conflicts_are_refused(backend: Bac
         ("x-2", "UNKNOWN_CATEGORY"),
         ("x-3", "UNKNOWN_ANSWER"),
         ("x-6", "OUT_OF_WINDOW"),
+        ("x-7", "INVALID"),
     ];
     let sorted = |out: &jixiao_proto::reviews::PushResponsesResponse| {
         let mut reasons: Vec<_> = out
@@ -1231,6 +1238,13 @@ async fn a_client_stream_ends_when_its_token_lapses(backend: Backend) {
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{}", err.message());
     assert!(err.message().contains("expired"), "{}", err.message());
+    // The token check's domain, whoever noticed the lapse.
+    assert_eq!(
+        tonic_types::StatusExt::get_error_details(&err)
+            .error_info()
+            .map(|i| i.domain.clone()),
+        Some("jixiao.auth".into())
+    );
     assert_eq!(row(&scores(&suite).await, "jimei").survey_sample, 25);
     // A fresh token resends the batch: it counts once.
     let again = push(
