@@ -57,8 +57,12 @@ const STARVED_SHARE: u32 = 4;
 /// ... and the computations of this long after it run on the lowered
 /// lane instead (nice [`bulk::NICE`]), which still gets a share of a busy
 /// core, so that standings are late, never frozen, while the machine is
-/// saturated.
-const STARVED_FOR: Duration = Duration::from_secs(10);
+/// saturated. One second: the lowered lane runs in slices of up to 7 ms
+/// beside the readers (EEVDF gives a nice-10 thread whole slices), so a
+/// single blip (one computation that waited 59 ms as ingest began) put 10 s
+/// of readers behind it (issue 22, `perf sched`); while the machine stays
+/// saturated, a computation a second pays the 50 ms of [`STARVED`] again.
+const STARVED_FOR: Duration = Duration::from_secs(1);
 /// A computation taken by the idle lane but not answered after this long
 /// runs on the lowered lane too (a tenth of a second of work for 3,000
 /// units, so that only a starved one, or a very large group's, gets there).

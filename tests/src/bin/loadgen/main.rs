@@ -76,8 +76,9 @@ struct Args {
     interval_ms: u64,
     /// `standings`: leave every process on every core.
     shared_cpus: bool,
-    /// `standings`: pin PostgreSQL's backends of the run with the ingest
-    /// side before the phase under ingest.
+    /// `standings`: pin PostgreSQL's backends of the run and its
+    /// background processes with the ingest side for the phase under
+    /// ingest.
     pin_postgres: bool,
     /// The TCP congestion control of the services' listening sockets
     /// (see [`listen_loopback`]); `system` keeps the machine's default.
@@ -714,7 +715,9 @@ impl BenchDatabases {
     }
 
     /// Process ids of the PostgreSQL backends connected to these
-    /// databases now.
+    /// databases now, and of the server's own background processes
+    /// (checkpointer, WAL writer, background writer, autovacuum), whose
+    /// work follows the run's writes.
     async fn backend_pids(&self) -> Vec<u32> {
         if self.made.is_empty() {
             return Vec::new();
@@ -724,7 +727,7 @@ impl BenchDatabases {
         };
         let names: Vec<&str> = self.made.iter().map(|m| m.1.as_str()).collect();
         let pids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT pid::bigint FROM pg_stat_activity WHERE datname IN ('{}')",
+            "SELECT pid::bigint FROM pg_stat_activity WHERE datname IN ('{}') OR backend_type <> 'client backend'",
             names.join("', '")
         )))
         .fetch_all(&mut admin)

@@ -391,20 +391,35 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
         // Let the ingest settle before measuring.
         tokio::time::sleep(Duration::from_secs(1)).await;
         // `--pin-postgres`: PostgreSQL's backends for these databases (the
-        // services' and the aggregator's connections, all open by now)
-        // join the ingest side, as if the database were not on the
-        // aggregator's machine; its background processes stay unpinned.
+        // services' and the aggregator's connections, all open by now) and
+        // its background processes join the ingest side for the phase, as
+        // if the database were not on the aggregator's machine. The
+        // background processes outlive the run: they get their CPUs back.
+        // The server process too, so that what it starts during the phase
+        // (autovacuum workers after the ingest's inserts) starts there.
         let backends = if a.pin_postgres {
-            created.backend_pids().await
+            let mut pids = created.backend_pids().await;
+            let servers: std::collections::BTreeSet<u32> =
+                pids.iter().filter_map(|p| placement::postgres_parent(*p)).collect();
+            pids.extend(servers);
+            pids
         } else {
             Vec::new()
         };
-        let pinned = backends
+        let pinned: Vec<(u32, String)> = backends
             .iter()
-            .filter(|pid| place.process(**pid, Placement::INGEST).is_ok())
-            .count();
+            .filter_map(|pid| {
+                let before = placement::cpus_of(*pid)?;
+                place.process(*pid, Placement::INGEST).ok()?;
+                Some((*pid, before))
+            })
+            .collect();
         if !backends.is_empty() {
-            println!("PostgreSQL backends of this run pinned with the ingest side: {pinned} of {}", backends.len());
+            println!(
+                "PostgreSQL processes pinned with the ingest side for the phase: {} of {}",
+                pinned.len(),
+                backends.len()
+            );
         }
         let measuring = Instant::now();
         // The freshness probe watches the standings as a dashboard on
@@ -425,6 +440,9 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
         // scheduler alone does to a read's tail while ingest runs.
         let bare_loaded = read_phase(&bare_addr, &key, readers, secs, paced).await?;
         stop_tx.send(true).ok();
+        for (pid, cpus) in &pinned {
+            let _ = place.restore(*pid, cpus);
+        }
         let sent = ingest_task
             .join()
             .map_err(|_| "the ingest thread panicked".to_string())??;

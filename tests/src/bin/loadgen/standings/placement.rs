@@ -35,6 +35,12 @@ impl Placement {
         self.taskset(&["-a", "-p", "-c", &core.to_string(), &pid.to_string()])
     }
 
+    /// Gives a process, all its threads, back the CPUs `cpus` (a list as
+    /// [`cpus_of`] reads it).
+    pub(super) fn restore(&self, pid: u32, cpus: &str) -> Result<(), String> {
+        self.taskset(&["-a", "-p", "-c", cpus, &pid.to_string()])
+    }
+
     /// Pins the calling thread (and those it starts) to `core`.
     pub(super) fn this_thread(&self, core: usize) -> Result<(), String> {
         let me = std::fs::read_link("/proc/thread-self").map_err(|e| e.to_string())?;
@@ -71,4 +77,26 @@ fn which_taskset() -> bool {
         .arg("-V")
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// The CPUs a process may run on now (`Cpus_allowed_list`, e.g. `0-1`).
+pub(super) fn cpus_of(pid: u32) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|l| l.trim().to_string())
+}
+
+/// The PostgreSQL server process that started `pid`, if its parent is one.
+pub(super) fn postgres_parent(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let parent: u32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    let name = std::fs::read_to_string(format!("/proc/{parent}/comm")).ok()?;
+    (parent > 1 && name.trim() == "postgres").then_some(parent)
 }
