@@ -68,6 +68,46 @@ pub fn now_secs() -> u64 {
     (now_ms() / 1000) as u64
 }
 
+/// A token of `sub` with `role` that expired 27 s ago: within the 30 s
+/// leeway for about 4 s more. With it, the last second in which it still
+/// verifies.
+pub fn lapsing_token(suite: &Suite, sub: &str, role: &str) -> (String, u64) {
+    let now = now_secs();
+    let token = suite
+        .key
+        .sign_unchecked(&serde_json::json!({
+            "sub": sub, "roles": [role], "iss": "jixiao", "iat": now - 60, "exp": now - 27,
+        }))
+        .expect("a signed token");
+    (token, now - 27 + 30)
+}
+
+/// Waits until the clock is past `second`.
+pub async fn wait_past(second: u64) {
+    while now_secs() <= second {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// How a call is ended when its token lapsed: UNAUTHENTICATED saying the
+/// token expired, in the token check's domain whoever noticed it.
+pub fn assert_lapsed(status: &Status) {
+    assert_eq!(
+        status.code(),
+        tonic::Code::Unauthenticated,
+        "{}",
+        status.message()
+    );
+    assert!(status.message().contains("expired"), "{}", status.message());
+    assert_eq!(
+        status
+            .get_error_details()
+            .error_info()
+            .map(|i| i.domain.clone()),
+        Some("jixiao.auth".into())
+    );
+}
+
 /// The fixture's annual period.
 pub fn annual() -> Option<jixiao_proto::types::Period> {
     Some(jixiao_proto::types::Period {

@@ -4,11 +4,20 @@
 
 /// A figure of `/proc/{pid}/status` in KiB (`VmRSS`, `VmHWM`, …).
 pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    proc_status(pid, field)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A field of `/proc/{pid}/status` as written (`PPid`, `Cpus_allowed_list`, …).
+pub fn proc_status(pid: u32, field: &str) -> Option<String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status
+    status
         .lines()
-        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .map(|v| v.trim().to_string())
 }
 
 /// CPU time used so far by each thread of a process, in seconds, keyed by

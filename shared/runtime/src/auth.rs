@@ -269,7 +269,12 @@ impl Verified {
     /// Whether the token still passes the time checks of a full
     /// verification at `now` (seconds), with the same `leeway`.
     fn holds_at(&self, now: u64, leeway: u64) -> bool {
-        self.expires.saturating_add(leeway) >= now && self.issued <= now.saturating_add(leeway)
+        self.last_second(leeway) >= now && self.issued <= now.saturating_add(leeway)
+    }
+
+    /// The last whole second in which the token still verifies.
+    fn last_second(&self, leeway: u64) -> u64 {
+        self.expires.saturating_add(leeway)
     }
 }
 
@@ -382,7 +387,7 @@ impl TokenKey {
     /// past it is ended by the host (a stream must not outlive its token).
     pub fn verify_until(&self, token: &str) -> Result<(Principal, SystemTime), Error> {
         let v = self.check(token)?;
-        let secs = v.expires.saturating_add(self.0.validation.leeway + 1);
+        let secs = v.last_second(self.0.validation.leeway).saturating_add(1);
         // An `exp` past what the clock can hold lapses in 2106.
         let until = SystemTime::UNIX_EPOCH
             .checked_add(Duration::from_secs(secs))
@@ -449,17 +454,9 @@ impl TokenKey {
         map.insert(token.into(), verified);
     }
 
-    /// Verifies the value of an `authorization` header.
-    pub fn verify_header(&self, header: Option<&str>) -> Result<Principal, Error> {
-        self.verify(bearer(header)?)
-    }
-
     /// Verifies the value of an `authorization` header, and says until
     /// when the token holds (see [`verify_until`](TokenKey::verify_until)).
-    pub fn verify_header_until(
-        &self,
-        header: Option<&str>,
-    ) -> Result<(Principal, SystemTime), Error> {
+    pub fn verify_header(&self, header: Option<&str>) -> Result<(Principal, SystemTime), Error> {
         self.verify_until(bearer(header)?)
     }
 }
@@ -547,7 +544,7 @@ mod tests {
         let t = k
             .issue("siming", &[Role::Unit, Role::Provider], Some("siming"), 60)
             .unwrap();
-        let p = k.verify_header(Some(&format!("Bearer {t}"))).unwrap();
+        let (p, _) = k.verify_header(Some(&format!("Bearer {t}"))).unwrap();
         assert_eq!(p.subject, "siming");
         assert_eq!(p.roles, [Role::Unit, Role::Provider]);
         assert!(p.acts_for(Role::Unit, "siming"));

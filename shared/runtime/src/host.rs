@@ -396,9 +396,7 @@ where
             (_, Some(_)) => Err(crate::Error::Unauthenticated(
                 "send one authorization header, not several".into(),
             )),
-            (header, None) => self
-                .key
-                .verify_header_until(header.and_then(|v| v.to_str().ok())),
+            (header, None) => self.key.verify_header(header.and_then(|v| v.to_str().ok())),
         };
         let (principal, holds_until) = match verified {
             Ok(p) => p,

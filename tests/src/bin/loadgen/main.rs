@@ -76,9 +76,9 @@ struct Args {
     interval_ms: u64,
     /// `standings`: leave every process on every core.
     shared_cpus: bool,
-    /// `standings`: pin PostgreSQL's backends of the run and its
-    /// background processes with the ingest side for the phase under
-    /// ingest.
+    /// `standings`: pin PostgreSQL's backends of the run, its background
+    /// processes and the server process with the ingest side for the
+    /// phase under ingest.
     pin_postgres: bool,
     /// The TCP congestion control of the services' listening sockets
     /// (see [`listen_loopback`]); `system` keeps the machine's default.

@@ -391,12 +391,11 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
         // Let the ingest settle before measuring.
         tokio::time::sleep(Duration::from_secs(1)).await;
         // `--pin-postgres`: PostgreSQL's backends for these databases (the
-        // services' and the aggregator's connections, all open by now) and
-        // its background processes join the ingest side for the phase, as
-        // if the database were not on the aggregator's machine. The
-        // background processes outlive the run: they get their CPUs back.
-        // The server process too, so that what it starts during the phase
-        // (autovacuum workers after the ingest's inserts) starts there.
+        // services' and the aggregator's connections, all open by now), its
+        // background processes and the server process (so that what it
+        // starts during the phase, autovacuum workers after the ingest's
+        // inserts, starts there too) join the ingest side for the phase, as
+        // if the database were not on the aggregator's machine.
         let backends = if a.pin_postgres {
             let mut pids = created.backend_pids().await;
             let servers: std::collections::BTreeSet<u32> =
@@ -406,14 +405,7 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
         } else {
             Vec::new()
         };
-        let pinned: Vec<(u32, String)> = backends
-            .iter()
-            .filter_map(|pid| {
-                let before = placement::cpus_of(*pid)?;
-                place.process(*pid, Placement::INGEST).ok()?;
-                Some((*pid, before))
-            })
-            .collect();
+        let pinned = place.pin_for_now(&backends, Placement::INGEST);
         if !backends.is_empty() {
             println!(
                 "PostgreSQL processes pinned with the ingest side for the phase: {} of {}",
@@ -440,9 +432,7 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
         // scheduler alone does to a read's tail while ingest runs.
         let bare_loaded = read_phase(&bare_addr, &key, readers, secs, paced).await?;
         stop_tx.send(true).ok();
-        for (pid, cpus) in &pinned {
-            let _ = place.restore(*pid, cpus);
-        }
+        drop(pinned);
         let sent = ingest_task
             .join()
             .map_err(|_| "the ingest thread panicked".to_string())??;

@@ -35,10 +35,18 @@ impl Placement {
         self.taskset(&["-a", "-p", "-c", &core.to_string(), &pid.to_string()])
     }
 
-    /// Gives a process, all its threads, back the CPUs `cpus` (a list as
-    /// [`cpus_of`] reads it).
-    pub(super) fn restore(&self, pid: u32, cpus: &str) -> Result<(), String> {
-        self.taskset(&["-a", "-p", "-c", cpus, &pid.to_string()])
+    /// Pins each of `pids` that can be pinned to `core` until the
+    /// returned [`Pinned`] is dropped.
+    pub(super) fn pin_for_now(&self, pids: &[u32], core: usize) -> Pinned {
+        let was = pids
+            .iter()
+            .filter_map(|pid| {
+                let cpus = jixiao_tests::proc_status(*pid, "Cpus_allowed_list")?;
+                self.process(*pid, core).ok()?;
+                Some((*pid, cpus))
+            })
+            .collect();
+        Pinned { place: *self, was }
     }
 
     /// Pins the calling thread (and those it starts) to `core`.
@@ -79,24 +87,33 @@ fn which_taskset() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// The CPUs a process may run on now (`Cpus_allowed_list`, e.g. `0-1`).
-pub(super) fn cpus_of(pid: u32) -> Option<String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .map(|l| l.trim().to_string())
-}
-
 /// The PostgreSQL server process that started `pid`, if its parent is one.
 pub(super) fn postgres_parent(pid: u32) -> Option<u32> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let parent: u32 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("PPid:"))?
-        .trim()
-        .parse()
-        .ok()?;
+    let parent: u32 = jixiao_tests::proc_status(pid, "PPid")?.parse().ok()?;
     let name = std::fs::read_to_string(format!("/proc/{parent}/comm")).ok()?;
     (parent > 1 && name.trim() == "postgres").then_some(parent)
+}
+
+/// Processes pinned for a while: they get back the CPUs they had when
+/// this is dropped, also when a run fails part-way (PostgreSQL's own
+/// processes outlive it).
+pub(super) struct Pinned {
+    place: Placement,
+    was: Vec<(u32, String)>,
+}
+
+impl Pinned {
+    pub(super) fn len(&self) -> usize {
+        self.was.len()
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        for (pid, cpus) in &self.was {
+            let _ = self
+                .place
+                .taskset(&["-a", "-p", "-c", cpus, &pid.to_string()]);
+        }
+    }
 }
