@@ -99,13 +99,7 @@ pub fn assert_lapsed(status: &Status) {
         status.message()
     );
     assert!(status.message().contains("expired"), "{}", status.message());
-    assert_eq!(
-        status
-            .get_error_details()
-            .error_info()
-            .map(|i| i.domain.clone()),
-        Some("jixiao.auth".into())
-    );
+    assert_eq!(domain(status), "jixiao.auth");
 }
 
 /// The fixture's annual period.
@@ -173,7 +167,15 @@ pub fn reason(status: &Status) -> String {
         .unwrap_or_default()
 }
 
-/// The fields a BadRequest names.
+/// The ErrorInfo domain of a failed call.
+pub fn domain(status: &Status) -> String {
+    status
+        .get_error_details()
+        .error_info()
+        .map(|i| i.domain.clone())
+        .unwrap_or_default()
+}
+
 /// A push's refusals as (id, reason).
 pub fn refusals(rejected: &[jixiao_proto::reviews::Rejection]) -> Vec<(&str, &str)> {
     rejected
@@ -182,6 +184,7 @@ pub fn refusals(rejected: &[jixiao_proto::reviews::Rejection]) -> Vec<(&str, &st
         .collect()
 }
 
+/// The fields a BadRequest names.
 pub fn bad_fields(status: &Status) -> Vec<String> {
     status
         .get_error_details()

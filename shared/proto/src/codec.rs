@@ -113,7 +113,14 @@ impl Decoder for BytesDecoder {
     }
 }
 
-/// The status of a message that is not valid protobuf for its type.
+/// The ErrorInfo domain of the host's own answers: a request that does not
+/// decode here, and (in `jixiao_runtime::host`) a passed deadline.
+pub const HOST_DOMAIN: &str = "jixiao.host";
+
+/// The status of a message that is not valid protobuf for its type. The
+/// server's framework decodes a request before any handler sees it, so the
+/// refusal is the host's (domain `jixiao.host`, as types.proto says), on
+/// every service and every kind of call alike.
 pub fn malformed(why: &str) -> Status {
     let mut details = ErrorDetails::new();
     details.add_bad_request_violation(
@@ -122,7 +129,7 @@ pub fn malformed(why: &str) -> Status {
     );
     details.set_error_info(
         "MALFORMED_MESSAGE",
-        "jixiao",
+        HOST_DOMAIN,
         std::collections::HashMap::new(),
     );
     Status::with_error_details(

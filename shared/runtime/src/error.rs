@@ -215,10 +215,13 @@ impl Error {
     /// and reach the caller without any detail (no SQL leaks out).
     /// UNAUTHENTICATED is always the token check's, whoever answers it (a
     /// survey stream whose token lapsed): its domain is
-    /// [`AUTH_DOMAIN`](crate::auth::AUTH_DOMAIN).
+    /// [`AUTH_DOMAIN`](crate::auth::AUTH_DOMAIN). MALFORMED_MESSAGE is
+    /// always the decoder's ([`HOST_DOMAIN`](crate::host::HOST_DOMAIN)),
+    /// also when a stream's handler passes it on.
     pub fn into_status(self, domain: &str) -> Status {
         let domain = match self {
             Error::Unauthenticated(_) => crate::auth::AUTH_DOMAIN,
+            Error::Malformed(_) => crate::host::HOST_DOMAIN,
             _ => domain,
         };
         let mut details = ErrorDetails::new();
@@ -725,6 +728,28 @@ mod tests {
                 "and {} more of the same kinds",
                 10_000 - (failures.len() - 1)
             )
+        );
+    }
+
+    #[test]
+    fn the_token_check_and_the_decoder_answer_in_their_own_domains() {
+        let domain = |e: Error| {
+            let status = e.into_status("jixiao.reviews");
+            status
+                .get_error_details()
+                .error_info()
+                .unwrap()
+                .domain
+                .clone()
+        };
+        assert_eq!(domain(Error::Malformed("truncated".into())), "jixiao.host");
+        assert_eq!(
+            domain(Error::Unauthenticated("expired".into())),
+            "jixiao.auth"
+        );
+        assert_eq!(
+            domain(Error::invalid("unit", "is required")),
+            "jixiao.reviews"
         );
     }
 

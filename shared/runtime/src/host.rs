@@ -45,6 +45,10 @@ pub struct Services {
     metrics: crate::metrics::Metrics,
 }
 
+/// The ErrorInfo domain of the host's own answers (a passed deadline, a
+/// request that does not decode), as types.proto lists them.
+pub use jixiao_proto::codec::HOST_DOMAIN;
+
 /// How often a service's database is probed, and how long a probe may
 /// take before the database counts as down.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
@@ -653,7 +657,7 @@ fn past_deadline_status() -> tonic::Status {
     crate::Error::DeadlineExceeded(
         "the call's deadline (grpc-timeout) passed before it finished".into(),
     )
-    .into_status("jixiao.host")
+    .into_status(HOST_DOMAIN)
 }
 
 fn panicked(method: &str) -> http::Response<Body> {

@@ -29,8 +29,8 @@ use jixiao_proto::{
 use jixiao_runtime::Role;
 use jixiao_testkit::{Authed, Backend, Suite, on_both_databases};
 use jixiao_tests::{
-    DAY, annual, bad_fields, dec, evaluation_year, evidence, executing_year, final_values, now_ms,
-    reason, response, survey_campaign, ts,
+    DAY, annual, bad_fields, dec, domain, evaluation_year, evidence, executing_year, final_values,
+    now_ms, reason, response, survey_campaign, ts,
 };
 use prost::Message;
 use tonic::Code;
@@ -1048,8 +1048,12 @@ async fn malformed_messages_are_invalid_argument() {
             let status =
                 jixiao_tests::call_raw(suite.authed(&token), path, *cs, bytes.clone()).await;
             assert_eq!(
-                (status.code(), reason(&status).as_str()),
-                (Code::InvalidArgument, "MALFORMED_MESSAGE"),
+                (
+                    status.code(),
+                    reason(&status).as_str(),
+                    domain(&status).as_str()
+                ),
+                (Code::InvalidArgument, "MALFORMED_MESSAGE", "jixiao.host"),
                 "{path} {bytes:?}: {}",
                 status.message()
             );
