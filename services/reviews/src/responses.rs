@@ -69,11 +69,11 @@ impl From<Rejection> for Refused {
 }
 
 /// Checks one response against its campaign and prepares it for storage.
-/// This runs for every response pushed: it moves the request's strings
-/// rather than copying them and keeps allocations to the packed answers.
-fn prepare(ctx: &CampaignCtx, r: Response) -> Result<NewResponse, Refused> {
-    let id: &str = &r.response_id;
-    let (unit, category): (&str, &str) = (&r.unit, &r.category);
+/// This runs for every response pushed: it reads the batch's strings in
+/// place and copies only those it stores.
+fn prepare(ctx: &CampaignCtx, r: Response<'_>) -> Result<NewResponse, Refused> {
+    let id = r.response_id;
+    let (unit, category) = (r.unit, r.category);
     if !valid_external_id(id) {
         return Err(rejection(
             id,
@@ -156,7 +156,7 @@ fn prepare(ctx: &CampaignCtx, r: Response) -> Result<NewResponse, Refused> {
     let mut question_values = Vec::with_capacity(r.answers.len());
     let (mut sum, mut counted) = (0i64, 0i64);
     for (i, a) in r.answers.iter().enumerate() {
-        let (question, answer): (&str, &str) = (&a.question, &a.answer);
+        let (question, answer) = (a.question, a.answer);
         // Platforms send answers in the questionnaire's order: look there
         // first.
         let q = if ctx.questions.get(i).is_some_and(|q| q == question) {
@@ -208,7 +208,7 @@ fn prepare(ctx: &CampaignCtx, r: Response) -> Result<NewResponse, Refused> {
         packed.push('=');
         packed.push_str(answer);
     }
-    let respondent: &str = &r.respondent;
+    let respondent = r.respondent;
     if !respondent.is_empty()
         && (respondent.trim().is_empty()
             || respondent.chars().count() > 128
@@ -240,7 +240,7 @@ fn prepare(ctx: &CampaignCtx, r: Response) -> Result<NewResponse, Refused> {
     }
     let marks = match &ctx.screen {
         Some(s) if counted > 0 => {
-            let codes = r.answers.iter().map(|a| &*a.answer);
+            let codes = r.answers.iter().map(|a| a.answer);
             let mut marks = 0;
             if quality::straight_lined(codes, s.straight_min_answers) {
                 marks |= ingest::STRAIGHT;
@@ -301,21 +301,21 @@ impl ReviewsApi {
         gate: Option<&str>,
         copy: bool,
     ) -> Result<Checked, Error> {
-        let ctx = self.context(&req.campaign, "campaign").await?;
+        let ctx = self.context(req.campaign(), "campaign").await?;
         Self::require_bound(p, &ctx)?;
         if let Some(method) = gate {
             self.admit(p, method, &ctx.cycle).await?;
         }
         Self::require_mode(&ctx, CampaignMode::RawResponses)?;
-        if req.responses.len() > MAX_BATCH {
+        if req.responses().len() > MAX_BATCH {
             return Err(Error::invalid(
                 "responses",
                 format!("at most {MAX_BATCH} responses per batch"),
             ));
         }
         let (mut rejected, mut outside) = (Vec::new(), Vec::new());
-        let mut rows = Vec::with_capacity(req.responses.len());
-        for r in req.responses {
+        let mut rows = Vec::with_capacity(req.responses().len());
+        for r in req.responses() {
             match prepare(&ctx, r) {
                 Ok(row) => rows.push(row),
                 Err(refused) => {
@@ -548,14 +548,14 @@ impl ReviewsApi {
                         // ADMISSION_TTL old, so the batches of a stream in
                         // flight need not ask the plans service each.
                         let now = Instant::now();
-                        let gate = match admitted.get(&*m.campaign) {
+                        let gate = match admitted.get(m.campaign()) {
                             Some(at)
                                 if now.duration_since(*at) < ADMISSION_TTL || api.draining() =>
                             {
                                 None
                             }
                             _ => {
-                                admitted.insert(m.campaign.to_string(), now);
+                                admitted.insert(m.campaign().to_owned(), now);
                                 Some("StreamResponses")
                             }
                         };

@@ -1,6 +1,6 @@
 //! An exclusion recomputes what the ingest computed.
 
-use jixiao_proto::reviews::{Answer, Channel, SurveyResponse};
+use jixiao_proto::reviews::{Answer, Channel, PushResponsesRequest, SurveyResponse};
 use rust_decimal::Decimal;
 
 use super::*;
@@ -62,7 +62,11 @@ fn an_exclusion_recomputes_what_the_ingest_computed() {
                 .collect(),
             respondent: String::new(),
         };
-        let Ok(row) = prepare(&ctx, r.into()) else {
+        let batch = crate::wire::Batch::from(PushResponsesRequest {
+            campaign: String::new(),
+            responses: vec![r],
+        });
+        let Ok(row) = prepare(&ctx, batch.responses().next().unwrap()) else {
             panic!("{answers:?} is a valid response");
         };
         assert_eq!(
