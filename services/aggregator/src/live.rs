@@ -464,7 +464,7 @@ fn shutting_down() -> Error {
 /// A published figure on the wire, with its 3 places ("78.000").
 fn fixed(d: Option<Decimal>) -> Option<ProtoDecimal> {
     d.map(|d| ProtoDecimal {
-        value: d.to_string(),
+        value: jixiao_runtime::decimal::text(d),
     })
 }
 
@@ -480,15 +480,15 @@ pub(crate) fn proto_component(c: Component) -> ProtoComponent {
 
 /// The table as wire rows, ordered by rank (units without a rank last),
 /// then unit.
-pub fn standing_rows(table: &[UnitRow]) -> Vec<StandingRow> {
+pub fn standing_rows(table: Vec<UnitRow>) -> Vec<StandingRow> {
     let mut rows: Vec<StandingRow> = table
-        .iter()
+        .into_iter()
         .map(|u| {
             let r = &u.row;
             StandingRow {
                 rank: r.rank as i32,
-                unit: u.unit.clone(),
-                unit_display_name: u.display_name.clone(),
+                unit: u.unit,
+                unit_display_name: u.display_name,
                 indicator: fixed(r.indicator),
                 survey: fixed(r.survey),
                 online: fixed(r.online),
@@ -503,7 +503,7 @@ pub fn standing_rows(table: &[UnitRow]) -> Vec<StandingRow> {
                     .iter()
                     .map(|c| proto_component(*c) as i32)
                     .collect(),
-                flags: u.flags.clone(),
+                flags: u.flags,
             }
         })
         .collect();

@@ -147,7 +147,7 @@ impl AggregatorApi {
         let mut publication = Publication {
             name: String::new(),
             version: 0,
-            rows: standing_rows(&inputs.table()),
+            rows: standing_rows(inputs.table()),
             digest: digest_of(&doc),
             published_by: p.subject.clone(),
             publish_time: Some(timestamp(now_ms())),
@@ -257,7 +257,7 @@ impl AggregatorApi {
                 if inputs.encode() != stored.inputs {
                     problems.push("the stored inputs are not in canonical form".into());
                 }
-                let table = standing_rows(&inputs.table());
+                let table = standing_rows(inputs.table());
                 problems.extend(table_differences(&stored.publication.rows, &table));
                 if !inputs.open_items().is_empty() {
                     problems.push("the stored inputs leave items missing or undecided".into());

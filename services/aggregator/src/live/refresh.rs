@@ -483,7 +483,7 @@ impl Live {
         let (inputs, rows) = crate::background::run(move || {
             let parts = (ind.clone(), rev.clone(), ins.clone());
             let inputs = Arc::new(assemble(&name, &plans, parts));
-            let rows = standing_rows(&inputs.table());
+            let rows = standing_rows(inputs.table());
             (inputs, rows)
         })
         .await?;
