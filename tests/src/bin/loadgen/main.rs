@@ -80,6 +80,9 @@ struct Args {
     /// processes and the server process with the ingest side for the
     /// phase under ingest.
     pin_postgres: bool,
+    /// `standings`: every other thread that may move leaves the readers'
+    /// core for the read phases (see `standings::quiet`).
+    quiet_core: bool,
     /// The TCP congestion control of the services' listening sockets
     /// (see [`listen_loopback`]); `system` keeps the machine's default.
     congestion: String,
@@ -99,6 +102,7 @@ fn parse_args() -> Result<(String, Args), String> {
         interval_ms: 100,
         shared_cpus: false,
         pin_postgres: false,
+        quiet_core: false,
         congestion: "cubic".into(),
         postgres_url: std::env::var(jixiao_testkit::POSTGRES_ENV)
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
@@ -122,6 +126,7 @@ fn parse_args() -> Result<(String, Args), String> {
             "--postgres-url" => a.postgres_url = value()?,
             "--shared-cpus" => a.shared_cpus = true,
             "--pin-postgres" => a.pin_postgres = true,
+            "--quiet-core" => a.quiet_core = true,
             "--congestion" => a.congestion = value()?,
             other => return Err(format!("unknown flag {other}")),
         }
@@ -975,10 +980,17 @@ async fn surveys(a: Args) -> Result<(), String> {
 
 fn main() -> std::process::ExitCode {
     let argv: Vec<String> = std::env::args().collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    // The services run as the `jixiao` binary runs them, and so does the
+    // bare baseline, so that the two differ only in what they do; the
+    // clients run on a plain tokio runtime.
+    let runtime = if matches!(argv.get(1).map(String::as_str), Some("__serve" | "__bare")) {
+        jixiao_runtime::bulk::service_runtime()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    }
+    .expect("runtime");
     if argv.get(1).map(String::as_str) == Some("__bare") {
         return match runtime.block_on(standings::serve_bare(PathBuf::from(&argv[2]))) {
             Ok(()) => std::process::ExitCode::SUCCESS,
@@ -1014,7 +1026,7 @@ fn main() -> std::process::ExitCode {
             let every = Duration::from_millis(args.interval_ms);
             runtime.block_on(standings::run(args, readers, secs, every))
         }
-        _ => Err("usage: loadgen surveys|standings [--db sqlite|postgres] [--responses N] [--batch N] [--units N] [--readers N] [--interval-ms MS] [--seconds S] [--postgres-url URL] [--shared-cpus] [--pin-postgres] [--congestion cubic|bbr|system]".into()),
+        _ => Err("usage: loadgen surveys|standings [--db sqlite|postgres] [--responses N] [--batch N] [--units N] [--readers N] [--interval-ms MS] [--seconds S] [--postgres-url URL] [--shared-cpus] [--pin-postgres] [--quiet-core] [--congestion cubic|bbr|system]".into()),
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

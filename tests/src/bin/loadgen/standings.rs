@@ -34,6 +34,7 @@
 //! stalls about one large answer in fifty for 10 ms in any server).
 
 mod placement;
+mod quiet;
 mod reads;
 mod year;
 
@@ -365,6 +366,10 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
         place.process(bare.id(), Placement::READS)?;
         bare_child = Some(bare);
 
+        let quieted = (a.quiet_core && place.pinned()).then(|| quiet::quiet(Placement::READS, Placement::INGEST));
+        if let Some(q) = &quieted {
+            println!("{}", q.describe());
+        }
         println!("{readers} readers, {secs} s per phase");
         let saturated = read_phase(&agg_addr, &key, readers, secs, None).await?;
         saturated.print("aggregator, back to back (saturation)", secs);
@@ -433,6 +438,7 @@ pub async fn run(a: Args, readers: usize, secs: f64, every: Duration) -> Result<
         let bare_loaded = read_phase(&bare_addr, &key, readers, secs, paced).await?;
         stop_tx.send(true).ok();
         drop(pinned);
+        drop(quieted);
         let sent = ingest_task
             .join()
             .map_err(|_| "the ingest thread panicked".to_string())??;

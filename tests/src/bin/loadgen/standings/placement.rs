@@ -22,6 +22,10 @@ impl Placement {
         Placement { pinned }
     }
 
+    pub(super) fn pinned(&self) -> bool {
+        self.pinned
+    }
+
     pub(super) fn describe(&self) -> &'static str {
         if self.pinned {
             "aggregator, bare baseline and readers on core 0; component services and the pushing client on core 1"
