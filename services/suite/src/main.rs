@@ -334,18 +334,9 @@ enum TokenCommand {
     },
 }
 
-fn main() -> ExitCode {
-    let runtime = match jixiao_runtime::bulk::service_runtime() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("jixiao: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(run(Cli::parse()))
-}
-
-async fn run(cli: Cli) -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(args) => {
             jixiao::demo::run(&args.data_dir, args.listen, args.admin_listen, args.exit).await

@@ -14,7 +14,7 @@
 //! reads leave, so bulk work is slower only while reads keep every core
 //! busy.
 
-use std::{sync::OnceLock, time::Duration};
+use std::sync::OnceLock;
 
 use crate::{Error, revisions};
 
@@ -148,108 +148,6 @@ pub fn idle_only(lane: &str) {
     let _ = lane;
 }
 
-/// How long a service's runtime worker may run before the kernel weighs
-/// it against the other ready threads of its core: EEVDF's custom slice
-/// (Linux 6.12 and later; older kernels ignore it), against a default of
-/// 0.7–3 ms.
-///
-/// Why (issue 22, `perf sched` on a core left to the benchmark alone): an
-/// idle-policy lane ([`idle_only`]) that has just been handed a refresh
-/// sits at the core's average virtual runtime, so once a worker has run
-/// past its slice (a few large reads back to back) the kernel finds the
-/// worker ahead of its share and picks the lane; nothing preempts the
-/// lane then until the next tick (4 ms at HZ 250), and reads waited 2–5
-/// ms behind the very refresh the lane exists to keep out of their way.
-/// With the longer slice the worker keeps the core until it waits for
-/// I/O. A thread that wakes with a shorter slice (a client, another
-/// process's worker) still preempts the worker, and the worker's share of
-/// a contended core is unchanged: the slice is how long, not how much.
-pub const WORKER_SLICE: Duration = Duration::from_millis(20);
-
-/// The runtime a service process runs on: tokio's multi-thread runtime
-/// whose workers have [`WORKER_SLICE`].
-pub fn service_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .on_thread_start(long_slice)
-        .build()
-}
-
-/// Gives the calling thread [`WORKER_SLICE`]. A kernel that refuses
-/// leaves the default slice, which only lengthens a read's tail beside a
-/// refresh, so the refusal is logged and not fatal.
-pub fn long_slice() {
-    #[cfg(target_os = "linux")]
-    if let Err(e) = slice::set(WORKER_SLICE) {
-        tracing::warn!(error = %e, "could not lengthen a worker's scheduling slice");
-    }
-}
-
-/// `sched_setattr(2)` for a fair-class thread's slice: no crate this
-/// workspace uses wraps it (rustix has no `sched_setattr`; thread-priority
-/// passes a runtime for `SCHED_DEADLINE` only), so this is the one call
-/// the suite makes to the kernel by hand.
-#[cfg(target_os = "linux")]
-mod slice {
-    #![allow(unsafe_code)]
-
-    use std::time::Duration;
-
-    /// The kernel's `struct sched_attr` (include/uapi/linux/sched/types.h),
-    /// up to the first version's fields.
-    #[repr(C)]
-    struct SchedAttr {
-        size: u32,
-        policy: u32,
-        flags: u64,
-        nice: i32,
-        priority: u32,
-        runtime: u64,
-        deadline: u64,
-        period: u64,
-    }
-
-    /// `SCHED_FLAG_RESET_ON_FORK`: threads the caller starts get the
-    /// default slice back. A worker starts the database's threads and the
-    /// refresh lanes, and a lane holding the core for 20 ms would be the
-    /// very thing the slice is there to prevent.
-    const RESET_ON_FORK: u64 = 0x01;
-
-    /// Sets the calling thread's slice, keeping its policy (`SCHED_OTHER`,
-    /// which a runtime worker has) and its nice value.
-    pub(super) fn set(slice: Duration) -> std::io::Result<()> {
-        let nice = rustix::process::getpriority_process(Some(rustix::thread::gettid()))?;
-        let attr = SchedAttr {
-            size: std::mem::size_of::<SchedAttr>() as u32,
-            policy: libc::SCHED_OTHER as u32,
-            flags: RESET_ON_FORK,
-            nice,
-            priority: 0,
-            runtime: u64::try_from(slice.as_nanos()).unwrap_or(u64::MAX),
-            deadline: 0,
-            period: 0,
-        };
-        // SAFETY: `attr` is a live, initialised `struct sched_attr` of the
-        // size it states; the kernel only reads it. Thread id 0 is the
-        // calling thread.
-        let r = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &raw const attr, 0) };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
-    }
-
-    /// The calling thread's slice as the kernel reports it.
-    #[cfg(test)]
-    pub(super) fn current() -> Option<Duration> {
-        let sched = std::fs::read_to_string("/proc/thread-self/sched").ok()?;
-        let line = sched.lines().find(|l| l.starts_with("se.slice"))?;
-        let ns = line.split(':').nth(1)?.trim().parse().ok()?;
-        Some(Duration::from_nanos(ns))
-    }
-}
-
 /// Whether the calling thread runs only on idle cycles (Linux), for tests.
 #[cfg(target_os = "linux")]
 pub fn is_idle_only() -> bool {
@@ -281,36 +179,6 @@ pub fn current_nice() -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Whether this kernel has custom slices for fair-class threads (6.12+).
-    #[cfg(target_os = "linux")]
-    fn custom_slices() -> bool {
-        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-        let mut v = release
-            .split(['.', '-'])
-            .map(|p| p.parse::<u32>().unwrap_or(0));
-        (v.next().unwrap_or(0), v.next().unwrap_or(0)) >= (6, 12)
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn a_service_runtimes_workers_have_the_long_slice() {
-        let runtime = service_runtime().unwrap();
-        let (on_worker, started_by_worker) = runtime.block_on(async {
-            tokio::spawn(async {
-                let started = std::thread::spawn(slice::current).join().unwrap();
-                (slice::current(), started)
-            })
-            .await
-            .unwrap()
-        });
-        if custom_slices() {
-            assert_eq!(on_worker, Some(WORKER_SLICE));
-            let shorter = |s: Option<Duration>| s.is_some_and(|s| s < WORKER_SLICE);
-            assert!(shorter(started_by_worker), "{started_by_worker:?}");
-            assert!(shorter(slice::current()), "only the workers change");
-        }
-    }
 
     #[cfg(target_os = "linux")]
     #[tokio::test]

@@ -980,17 +980,10 @@ async fn surveys(a: Args) -> Result<(), String> {
 
 fn main() -> std::process::ExitCode {
     let argv: Vec<String> = std::env::args().collect();
-    // The services run as the `jixiao` binary runs them, and so does the
-    // bare baseline, so that the two differ only in what they do; the
-    // clients run on a plain tokio runtime.
-    let runtime = if matches!(argv.get(1).map(String::as_str), Some("__serve" | "__bare")) {
-        jixiao_runtime::bulk::service_runtime()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-    }
-    .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     if argv.get(1).map(String::as_str) == Some("__bare") {
         return match runtime.block_on(standings::serve_bare(PathBuf::from(&argv[2]))) {
             Ok(()) => std::process::ExitCode::SUCCESS,
