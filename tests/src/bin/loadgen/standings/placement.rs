@@ -91,9 +91,14 @@ fn which_taskset() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// The process that started `pid`.
+pub(super) fn parent(pid: u32) -> Option<u32> {
+    jixiao_tests::proc_status(pid, "PPid")?.parse().ok()
+}
+
 /// The PostgreSQL server process that started `pid`, if its parent is one.
 pub(super) fn postgres_parent(pid: u32) -> Option<u32> {
-    let parent: u32 = jixiao_tests::proc_status(pid, "PPid")?.parse().ok()?;
+    let parent = parent(pid)?;
     let name = std::fs::read_to_string(format!("/proc/{parent}/comm")).ok()?;
     (parent > 1 && name.trim() == "postgres").then_some(parent)
 }

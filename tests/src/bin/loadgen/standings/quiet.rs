@@ -18,6 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rustix::thread::{CpuSet, Pid, sched_getaffinity, sched_setaffinity};
 
+use super::placement::parent;
+
 /// The kernel's mask for the CPUs its unbound work queues may use.
 const WORKQUEUE_CPUMASK: &str = "/sys/devices/virtual/workqueue/cpumask";
 
@@ -115,10 +117,6 @@ fn numbered(dir: &str) -> impl Iterator<Item = u32> + use<> {
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-}
-
-fn parent(pid: u32) -> Option<u32> {
-    jixiao_tests::proc_status(pid, "PPid")?.parse().ok()
 }
 
 /// `root` and every process it started, directly or not.
